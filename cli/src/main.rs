@@ -1,0 +1,3 @@
+//! `amicn`: the one binary of the amicn named-data overlay.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Consumer library: express Interests with retransmission, fetch segmented objects, verify and decrypt.

@@ -1,0 +1,1 @@
+//! Producer library: register a prefix, answer Interests, sign, encrypt and segment Data.
