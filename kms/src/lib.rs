@@ -1,5 +1,9 @@
 //! Key management: identities and certificates, trust rules, the AMI key graph with rekeying, key establishment and the content envelope. No I/O.
 
+pub mod key;
+
+pub use key::SymmetricKey;
+
 #[cfg(test)]
 mod tests {
     #[test]
