@@ -1,0 +1,1 @@
+//! NDNLPv2 fragmentation and reassembly.

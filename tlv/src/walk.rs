@@ -1,0 +1,1 @@
+//! Generic TLV tree walking.
