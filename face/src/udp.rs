@@ -1,0 +1,527 @@
+//! UDP faces: one unicast channel socket (port 6363) shared by every peer, with an on-demand
+//! face created for each new remote address, and UDP multicast faces (NFD's 224.0.23.170:56363).
+//! Datagrams larger than the face MTU are fragmented with NDNLPv2; fragments are reassembled per
+//! peer before the forwarder sees them.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::emulation;
+use crate::fragment::{Fragmenter, Reassembled, Reassembler};
+use crate::link::{
+    Channel, FaceCounters, FaceKind, FaceMeta, FaceToken, FaceTx, Inbound, InboundTx, Persistency,
+    next_face_token,
+};
+use crate::stream::FaceOptions;
+use crate::uri::FaceUri;
+use crate::{MAX_PACKET_SIZE, io_err};
+
+/// Default MTU of UDP faces (NFD `unicast_mtu`): whole 8800-byte packets in one datagram on
+/// loopback; set lower (e.g. 1400) on real links so NDNLPv2 fragmentation keeps datagrams
+/// under the path MTU.
+pub const DEFAULT_UDP_MTU: usize = MAX_PACKET_SIZE;
+/// Datagrams drained per wakeup before handing the batch to the forwarder.
+const RECV_BATCH: usize = 64;
+/// Most peers with an on-demand face on one channel; datagrams from further new peers are
+/// dropped (spoofed-source floods must not grow memory without bound).
+pub const MAX_PEERS: usize = 4096;
+/// Receive buffer chunk; datagrams are sliced out of it without copying.
+const RECV_CHUNK: usize = 256 * 1024;
+
+struct Peer {
+    face: FaceToken,
+    cancel: CancellationToken,
+    reassembler: Reassembler,
+    counters: Arc<FaceCounters>,
+}
+
+type PeerMap = Arc<Mutex<HashMap<SocketAddr, Peer>>>;
+
+/// A UDP unicast channel: the shared socket plus the table of peers that have faces.
+#[derive(Debug)]
+pub struct UdpChannel {
+    channel: Channel,
+    socket: Arc<UdpSocket>,
+    peers: PeerMap,
+    inbound: InboundTx,
+    opts: FaceOptions,
+    mtu: usize,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer").field("face", &self.face).finish()
+    }
+}
+
+impl UdpChannel {
+    /// Binds `addr` and starts receiving; every new remote address becomes an on-demand face.
+    pub async fn bind(
+        addr: SocketAddr,
+        inbound: InboundTx,
+        opts: FaceOptions,
+        mtu: usize,
+    ) -> crate::Result<Self> {
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| io_err("bind udp", addr, e))?;
+        let bound = socket
+            .local_addr()
+            .map_err(|e| io_err("local_addr", addr, e))?;
+        let socket = Arc::new(socket);
+        let peers: PeerMap = Arc::default();
+        let cancel = CancellationToken::new();
+        let chan = Self {
+            channel: Channel::new(
+                FaceUri::Udp(bound).to_string(),
+                Some(bound),
+                cancel.clone(),
+                None,
+            ),
+            socket: socket.clone(),
+            peers: peers.clone(),
+            inbound: inbound.clone(),
+            opts,
+            mtu,
+        };
+        let ctx = PeerCtx {
+            socket,
+            peers,
+            inbound,
+            opts,
+            mtu,
+            local: bound,
+        };
+        tokio::spawn(recv_loop(ctx, cancel));
+        Ok(chan)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.channel.local_addr()
+    }
+
+    /// The channel's local URI.
+    pub fn local_uri(&self) -> &str {
+        self.channel.local_uri()
+    }
+
+    /// Creates (or returns the existing) face toward `remote`, as `faces/create` does.
+    pub async fn create_face(
+        &self,
+        remote: SocketAddr,
+        persistency: Persistency,
+    ) -> Option<FaceToken> {
+        if let Ok(map) = self.peers.lock()
+            && let Some(p) = map.get(&remote)
+            && !p.cancel.is_cancelled()
+        {
+            return Some(p.face);
+        }
+        let ctx = PeerCtx {
+            socket: self.socket.clone(),
+            peers: self.peers.clone(),
+            inbound: self.inbound.clone(),
+            opts: self.opts,
+            mtu: self.mtu,
+            local: self.local_addr()?,
+        };
+        ctx.open_peer(remote, persistency).await
+    }
+}
+
+#[derive(Clone)]
+struct PeerCtx {
+    socket: Arc<UdpSocket>,
+    peers: PeerMap,
+    inbound: InboundTx,
+    opts: FaceOptions,
+    mtu: usize,
+    local: SocketAddr,
+}
+
+impl PeerCtx {
+    async fn open_peer(&self, remote: SocketAddr, persistency: Persistency) -> Option<FaceToken> {
+        let face = next_face_token();
+        let counters = Arc::new(FaceCounters::default());
+        let (tx, rx, cancel) = FaceTx::new(self.opts.queue, counters.clone());
+        let meta = FaceMeta {
+            kind: FaceKind::Udp,
+            remote_uri: FaceUri::Udp(remote).to_string(),
+            local_uri: FaceUri::Udp(self.local).to_string(),
+            local: remote.ip().is_loopback(),
+            persistency,
+            mtu: self.mtu,
+        };
+        self.inbound
+            .send(Inbound::Opened { face, meta, tx })
+            .await
+            .ok()?;
+        let rx = match self.opts.emulation {
+            Some(emu) if !emu.is_noop() => {
+                emulation::insert_stage(rx, emu, counters.clone(), self.opts.queue.capacity)
+            }
+            _ => rx,
+        };
+        if let Ok(mut map) = self.peers.lock() {
+            map.insert(
+                remote,
+                Peer {
+                    face,
+                    cancel: cancel.clone(),
+                    reassembler: Reassembler::default(),
+                    counters: counters.clone(),
+                },
+            );
+        }
+        tokio::spawn(send_loop(
+            self.socket.clone(),
+            remote,
+            rx,
+            counters,
+            cancel,
+            self.mtu,
+            self.opts.queue.batch,
+        ));
+        Some(face)
+    }
+}
+
+async fn recv_loop(ctx: PeerCtx, cancel: CancellationToken) {
+    let mut buf = BytesMut::with_capacity(RECV_CHUNK);
+    let mut batch: Vec<(SocketAddr, Bytes)> = Vec::with_capacity(RECV_BATCH);
+    loop {
+        if buf.capacity() - buf.len() < MAX_PACKET_SIZE + 1024 {
+            buf = BytesMut::with_capacity(RECV_CHUNK);
+        }
+        let first = tokio::select! {
+            () = cancel.cancelled() => break,
+            r = ctx.socket.recv_buf_from(&mut buf) => r,
+        };
+        match first {
+            Ok((n, from)) => batch.push((from, buf.split_to(n).freeze())),
+            Err(e) => {
+                tracing::debug!(error = %e, "udp recv failed");
+                continue;
+            }
+        }
+        while batch.len() < RECV_BATCH {
+            if buf.capacity() - buf.len() < MAX_PACKET_SIZE + 1024 {
+                buf = BytesMut::with_capacity(RECV_CHUNK);
+            }
+            match ctx.socket.try_recv_buf_from(&mut buf) {
+                Ok((n, from)) => batch.push((from, buf.split_to(n).freeze())),
+                Err(_) => break,
+            }
+        }
+        if !deliver(&ctx, &mut batch).await {
+            break;
+        }
+    }
+}
+
+/// Hands a batch of datagrams to the forwarder grouped by peer, opening faces for new peers.
+async fn deliver(ctx: &PeerCtx, batch: &mut Vec<(SocketAddr, Bytes)>) -> bool {
+    let now = Instant::now();
+    let mut out: Vec<(FaceToken, Vec<Bytes>)> = Vec::new();
+    let mut unknown: Vec<(SocketAddr, Bytes)> = Vec::new();
+    if let Ok(mut map) = ctx.peers.lock() {
+        for (from, dgram) in batch.drain(..) {
+            match map.get_mut(&from) {
+                Some(peer) if !peer.cancel.is_cancelled() => {
+                    push_datagram(peer, now, dgram, &mut out);
+                }
+                _ => {
+                    map.remove(&from);
+                    unknown.push((from, dgram));
+                }
+            }
+        }
+    }
+    for (from, dgram) in unknown {
+        let known = ctx
+            .peers
+            .lock()
+            .map(|m| m.contains_key(&from))
+            .unwrap_or(false);
+        if !known {
+            let full = ctx
+                .peers
+                .lock()
+                .map(|m| m.len() >= MAX_PEERS)
+                .unwrap_or(true);
+            if full {
+                tracing::debug!(%from, "udp peer table full; datagram dropped");
+                continue;
+            }
+            if ctx.open_peer(from, Persistency::OnDemand).await.is_none() {
+                return false;
+            }
+        }
+        if let Ok(mut map) = ctx.peers.lock()
+            && let Some(peer) = map.get_mut(&from)
+        {
+            push_datagram(peer, now, dgram, &mut out);
+        }
+    }
+    for (face, packets) in out {
+        if ctx
+            .inbound
+            .send(Inbound::Packets { face, packets })
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
+}
+
+fn push_datagram(
+    peer: &mut Peer,
+    now: Instant,
+    dgram: Bytes,
+    out: &mut Vec<(FaceToken, Vec<Bytes>)>,
+) {
+    FaceCounters::add(&peer.counters.in_bytes, dgram.len() as u64);
+    let pkt = match peer.reassembler.push(now, dgram) {
+        Reassembled::Packet(p) => p,
+        Reassembled::Pending => {
+            FaceCounters::add(&peer.counters.in_fragments, 1);
+            return;
+        }
+        Reassembled::Dropped => {
+            FaceCounters::add(&peer.counters.reassembly_drops, 1);
+            return;
+        }
+    };
+    FaceCounters::add(&peer.counters.in_packets, 1);
+    match out.last_mut() {
+        Some((f, v)) if *f == peer.face => v.push(pkt),
+        _ => out.push((peer.face, vec![pkt])),
+    }
+}
+
+async fn send_loop(
+    socket: Arc<UdpSocket>,
+    remote: SocketAddr,
+    mut rx: mpsc::Receiver<Bytes>,
+    counters: Arc<FaceCounters>,
+    cancel: CancellationToken,
+    mtu: usize,
+    batch: usize,
+) {
+    let mut frag = Fragmenter::new(mtu, seq_seed(remote));
+    let mut pkts = Vec::with_capacity(batch.max(1));
+    loop {
+        let n = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut pkts, batch.max(1)) => n,
+            () = cancel.cancelled() => break,
+        };
+        if n == 0 {
+            break;
+        }
+        for pkt in pkts.drain(..) {
+            let dgrams = match frag.fragment(pkt) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::debug!(error = %e, %remote, "cannot fragment; packet dropped");
+                    FaceCounters::add(&counters.queue_drops, 1);
+                    continue;
+                }
+            };
+            if dgrams.len() > 1 {
+                FaceCounters::add(&counters.out_fragments, dgrams.len() as u64);
+            }
+            for d in dgrams {
+                match socket.send_to(&d, remote).await {
+                    Ok(len) => {
+                        FaceCounters::add(&counters.out_bytes, len as u64);
+                    }
+                    Err(e) => {
+                        // ICMP errors from an absent peer are routine for UDP; count, go on.
+                        tracing::debug!(error = %e, %remote, "udp send failed");
+                        FaceCounters::add(&counters.queue_drops, 1);
+                    }
+                }
+            }
+            FaceCounters::add(&counters.out_packets, 1);
+        }
+    }
+    cancel.cancel();
+}
+
+fn seq_seed(remote: SocketAddr) -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(remote.port()) << 48)
+}
+
+/// Joins a UDP multicast group on the interface with address `iface` and starts one
+/// multi-access face for the group.
+pub async fn multicast_face(
+    group: SocketAddrV4,
+    iface: Ipv4Addr,
+    inbound: InboundTx,
+    opts: FaceOptions,
+    mtu: usize,
+    loopback: bool,
+) -> crate::Result<FaceToken> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let err = |what, e| io_err(what, group, e);
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))
+        .map_err(|e| err("socket", e))?;
+    sock.set_reuse_address(true)
+        .map_err(|e| err("SO_REUSEADDR", e))?;
+    sock.set_reuse_port(true)
+        .map_err(|e| err("SO_REUSEPORT", e))?;
+    sock.bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, group.port())).into())
+        .map_err(|e| err("bind multicast", e))?;
+    sock.join_multicast_v4(group.ip(), &iface)
+        .map_err(|e| err("join multicast", e))?;
+    sock.set_multicast_if_v4(&iface)
+        .map_err(|e| err("IP_MULTICAST_IF", e))?;
+    sock.set_multicast_loop_v4(loopback)
+        .map_err(|e| err("IP_MULTICAST_LOOP", e))?;
+    sock.set_nonblocking(true)
+        .map_err(|e| err("nonblocking", e))?;
+    let socket = Arc::new(
+        UdpSocket::from_std(sock.into()).map_err(|e| err("register multicast socket", e))?,
+    );
+    let face = next_face_token();
+    let counters = Arc::new(FaceCounters::default());
+    let (tx, rx, cancel) = FaceTx::new(opts.queue, counters.clone());
+    let meta = FaceMeta {
+        kind: FaceKind::UdpMulticast,
+        remote_uri: FaceUri::Udp(SocketAddr::V4(group)).to_string(),
+        local_uri: FaceUri::Udp(SocketAddr::V4(SocketAddrV4::new(iface, group.port()))).to_string(),
+        local: false,
+        persistency: Persistency::Permanent,
+        mtu,
+    };
+    inbound
+        .send(Inbound::Opened { face, meta, tx })
+        .await
+        .map_err(|_| err("announce face", std::io::ErrorKind::BrokenPipe.into()))?;
+    tokio::spawn(send_loop(
+        socket.clone(),
+        SocketAddr::V4(group),
+        rx,
+        counters.clone(),
+        cancel.clone(),
+        mtu,
+        opts.queue.batch,
+    ));
+    tokio::spawn(async move {
+        // One reassembler per sender: fragments from different hosts must not mix.
+        let mut senders: HashMap<SocketAddr, Reassembler> = HashMap::new();
+        let mut buf = BytesMut::with_capacity(RECV_CHUNK);
+        loop {
+            if buf.capacity() - buf.len() < MAX_PACKET_SIZE + 1024 {
+                buf = BytesMut::with_capacity(RECV_CHUNK);
+            }
+            let got = tokio::select! {
+                () = cancel.cancelled() => break,
+                r = socket.recv_buf_from(&mut buf) => r,
+            };
+            let Ok((n, from)) = got else { continue };
+            let dgram = buf.split_to(n).freeze();
+            FaceCounters::add(&counters.in_bytes, n as u64);
+            if senders.len() >= MAX_PEERS && !senders.contains_key(&from) {
+                senders.clear();
+            }
+            let r = senders.entry(from).or_default();
+            if let Reassembled::Packet(p) = r.push(Instant::now(), dgram) {
+                FaceCounters::add(&counters.in_packets, 1);
+                let ev = Inbound::Packets {
+                    face,
+                    packets: vec![p],
+                };
+                if inbound.send(ev).await.is_err() {
+                    break;
+                }
+            }
+        }
+        cancel.cancel();
+    });
+    Ok(face)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn on_demand_face_per_peer_and_fragmented_replies() {
+        let (itx, mut irx) = mpsc::channel(16);
+        let ch = UdpChannel::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            itx,
+            FaceOptions::default(),
+            1000,
+        )
+        .await
+        .unwrap();
+        let addr = ch.local_addr().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        peer.send_to(&[5, 1, 0], addr).await.unwrap();
+        let Some(Inbound::Opened { face, meta, tx }) = irx.recv().await else {
+            panic!("expected Opened")
+        };
+        assert_eq!(meta.kind, FaceKind::Udp);
+        assert!(meta.local);
+        assert_eq!(meta.persistency, Persistency::OnDemand);
+        let Some(Inbound::Packets { face: f, packets }) = irx.recv().await else {
+            panic!("expected Packets")
+        };
+        assert_eq!(f, face);
+        assert_eq!(&packets[0][..], &[5, 1, 0]);
+
+        // Second datagram from the same peer: same face, no new Opened.
+        peer.send_to(&[5, 1, 1], addr).await.unwrap();
+        let Some(Inbound::Packets { face: f2, .. }) = irx.recv().await else {
+            panic!("expected Packets")
+        };
+        assert_eq!(f2, face);
+
+        // A 3000-byte packet leaves as fragments no larger than the MTU.
+        let mut big = vec![0x06, 0xFD, 0x0B, 0xB4];
+        big.resize(3000, 7);
+        tx.send(Bytes::from(big.clone()));
+        let mut r = Reassembler::default();
+        let mut buf = vec![0u8; 9000];
+        let whole = loop {
+            let (n, _) = peer.recv_from(&mut buf).await.unwrap();
+            assert!(n <= 1000);
+            if let Reassembled::Packet(p) =
+                r.push(Instant::now(), Bytes::copy_from_slice(&buf[..n]))
+            {
+                break p;
+            }
+        };
+        assert_eq!(&whole[..], &big[..]);
+
+        // The channel can also create a face toward a peer on request.
+        let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let made = ch
+            .create_face(other.local_addr().unwrap(), Persistency::Persistent)
+            .await
+            .unwrap();
+        let Some(Inbound::Opened { face, meta, .. }) = irx.recv().await else {
+            panic!("expected Opened")
+        };
+        assert_eq!(face, made);
+        assert_eq!(meta.persistency, Persistency::Persistent);
+    }
+}
