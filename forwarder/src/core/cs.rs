@@ -1,0 +1,491 @@
+//! Content Store: Data packets kept as the received `Bytes` (no copy), capped in packets and
+//! bytes, evicted least-recently-used first.
+//!
+//! Two indices: a hash chain by full-name hash for exact lookups (the common case: segment
+//! fetches, meter readings by exact name) and an ordered map keyed by the Name TLV-VALUE, whose
+//! byte order is the canonical name order, so a CanBePrefix lookup is one range scan from the
+//! prefix. The ordered map's keys are slices of the cached packet itself.
+
+use std::collections::{BTreeMap, HashMap};
+
+use amicn_tlv::Name;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::{IdHasher, Time};
+
+const NONE: u32 = u32::MAX;
+
+/// At most this many entries are examined per CanBePrefix lookup, bounding the work a prefix
+/// with many stale entries can cause.
+const MAX_PREFIX_SCAN: usize = 256;
+
+struct CsEntry {
+    /// Data name TLV-VALUE (a slice of `wire`).
+    key: Bytes,
+    name_hash: u64,
+    /// The bare Data packet.
+    wire: Bytes,
+    /// Fresh strictly before this time; `Time::ZERO` = never fresh.
+    fresh_until: Time,
+    prev: u32,
+    next: u32,
+    chain: u32,
+}
+
+/// Content Store statistics and settings (what `cs/info` reports).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CsInfo {
+    /// Capacity in packets.
+    pub capacity_packets: usize,
+    /// Capacity in bytes of cached packets.
+    pub capacity_bytes: usize,
+    /// Whether Data is admitted.
+    pub admit: bool,
+    /// Whether lookups are served.
+    pub serve: bool,
+    /// Entries.
+    pub n_entries: usize,
+    /// Bytes of cached packets.
+    pub n_bytes: usize,
+    /// Hits.
+    pub n_hits: u64,
+    /// Misses.
+    pub n_misses: u64,
+}
+
+/// The Content Store.
+pub(crate) struct Cs {
+    slots: Vec<Option<CsEntry>>,
+    free: Vec<u32>,
+    by_hash: HashMap<u64, u32, IdHasher>,
+    ordered: BTreeMap<Bytes, u32>,
+    /// Most recently used.
+    head: u32,
+    /// Least recently used.
+    tail: u32,
+    n_bytes: usize,
+    pub(crate) capacity_packets: usize,
+    pub(crate) capacity_bytes: usize,
+    pub(crate) admit: bool,
+    pub(crate) serve: bool,
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+}
+
+/// What an Interest asks of the CS.
+pub(crate) struct CsQuery<'a> {
+    pub(crate) name: &'a Name,
+    pub(crate) can_be_prefix: bool,
+    pub(crate) must_be_fresh: bool,
+}
+
+fn digest(wire: &[u8]) -> [u8; 32] {
+    Sha256::digest(wire).into()
+}
+
+impl Cs {
+    pub(crate) fn new(
+        capacity_packets: usize,
+        capacity_bytes: usize,
+        admit: bool,
+        serve: bool,
+    ) -> Self {
+        Cs {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_hash: HashMap::default(),
+            ordered: BTreeMap::new(),
+            head: NONE,
+            tail: NONE,
+            n_bytes: 0,
+            capacity_packets,
+            capacity_bytes,
+            admit,
+            serve,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ordered.len()
+    }
+
+    pub(crate) fn info(&self) -> CsInfo {
+        CsInfo {
+            capacity_packets: self.capacity_packets,
+            capacity_bytes: self.capacity_bytes,
+            admit: self.admit,
+            serve: self.serve,
+            n_entries: self.len(),
+            n_bytes: self.n_bytes,
+            n_hits: self.hits,
+            n_misses: self.misses,
+        }
+    }
+
+    fn entry(&self, i: u32) -> Option<&CsEntry> {
+        self.slots.get(i as usize)?.as_ref()
+    }
+
+    fn entry_mut(&mut self, i: u32) -> Option<&mut CsEntry> {
+        self.slots.get_mut(i as usize)?.as_mut()
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = match self.entry(i) {
+            Some(e) => (e.prev, e.next),
+            None => return,
+        };
+        match self.entry_mut(prev) {
+            Some(p) => p.next = next,
+            None => self.head = next,
+        }
+        match self.entry_mut(next) {
+            Some(n) => n.prev = prev,
+            None => self.tail = prev,
+        }
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        if let Some(e) = self.entry_mut(i) {
+            e.prev = NONE;
+            e.next = old;
+        }
+        match self.entry_mut(old) {
+            Some(o) => o.prev = i,
+            None => self.tail = i,
+        }
+        self.head = i;
+    }
+
+    fn touch(&mut self, i: u32) {
+        if self.head != i {
+            self.unlink(i);
+            self.push_front(i);
+        }
+    }
+
+    fn find_exact(&self, name_hash: u64, key: &[u8]) -> Option<u32> {
+        let mut cur = self.by_hash.get(&name_hash).copied().unwrap_or(NONE);
+        while let Some(e) = self.entry(cur) {
+            if e.key == key {
+                return Some(cur);
+            }
+            cur = e.chain;
+        }
+        None
+    }
+
+    fn usable(e: &CsEntry, must_be_fresh: bool, now: Time) -> bool {
+        !must_be_fresh || now < e.fresh_until
+    }
+
+    /// Looks an Interest up; on a hit returns the cached packet and refreshes its LRU position.
+    pub(crate) fn find(&mut self, q: &CsQuery<'_>, now: Time) -> Option<Bytes> {
+        let found = self.lookup(q, now);
+        match found {
+            Some(i) => {
+                self.hits += 1;
+                self.touch(i);
+                self.entry(i).map(|e| e.wire.clone())
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
+    }
+
+    fn lookup(&self, q: &CsQuery<'_>, now: Time) -> Option<u32> {
+        let name = q.name;
+        // An Interest naming a Data by its full name (last component = implicit digest).
+        if let Some(last) = name.last()
+            && last.is_implicit_digest()
+        {
+            let n = name.len() - 1;
+            let data_name = name.prefix(n);
+            let i = self.find_exact(name.prefix_hash(n), data_name.value_wire())?;
+            let e = self.entry(i)?;
+            return (Self::usable(e, q.must_be_fresh, now) && digest(&e.wire)[..] == *last.value())
+                .then_some(i);
+        }
+        if !q.can_be_prefix {
+            let i = self.find_exact(name.prefix_hash(name.len()), name.value_wire())?;
+            return self
+                .entry(i)
+                .filter(|e| Self::usable(e, q.must_be_fresh, now))
+                .map(|_| i);
+        }
+        let prefix = name.value_wire();
+        self.ordered
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take(MAX_PREFIX_SCAN)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, i)| *i)
+            .find(|i| {
+                self.entry(*i)
+                    .is_some_and(|e| Self::usable(e, q.must_be_fresh, now))
+            })
+    }
+
+    /// Caches a Data packet (replacing one with the same name) and evicts to stay within both
+    /// capacities. `freshness_ms` is the FreshnessPeriod (absent or 0: never fresh).
+    pub(crate) fn insert(
+        &mut self,
+        name: &Name,
+        wire: Bytes,
+        freshness_ms: Option<u64>,
+        now: Time,
+    ) {
+        if self.capacity_packets == 0 || wire.len() > self.capacity_bytes {
+            return;
+        }
+        let fresh_until = match freshness_ms {
+            Some(ms) if ms > 0 => now.add_millis(ms),
+            _ => Time::ZERO,
+        };
+        let h = name.prefix_hash(name.len());
+        if let Some(i) = self.find_exact(h, name.value_wire()) {
+            let old_len = self.entry(i).map_or(0, |e| e.wire.len());
+            let key = name.value_bytes().clone();
+            if let Some(e) = self.entry_mut(i) {
+                e.wire = wire;
+                e.fresh_until = fresh_until;
+                e.key = key.clone();
+                let new_len = e.wire.len();
+                self.n_bytes = self.n_bytes - old_len + new_len;
+            }
+            // Re-key so the ordered map points into the new packet, releasing the old one.
+            self.ordered.remove(name.value_wire());
+            self.ordered.insert(key, i);
+            self.touch(i);
+        } else {
+            let key = name.value_bytes().clone();
+            let len = wire.len();
+            let entry = CsEntry {
+                key: key.clone(),
+                name_hash: h,
+                wire,
+                fresh_until,
+                prev: NONE,
+                next: NONE,
+                chain: self.by_hash.get(&h).copied().unwrap_or(NONE),
+            };
+            let i = match self.free.pop() {
+                Some(i) => {
+                    if let Some(slot) = self.slots.get_mut(i as usize) {
+                        *slot = Some(entry);
+                    }
+                    i
+                }
+                None => {
+                    self.slots.push(Some(entry));
+                    u32::try_from(self.slots.len() - 1).unwrap_or(NONE - 1)
+                }
+            };
+            self.by_hash.insert(h, i);
+            self.ordered.insert(key, i);
+            self.n_bytes += len;
+            self.push_front(i);
+        }
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.len() > self.capacity_packets || self.n_bytes > self.capacity_bytes {
+            let victim = self.tail;
+            if self.remove(victim).is_none() {
+                break;
+            }
+        }
+    }
+
+    /// Removes one entry, returning its packet.
+    fn remove(&mut self, i: u32) -> Option<Bytes> {
+        self.unlink(i);
+        let e = self.slots.get_mut(i as usize)?.take()?;
+        // Unlink from the hash chain.
+        let head = self.by_hash.get(&e.name_hash).copied().unwrap_or(NONE);
+        if head == i {
+            if e.chain == NONE {
+                self.by_hash.remove(&e.name_hash);
+            } else {
+                self.by_hash.insert(e.name_hash, e.chain);
+            }
+        } else {
+            let mut cur = head;
+            while let Some(c) = self.entry(cur) {
+                let next = c.chain;
+                if next == i {
+                    if let Some(c) = self.entry_mut(cur) {
+                        c.chain = e.chain;
+                    }
+                    break;
+                }
+                cur = next;
+            }
+        }
+        self.ordered.remove(&e.key);
+        self.n_bytes -= e.wire.len();
+        self.free.push(i);
+        Some(e.wire)
+    }
+
+    /// Applies new capacities, evicting as needed.
+    pub(crate) fn set_capacity(&mut self, packets: usize, bytes: usize) {
+        self.capacity_packets = packets;
+        self.capacity_bytes = bytes;
+        self.evict();
+    }
+
+    /// Erases up to `limit` entries under `prefix`; returns how many.
+    pub(crate) fn erase(&mut self, prefix: &Name, limit: usize) -> usize {
+        let p = prefix.value_wire();
+        let victims: Vec<u32> = self
+            .ordered
+            .range::<[u8], _>((std::ops::Bound::Included(p), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(p))
+            .take(limit)
+            .map(|(_, i)| *i)
+            .collect();
+        victims
+            .into_iter()
+            .filter(|i| self.remove(*i).is_some())
+            .count()
+    }
+
+    /// Names in LRU order, most recent first (tests and diagnostics).
+    #[cfg(test)]
+    fn lru_names(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let mut cur = self.head;
+        while let Some(e) = self.entry(cur) {
+            v.push(
+                Name::from_value(e.key.clone())
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+            );
+            cur = e.next;
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn n(s: &str) -> Name {
+        Name::from_uri(s).unwrap()
+    }
+
+    fn put(cs: &mut Cs, uri: &str, size: usize, fresh: Option<u64>, now: Time) {
+        let name = n(uri);
+        // The key must be a slice of the stored packet in the real pipeline; here the packet is
+        // the name value followed by padding, which keeps the same property.
+        let mut w = name.value_wire().to_vec();
+        w.resize(size.max(w.len()), 0xAA);
+        let wire = Bytes::from(w);
+        let name = Name::from_value(wire.slice(..name.value_wire().len())).unwrap();
+        cs.insert(&name, wire, fresh, now);
+    }
+
+    fn q<'a>(name: &'a Name, cbp: bool, mbf: bool) -> CsQuery<'a> {
+        CsQuery {
+            name,
+            can_be_prefix: cbp,
+            must_be_fresh: mbf,
+        }
+    }
+
+    #[test]
+    fn exact_prefix_and_freshness() {
+        let mut cs = Cs::new(100, 1 << 20, true, true);
+        let t0 = Time::from_millis(1000);
+        put(&mut cs, "/a/b/1", 50, Some(100), t0);
+        put(&mut cs, "/a/b/2", 50, None, t0);
+        let ab = n("/a/b");
+        assert!(
+            cs.find(&q(&ab, false, false), t0).is_none(),
+            "exact needs equal name"
+        );
+        assert!(cs.find(&q(&ab, true, false), t0).is_some());
+        assert!(
+            cs.find(&q(&n("/a/b/2"), false, true), t0).is_none(),
+            "no FreshnessPeriod = stale"
+        );
+        assert!(
+            cs.find(&q(&n("/a/b/1"), false, true), t0.add_millis(99))
+                .is_some()
+        );
+        assert!(
+            cs.find(&q(&n("/a/b/1"), false, true), t0.add_millis(100))
+                .is_none()
+        );
+        assert!(cs.find(&q(&ab, true, true), t0.add_millis(100)).is_none());
+        assert!(
+            cs.find(&q(&n("/a/bc"), true, false), t0).is_none(),
+            "component boundary"
+        );
+        assert_eq!(cs.info().n_hits, 2);
+        assert_eq!(cs.info().n_misses, 5);
+    }
+
+    #[test]
+    fn lru_within_packet_and_byte_caps() {
+        let mut cs = Cs::new(3, 1000, true, true);
+        let t = Time::ZERO;
+        put(&mut cs, "/x/1", 100, None, t);
+        put(&mut cs, "/x/2", 100, None, t);
+        put(&mut cs, "/x/3", 100, None, t);
+        assert!(cs.find(&q(&n("/x/1"), false, false), t).is_some());
+        put(&mut cs, "/x/4", 100, None, t);
+        assert_eq!(cs.lru_names(), vec!["/x/4", "/x/1", "/x/3"]);
+        put(&mut cs, "/x/5", 800, None, t);
+        // 4 packets and 1100 bytes: the least recently used (/x/3) goes.
+        assert_eq!(cs.lru_names(), vec!["/x/5", "/x/4", "/x/1"]);
+        assert!(cs.info().n_bytes <= 1000 && cs.len() <= 3);
+        put(&mut cs, "/x/big", 2000, None, t);
+        assert!(
+            cs.find(&q(&n("/x/big"), false, false), t).is_none(),
+            "larger than the byte cap"
+        );
+        assert_eq!(cs.erase(&n("/x"), 10), 3);
+        assert_eq!(cs.info().n_bytes, 0);
+    }
+
+    #[test]
+    fn replace_same_name_and_erase_limit() {
+        let mut cs = Cs::new(10, 10_000, true, true);
+        put(&mut cs, "/p/a", 100, None, Time::ZERO);
+        put(&mut cs, "/p/a", 300, Some(5), Time::ZERO);
+        assert_eq!(cs.len(), 1);
+        assert_eq!(cs.info().n_bytes, 300);
+        put(&mut cs, "/p/b", 10, None, Time::ZERO);
+        put(&mut cs, "/q/c", 10, None, Time::ZERO);
+        assert_eq!(cs.erase(&n("/p"), 1), 1);
+        assert_eq!(cs.erase(&n("/p"), 10), 1);
+        assert_eq!(cs.len(), 1);
+        assert_eq!(cs.info().n_bytes, 10);
+    }
+
+    #[test]
+    fn implicit_digest_lookup() {
+        let mut cs = Cs::new(10, 10_000, true, true);
+        put(&mut cs, "/d/1", 64, None, Time::ZERO);
+        let name = n("/d/1");
+        let mut w = name.value_wire().to_vec();
+        w.resize(64, 0xAA);
+        let good = name.append(amicn_tlv::Component::implicit_sha256_digest(digest(&w)));
+        let bad = name.append(amicn_tlv::Component::implicit_sha256_digest([0; 32]));
+        assert!(cs.find(&q(&good, false, false), Time::ZERO).is_some());
+        assert!(cs.find(&q(&bad, false, false), Time::ZERO).is_none());
+    }
+}

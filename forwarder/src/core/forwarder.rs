@@ -1,0 +1,1313 @@
+//! The forwarding core: incoming-Interest, incoming-Data and incoming-Nack pipelines over the
+//! PIT, CS, FIB, strategy choice and measurements tables (NFD forwarding semantics).
+
+use std::collections::VecDeque;
+
+use amicn_tlv::{Component, Interest, NackReason, Name};
+use bytes::Bytes;
+
+use super::config::{Config, UnsolicitedPolicy};
+use super::counters::{Counters, DropReason, ForwarderStatus};
+use super::cs::{Cs, CsInfo, CsQuery};
+use super::dnl::DeadNonceList;
+use super::face::{Face, FaceId, FaceOptions, FaceTable, LinkType};
+use super::name_map::NameMap;
+use super::pit::{InRecord, MeasKey, OutRecord, Pit, PitEntry};
+use super::strategy::{Measurements, StrategyKind};
+use super::time::{Time, TimerWheel};
+use super::wire::{self, Incoming, LpIn, LpOut};
+use super::{Error, FaceEvent, FaceEventKind, InterestAdmission, MgmtRequest};
+
+/// FaceId NFD reports as IncomingFaceId for Data served from the Content Store.
+pub const CONTENT_STORE_FACE_ID: FaceId = FaceId(254);
+
+const LOCALHOST: &[u8] = b"\x08\x09localhost";
+const LOCALHOP: &[u8] = b"\x08\x08localhop";
+const NFD: &[u8] = b"\x08\x03nfd";
+const MAX_FACE_EVENTS: usize = 1024;
+
+fn is_localhost(name: &Name) -> bool {
+    name.component_wire(0) == Some(LOCALHOST)
+}
+
+fn is_localhop(name: &Name) -> bool {
+    name.component_wire(0) == Some(LOCALHOP)
+}
+
+/// One next hop of a FIB entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextHop {
+    /// The upstream face.
+    pub face: FaceId,
+    /// Routing cost (lower is preferred).
+    pub cost: u64,
+}
+
+/// A FIB entry as listed for management (`fib/list`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FibEntry {
+    /// The prefix.
+    pub name: Name,
+    /// Next hops, lowest cost first.
+    pub nexthops: Vec<NextHop>,
+}
+
+/// What kind of packet is being queued (for counters).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OutKind {
+    Interest,
+    Data,
+    Nack,
+}
+
+/// The sans-IO forwarder. See the module documentation of [`crate::core`] for the contract.
+pub struct Forwarder {
+    config: Config,
+    faces: FaceTable,
+    fib: NameMap<Vec<NextHop>>,
+    strategies: NameMap<StrategyKind>,
+    measurements: NameMap<Measurements>,
+    pit: Pit,
+    cs: Cs,
+    dnl: DeadNonceList,
+    wheel: TimerWheel<(u32, u32)>,
+    out: VecDeque<(FaceId, Bytes)>,
+    mgmt: VecDeque<MgmtRequest>,
+    events: VecDeque<FaceEvent>,
+    counters: Counters,
+    rng: u64,
+    admission: Option<Box<dyn InterestAdmission>>,
+    scratch_idx: Vec<u32>,
+    scratch_hops: Vec<NextHop>,
+    scratch_fired: Vec<(u32, u32)>,
+}
+
+impl Forwarder {
+    /// A forwarder with no faces, an empty FIB and `config.default_strategy` for `/`.
+    pub fn new(config: Config) -> Self {
+        let mut strategies = NameMap::new();
+        strategies.insert(&Name::new(), config.default_strategy);
+        let lifetime_ns = u64::try_from(config.dead_nonce_lifetime.as_nanos()).unwrap_or(u64::MAX);
+        Forwarder {
+            cs: Cs::new(
+                config.cs_capacity_packets,
+                config.cs_capacity_bytes,
+                config.cs_admit,
+                config.cs_serve,
+            ),
+            dnl: DeadNonceList::new(lifetime_ns, config.dead_nonce_capacity),
+            rng: config.rng_seed | 1,
+            config,
+            faces: FaceTable::new(),
+            fib: NameMap::new(),
+            strategies,
+            measurements: NameMap::new(),
+            pit: Pit::default(),
+            wheel: TimerWheel::new(),
+            out: VecDeque::new(),
+            mgmt: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: Counters::default(),
+            admission: None,
+            scratch_idx: Vec::new(),
+            scratch_hops: Vec::new(),
+            scratch_fired: Vec::new(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Faces
+
+    /// Adds a face; a `Created` event is queued for [`Forwarder::poll_face_event`].
+    pub fn add_face(&mut self, options: FaceOptions) -> FaceId {
+        let id = self.faces.add(options);
+        self.push_event(id, FaceEventKind::Created);
+        id
+    }
+
+    /// Removes a face: its next hops leave the FIB, its PIT records are dropped, packets still
+    /// queued for it are discarded. Returns false if it did not exist.
+    pub fn remove_face(&mut self, id: FaceId) -> bool {
+        if self.faces.remove(id).is_none() {
+            return false;
+        }
+        self.fib.retain(|hops| {
+            hops.retain(|h| h.face != id);
+            !hops.is_empty()
+        });
+        for m in self.measurements.values_mut() {
+            m.faces.retain(|f| f.face != id);
+        }
+        for idx in self.pit.indices() {
+            let Some(e) = self.pit.get_mut(idx) else {
+                continue;
+            };
+            e.in_records.retain(|r| r.face != id);
+            e.out_records.retain(|r| r.face != id);
+            if e.in_records.is_empty() {
+                self.finalize(idx, false);
+            }
+        }
+        self.out.retain(|(f, _)| *f != id);
+        self.push_event(id, FaceEventKind::Destroyed);
+        true
+    }
+
+    fn push_event(&mut self, face: FaceId, kind: FaceEventKind) {
+        if self.events.len() >= MAX_FACE_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(FaceEvent { face, kind });
+    }
+
+    /// The face table (FaceStatus datasets read options and counters from it).
+    pub fn faces(&self) -> &FaceTable {
+        &self.faces
+    }
+
+    /// One face, for reading.
+    pub fn face(&self, id: FaceId) -> Option<&Face> {
+        self.faces.get(id)
+    }
+
+    /// One face, for updating its options (`faces/update`).
+    pub fn face_mut(&mut self, id: FaceId) -> Option<&mut Face> {
+        self.faces.get_mut(id)
+    }
+
+    /// Sets or clears a face's congestion flag: while set, packets sent out of it carry a
+    /// CongestionMark. The runtime sets it when the face's send queue builds up.
+    pub fn set_face_congested(&mut self, id: FaceId, congested: bool) {
+        if let Some(f) = self.faces.get_mut(id) {
+            f.congested = congested;
+        }
+    }
+
+    /// Installs the fairness hook consulted before an Interest gets a new PIT in-record.
+    pub fn set_admission(&mut self, hook: Box<dyn InterestAdmission>) {
+        self.admission = Some(hook);
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Inputs and outputs
+
+    /// Processes one packet received on `face` (bare Interest/Data or an NDNLPv2 LpPacket).
+    pub fn on_packet(&mut self, now: Time, face: FaceId, packet: Bytes) {
+        let len = packet.len() as u64;
+        let Some(f) = self.faces.get_mut(face) else {
+            self.counters.drops.bump(DropReason::UnknownFace);
+            return;
+        };
+        f.counters.n_in_bytes += len;
+        if packet.len() > self.config.max_packet_size {
+            self.drop_in(face, DropReason::Oversized);
+            return;
+        }
+        match wire::decode(packet) {
+            Err(reason) => self.drop_in(face, reason),
+            Ok(Incoming::Interest(i, w, lp)) => self.on_interest(now, face, i, w, lp),
+            Ok(Incoming::Data(d, w, lp)) => self.on_data(now, face, &d, w, &lp),
+            Ok(Incoming::Nack(reason, i, lp)) => self.on_nack(now, face, reason, &i, &lp),
+            Ok(Incoming::Empty) => {}
+        }
+    }
+
+    /// Fires every timer due at `now` (PIT expiry) and ages the Dead Nonce List.
+    pub fn on_timeout(&mut self, now: Time) {
+        let mut fired = std::mem::take(&mut self.scratch_fired);
+        fired.clear();
+        self.wheel.poll(now, &mut fired);
+        for &(idx, generation) in &fired {
+            if self.pit.generation(idx) != generation {
+                continue;
+            }
+            let Some(e) = self.pit.get_mut(idx) else {
+                continue;
+            };
+            if e.expiry > now {
+                let at = e.expiry;
+                self.wheel.insert(at, (idx, generation));
+                continue;
+            }
+            self.expire(idx);
+        }
+        self.scratch_fired = fired;
+        self.dnl.expire(now);
+    }
+
+    /// The next packet to send: `(face, link-layer packet)`.
+    pub fn poll_transmit(&mut self) -> Option<(FaceId, Bytes)> {
+        let (face, pkt) = self.out.pop_front()?;
+        if let Some(f) = self.faces.get_mut(face) {
+            f.queued = f.queued.saturating_sub(1);
+        }
+        Some((face, pkt))
+    }
+
+    /// Number of packets waiting in [`Forwarder::poll_transmit`].
+    pub fn pending_transmit(&self) -> usize {
+        self.out.len()
+    }
+
+    /// When [`Forwarder::on_timeout`] should next be called (may be early, never late).
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.wheel.next_deadline()
+    }
+
+    /// The next management Interest (`/localhost/nfd/...` from a local face).
+    pub fn poll_management(&mut self) -> Option<MgmtRequest> {
+        self.mgmt.pop_front()
+    }
+
+    /// Sends a management response (an encoded Data) to `face`, echoing the request's PitToken.
+    pub fn reply_management(&mut self, face: FaceId, pit_token: Option<Bytes>, data: Bytes) {
+        let pkt = wire::wrap(
+            &data,
+            &LpOut {
+                pit_token: pit_token.as_deref(),
+                ..LpOut::default()
+            },
+        );
+        self.enqueue(face, pkt, OutKind::Data);
+    }
+
+    /// The next face event (created / destroyed) for the notification stream.
+    pub fn poll_face_event(&mut self) -> Option<FaceEvent> {
+        self.events.pop_front()
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Tables for management
+
+    /// Adds or updates a next hop (`fib/add-nexthop`).
+    pub fn fib_add_nexthop(&mut self, prefix: &Name, face: FaceId, cost: u64) -> Result<(), Error> {
+        if !self.faces.contains(face) {
+            return Err(Error::UnknownFace(face));
+        }
+        let hops = self.fib.get_or_insert_with(prefix, Vec::new);
+        match hops.iter_mut().find(|h| h.face == face) {
+            Some(h) => h.cost = cost,
+            None => hops.push(NextHop { face, cost }),
+        }
+        hops.sort_by_key(|h| (h.cost, h.face));
+        Ok(())
+    }
+
+    /// Removes a next hop (`fib/remove-nexthop`); the entry goes when its last next hop does.
+    /// Returns whether the next hop existed.
+    pub fn fib_remove_nexthop(&mut self, prefix: &Name, face: FaceId) -> bool {
+        let Some(hops) = self.fib.get_mut(prefix) else {
+            return false;
+        };
+        let before = hops.len();
+        hops.retain(|h| h.face != face);
+        let removed = hops.len() != before;
+        if hops.is_empty() {
+            self.fib.remove(prefix);
+            self.measurements.remove(prefix);
+        }
+        removed
+    }
+
+    /// Removes a whole FIB entry.
+    pub fn fib_remove_entry(&mut self, prefix: &Name) -> bool {
+        self.measurements.remove(prefix);
+        self.fib.remove(prefix).is_some()
+    }
+
+    /// The next hops of exactly `prefix`.
+    pub fn fib_get(&self, prefix: &Name) -> Option<&[NextHop]> {
+        self.fib.get(prefix).map(Vec::as_slice)
+    }
+
+    /// Longest-prefix match: (matched prefix length, next hops).
+    pub fn fib_lookup(&self, name: &Name) -> Option<(usize, &[NextHop])> {
+        self.fib.lpm(name).map(|(d, v)| (d, v.as_slice()))
+    }
+
+    /// Number of FIB entries.
+    pub fn fib_len(&self) -> usize {
+        self.fib.len()
+    }
+
+    /// Reserves FIB capacity (bulk loads).
+    pub fn fib_reserve(&mut self, n: usize) {
+        self.fib.reserve(n);
+    }
+
+    /// Every FIB entry, sorted by name (`fib/list`).
+    pub fn fib_entries(&self) -> Vec<FibEntry> {
+        let mut v: Vec<FibEntry> = self
+            .fib
+            .names()
+            .map(|(name, hops)| FibEntry {
+                name,
+                nexthops: hops.clone(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Changes CS settings (`cs/config`); `None` leaves a setting as it is.
+    pub fn cs_config(
+        &mut self,
+        capacity_packets: Option<usize>,
+        capacity_bytes: Option<usize>,
+        admit: Option<bool>,
+        serve: Option<bool>,
+    ) {
+        let p = capacity_packets.unwrap_or(self.cs.capacity_packets);
+        let b = capacity_bytes.unwrap_or(self.cs.capacity_bytes);
+        self.cs.set_capacity(p, b);
+        if let Some(a) = admit {
+            self.cs.admit = a;
+        }
+        if let Some(s) = serve {
+            self.cs.serve = s;
+        }
+    }
+
+    /// Erases up to `limit` cached Data under `prefix` (`cs/erase`); returns how many.
+    pub fn cs_erase(&mut self, prefix: &Name, limit: usize) -> usize {
+        self.cs.erase(prefix, limit)
+    }
+
+    /// CS settings and statistics (`cs/info`).
+    pub fn cs_info(&self) -> CsInfo {
+        self.cs.info()
+    }
+
+    /// Chooses a strategy for a prefix (`strategy-choice/set`). `strategy` may omit the version.
+    /// Returns the instance name in force (with version).
+    pub fn set_strategy(&mut self, prefix: &Name, strategy: &Name) -> Result<Name, Error> {
+        let kind = StrategyKind::from_name(strategy)
+            .ok_or_else(|| Error::UnknownStrategy(strategy.to_string()))?;
+        self.strategies.insert(prefix, kind);
+        Ok(kind.instance_name())
+    }
+
+    /// Removes a prefix's strategy choice (`strategy-choice/unset`); `/` cannot be unset.
+    /// Returns whether a choice existed.
+    pub fn unset_strategy(&mut self, prefix: &Name) -> Result<bool, Error> {
+        if prefix.is_empty() {
+            return Err(Error::RootStrategy);
+        }
+        Ok(self.strategies.remove(prefix).is_some())
+    }
+
+    /// Every strategy choice as (prefix, strategy instance name), sorted by prefix.
+    pub fn strategy_choices(&self) -> Vec<(Name, Name)> {
+        let mut v: Vec<(Name, Name)> = self
+            .strategies
+            .names()
+            .map(|(n, k)| (n, k.instance_name()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The strategy that applies to `name` (longest-prefix match).
+    pub fn effective_strategy(&self, name: &Name) -> StrategyKind {
+        self.strategies
+            .lpm(name)
+            .map_or(self.config.default_strategy, |(_, k)| *k)
+    }
+
+    /// Adaptive-strategy measurements for a FIB prefix.
+    pub fn measurements(&self, prefix: &Name) -> Option<&Measurements> {
+        self.measurements.get(prefix)
+    }
+
+    /// Forwarder-wide counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// A status snapshot (`status/general`).
+    pub fn status(&self) -> ForwarderStatus {
+        let fib = self.fib.len() as u64;
+        let pit = self.pit.len() as u64;
+        let meas = self.measurements.len() as u64;
+        let sc = self.strategies.len() as u64;
+        ForwarderStatus {
+            n_name_tree_entries: fib + pit + meas + sc,
+            n_fib_entries: fib,
+            n_pit_entries: pit,
+            n_measurements_entries: meas,
+            n_cs_entries: self.cs.len() as u64,
+            counters: Counters {
+                n_cs_hits: self.cs.hits,
+                n_cs_misses: self.cs.misses,
+                ..self.counters
+            },
+        }
+    }
+
+    /// Number of PIT entries.
+    pub fn pit_len(&self) -> usize {
+        self.pit.len()
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Pipelines
+
+    fn drop_in(&mut self, face: FaceId, reason: DropReason) {
+        self.counters.drops.bump(reason);
+        if let Some(f) = self.faces.get_mut(face) {
+            f.counters.n_in_dropped += 1;
+        }
+    }
+
+    fn next_nonce(&mut self) -> u32 {
+        // xorshift64*: deterministic under a seed, good enough for loop-detection nonces.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+    }
+
+    fn on_interest(
+        &mut self,
+        now: Time,
+        in_face: FaceId,
+        mut interest: Interest,
+        wire: Bytes,
+        lp: LpIn,
+    ) {
+        self.counters.n_in_interests += 1;
+        let (in_local, link) = match self.faces.get_mut(in_face) {
+            Some(f) => {
+                f.counters.n_in_interests += 1;
+                (f.is_local(), f.options.link_type)
+            }
+            None => return,
+        };
+        // HopLimit: zero on arrival is dropped, otherwise decremented here (NFD); a zero left
+        // after decrementing still allows delivery to local faces.
+        let mut hop_changed = false;
+        if let Some(h) = interest.hop_limit {
+            if h == 0 {
+                self.drop_in(in_face, DropReason::HopLimit);
+                return;
+            }
+            interest.hop_limit = Some(h - 1);
+            hop_changed = true;
+        }
+        if is_localhost(&interest.name) {
+            if !in_local {
+                self.drop_in(in_face, DropReason::Scope);
+                return;
+            }
+            if interest.name.component_wire(1) == Some(NFD) {
+                if self.mgmt.len() >= self.config.mgmt_queue_max {
+                    self.drop_in(in_face, DropReason::ManagementQueueFull);
+                } else {
+                    self.mgmt.push_back(MgmtRequest {
+                        face: in_face,
+                        interest,
+                        pit_token: lp.pit_token,
+                    });
+                }
+                return;
+            }
+        }
+        let nonce_changed = interest.nonce.is_none();
+        let nonce = match interest.nonce {
+            Some(n) => n,
+            None => {
+                let n = self.next_nonce();
+                interest.nonce = Some(n);
+                n
+            }
+        };
+        let name_hash = interest.name.prefix_hash(interest.name.len());
+        if self.dnl.contains(DeadNonceList::key(name_hash, nonce)) {
+            self.on_loop(in_face, link, &wire, &lp);
+            return;
+        }
+        let existing = self.pit.find(
+            &interest.name,
+            interest.can_be_prefix,
+            interest.must_be_fresh,
+        );
+        let needs_in_record = match existing {
+            Some(idx) => {
+                let Some(e) = self.pit.get(idx) else { return };
+                let dup_in = e.in_records.iter().any(|r| {
+                    r.nonce == nonce && (r.face != in_face || link != LinkType::PointToPoint)
+                });
+                let dup_out = e.out_records.iter().any(|r| r.nonce == nonce);
+                if dup_in || dup_out {
+                    self.on_loop(in_face, link, &wire, &lp);
+                    return;
+                }
+                !e.in_records.iter().any(|r| r.face == in_face)
+            }
+            None => {
+                if self.cs.serve {
+                    let q = CsQuery {
+                        name: &interest.name,
+                        can_be_prefix: interest.can_be_prefix,
+                        must_be_fresh: interest.must_be_fresh,
+                    };
+                    if let Some(data) = self.cs.find(&q, now) {
+                        self.send_data(
+                            in_face,
+                            &data,
+                            lp.pit_token.as_deref(),
+                            CONTENT_STORE_FACE_ID,
+                            0,
+                        );
+                        return;
+                    }
+                }
+                if self.pit.len() >= self.config.pit_max_entries {
+                    self.drop_in(in_face, DropReason::PitFull);
+                    return;
+                }
+                true
+            }
+        };
+        if needs_in_record {
+            let held = self.faces.get(in_face).map_or(0, Face::pit_in_records);
+            if held >= self.config.pit_max_per_face {
+                self.drop_in(in_face, DropReason::PitFull);
+                return;
+            }
+            if let Some(hook) = self.admission.as_mut()
+                && !hook.admit(in_face, &interest.name, held, self.pit.len())
+            {
+                self.drop_in(in_face, DropReason::Admission);
+                return;
+            }
+        }
+        let expiry = now.saturating_add(interest.lifetime());
+        let is_new = existing.is_none();
+        let idx = match existing {
+            Some(idx) => {
+                if let Some(e) = self.pit.get_mut(idx)
+                    && e.interest.nonce != Some(nonce)
+                {
+                    e.fwd_wire = wire::interest_wire(&wire, &interest, nonce_changed, hop_changed);
+                    e.interest = interest;
+                }
+                idx
+            }
+            None => {
+                let strategy = self.effective_strategy(&interest.name);
+                let fwd = wire::interest_wire(&wire, &interest, nonce_changed, hop_changed);
+                self.pit.insert(PitEntry::new(interest, fwd, strategy))
+            }
+        };
+        let generation = self.pit.generation(idx);
+        let Some(e) = self.pit.get_mut(idx) else {
+            return;
+        };
+        match e.in_records.iter_mut().find(|r| r.face == in_face) {
+            Some(r) => {
+                r.nonce = nonce;
+                r.expiry = expiry;
+                r.pit_token = lp.pit_token;
+            }
+            None => {
+                e.in_records.push(InRecord {
+                    face: in_face,
+                    nonce,
+                    expiry,
+                    pit_token: lp.pit_token,
+                });
+                if let Some(f) = self.faces.get_mut(in_face) {
+                    f.pit_in_records += 1;
+                }
+            }
+        }
+        let new_expiry = e
+            .in_records
+            .iter()
+            .map(|r| r.expiry)
+            .max()
+            .unwrap_or(expiry);
+        let rearm = is_new || new_expiry < e.expiry;
+        e.expiry = new_expiry;
+        if rearm {
+            self.wheel.insert(new_expiry, (idx, generation));
+        }
+        // NextHopFaceId from a local application bypasses the strategy (NFD).
+        if let Some(nh) = lp.next_hop_face_id
+            && in_local
+        {
+            let out = FaceId(nh);
+            if self.faces.contains(out) {
+                self.send_interest(now, idx, out);
+            } else {
+                self.counters.drops.bump(DropReason::NoRoute);
+            }
+            return;
+        }
+        self.after_receive_interest(now, idx, in_face);
+    }
+
+    fn on_loop(&mut self, in_face: FaceId, link: LinkType, wire: &Bytes, lp: &LpIn) {
+        self.drop_in(in_face, DropReason::Loop);
+        if link == LinkType::PointToPoint {
+            self.send_nack(
+                in_face,
+                wire,
+                NackReason::Duplicate,
+                lp.pit_token.as_deref(),
+            );
+        }
+    }
+
+    /// Next hops for the entry's Interest into `scratch_hops`: by the first ForwardingHint
+    /// delegation that has a route, else by the Interest name.
+    fn lookup_nexthops(&mut self, idx: u32) -> Option<MeasKey> {
+        self.scratch_hops.clear();
+        let e = self.pit.get(idx)?;
+        for (i, hint) in e.interest.forwarding_hint.iter().enumerate() {
+            if let Some((depth, hops)) = self.fib.lpm(hint) {
+                self.scratch_hops.extend_from_slice(hops);
+                return Some(MeasKey {
+                    hint: u8::try_from(i).ok(),
+                    depth: depth as u16,
+                });
+            }
+        }
+        let (depth, hops) = self.fib.lpm(&e.interest.name)?;
+        self.scratch_hops.extend_from_slice(hops);
+        Some(MeasKey {
+            hint: None,
+            depth: depth as u16,
+        })
+    }
+
+    fn meas_prefix(e: &PitEntry) -> Option<Name> {
+        let k = e.meas?;
+        let base = match k.hint {
+            Some(i) => e.interest.forwarding_hint.get(usize::from(i))?,
+            None => &e.interest.name,
+        };
+        Some(base.prefix(usize::from(k.depth)))
+    }
+
+    /// Whether `out` may receive this entry's Interest that came from `downstreams`.
+    fn eligible(&self, e: &PitEntry, downstream: Option<FaceId>, out: FaceId) -> bool {
+        let Some(f) = self.faces.get(out) else {
+            return false;
+        };
+        let back = match downstream {
+            Some(d) => d == out,
+            None => e.in_records.iter().any(|r| r.face == out),
+        };
+        if back && f.options.link_type != LinkType::AdHoc {
+            return false;
+        }
+        if !f.is_local() {
+            if is_localhost(&e.interest.name) {
+                return false;
+            }
+            if is_localhop(&e.interest.name)
+                && !e.in_records.iter().any(|r| self.faces.is_local(r.face))
+            {
+                return false;
+            }
+            if e.interest.hop_limit == Some(0) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn after_receive_interest(&mut self, now: Time, idx: u32, in_face: FaceId) {
+        let meas = self.lookup_nexthops(idx);
+        let hops = std::mem::take(&mut self.scratch_hops);
+        let Some(e) = self.pit.get_mut(idx) else {
+            self.scratch_hops = hops;
+            return;
+        };
+        e.meas = meas;
+        let kind = e.strategy;
+        match kind {
+            StrategyKind::BestRoute => self.best_route(now, idx, in_face, &hops),
+            StrategyKind::Multicast => self.multicast(now, idx, in_face, &hops),
+            StrategyKind::Asf => self.asf(now, idx, in_face, &hops),
+        }
+        self.scratch_hops = hops;
+    }
+
+    /// Retransmission suppression shared by best-route and asf; true = may forward.
+    fn retx_allowed(&mut self, now: Time, idx: u32) -> bool {
+        let (initial, max) = (
+            self.config.retx_suppression_initial,
+            self.config.retx_suppression_max,
+        );
+        let Some(e) = self.pit.get_mut(idx) else {
+            return false;
+        };
+        let since = e
+            .last_out()
+            .map_or(std::time::Duration::MAX, |t| now.saturating_since(t));
+        e.retx.allow(since, initial, max)
+    }
+
+    fn no_route(&mut self, idx: u32) {
+        self.counters.drops.bump(DropReason::NoRoute);
+        self.nack_downstreams(idx, NackReason::NoRoute);
+        self.finalize(idx, false);
+    }
+
+    fn best_route(&mut self, now: Time, idx: u32, in_face: FaceId, hops: &[NextHop]) {
+        let Some(e) = self.pit.get(idx) else { return };
+        if e.out_records.is_empty() {
+            match hops
+                .iter()
+                .find(|h| self.eligible(e, Some(in_face), h.face))
+            {
+                Some(h) => self.send_interest(now, idx, h.face),
+                None => self.no_route(idx),
+            }
+            return;
+        }
+        if !self.retx_allowed(now, idx) {
+            self.counters.drops.bump(DropReason::Suppressed);
+            return;
+        }
+        let Some(e) = self.pit.get(idx) else { return };
+        let unused = hops.iter().find(|h| {
+            self.eligible(e, Some(in_face), h.face)
+                && !e.out_records.iter().any(|o| o.face == h.face)
+        });
+        let pick = unused.map(|h| h.face).or_else(|| {
+            hops.iter()
+                .filter(|h| self.eligible(e, Some(in_face), h.face))
+                .filter_map(|h| {
+                    e.out_records
+                        .iter()
+                        .find(|o| o.face == h.face)
+                        .map(|o| (o.sent, h.face))
+                })
+                .min()
+                .map(|(_, f)| f)
+        });
+        if let Some(f) = pick {
+            self.send_interest(now, idx, f);
+        }
+    }
+
+    fn multicast(&mut self, now: Time, idx: u32, in_face: FaceId, hops: &[NextHop]) {
+        let (initial, max) = (
+            self.config.retx_suppression_initial,
+            self.config.retx_suppression_max,
+        );
+        let Some(e) = self.pit.get(idx) else { return };
+        let was_new = e.out_records.is_empty();
+        let mut targets: Vec<FaceId> = Vec::with_capacity(hops.len());
+        for h in hops {
+            if self.eligible(e, Some(in_face), h.face) {
+                targets.push(h.face);
+            }
+        }
+        let mut sent = 0usize;
+        for f in targets {
+            let Some(e) = self.pit.get_mut(idx) else {
+                return;
+            };
+            let go = match e.out_records.iter_mut().find(|o| o.face == f) {
+                None => true,
+                Some(o) => o.suppress.allow(now.saturating_since(o.sent), initial, max),
+            };
+            if go {
+                self.send_interest(now, idx, f);
+                sent += 1;
+            }
+        }
+        if sent == 0 {
+            if was_new {
+                self.no_route(idx);
+            } else {
+                self.counters.drops.bump(DropReason::Suppressed);
+            }
+        }
+    }
+
+    /// Eligible hops ranked for the adaptive strategy: best first.
+    fn asf_rank(
+        &self,
+        e: &PitEntry,
+        downstream: Option<FaceId>,
+        hops: &[NextHop],
+    ) -> Vec<(FaceId, (u8, u64, u64))> {
+        let meas = Self::meas_prefix(e).and_then(|p| self.measurements.get(&p));
+        let mut v: Vec<(FaceId, (u8, u64, u64))> = hops
+            .iter()
+            .filter(|h| self.eligible(e, downstream, h.face))
+            .map(|h| {
+                let (class, val) = meas
+                    .and_then(|m| m.get(h.face))
+                    .map_or((1, 0), super::strategy::FaceMeasurement::rank_class);
+                (h.face, (class, val, h.cost))
+            })
+            .collect();
+        v.sort_by_key(|(f, k)| (*k, *f));
+        v
+    }
+
+    fn asf(&mut self, now: Time, idx: u32, in_face: FaceId, hops: &[NextHop]) {
+        let Some(e) = self.pit.get(idx) else { return };
+        let ranked = self.asf_rank(e, Some(in_face), hops);
+        if e.out_records.is_empty() {
+            let Some(&(best, _)) = ranked.first() else {
+                self.no_route(idx);
+                return;
+            };
+            self.send_interest(now, idx, best);
+            // Probe: keep an alternative measured, preferring one never measured.
+            let Some(prefix) = self.pit.get(idx).and_then(Self::meas_prefix) else {
+                return;
+            };
+            let interval_ns =
+                u64::try_from(self.config.asf_probing_interval.as_nanos()).unwrap_or(u64::MAX);
+            let can_create = self.measurements.len() < self.config.measurements_max;
+            let due = match self.measurements.get_mut(&prefix) {
+                Some(m) => now.as_nanos() >= m.next_probe_ns,
+                None if can_create => {
+                    self.measurements.insert(&prefix, Measurements::default());
+                    true
+                }
+                None => false,
+            };
+            if !due || ranked.len() < 2 {
+                return;
+            }
+            let probe = ranked
+                .iter()
+                .skip(1)
+                .min_by_key(|(f, (class, val, cost))| {
+                    let pref = if *class == 1 { 0 } else { *class + 1 };
+                    (pref, *val, *cost, *f)
+                })
+                .map(|(f, _)| *f);
+            if let Some(m) = self.measurements.get_mut(&prefix) {
+                m.next_probe_ns = now.as_nanos().saturating_add(interval_ns);
+            }
+            if let Some(p) = probe {
+                self.send_interest(now, idx, p);
+            }
+            return;
+        }
+        if !self.retx_allowed(now, idx) {
+            self.counters.drops.bump(DropReason::Suppressed);
+            return;
+        }
+        let Some(e) = self.pit.get(idx) else { return };
+        let pick = ranked
+            .iter()
+            .find(|(f, _)| !e.out_records.iter().any(|o| o.face == *f))
+            .or(ranked.first())
+            .map(|(f, _)| *f);
+        if let Some(f) = pick {
+            self.send_interest(now, idx, f);
+        }
+    }
+
+    fn send_interest(&mut self, now: Time, idx: u32, out_face: FaceId) {
+        let token = self.pit.token(idx);
+        let Some(e) = self.pit.get_mut(idx) else {
+            return;
+        };
+        let nonce = e.interest.nonce.unwrap_or(0);
+        match e.out_records.iter_mut().find(|o| o.face == out_face) {
+            Some(o) => {
+                o.nonce = nonce;
+                o.sent = now;
+                o.nack = None;
+            }
+            None => e.out_records.push(OutRecord {
+                face: out_face,
+                nonce,
+                sent: now,
+                nack: None,
+                suppress: Default::default(),
+            }),
+        }
+        let downstream = e.in_records.last().map(|r| r.face);
+        let Some(f) = self.faces.get(out_face) else {
+            return;
+        };
+        let lp = LpOut {
+            pit_token: Some(&token),
+            nack: None,
+            incoming_face_id: if f.options.local_fields_enabled {
+                downstream.map(|d| d.0)
+            } else {
+                None
+            },
+            congestion_mark: u64::from(f.congested),
+        };
+        let pkt = wire::wrap(&e.fwd_wire, &lp);
+        self.enqueue(out_face, pkt, OutKind::Interest);
+    }
+
+    fn send_data(
+        &mut self,
+        out_face: FaceId,
+        data: &Bytes,
+        token: Option<&[u8]>,
+        from: FaceId,
+        mark: u64,
+    ) {
+        let Some(f) = self.faces.get(out_face) else {
+            return;
+        };
+        let lp = LpOut {
+            pit_token: token,
+            nack: None,
+            incoming_face_id: f.options.local_fields_enabled.then_some(from.0),
+            congestion_mark: mark.max(u64::from(f.congested)),
+        };
+        let pkt = wire::wrap(data, &lp);
+        self.enqueue(out_face, pkt, OutKind::Data);
+    }
+
+    fn send_nack(
+        &mut self,
+        out_face: FaceId,
+        interest_wire: &Bytes,
+        reason: NackReason,
+        token: Option<&[u8]>,
+    ) {
+        let Some(f) = self.faces.get(out_face) else {
+            return;
+        };
+        if f.options.link_type == LinkType::MultiAccess {
+            // Nacks are not sent on multi-access links (NFD).
+            return;
+        }
+        let lp = LpOut {
+            pit_token: token,
+            nack: Some(reason),
+            incoming_face_id: None,
+            congestion_mark: u64::from(f.congested),
+        };
+        let pkt = wire::wrap(interest_wire, &lp);
+        self.enqueue(out_face, pkt, OutKind::Nack);
+    }
+
+    /// Nacks every downstream of an entry, each with the Interest as it sent it (its nonce).
+    fn nack_downstreams(&mut self, idx: u32, reason: NackReason) {
+        let Some(e) = self.pit.get(idx) else { return };
+        let records: Vec<(FaceId, u32, Option<Bytes>)> = e
+            .in_records
+            .iter()
+            .map(|r| (r.face, r.nonce, r.pit_token.clone()))
+            .collect();
+        let mut interest = e.interest.clone();
+        let fwd = e.fwd_wire.clone();
+        for (face, nonce, token) in records {
+            let w = if interest.nonce == Some(nonce) {
+                fwd.clone()
+            } else {
+                interest.nonce = Some(nonce);
+                wire::patch_interest(&fwd, Some(nonce), None).unwrap_or_else(|| interest.encode())
+            };
+            self.send_nack(face, &w, reason, token.as_deref());
+        }
+    }
+
+    fn enqueue(&mut self, face: FaceId, pkt: Bytes, kind: OutKind) {
+        let total_full = self.out.len() >= self.config.out_queue_max;
+        let per_face_max = self.config.out_queue_max_per_face;
+        let Some(f) = self.faces.get_mut(face) else {
+            self.counters.drops.bump(DropReason::UnknownFace);
+            return;
+        };
+        if total_full || f.queued >= per_face_max {
+            f.counters.n_out_dropped += 1;
+            self.counters.drops.bump(DropReason::QueueFull);
+            return;
+        }
+        f.queued += 1;
+        f.counters.n_out_bytes += pkt.len() as u64;
+        match kind {
+            OutKind::Interest => {
+                f.counters.n_out_interests += 1;
+                self.counters.n_out_interests += 1;
+            }
+            OutKind::Data => {
+                f.counters.n_out_data += 1;
+                self.counters.n_out_data += 1;
+            }
+            OutKind::Nack => {
+                f.counters.n_out_nacks += 1;
+                self.counters.n_out_nacks += 1;
+            }
+        }
+        self.out.push_back((face, pkt));
+    }
+
+    /// Removes an entry: releases its faces' PIT shares, records its nonces in the Dead Nonce
+    /// List when a looping copy could still arrive, and counts it.
+    fn finalize(&mut self, idx: u32, satisfied: bool) -> Option<PitEntry> {
+        let e = self.pit.remove(idx)?;
+        for r in &e.in_records {
+            if let Some(f) = self.faces.get_mut(r.face) {
+                f.pit_in_records = f.pit_in_records.saturating_sub(1);
+            }
+        }
+        if !satisfied || e.interest.must_be_fresh {
+            let h = e.interest.name.prefix_hash(e.interest.name.len());
+            let now_hint = e
+                .out_records
+                .iter()
+                .map(|o| o.sent)
+                .max()
+                .unwrap_or(Time::ZERO);
+            for o in &e.out_records {
+                self.dnl
+                    .add(now_hint.max(o.sent), DeadNonceList::key(h, o.nonce));
+            }
+        }
+        if satisfied {
+            self.counters.n_satisfied_interests += 1;
+        } else {
+            self.counters.n_unsatisfied_interests += 1;
+        }
+        Some(e)
+    }
+
+    fn expire(&mut self, idx: u32) {
+        if let Some(e) = self.pit.get(idx)
+            && e.strategy == StrategyKind::Asf
+            && let Some(prefix) = Self::meas_prefix(e)
+        {
+            let faces: Vec<FaceId> = e.out_records.iter().map(|o| o.face).collect();
+            if let Some(m) = self.measurements.get_mut(&prefix) {
+                for f in faces {
+                    m.get_mut(f).timeouts += 1;
+                }
+            }
+        }
+        self.finalize(idx, false);
+    }
+
+    fn on_data(
+        &mut self,
+        now: Time,
+        in_face: FaceId,
+        data: &amicn_tlv::Data,
+        wire: Bytes,
+        lp: &LpIn,
+    ) {
+        self.counters.n_in_data += 1;
+        let (in_local, in_link) = match self.faces.get_mut(in_face) {
+            Some(f) => {
+                f.counters.n_in_data += 1;
+                (f.is_local(), f.options.link_type)
+            }
+            None => return,
+        };
+        if is_localhost(&data.name) && !in_local {
+            self.drop_in(in_face, DropReason::Scope);
+            return;
+        }
+        let mut matches = std::mem::take(&mut self.scratch_idx);
+        matches.clear();
+        let mut full_name: Option<Name> = None;
+        if let Some(idx) = lp.pit_token.as_deref().and_then(|t| self.pit.by_token(t))
+            && let Some(e) = self.pit.get(idx)
+        {
+            let ok = e.matches_data_name(&data.name)
+                || (e.name().len() == data.name.len() + 1 && {
+                    let full = data
+                        .name
+                        .append(Component::implicit_sha256_digest(sha256(&wire)));
+                    let hit = e.name() == &full
+                        || (e.interest.can_be_prefix && e.name().is_prefix_of(&full));
+                    full_name = Some(full);
+                    hit
+                });
+            if ok {
+                matches.push(idx);
+            }
+        }
+        if matches.is_empty() {
+            self.pit.match_data(&data.name, &mut matches);
+            if self.pit.digest_entries > 0 {
+                let full = full_name.take().unwrap_or_else(|| {
+                    data.name
+                        .append(Component::implicit_sha256_digest(sha256(&wire)))
+                });
+                self.pit.match_full_name(&full, &mut matches);
+            }
+        }
+        if matches.is_empty() {
+            let admit = match self.config.unsolicited {
+                UnsolicitedPolicy::DropAll => false,
+                UnsolicitedPolicy::AdmitLocal => in_local,
+                UnsolicitedPolicy::AdmitNetwork => !in_local,
+                UnsolicitedPolicy::AdmitAll => true,
+            };
+            if admit && self.cs.admit && !lp.no_cache {
+                self.cs
+                    .insert(&data.name, wire, data.meta_info.freshness_period_ms, now);
+            } else {
+                self.drop_in(in_face, DropReason::Unsolicited);
+            }
+            self.scratch_idx = matches;
+            return;
+        }
+        if self.cs.admit && !lp.no_cache {
+            self.cs.insert(
+                &data.name,
+                wire.clone(),
+                data.meta_info.freshness_period_ms,
+                now,
+            );
+        }
+        for &idx in &matches {
+            // Adaptive strategy: RTT sample from the out-record of the face the Data came from.
+            if let Some(e) = self.pit.get(idx)
+                && e.strategy == StrategyKind::Asf
+                && let Some(o) = e.out_records.iter().find(|o| o.face == in_face)
+                && let Some(prefix) = Self::meas_prefix(e)
+            {
+                let rtt = now.saturating_since(o.sent);
+                if let Some(m) = self.measurements.get_mut(&prefix) {
+                    m.get_mut(in_face)
+                        .add_rtt(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX));
+                }
+            }
+            let Some(e) = self.finalize(idx, true) else {
+                continue;
+            };
+            for r in &e.in_records {
+                if r.expiry < now {
+                    continue;
+                }
+                if r.face == in_face && in_link != LinkType::AdHoc {
+                    continue;
+                }
+                self.send_data(
+                    r.face,
+                    &wire,
+                    r.pit_token.as_deref(),
+                    in_face,
+                    lp.congestion_mark,
+                );
+            }
+        }
+        self.scratch_idx = matches;
+    }
+
+    fn on_nack(
+        &mut self,
+        now: Time,
+        in_face: FaceId,
+        reason: NackReason,
+        nacked: &Interest,
+        lp: &LpIn,
+    ) {
+        self.counters.n_in_nacks += 1;
+        let link = match self.faces.get_mut(in_face) {
+            Some(f) => {
+                f.counters.n_in_nacks += 1;
+                f.options.link_type
+            }
+            None => return,
+        };
+        if link == LinkType::MultiAccess {
+            self.drop_in(in_face, DropReason::InvalidNack);
+            return;
+        }
+        let by_token = lp
+            .pit_token
+            .as_deref()
+            .and_then(|t| self.pit.by_token(t))
+            .filter(|&i| self.pit.get(i).is_some_and(|e| e.name() == &nacked.name));
+        let idx = by_token.or_else(|| {
+            self.pit
+                .find(&nacked.name, nacked.can_be_prefix, nacked.must_be_fresh)
+        });
+        let Some(idx) = idx else {
+            self.drop_in(in_face, DropReason::InvalidNack);
+            return;
+        };
+        let Some(e) = self.pit.get_mut(idx) else {
+            return;
+        };
+        let Some(o) = e
+            .out_records
+            .iter_mut()
+            .find(|o| o.face == in_face && Some(o.nonce) == nacked.nonce)
+        else {
+            self.drop_in(in_face, DropReason::InvalidNack);
+            return;
+        };
+        o.nack = Some(reason);
+        let kind = e.strategy;
+        if kind == StrategyKind::Asf
+            && let Some(prefix) = Self::meas_prefix(e)
+            && let Some(m) = self.measurements.get_mut(&prefix)
+        {
+            m.get_mut(in_face).timeouts += 1;
+        }
+        // best-route and asf fail over to an upstream not tried yet.
+        if kind != StrategyKind::Multicast && reason != NackReason::Duplicate {
+            self.lookup_nexthops(idx);
+            let hops = std::mem::take(&mut self.scratch_hops);
+            let next = self.pit.get(idx).and_then(|e| {
+                let ranked: Vec<FaceId> = if kind == StrategyKind::Asf {
+                    self.asf_rank(e, None, &hops)
+                        .into_iter()
+                        .map(|(f, _)| f)
+                        .collect()
+                } else {
+                    hops.iter()
+                        .filter(|h| self.eligible(e, None, h.face))
+                        .map(|h| h.face)
+                        .collect()
+                };
+                ranked
+                    .into_iter()
+                    .find(|f| !e.out_records.iter().any(|o| o.face == *f))
+            });
+            self.scratch_hops = hops;
+            if let Some(f) = next {
+                self.send_interest(now, idx, f);
+                return;
+            }
+        }
+        let Some(e) = self.pit.get(idx) else { return };
+        if e.out_records.iter().any(|o| o.nack.is_none()) {
+            return;
+        }
+        let least = e
+            .out_records
+            .iter()
+            .filter_map(|o| o.nack)
+            .min_by_key(|r| severity(*r));
+        self.nack_downstreams(idx, least.unwrap_or(reason));
+        self.finalize(idx, false);
+    }
+}
+
+/// NFD's Nack severity order: Congestion < Duplicate < NoRoute < anything else.
+fn severity(r: NackReason) -> u64 {
+    match r {
+        NackReason::Congestion => 1,
+        NackReason::Duplicate => 2,
+        NackReason::NoRoute => 3,
+        _ => 4,
+    }
+}
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
+}

@@ -1,0 +1,259 @@
+//! The core's view of the wire: NDNLPv2 unwrapping on input (bare packets and LpPacket both
+//! accepted), LpPacket wrapping on output only when there is a header to carry, and in-place
+//! patching of an Interest's Nonce / HopLimit so forwarding does not re-encode the packet.
+
+use amicn_tlv::{Data, Interest, NackReason, TlvReader, encode_nni_tlv, encode_tl, lp, tt};
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::counters::DropReason;
+
+/// Link-layer fields of a received packet that the core acts on.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LpIn {
+    pub(crate) pit_token: Option<Bytes>,
+    pub(crate) next_hop_face_id: Option<u64>,
+    pub(crate) congestion_mark: u64,
+    pub(crate) no_cache: bool,
+}
+
+/// A received network packet.
+pub(crate) enum Incoming {
+    /// An Interest and its bare wire.
+    Interest(Interest, Bytes, LpIn),
+    /// A Data and its bare wire.
+    Data(Data, Bytes, LpIn),
+    /// A Nack: reason and the nacked Interest.
+    Nack(NackReason, Interest, LpIn),
+    /// An LpPacket without a complete network packet (idle / ack-only / fragment).
+    Empty,
+}
+
+fn classify(e: &amicn_tlv::Error) -> DropReason {
+    match e {
+        amicn_tlv::Error::UnknownCritical { .. } => DropReason::UnknownCritical,
+        _ => DropReason::Malformed,
+    }
+}
+
+/// Whether an unknown LP header field may be ignored (NDNLPv2: [800, 959] with the two low bits
+/// clear).
+fn lp_ignorable(typ: u32) -> bool {
+    (800..=959).contains(&typ) && typ & 0b11 == 0
+}
+
+fn nack_reason(value: Bytes) -> Result<NackReason, DropReason> {
+    let mut r = TlvReader::new(value);
+    let mut reason = NackReason::None;
+    while !r.is_empty() {
+        let e = r.read().map_err(|e| classify(&e))?;
+        if e.typ == lp::NACK_REASON {
+            reason = NackReason::from_code(e.nni().map_err(|e| classify(&e))?);
+        }
+    }
+    Ok(reason)
+}
+
+/// Decodes one received packet (bare Interest/Data or LpPacket).
+pub(crate) fn decode(pkt: Bytes) -> Result<Incoming, DropReason> {
+    let mut outer = TlvReader::new(pkt);
+    let top = outer.read().map_err(|e| classify(&e))?;
+    if !outer.is_empty() {
+        return Err(DropReason::Malformed);
+    }
+    match top.typ {
+        tt::INTEREST => {
+            let i = Interest::decode(top.wire.clone()).map_err(|e| classify(&e))?;
+            Ok(Incoming::Interest(i, top.wire, LpIn::default()))
+        }
+        tt::DATA => {
+            let d = Data::decode(top.wire.clone()).map_err(|e| classify(&e))?;
+            Ok(Incoming::Data(d, top.wire, LpIn::default()))
+        }
+        lp::LP_PACKET => decode_lp(top.value),
+        t if t < 32 || t & 1 == 1 => Err(DropReason::UnknownCritical),
+        _ => Err(DropReason::Malformed),
+    }
+}
+
+fn decode_lp(value: Bytes) -> Result<Incoming, DropReason> {
+    let mut r = TlvReader::new(value);
+    let mut lpin = LpIn::default();
+    let mut nack: Option<NackReason> = None;
+    let mut fragment: Option<Bytes> = None;
+    let mut fragmented = false;
+    while !r.is_empty() {
+        let e = r.read().map_err(|e| classify(&e))?;
+        if fragment.is_some() {
+            // Nothing may follow the Fragment.
+            return Err(DropReason::Malformed);
+        }
+        match e.typ {
+            lp::FRAGMENT => fragment = Some(e.value),
+            lp::PIT_TOKEN => {
+                if e.value.is_empty() || e.value.len() > 32 {
+                    return Err(DropReason::Malformed);
+                }
+                lpin.pit_token = Some(e.value);
+            }
+            lp::NACK => nack = Some(nack_reason(e.value)?),
+            lp::NEXT_HOP_FACE_ID => {
+                lpin.next_hop_face_id = Some(e.nni().map_err(|e| classify(&e))?)
+            }
+            lp::CONGESTION_MARK => lpin.congestion_mark = e.nni().map_err(|e| classify(&e))?,
+            lp::CACHE_POLICY => {
+                let mut cr = e.reader();
+                while !cr.is_empty() {
+                    let c = cr.read().map_err(|e| classify(&e))?;
+                    if c.typ == lp::CACHE_POLICY_TYPE {
+                        lpin.no_cache =
+                            c.nni().map_err(|e| classify(&e))? == lp::CACHE_POLICY_NO_CACHE;
+                    }
+                }
+            }
+            lp::FRAG_COUNT => {
+                if e.nni().map_err(|e| classify(&e))? > 1 {
+                    fragmented = true;
+                }
+            }
+            lp::FRAG_INDEX | lp::SEQUENCE | lp::INCOMING_FACE_ID | lp::ACK | lp::TX_SEQUENCE => {}
+            lp::HOP_COUNT | lp::NON_DISCOVERY | lp::PREFIX_ANNOUNCEMENT => {}
+            t if lp_ignorable(t) => {}
+            _ => return Err(DropReason::UnknownCritical),
+        }
+    }
+    if fragmented {
+        return Err(DropReason::Fragment);
+    }
+    let Some(frag) = fragment else {
+        return Ok(Incoming::Empty);
+    };
+    let mut inner = TlvReader::new(frag);
+    let pkt = inner.read().map_err(|e| classify(&e))?;
+    if !inner.is_empty() {
+        return Err(DropReason::Malformed);
+    }
+    match (pkt.typ, nack) {
+        (tt::INTEREST, None) => {
+            let i = Interest::decode(pkt.wire.clone()).map_err(|e| classify(&e))?;
+            Ok(Incoming::Interest(i, pkt.wire, lpin))
+        }
+        (tt::INTEREST, Some(reason)) => {
+            let i = Interest::decode(pkt.wire).map_err(|e| classify(&e))?;
+            Ok(Incoming::Nack(reason, i, lpin))
+        }
+        (tt::DATA, None) => {
+            let d = Data::decode(pkt.wire.clone()).map_err(|e| classify(&e))?;
+            Ok(Incoming::Data(d, pkt.wire, lpin))
+        }
+        _ => Err(DropReason::Malformed),
+    }
+}
+
+/// Link-layer fields to put on an outgoing packet.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LpOut<'a> {
+    pub(crate) pit_token: Option<&'a [u8]>,
+    pub(crate) nack: Option<NackReason>,
+    pub(crate) incoming_face_id: Option<u64>,
+    pub(crate) congestion_mark: u64,
+}
+
+impl LpOut<'_> {
+    fn is_empty(&self) -> bool {
+        self.pit_token.is_none()
+            && self.nack.is_none()
+            && self.incoming_face_id.is_none()
+            && self.congestion_mark == 0
+    }
+}
+
+/// The packet as it goes on the link: bare when there is no header, else an LpPacket with the
+/// headers in increasing TLV-TYPE order followed by the Fragment.
+pub(crate) fn wrap(fragment: &Bytes, h: &LpOut<'_>) -> Bytes {
+    if h.is_empty() {
+        return fragment.clone();
+    }
+    let mut body = BytesMut::with_capacity(48);
+    if let Some(t) = h.pit_token {
+        encode_tl(&mut body, lp::PIT_TOKEN, t.len());
+        body.put_slice(t);
+    }
+    if let Some(reason) = h.nack {
+        let code = reason.code();
+        if code == 0 {
+            encode_tl(&mut body, lp::NACK, 0);
+        } else {
+            let mut inner = BytesMut::with_capacity(12);
+            encode_nni_tlv(&mut inner, lp::NACK_REASON, code);
+            encode_tl(&mut body, lp::NACK, inner.len());
+            body.put_slice(&inner);
+        }
+    }
+    if let Some(id) = h.incoming_face_id {
+        encode_nni_tlv(&mut body, lp::INCOMING_FACE_ID, id);
+    }
+    if h.congestion_mark != 0 {
+        encode_nni_tlv(&mut body, lp::CONGESTION_MARK, h.congestion_mark);
+    }
+    let frag_tl = amicn_tlv::var_number_len(u64::from(lp::FRAGMENT))
+        + amicn_tlv::var_number_len(fragment.len() as u64);
+    let inner_len = body.len() + frag_tl + fragment.len();
+    let mut out = BytesMut::with_capacity(inner_len + 10);
+    encode_tl(&mut out, lp::LP_PACKET, inner_len);
+    out.put_slice(&body);
+    encode_tl(&mut out, lp::FRAGMENT, fragment.len());
+    out.put_slice(fragment);
+    out.freeze()
+}
+
+/// A copy of an Interest's wire with the Nonce and/or HopLimit values replaced in place; `None`
+/// when a field to set is absent from the wire (the caller then re-encodes).
+pub(crate) fn patch_interest(
+    wire: &Bytes,
+    nonce: Option<u32>,
+    hop_limit: Option<u8>,
+) -> Option<Bytes> {
+    let mut r = TlvReader::new(wire.clone());
+    let top = r.read().ok()?;
+    let mut fields = top.reader();
+    let mut nonce_at = None;
+    let mut hop_at = None;
+    while !fields.is_empty() {
+        let e = fields.read().ok()?;
+        let value_at = e.value_offset();
+        match e.typ {
+            tt::NONCE if e.value.len() == 4 => nonce_at = Some(value_at),
+            tt::HOP_LIMIT if e.value.len() == 1 => hop_at = Some(value_at),
+            _ => {}
+        }
+    }
+    let mut out = BytesMut::from(&wire[..]);
+    if let Some(n) = nonce {
+        let at = nonce_at?;
+        out.get_mut(at..at + 4)?.copy_from_slice(&n.to_be_bytes());
+    }
+    if let Some(h) = hop_limit {
+        let at = hop_at?;
+        *out.get_mut(at)? = h;
+    }
+    Some(out.freeze())
+}
+
+/// The Interest's wire with `nonce` and `hop_limit` applied, patched in place when possible.
+pub(crate) fn interest_wire(
+    orig: &Bytes,
+    interest: &Interest,
+    nonce_changed: bool,
+    hop_changed: bool,
+) -> Bytes {
+    if !nonce_changed && !hop_changed {
+        return orig.clone();
+    }
+    let nonce = if nonce_changed { interest.nonce } else { None };
+    let hop = if hop_changed {
+        interest.hop_limit
+    } else {
+        None
+    };
+    patch_interest(orig, nonce, hop).unwrap_or_else(|| interest.encode())
+}
