@@ -9,6 +9,7 @@
 //! hands batches of whole packets to one inbound channel ([`Inbound`]) and drains one bounded
 //! outbound queue ([`FaceTx`]); the forwarder runtime sits between the two.
 
+pub mod client;
 pub mod codec;
 pub mod emulation;
 pub mod fragment;

@@ -1,0 +1,1083 @@
+//! The application side of a face: how a producer or consumer reaches its forwarder.
+//!
+//! A [`Client`] owns one connection (Unix, TCP or UDP) to a forwarder, found the way NDN users
+//! expect (`NDN_CLIENT_TRANSPORT`, `client.conf` `transport=`, then the default Unix socket
+//! `/run/nfd/nfd.sock` with the fallbacks python-ndn and NDNts use). It multiplexes many
+//! outstanding Interests over that connection: every Interest goes out in an LpPacket carrying a
+//! PitToken the client chose, and the Data or Nack that comes back is routed to its waiting task by
+//! that token, or by name when the forwarder did not echo it. Interests arriving from the forwarder
+//! are handed to the handler registered for the longest matching prefix. Prefixes are registered
+//! through NFD's management protocol (`/localhost/nfd/rib/register`, v0.3 signed Interest with
+//! DigestSha256) and registered again after every reconnect.
+
+// Errors and replies carry a `Name`, which keeps its components inline by design; they are on the
+// cold path (timeouts, refusals) or moved once per packet, so boxing would only add allocations.
+#![allow(clippy::result_large_err, clippy::large_enum_variant)]
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use amicn_tlv::{Component, Data, Interest, NackReason, Name, NetPacket, TlvReader};
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Default NDN port for TCP and UDP faces.
+pub const DEFAULT_PORT: u16 = 6363;
+/// Default Unix socket of a local forwarder on Linux (ndn-cxx, python-ndn, NDNts).
+pub const DEFAULT_UNIX_PATH: &str = "/run/nfd/nfd.sock";
+/// Unix socket paths tried, in order, when the default one does not exist.
+pub const FALLBACK_UNIX_PATHS: &[&str] = &[
+    "/run/nfd.sock",
+    "/run/ndn/nfd.sock",
+    "/var/run/nfd/nfd.sock",
+];
+
+/// Largest packet accepted from the forwarder (NDN practical limit plus LpPacket headroom).
+const MAX_PACKET: usize = 8800 + 1024;
+/// LpPacket TLV-TYPE (NDNLPv2).
+const LP_PACKET: u32 = 100;
+/// LpPacket Fragment TLV-TYPE.
+const LP_FRAGMENT: u32 = 80;
+/// LpPacket PitToken TLV-TYPE.
+const LP_PIT_TOKEN: u32 = 98;
+/// LpPacket Nack TLV-TYPE.
+const LP_NACK: u32 = 800;
+/// LpPacket NackReason TLV-TYPE.
+const LP_NACK_REASON: u32 = 801;
+
+/// What went wrong talking to the forwarder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The transport URI could not be understood.
+    #[error(
+        "invalid transport URI {uri:?}: {why} (expected unix:///path, tcp://host[:port] or udp://host[:port])"
+    )]
+    InvalidUri {
+        /// The URI as given.
+        uri: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Connecting to the forwarder failed.
+    #[error(
+        "cannot connect to forwarder at {uri}: {source} (is the forwarder running? set NDN_CLIENT_TRANSPORT or --connect)"
+    )]
+    Connect {
+        /// The transport tried.
+        uri: String,
+        /// The socket error.
+        source: io::Error,
+    },
+    /// The connection is gone and will not come back.
+    #[error("connection to the forwarder is closed")]
+    Closed,
+    /// No Data or Nack arrived within the Interest lifetime.
+    #[error("Interest {name} timed out")]
+    Timeout {
+        /// The Interest name.
+        name: Name,
+    },
+    /// The forwarder refused a management command.
+    #[error("forwarder refused {verb} of {prefix}: {code} {text}")]
+    Command {
+        /// Command verb (e.g. `rib/register`).
+        verb: &'static str,
+        /// Prefix concerned.
+        prefix: Name,
+        /// ControlResponse StatusCode.
+        code: u64,
+        /// ControlResponse StatusText.
+        text: String,
+    },
+    /// A packet could not be encoded or decoded.
+    #[error("packet encoding: {0}")]
+    Tlv(#[from] amicn_tlv::Error),
+}
+
+/// Where the forwarder is: a parsed `unix://`, `tcp://` or `udp://` URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportUri {
+    /// A Unix stream socket.
+    Unix(PathBuf),
+    /// A TCP connection to `host:port`.
+    Tcp(String),
+    /// A UDP unicast face to `host:port`.
+    Udp(String),
+}
+
+impl std::fmt::Display for TransportUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportUri::Unix(p) => write!(f, "unix://{}", p.display()),
+            TransportUri::Tcp(a) => write!(f, "tcp://{a}"),
+            TransportUri::Udp(a) => write!(f, "udp://{a}"),
+        }
+    }
+}
+
+fn with_default_port(uri: &str, rest: &str) -> Result<String, ClientError> {
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() {
+        return Err(ClientError::InvalidUri {
+            uri: uri.to_owned(),
+            why: "missing host",
+        });
+    }
+    // `[v6]:port`, `[v6]`, `host:port`, `host`.
+    let has_port = if let Some(end) = rest.rfind(']') {
+        rest[end..].contains(':')
+    } else {
+        rest.contains(':')
+    };
+    if has_port {
+        Ok(rest.to_owned())
+    } else {
+        Ok(format!("{rest}:{DEFAULT_PORT}"))
+    }
+}
+
+impl FromStr for TransportUri {
+    type Err = ClientError;
+
+    fn from_str(uri: &str) -> Result<Self, Self::Err> {
+        let uri = uri.trim();
+        if let Some(rest) = uri.strip_prefix("unix://") {
+            if rest.is_empty() {
+                return Err(ClientError::InvalidUri {
+                    uri: uri.to_owned(),
+                    why: "missing socket path",
+                });
+            }
+            Ok(TransportUri::Unix(PathBuf::from(rest)))
+        } else if let Some(rest) = uri
+            .strip_prefix("tcp://")
+            .or_else(|| uri.strip_prefix("tcp4://"))
+            .or_else(|| uri.strip_prefix("tcp6://"))
+        {
+            Ok(TransportUri::Tcp(with_default_port(uri, rest)?))
+        } else if let Some(rest) = uri
+            .strip_prefix("udp://")
+            .or_else(|| uri.strip_prefix("udp4://"))
+            .or_else(|| uri.strip_prefix("udp6://"))
+        {
+            Ok(TransportUri::Udp(with_default_port(uri, rest)?))
+        } else if uri.starts_with('/') {
+            Ok(TransportUri::Unix(PathBuf::from(uri)))
+        } else {
+            Err(ClientError::InvalidUri {
+                uri: uri.to_owned(),
+                why: "unknown scheme",
+            })
+        }
+    }
+}
+
+/// The `transport=` value of a `client.conf` file, if any.
+fn transport_from_client_conf(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|line| {
+        let line = line.trim();
+        if line.starts_with(';') || line.starts_with('#') {
+            return None;
+        }
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "transport").then(|| value.trim().to_owned())
+    })
+}
+
+/// Finds the forwarder the way NDN applications do.
+///
+/// Order: `AMICN_SOCKET` (a path or URI), `NDN_CLIENT_TRANSPORT`, `transport=` in
+/// `$HOME/.ndn/client.conf`, `/usr/local/etc/ndn/client.conf`, `/etc/ndn/client.conf`; then the
+/// default Unix socket `/run/nfd/nfd.sock`, or the first fallback path that exists.
+pub fn default_transport() -> Result<TransportUri, ClientError> {
+    for var in ["AMICN_SOCKET", "NDN_CLIENT_TRANSPORT"] {
+        if let Ok(v) = std::env::var(var)
+            && !v.is_empty()
+        {
+            return v.parse();
+        }
+    }
+    let mut confs = Vec::new();
+    if let Some(home) = std::env::var_os("HOME") {
+        confs.push(PathBuf::from(home).join(".ndn/client.conf"));
+    }
+    confs.push(PathBuf::from("/usr/local/etc/ndn/client.conf"));
+    confs.push(PathBuf::from("/etc/ndn/client.conf"));
+    for conf in confs {
+        if let Some(t) = transport_from_client_conf(&conf) {
+            return t.parse();
+        }
+    }
+    if !Path::new(DEFAULT_UNIX_PATH).exists()
+        && let Some(p) = FALLBACK_UNIX_PATHS.iter().find(|p| Path::new(p).exists())
+    {
+        return Ok(TransportUri::Unix(PathBuf::from(p)));
+    }
+    Ok(TransportUri::Unix(PathBuf::from(DEFAULT_UNIX_PATH)))
+}
+
+/// Tunables of a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Reconnect after the connection drops (with exponential backoff).
+    pub reconnect: bool,
+    /// First reconnect delay.
+    pub backoff_initial: Duration,
+    /// Largest reconnect delay.
+    pub backoff_max: Duration,
+    /// Outgoing queue length in packets.
+    pub send_queue: usize,
+    /// Queue length of each Interest handler.
+    pub handler_queue: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            reconnect: true,
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            send_queue: 4096,
+            handler_queue: 4096,
+        }
+    }
+}
+
+/// What answered an Interest.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A Data packet.
+    Data {
+        /// The decoded Data (its wire bytes are kept inside).
+        data: Data,
+        /// CongestionMark carried in the LpPacket header (0 if none).
+        congestion_mark: u64,
+    },
+    /// A network Nack.
+    Nack {
+        /// Why the network refused the Interest.
+        reason: NackReason,
+    },
+}
+
+/// An Interest delivered to a registered handler.
+#[derive(Debug, Clone)]
+pub struct IncomingInterest {
+    /// The Interest.
+    pub interest: Interest,
+    /// The PitToken the forwarder attached, to be echoed on the answer.
+    pub pit_token: Option<Bytes>,
+}
+
+/// Counters of one client connection.
+#[derive(Debug, Default)]
+pub struct ClientCounters {
+    /// Packets written.
+    pub tx_packets: AtomicU64,
+    /// Packets read.
+    pub rx_packets: AtomicU64,
+    /// Data or Nack that matched no pending Interest.
+    pub unsolicited: AtomicU64,
+    /// Interests dropped because no handler matched or its queue was full.
+    pub interests_dropped: AtomicU64,
+    /// Packets that did not decode.
+    pub malformed: AtomicU64,
+    /// Successful (re)connections.
+    pub connects: AtomicU64,
+}
+
+struct Pending {
+    name: Name,
+    can_be_prefix: bool,
+    tx: oneshot::Sender<Reply>,
+}
+
+struct Handler {
+    prefix: Name,
+    tx: mpsc::Sender<IncomingInterest>,
+    /// Registered with the forwarder (re-registered after reconnect) or local only.
+    announce: bool,
+}
+
+struct Inner {
+    pending: Mutex<HashMap<u64, Pending>>,
+    handlers: RwLock<Vec<Handler>>,
+    next_token: AtomicU64,
+    out: mpsc::Sender<Bytes>,
+    connected: watch::Sender<bool>,
+    closed: AtomicBool,
+    counters: ClientCounters,
+    options: ClientOptions,
+}
+
+/// A connection from an application to its forwarder. Cheap to clone; all clones share it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("connected", &*self.inner.connected.borrow())
+            .finish()
+    }
+}
+
+type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+enum Conn {
+    Stream(BoxRead, BoxWrite),
+    Datagram(tokio::net::UdpSocket),
+}
+
+async fn open(uri: &TransportUri) -> Result<Conn, ClientError> {
+    let err = |source| ClientError::Connect {
+        uri: uri.to_string(),
+        source,
+    };
+    match uri {
+        TransportUri::Unix(path) => {
+            let s = tokio::net::UnixStream::connect(path).await.map_err(err)?;
+            let (r, w) = s.into_split();
+            Ok(Conn::Stream(Box::new(r), Box::new(w)))
+        }
+        TransportUri::Tcp(addr) => {
+            let s = tokio::net::TcpStream::connect(addr.as_str())
+                .await
+                .map_err(err)?;
+            s.set_nodelay(true).map_err(err)?;
+            let (r, w) = s.into_split();
+            Ok(Conn::Stream(Box::new(r), Box::new(w)))
+        }
+        TransportUri::Udp(addr) => {
+            let target = tokio::net::lookup_host(addr.as_str())
+                .await
+                .map_err(err)?
+                .next()
+                .ok_or_else(|| {
+                    err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "host has no address",
+                    ))
+                })?;
+            let local = if target.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            };
+            let s = tokio::net::UdpSocket::bind(local).await.map_err(err)?;
+            s.connect(target).await.map_err(err)?;
+            Ok(Conn::Datagram(s))
+        }
+    }
+}
+
+impl Client {
+    /// Connects to the forwarder found by [`default_transport`].
+    pub async fn connect_default() -> Result<Client, ClientError> {
+        Client::connect(&default_transport()?, ClientOptions::default()).await
+    }
+
+    /// Connects to the forwarder at `uri`. Fails if the first connection attempt fails; after
+    /// that, lost connections are re-established in the background when `options.reconnect`.
+    pub async fn connect(
+        uri: &TransportUri,
+        options: ClientOptions,
+    ) -> Result<Client, ClientError> {
+        let conn = open(uri).await?;
+        let (client, rx) = Client::new_inner(options);
+        let inner = client.inner.clone();
+        let uri = uri.clone();
+        tokio::spawn(async move { run_connection(inner, Some(uri), conn, rx).await });
+        Ok(client)
+    }
+
+    /// Wraps an already connected byte stream (a socket accepted by a listener, or an in-memory
+    /// pipe in tests). There is no reconnect: when the stream ends the client is closed.
+    pub fn from_stream<S>(stream: S, options: ClientOptions) -> Client
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (r, w) = tokio::io::split(stream);
+        let (client, rx) = Client::new_inner(ClientOptions {
+            reconnect: false,
+            ..options
+        });
+        let inner = client.inner.clone();
+        tokio::spawn(async move {
+            run_connection(inner, None, Conn::Stream(Box::new(r), Box::new(w)), rx).await
+        });
+        client
+    }
+
+    fn new_inner(options: ClientOptions) -> (Client, mpsc::Receiver<Bytes>) {
+        let (out, rx) = mpsc::channel(options.send_queue.max(1));
+        let (connected, _) = watch::channel(true);
+        let seed = rand::random::<u64>() & 0xFFFF_FFFF_0000_0000;
+        let inner = Inner {
+            pending: Mutex::new(HashMap::new()),
+            handlers: RwLock::new(Vec::new()),
+            next_token: AtomicU64::new(seed),
+            out,
+            connected,
+            closed: AtomicBool::new(false),
+            counters: ClientCounters::default(),
+            options,
+        };
+        (
+            Client {
+                inner: Arc::new(inner),
+            },
+            rx,
+        )
+    }
+
+    /// Counters of this connection.
+    pub fn counters(&self) -> &ClientCounters {
+        &self.inner.counters
+    }
+
+    /// True while the connection is up.
+    pub fn is_connected(&self) -> bool {
+        *self.inner.connected.borrow()
+    }
+
+    /// Sends already encoded bytes (a bare packet or an LpPacket) to the forwarder.
+    pub async fn send_raw(&self, wire: Bytes) -> Result<(), ClientError> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(ClientError::Closed);
+        }
+        self.inner
+            .out
+            .send(wire)
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// Sends an Interest and waits for its Data or Nack, at most the Interest lifetime.
+    /// Dropping the returned future withdraws the Interest from the pending table.
+    pub async fn express(&self, interest: &Interest) -> Result<Reply, ClientError> {
+        let wire = interest.encode();
+        self.express_wire(
+            &interest.name,
+            interest.can_be_prefix,
+            wire,
+            interest.lifetime(),
+        )
+        .await
+    }
+
+    /// Like [`Client::express`] for an Interest already encoded to `wire` (name and
+    /// CanBePrefix are what replies are matched against when the forwarder drops the PitToken).
+    pub async fn express_wire(
+        &self,
+        name: &Name,
+        can_be_prefix: bool,
+        wire: Bytes,
+        lifetime: Duration,
+    ) -> Result<Reply, ClientError> {
+        let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.lock_pending().insert(
+            token,
+            Pending {
+                name: name.clone(),
+                can_be_prefix,
+                tx,
+            },
+        );
+        let guard = PendingGuard {
+            inner: &self.inner,
+            token,
+        };
+        let lp = lp_wrap(&token.to_be_bytes(), &wire);
+        self.send_raw(lp).await?;
+        let res = match tokio::time::timeout(lifetime, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(ClientError::Closed),
+            Err(_) => Err(ClientError::Timeout { name: name.clone() }),
+        };
+        drop(guard);
+        res
+    }
+
+    /// Answers an Interest with an encoded Data, echoing the PitToken it came with.
+    pub async fn put_data(
+        &self,
+        data_wire: Bytes,
+        pit_token: Option<&Bytes>,
+    ) -> Result<(), ClientError> {
+        let wire = match pit_token {
+            Some(t) => lp_wrap(t, &data_wire),
+            None => data_wire,
+        };
+        self.send_raw(wire).await
+    }
+
+    /// Answers an Interest with a network Nack.
+    pub async fn put_nack(
+        &self,
+        interest: &Interest,
+        reason: u64,
+        pit_token: Option<&Bytes>,
+    ) -> Result<(), ClientError> {
+        let fragment = interest
+            .wire()
+            .cloned()
+            .unwrap_or_else(|| interest.encode());
+        let mut nack = BytesMut::new();
+        encode_nni_tlv(&mut nack, LP_NACK_REASON, reason);
+        let mut body = BytesMut::new();
+        if let Some(t) = pit_token {
+            encode_tlv(&mut body, LP_PIT_TOKEN, t);
+        }
+        encode_tlv(&mut body, LP_NACK, &nack);
+        encode_tlv(&mut body, LP_FRAGMENT, &fragment);
+        let mut out = BytesMut::new();
+        encode_tlv(&mut out, LP_PACKET, &body);
+        self.send_raw(out.freeze()).await
+    }
+
+    /// Installs a handler for Interests under `prefix` without telling the forwarder (for a
+    /// connection where the peer sends Interests directly, or a route configured elsewhere).
+    pub fn serve_local(&self, prefix: Name) -> mpsc::Receiver<IncomingInterest> {
+        self.add_handler(prefix, false)
+    }
+
+    fn add_handler(&self, prefix: Name, announce: bool) -> mpsc::Receiver<IncomingInterest> {
+        let (tx, rx) = mpsc::channel(self.inner.options.handler_queue.max(1));
+        let mut handlers = self
+            .inner
+            .handlers
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        handlers.retain(|h| h.prefix != prefix);
+        handlers.push(Handler {
+            prefix,
+            tx,
+            announce,
+        });
+        rx
+    }
+
+    /// Registers `prefix` with the forwarder (`rib/register`) and returns the stream of
+    /// Interests under it. The registration is repeated after every reconnect.
+    pub async fn register(
+        &self,
+        prefix: Name,
+    ) -> Result<mpsc::Receiver<IncomingInterest>, ClientError> {
+        let rx = self.add_handler(prefix.clone(), true);
+        register_prefix(self, &prefix).await?;
+        Ok(rx)
+    }
+
+    /// Sends an NFD management command `/localhost/nfd/<verb>/<ControlParameters>` as a v0.3
+    /// signed Interest (DigestSha256, SignatureNonce + SignatureTime) and returns the response
+    /// status code and text, failing unless the code is below 400.
+    pub async fn command(
+        &self,
+        verb: &'static str,
+        control_parameters: &[u8],
+        prefix: &Name,
+    ) -> Result<(u64, String), ClientError> {
+        let (name, wire) = make_command(verb, control_parameters)?;
+        let reply = self
+            .express_wire(&name, false, wire, Duration::from_secs(4))
+            .await?;
+        let data = match reply {
+            Reply::Data { data, .. } => data,
+            Reply::Nack { reason } => {
+                return Err(ClientError::Command {
+                    verb,
+                    prefix: prefix.clone(),
+                    code: 0,
+                    text: format!("Nack {reason:?}"),
+                });
+            }
+        };
+        let (code, text) = parse_control_response(&data.content);
+        if code >= 400 || code == 0 {
+            return Err(ClientError::Command {
+                verb,
+                prefix: prefix.clone(),
+                code,
+                text,
+            });
+        }
+        Ok((code, text))
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
+        self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until the connection state changes to `up`.
+    pub async fn wait_connected(&self, up: bool) {
+        let mut rx = self.inner.connected.subscribe();
+        while *rx.borrow_and_update() != up {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+struct PendingGuard<'a> {
+    inner: &'a Inner,
+    token: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.token);
+    }
+}
+
+async fn register_prefix(client: &Client, prefix: &Name) -> Result<(), ClientError> {
+    let mut cp = BytesMut::new();
+    prefix.encode(&mut cp);
+    encode_nni_tlv(&mut cp, 111, 0); // Origin app
+    encode_nni_tlv(&mut cp, 106, 0); // Cost
+    encode_nni_tlv(&mut cp, 108, 1); // Flags ChildInherit
+    let mut wrapped = BytesMut::new();
+    encode_tlv(&mut wrapped, 104, &cp);
+    // A command Interest lost in flight is simply repeated (NFD's rib/register is idempotent).
+    let mut last = ClientError::Closed;
+    for _ in 0..3 {
+        match client.command("rib/register", &wrapped, prefix).await {
+            Ok(_) => return Ok(()),
+            Err(e @ ClientError::Timeout { .. }) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Builds `/localhost/nfd/<verb>/<cp>/params-sha256=..` as a v0.3 signed Interest.
+fn make_command(verb: &str, control_parameters: &[u8]) -> Result<(Name, Bytes), ClientError> {
+    let mut name = Name::default()
+        .append(Component::generic(Bytes::from_static(b"localhost")))
+        .append(Component::generic(Bytes::from_static(b"nfd")));
+    for part in verb.split('/') {
+        name = name.append(Component::generic(Bytes::copy_from_slice(part.as_bytes())));
+    }
+    name = name.append(Component::generic(Bytes::copy_from_slice(
+        control_parameters,
+    )));
+
+    let nonce: [u8; 8] = rand::random();
+    let mut sig_info = BytesMut::new();
+    encode_nni_tlv(&mut sig_info, 27, 0); // SignatureType DigestSha256
+    encode_tlv(&mut sig_info, 38, &nonce);
+    encode_nni_tlv(&mut sig_info, 40, now_ms());
+    let mut params = BytesMut::new();
+    encode_tlv(&mut params, 36, &[]);
+    encode_tlv(&mut params, 44, &sig_info);
+
+    // Signed portion: the name's components (without the digest) then AppParameters..SigInfo.
+    let mut hasher = Sha256::new();
+    hasher.update(name.value_wire());
+    hasher.update(&params);
+    let sig: [u8; 32] = hasher.finalize().into();
+    encode_tlv(&mut params, 46, &sig);
+    let digest: [u8; 32] = Sha256::digest(&params).into();
+    let full = name.append(Component::params_sha256_digest(digest));
+
+    let mut body = BytesMut::new();
+    full.encode(&mut body);
+    encode_tlv(&mut body, 10, &rand::random::<[u8; 4]>());
+    encode_nni_tlv(&mut body, 12, 4000);
+    body.extend_from_slice(&params);
+    let mut wire = BytesMut::new();
+    encode_tlv(&mut wire, 5, &body);
+    Ok((full, wire.freeze()))
+}
+
+/// StatusCode and StatusText of a ControlResponse; (0, "") if it does not parse.
+pub fn parse_control_response(content: &Bytes) -> (u64, String) {
+    let mut outer = TlvReader::new(content.clone());
+    let Ok(resp) = outer.read() else {
+        return (0, String::new());
+    };
+    if resp.typ != 101 {
+        return (0, String::new());
+    }
+    let mut r = TlvReader::new(resp.value.clone());
+    let (mut code, mut text) = (0, String::new());
+    while !r.is_empty() {
+        let Ok(el) = r.read() else { break };
+        match el.typ {
+            102 => code = be_uint(&el.value),
+            103 => text = String::from_utf8_lossy(&el.value).into_owned(),
+            _ => {}
+        }
+    }
+    (code, text)
+}
+
+fn be_uint(b: &[u8]) -> u64 {
+    if b.len() > 8 {
+        return 0;
+    }
+    b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
+}
+
+use amicn_tlv::{encode_nni_tlv, encode_tlv};
+
+/// Wraps an encoded network packet in an LpPacket carrying `pit_token`.
+pub fn lp_wrap(pit_token: &[u8], packet: &[u8]) -> Bytes {
+    let inner_len =
+        2 + pit_token.len() + amicn_tlv::var_number_len(packet.len() as u64) + 1 + packet.len();
+    let mut out = BytesMut::with_capacity(inner_len + 10);
+    amicn_tlv::encode_var_number(&mut out, u64::from(LP_PACKET));
+    amicn_tlv::encode_var_number(&mut out, inner_len as u64);
+    encode_tlv(&mut out, LP_PIT_TOKEN, pit_token);
+    encode_tlv(&mut out, LP_FRAGMENT, packet);
+    out.freeze()
+}
+
+async fn run_connection(
+    inner: Arc<Inner>,
+    uri: Option<TransportUri>,
+    first: Conn,
+    mut rx: mpsc::Receiver<Bytes>,
+) {
+    let mut conn = Some(first);
+    let mut backoff = inner.options.backoff_initial;
+    let mut first_time = true;
+    loop {
+        if let Some(c) = conn.take() {
+            inner.counters.connects.fetch_add(1, Ordering::Relaxed);
+            let _ = inner.connected.send(true);
+            backoff = inner.options.backoff_initial;
+            if !first_time {
+                spawn_reregister(inner.clone());
+            }
+            first_time = false;
+            let ended_by_app = drive(&inner, c, &mut rx).await;
+            let _ = inner.connected.send(false);
+            // Anything waiting on the old connection will never hear back; fail it now.
+            inner
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            if ended_by_app || !inner.options.reconnect {
+                break;
+            }
+        }
+        let Some(uri) = uri.as_ref() else { break };
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(inner.options.backoff_max);
+        if inner.out.is_closed() {
+            break;
+        }
+        match open(uri).await {
+            Ok(c) => conn = Some(c),
+            Err(e) => tracing::debug!("reconnect to {uri} failed: {e}"),
+        }
+    }
+    inner.closed.store(true, Ordering::Relaxed);
+    rx.close();
+}
+
+fn spawn_reregister(inner: Arc<Inner>) {
+    let prefixes: Vec<Name> = inner
+        .handlers
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|h| h.announce)
+        .map(|h| h.prefix.clone())
+        .collect();
+    if prefixes.is_empty() {
+        return;
+    }
+    let client = Client { inner };
+    tokio::spawn(async move {
+        for p in prefixes {
+            if let Err(e) = register_prefix(&client, &p).await {
+                tracing::warn!("re-registering {p} after reconnect failed: {e}");
+            }
+        }
+    });
+}
+
+/// Runs one connection until it fails (false) or the application side is gone (true).
+async fn drive(inner: &Arc<Inner>, conn: Conn, rx: &mut mpsc::Receiver<Bytes>) -> bool {
+    match conn {
+        Conn::Stream(mut r, mut w) => {
+            let reader = async {
+                let mut buf = BytesMut::with_capacity(256 * 1024);
+                loop {
+                    if buf.capacity() - buf.len() < MAX_PACKET {
+                        buf.reserve(256 * 1024);
+                    }
+                    match r.read_buf(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    loop {
+                        match amicn_tlv::split_first_tlv(&buf) {
+                            Ok(Some(n)) if n <= buf.len() => {
+                                let pkt = buf.split_to(n).freeze();
+                                on_packet(inner, pkt);
+                            }
+                            Ok(_) => {
+                                if buf.len() > 16 * MAX_PACKET {
+                                    return;
+                                }
+                                break;
+                            }
+                            Err(_) => {
+                                inner.counters.malformed.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                        }
+                    }
+                }
+            };
+            let writer = async {
+                let mut batch = Vec::with_capacity(256);
+                let mut out = BytesMut::with_capacity(256 * 1024);
+                loop {
+                    if rx.recv_many(&mut batch, 256).await == 0 {
+                        return true;
+                    }
+                    out.clear();
+                    inner
+                        .counters
+                        .tx_packets
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    for p in batch.drain(..) {
+                        out.extend_from_slice(&p);
+                    }
+                    if w.write_all(&out).await.is_err() || w.flush().await.is_err() {
+                        return false;
+                    }
+                }
+            };
+            tokio::select! {
+                () = reader => false,
+                app_gone = writer => app_gone,
+            }
+        }
+        Conn::Datagram(sock) => {
+            let reader = async {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    match sock.recv(&mut buf).await {
+                        Ok(n) => on_packet(
+                            inner,
+                            Bytes::copy_from_slice(buf.get(..n).unwrap_or_default()),
+                        ),
+                        Err(_) => return,
+                    }
+                }
+            };
+            let writer = async {
+                while let Some(p) = rx.recv().await {
+                    inner.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
+                    if sock.send(&p).await.is_err() {
+                        return false;
+                    }
+                }
+                true
+            };
+            tokio::select! {
+                () = reader => false,
+                app_gone = writer => app_gone,
+            }
+        }
+    }
+}
+
+fn on_packet(inner: &Inner, pkt: Bytes) {
+    inner.counters.rx_packets.fetch_add(1, Ordering::Relaxed);
+    let Ok(received) = amicn_tlv::decode_packet(pkt) else {
+        inner.counters.malformed.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let token = received.lp.pit_token.clone();
+    match received.packet {
+        NetPacket::Interest(interest) => {
+            let handlers = inner.handlers.read().unwrap_or_else(|e| e.into_inner());
+            let best = handlers
+                .iter()
+                .filter(|h| h.prefix.is_prefix_of(&interest.name))
+                .max_by_key(|h| h.prefix.len());
+            match best {
+                Some(h) => {
+                    if h.tx
+                        .try_send(IncomingInterest {
+                            interest,
+                            pit_token: token,
+                        })
+                        .is_err()
+                    {
+                        inner
+                            .counters
+                            .interests_dropped
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    inner
+                        .counters
+                        .interests_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        NetPacket::Data(data) => {
+            let mark = received.lp.congestion_mark.unwrap_or(0);
+            satisfy(inner, token.as_ref(), &data.name, true, || Reply::Data {
+                data: data.clone(),
+                congestion_mark: mark,
+            });
+        }
+        NetPacket::Nack(nack) => {
+            let reason = nack.reason;
+            satisfy(inner, token.as_ref(), &nack.interest.name, false, || {
+                Reply::Nack { reason }
+            });
+        }
+    }
+}
+
+fn token_of(t: &Bytes) -> Option<u64> {
+    let arr: [u8; 8] = t.as_ref().try_into().ok()?;
+    Some(u64::from_be_bytes(arr))
+}
+
+fn satisfy(
+    inner: &Inner,
+    token: Option<&Bytes>,
+    name: &Name,
+    is_data: bool,
+    make: impl Fn() -> Reply,
+) {
+    let mut pending = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(t) = token.and_then(token_of)
+        && let Some(p) = pending.remove(&t)
+    {
+        let _ = p.tx.send(make());
+        return;
+    }
+    // No (known) token: match by name like a PIT would. A Nack names exactly its Interest.
+    let keys: Vec<u64> = pending
+        .iter()
+        .filter(|(_, p)| {
+            p.name == *name || (is_data && p.can_be_prefix && p.name.is_prefix_of(name))
+        })
+        .map(|(k, _)| *k)
+        .collect();
+    if keys.is_empty() {
+        inner.counters.unsolicited.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    for k in keys {
+        if let Some(p) = pending.remove(&k) {
+            let _ = p.tx.send(make());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_transport_uris() {
+        assert_eq!(
+            "unix:///run/nfd/nfd.sock".parse::<TransportUri>().unwrap(),
+            TransportUri::Unix("/run/nfd/nfd.sock".into())
+        );
+        assert_eq!(
+            "tcp://127.0.0.1".parse::<TransportUri>().unwrap(),
+            TransportUri::Tcp("127.0.0.1:6363".into())
+        );
+        assert_eq!(
+            "tcp://localhost:7000".parse::<TransportUri>().unwrap(),
+            TransportUri::Tcp("localhost:7000".into())
+        );
+        assert_eq!(
+            "udp://[::1]".parse::<TransportUri>().unwrap(),
+            TransportUri::Udp("[::1]:6363".into())
+        );
+        assert_eq!(
+            "udp://[::1]:9".parse::<TransportUri>().unwrap(),
+            TransportUri::Udp("[::1]:9".into())
+        );
+        assert!("http://x".parse::<TransportUri>().is_err());
+        assert!("tcp://".parse::<TransportUri>().is_err());
+    }
+
+    #[test]
+    fn reads_client_conf_transport() {
+        let dir = std::env::temp_dir().join(format!("amicn-clientconf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("client.conf");
+        std::fs::write(
+            &p,
+            "; comment\nprotocol=nrd-0.1\ntransport=tcp4://10.0.0.1:6464\n",
+        )
+        .unwrap();
+        assert_eq!(
+            transport_from_client_conf(&p).as_deref(),
+            Some("tcp4://10.0.0.1:6464")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lp_wrap_golden() {
+        let w = lp_wrap(&[1, 2], &[5, 0]);
+        assert_eq!(w.as_ref(), &[100, 8, 98, 2, 1, 2, 80, 2, 5, 0]);
+    }
+
+    #[test]
+    fn control_response_parses() {
+        let c = Bytes::from_static(&[101, 7, 102, 1, 200, 103, 2, b'O', b'K']);
+        assert_eq!(parse_control_response(&c), (200, "OK".to_owned()));
+        assert_eq!(parse_control_response(&Bytes::from_static(&[1, 2])).0, 0);
+    }
+
+    #[test]
+    fn command_interest_is_v03_signed() {
+        let (name, wire) = make_command("rib/register", &[104, 0]).unwrap();
+        assert_eq!(name.len(), 6);
+        let interest = Interest::decode(wire).unwrap();
+        assert_eq!(interest.name, name);
+        assert!(name.get(5).unwrap().is_params_digest());
+        let si = interest.signature_info.clone().unwrap();
+        assert_eq!(si.sig_type, 0);
+        assert!(si.nonce.is_some() && si.time_ms.is_some());
+        assert!(interest.check_params_digest());
+        let expect: [u8; 32] = Sha256::digest(interest.signed_portion()).into();
+        assert_eq!(interest.signature_value.as_deref(), Some(&expect[..]));
+    }
+}
