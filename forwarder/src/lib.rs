@@ -4,6 +4,7 @@
 //!   no I/O and no clock.
 
 pub mod core;
+pub mod mgmt;
 pub mod runtime;
 
 pub use crate::core::Error;

@@ -1,7 +1,16 @@
 //! Key management: identities and certificates, trust rules, the AMI key graph with rekeying, key establishment and the content envelope. No I/O.
 
+pub mod cert;
+pub mod envelope;
+pub mod error;
+pub mod establish;
+pub mod identity;
 pub mod key;
+pub mod keychain;
+pub mod replay;
+pub mod trust;
 
+pub use error::{Error, Result};
 pub use key::SymmetricKey;
 
 #[cfg(test)]

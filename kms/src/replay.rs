@@ -1,0 +1,408 @@
+//! Replay checking for signed Interests (NDN packet spec, "Signed Interest" rules).
+//!
+//! Two independent mechanisms, each optional by configuration:
+//! - **SignatureTime**: accepted only within `now ± grace` (60 s by default, the spec's
+//!   recommendation) and only if strictly greater than the last time accepted for the same key.
+//!   A key never seen before starts at `now − grace`, so forgetting a key whose last time is older
+//!   than that loses no protection; this is how the per-key table stays bounded.
+//! - **SignatureNonce**: remembered per key in a bounded first-in-first-out memory; a repeat within
+//!   the memory is a replay.
+//!
+//! The checker is sans-IO: the caller passes `now_ms` (milliseconds since the Unix epoch), and the
+//! state can be exported to bytes and restored after a restart, so a producer that crashes does
+//! not reopen its replay window.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use amicn_tlv::{Interest, KeyLocator, Name};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Replay checker settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayConfig {
+    /// Accepted clock difference between signer and verifier, in milliseconds.
+    pub grace_ms: u64,
+    /// Reject signed Interests without SignatureTime.
+    pub require_time: bool,
+    /// Reject signed Interests without SignatureNonce.
+    pub require_nonce: bool,
+    /// Nonces remembered in total (oldest forgotten first).
+    pub nonce_capacity: usize,
+    /// Per-key time records kept before stale ones are pruned.
+    pub key_capacity: usize,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        Self {
+            grace_ms: 60_000,
+            require_time: true,
+            require_nonce: true,
+            nonce_capacity: 65_536,
+            key_capacity: 1 << 20,
+        }
+    }
+}
+
+/// Counters of what the checker rejected and forgot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayStats {
+    /// Interests accepted.
+    pub accepted: u64,
+    /// Rejected for a SignatureTime outside the window.
+    pub outside_window: u64,
+    /// Rejected for a SignatureTime not after the last one.
+    pub stale_time: u64,
+    /// Rejected for a repeated nonce.
+    pub repeated_nonce: u64,
+    /// Rejected for a missing field.
+    pub missing_field: u64,
+    /// Nonces forgotten because the memory was full.
+    pub nonces_evicted: u64,
+}
+
+type NonceKey = (Name, Bytes);
+
+/// Per-key SignatureTime and nonce memory.
+#[derive(Debug, Clone)]
+pub struct ReplayChecker {
+    config: ReplayConfig,
+    last_time: HashMap<Name, u64>,
+    nonce_set: HashSet<NonceKey>,
+    nonce_order: VecDeque<NonceKey>,
+    stats: ReplayStats,
+}
+
+/// Serializable snapshot of a [`ReplayChecker`] (key names as URIs, nonces as hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayRecords {
+    /// Settings in force when the snapshot was taken.
+    pub config: ReplayConfig,
+    /// Last accepted SignatureTime per key name.
+    pub last_time: Vec<(String, u64)>,
+    /// Remembered nonces per key name, oldest first.
+    pub nonces: Vec<(String, String)>,
+}
+
+impl ReplayChecker {
+    /// An empty checker.
+    pub fn new(config: ReplayConfig) -> Self {
+        Self {
+            config,
+            last_time: HashMap::new(),
+            nonce_set: HashSet::new(),
+            nonce_order: VecDeque::new(),
+            stats: ReplayStats::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ReplayConfig {
+        &self.config
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ReplayStats {
+        self.stats
+    }
+
+    /// Number of keys with a time record.
+    pub fn tracked_keys(&self) -> usize {
+        self.last_time.len()
+    }
+
+    /// Number of remembered nonces.
+    pub fn remembered_nonces(&self) -> usize {
+        self.nonce_order.len()
+    }
+
+    /// Checks and records one signed Interest's SignatureTime and SignatureNonce for `key`.
+    /// Nothing is recorded when the Interest is rejected.
+    pub fn check(
+        &mut self,
+        key: &Name,
+        time_ms: Option<u64>,
+        nonce: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Result<()> {
+        let key_s = || key.to_string();
+        match time_ms {
+            None if self.config.require_time => {
+                self.stats.missing_field += 1;
+                return Err(Error::ReplayFieldMissing {
+                    name: key_s(),
+                    field: "SignatureTime",
+                });
+            }
+            None => {}
+            Some(t) => {
+                if t.abs_diff(now_ms) > self.config.grace_ms {
+                    self.stats.outside_window += 1;
+                    return Err(Error::ReplayOutsideWindow {
+                        key: key_s(),
+                        time_ms: t,
+                        now_ms,
+                    });
+                }
+                if let Some(&last) = self.last_time.get(key)
+                    && t <= last
+                {
+                    self.stats.stale_time += 1;
+                    return Err(Error::ReplayStaleTime {
+                        key: key_s(),
+                        time_ms: t,
+                        last_ms: last,
+                    });
+                }
+            }
+        }
+        let nonce_key = match nonce {
+            None if self.config.require_nonce => {
+                self.stats.missing_field += 1;
+                return Err(Error::ReplayFieldMissing {
+                    name: key_s(),
+                    field: "SignatureNonce",
+                });
+            }
+            None => None,
+            Some(n) => {
+                let nk = (key.clone(), Bytes::copy_from_slice(n));
+                if self.nonce_set.contains(&nk) {
+                    self.stats.repeated_nonce += 1;
+                    return Err(Error::ReplayNonce { key: key_s() });
+                }
+                Some(nk)
+            }
+        };
+
+        if let Some(t) = time_ms {
+            if !self.last_time.contains_key(key) && self.last_time.len() >= self.config.key_capacity
+            {
+                self.prune_times(now_ms);
+            }
+            self.last_time.insert(key.clone(), t);
+        }
+        if let Some(nk) = nonce_key {
+            self.remember_nonce(nk);
+        }
+        self.stats.accepted += 1;
+        Ok(())
+    }
+
+    /// Checks a signed Interest, taking the key from its KeyLocator Name and the fields from its
+    /// InterestSignatureInfo. The signature itself must be verified separately (first).
+    pub fn check_interest(&mut self, interest: &Interest, now_ms: u64) -> Result<()> {
+        let info = interest
+            .signature_info
+            .as_ref()
+            .ok_or_else(|| Error::NotSigned {
+                name: interest.name.to_string(),
+            })?;
+        let key = match &info.key_locator {
+            Some(KeyLocator::Name(n)) => n.clone(),
+            // DigestSha256 Interests have no signer; they share one replay record.
+            _ => Name::default(),
+        };
+        self.check(&key, info.time_ms, info.nonce.as_deref(), now_ms)
+    }
+
+    /// Forgets time records that no longer add protection (older than `now − grace`).
+    pub fn prune_times(&mut self, now_ms: u64) {
+        let floor = now_ms.saturating_sub(self.config.grace_ms);
+        self.last_time.retain(|_, t| *t >= floor);
+    }
+
+    fn remember_nonce(&mut self, nk: NonceKey) {
+        while self.nonce_order.len() >= self.config.nonce_capacity.max(1) {
+            match self.nonce_order.pop_front() {
+                Some(old) => {
+                    self.nonce_set.remove(&old);
+                    self.stats.nonces_evicted += 1;
+                }
+                None => break,
+            }
+        }
+        self.nonce_set.insert(nk.clone());
+        self.nonce_order.push_back(nk);
+    }
+
+    /// Exports the state for persistence.
+    pub fn records(&self) -> ReplayRecords {
+        let mut last_time: Vec<(String, u64)> = self
+            .last_time
+            .iter()
+            .map(|(k, t)| (k.to_string(), *t))
+            .collect();
+        last_time.sort();
+        ReplayRecords {
+            config: self.config,
+            last_time,
+            nonces: self
+                .nonce_order
+                .iter()
+                .map(|(k, n)| (k.to_string(), hex::encode(n)))
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a checker from exported records.
+    pub fn from_records(records: &ReplayRecords) -> Result<Self> {
+        let mut c = Self::new(records.config);
+        for (k, t) in &records.last_time {
+            c.last_time.insert(parse_key(k)?, *t);
+        }
+        for (k, n) in &records.nonces {
+            let nonce = hex::decode(n)
+                .map_err(|_| Error::Import(format!("replay record nonce {n:?} is not hex")))?;
+            c.remember_nonce((parse_key(k)?, Bytes::from(nonce)));
+        }
+        Ok(c)
+    }
+
+    /// Serializes the state as JSON bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serializing plain strings and integers cannot fail.
+        serde_json::to_vec(&self.records()).unwrap_or_default()
+    }
+
+    /// Restores the state from [`ReplayChecker::to_bytes`] output.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let records: ReplayRecords = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Import(format!("replay records: {e}")))?;
+        Self::from_records(&records)
+    }
+}
+
+fn parse_key(uri: &str) -> Result<Name> {
+    Name::from_uri(uri).map_err(|e| Error::Import(format!("replay record key {uri:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn key(s: &str) -> Name {
+        Name::from_uri(s).unwrap()
+    }
+
+    const NOW: u64 = 1_780_000_000_000;
+
+    #[test]
+    fn time_must_increase_and_stay_in_window() {
+        let mut c = ReplayChecker::new(ReplayConfig::default());
+        let k = key("/u/ami/meter/7/KEY/k1");
+        c.check(&k, Some(NOW), Some(b"n1"), NOW).unwrap();
+        assert!(matches!(
+            c.check(&k, Some(NOW), Some(b"n2"), NOW),
+            Err(Error::ReplayStaleTime { .. })
+        ));
+        assert!(matches!(
+            c.check(&k, Some(NOW - 5), Some(b"n3"), NOW),
+            Err(Error::ReplayStaleTime { .. })
+        ));
+        c.check(&k, Some(NOW + 1), Some(b"n4"), NOW).unwrap();
+        assert!(matches!(
+            c.check(&k, Some(NOW + 60_001), Some(b"n5"), NOW),
+            Err(Error::ReplayOutsideWindow { .. })
+        ));
+        assert!(matches!(
+            c.check(&key("/other/KEY/x"), Some(NOW - 60_001), Some(b"n6"), NOW),
+            Err(Error::ReplayOutsideWindow { .. })
+        ));
+        // Another key has its own record.
+        c.check(&key("/other/KEY/x"), Some(NOW - 1000), Some(b"n1"), NOW)
+            .unwrap();
+        assert_eq!(c.stats().accepted, 3);
+        assert_eq!(c.stats().stale_time, 2);
+        assert_eq!(c.stats().outside_window, 2);
+    }
+
+    #[test]
+    fn repeated_nonce_rejected_and_not_recorded_on_failure() {
+        let cfg = ReplayConfig {
+            require_time: false,
+            ..ReplayConfig::default()
+        };
+        let mut c = ReplayChecker::new(cfg);
+        let k = key("/a/KEY/1");
+        c.check(&k, None, Some(b"abc"), NOW).unwrap();
+        assert!(matches!(
+            c.check(&k, None, Some(b"abc"), NOW),
+            Err(Error::ReplayNonce { .. })
+        ));
+        assert!(matches!(
+            c.check(&k, None, None, NOW),
+            Err(Error::ReplayFieldMissing {
+                field: "SignatureNonce",
+                ..
+            })
+        ));
+        // A rejected time does not burn the nonce.
+        let mut strict = ReplayChecker::new(ReplayConfig::default());
+        assert!(
+            strict
+                .check(&k, Some(NOW + 100_000), Some(b"x"), NOW)
+                .is_err()
+        );
+        strict.check(&k, Some(NOW), Some(b"x"), NOW).unwrap();
+    }
+
+    #[test]
+    fn nonce_memory_is_bounded_fifo() {
+        let cfg = ReplayConfig {
+            require_time: false,
+            nonce_capacity: 3,
+            ..ReplayConfig::default()
+        };
+        let mut c = ReplayChecker::new(cfg);
+        let k = key("/a/KEY/1");
+        for n in [b"1", b"2", b"3", b"4"] {
+            c.check(&k, None, Some(n), NOW).unwrap();
+        }
+        assert_eq!(c.remembered_nonces(), 3);
+        assert_eq!(c.stats().nonces_evicted, 1);
+        // "1" was forgotten, "4" is still remembered.
+        c.check(&k, None, Some(b"1"), NOW).unwrap();
+        assert!(c.check(&k, None, Some(b"4"), NOW).is_err());
+    }
+
+    #[test]
+    fn stale_time_records_are_pruned_at_capacity() {
+        let cfg = ReplayConfig {
+            key_capacity: 2,
+            ..ReplayConfig::default()
+        };
+        let mut c = ReplayChecker::new(cfg);
+        c.check(&key("/a/KEY/1"), Some(NOW), Some(b"1"), NOW)
+            .unwrap();
+        c.check(&key("/b/KEY/1"), Some(NOW), Some(b"1"), NOW)
+            .unwrap();
+        let later = NOW + 120_000;
+        c.check(&key("/c/KEY/1"), Some(later), Some(b"1"), later)
+            .unwrap();
+        assert_eq!(c.tracked_keys(), 1);
+    }
+
+    #[test]
+    fn records_survive_a_round_trip() {
+        let mut c = ReplayChecker::new(ReplayConfig::default());
+        let k = key("/u/ami/meter/9/KEY/%01%02");
+        c.check(&k, Some(NOW), Some(&[0, 255, 7]), NOW).unwrap();
+        let bytes = c.to_bytes();
+        let mut restored = ReplayChecker::from_bytes(&bytes).unwrap();
+        assert_eq!(restored.records(), c.records());
+        assert!(matches!(
+            restored.check(&k, Some(NOW), Some(b"new"), NOW),
+            Err(Error::ReplayStaleTime { .. })
+        ));
+        assert!(matches!(
+            restored.check(&k, Some(NOW + 1), Some(&[0, 255, 7]), NOW),
+            Err(Error::ReplayNonce { .. })
+        ));
+        assert!(ReplayChecker::from_bytes(b"{not json").is_err());
+    }
+}

@@ -1,0 +1,792 @@
+//! Trust policy and validation: which keys may sign which names, and whether a packet's signer
+//! chains to a trust anchor.
+//!
+//! A policy is an ordered list of rules. Each rule has a *data* pattern and one or more *signer*
+//! patterns; the first rule whose data pattern matches a packet's name decides, and the packet's
+//! KeyLocator name must match one of that rule's signer patterns. Patterns are names written as
+//! URIs in which a component may be
+//!
+//! - a literal (`ami`, `KEY`, `%01`, `v=3`),
+//! - `<var>` — exactly one component, captured; the same variable in the signer pattern must be
+//!   the same component (this is how "meter X only signs under meter X" is said),
+//! - `<_>` — exactly one component, not captured,
+//! - `...` — any number (zero or more) of remaining components; only as the last element.
+//!
+//! The readable form is TOML:
+//!
+//! ```toml
+//! # First matching rule decides: put certificate rules before the data rules they overlap.
+//! [[rule]]
+//! id = "meter-cert"
+//! data = "/<u>/ami/meter/<id>/KEY/..."
+//! signer = ["/<u>/ami/KMS/KEY/...", "/<u>/KEY/..."]
+//!
+//! [[rule]]
+//! id = "meter-data"
+//! data = "/<u>/ami/meter/<id>/..."
+//! signer = "/<u>/ami/meter/<id>/KEY/..."
+//! ```
+//!
+//! The validator applies the policy to every link of the chain (the packet, then each certificate
+//! that is not a trust anchor), checks each Ed25519 signature strictly and each certificate's
+//! ValidityPeriod, and stops at a configured anchor.
+
+use std::collections::{BTreeMap, HashMap};
+
+use amicn_tlv::{Component, Data, Interest, KeyLocator, Name, SignatureInfo};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::cert::Certificate;
+use crate::error::{Error, Result};
+use crate::identity::{self, PublicKey};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pat {
+    Literal(Component),
+    Capture(String),
+    Any,
+    Rest,
+}
+
+/// A compiled name pattern (see the module documentation for the syntax).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamePattern {
+    source: String,
+    parts: Vec<Pat>,
+}
+
+/// Captured components, by variable name.
+pub type Captures = HashMap<String, Component>;
+
+impl NamePattern {
+    /// Compiles a pattern.
+    pub fn parse(source: &str) -> Result<Self> {
+        let bad = |why: &str| Error::PolicyConfig(format!("pattern {source:?}: {why}"));
+        let body = source
+            .strip_prefix('/')
+            .ok_or_else(|| bad("must start with '/'"))?;
+        let mut parts = Vec::new();
+        if !body.is_empty() {
+            for seg in body.split('/') {
+                if matches!(parts.last(), Some(Pat::Rest)) {
+                    return Err(bad("'...' must be the last element"));
+                }
+                let p = if seg == "..." {
+                    Pat::Rest
+                } else if seg == "<_>" {
+                    Pat::Any
+                } else if let Some(var) = seg.strip_prefix('<').and_then(|s| s.strip_suffix('>')) {
+                    if var.is_empty()
+                        || !var
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        return Err(bad("variable names are letters, digits, '_' and '-'"));
+                    }
+                    Pat::Capture(var.to_string())
+                } else {
+                    let n = Name::from_uri(&format!("/{seg}"))
+                        .map_err(|e| bad(&format!("component {seg:?}: {e}")))?;
+                    match (n.len(), n.get(0)) {
+                        (1, Some(c)) => Pat::Literal(c),
+                        _ => return Err(bad(&format!("{seg:?} is not one name component"))),
+                    }
+                };
+                parts.push(p);
+            }
+        }
+        Ok(Self {
+            source: source.to_string(),
+            parts,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Matches `name`, honouring and extending `caps`. On failure `caps` is left unchanged.
+    pub fn matches(&self, name: &Name, caps: &mut Captures) -> bool {
+        let mut new: Vec<(String, Component)> = Vec::new();
+        let mut i = 0usize;
+        for p in &self.parts {
+            match p {
+                Pat::Rest => {
+                    caps.extend(new);
+                    return true;
+                }
+                _ => {
+                    let Some(c) = name.get(i) else { return false };
+                    match p {
+                        Pat::Literal(l) if *l != c => return false,
+                        Pat::Capture(v) => {
+                            let bound = caps
+                                .get(v)
+                                .or_else(|| new.iter().find(|(k, _)| k == v).map(|(_, c)| c));
+                            match bound {
+                                Some(b) if *b != c => return false,
+                                Some(_) => {}
+                                None => new.push((v.clone(), c)),
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+        }
+        if i == name.len() {
+            caps.extend(new);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One or several strings (lets a config say `signer = "..."` or `signer = ["...", "..."]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single pattern.
+    One(String),
+    /// Several alternatives.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn iter(&self) -> impl Iterator<Item = &String> {
+        match self {
+            OneOrMany::One(s) => std::slice::from_ref(s).iter(),
+            OneOrMany::Many(v) => v.iter(),
+        }
+    }
+}
+
+/// One rule as written in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleConfig {
+    /// Identifier shown in errors.
+    pub id: String,
+    /// Pattern for the signed packet's name.
+    pub data: String,
+    /// Pattern(s) for the KeyLocator name allowed to sign it.
+    pub signer: OneOrMany,
+}
+
+/// The configuration file: an ordered list of `[[rule]]` tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyConfig {
+    /// Rules in priority order.
+    #[serde(rename = "rule", default)]
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    id: String,
+    data: NamePattern,
+    signers: Vec<NamePattern>,
+}
+
+/// A compiled trust policy.
+#[derive(Debug, Clone)]
+pub struct TrustPolicy {
+    config: PolicyConfig,
+    rules: Vec<Rule>,
+}
+
+impl TrustPolicy {
+    /// Compiles a configuration.
+    pub fn from_config(config: PolicyConfig) -> Result<Self> {
+        let mut rules = Vec::with_capacity(config.rules.len());
+        for r in &config.rules {
+            let signers = r
+                .signer
+                .iter()
+                .map(|s| NamePattern::parse(s))
+                .collect::<Result<Vec<_>>>()?;
+            if signers.is_empty() {
+                return Err(Error::PolicyConfig(format!(
+                    "rule {:?} allows no signer",
+                    r.id
+                )));
+            }
+            rules.push(Rule {
+                id: r.id.clone(),
+                data: NamePattern::parse(&r.data)?,
+                signers,
+            });
+        }
+        Ok(Self { config, rules })
+    }
+
+    /// Parses the TOML form.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let config: PolicyConfig =
+            toml::from_str(text).map_err(|e| Error::PolicyConfig(format!("TOML: {e}")))?;
+        Self::from_config(config)
+    }
+
+    /// Writes the TOML form.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(&self.config).unwrap_or_default()
+    }
+
+    /// The configuration this policy was built from.
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// A starting policy for one utility prefix: the KMS signs everything under `/<u>/ami/KMS`
+    /// and all key objects (`.../KEK/...` under dr and bcast), meter X signs `/<u>/ami/meter/X/...`,
+    /// certificates of the KMS are issued by the utility root key `/<u>/KEY/...`, meter certificates
+    /// by the KMS or the root.
+    pub fn ami(utility: &Name) -> Result<Self> {
+        let u = utility.to_string();
+        let u = if u == "/" { String::new() } else { u };
+        let rule = |id: &str, data: String, signer: Vec<String>| RuleConfig {
+            id: id.to_string(),
+            data,
+            signer: OneOrMany::Many(signer),
+        };
+        let root = format!("{u}/KEY/...");
+        let kms = format!("{u}/ami/KMS/KEY/...");
+        Self::from_config(PolicyConfig {
+            rules: vec![
+                rule(
+                    "kms-cert",
+                    format!("{u}/ami/KMS/KEY/..."),
+                    vec![root.clone()],
+                ),
+                rule("kms-objects", format!("{u}/ami/KMS/..."), vec![kms.clone()]),
+                rule(
+                    "meter-cert",
+                    format!("{u}/ami/meter/<id>/KEY/..."),
+                    vec![kms.clone(), root.clone()],
+                ),
+                rule(
+                    "meter-data",
+                    format!("{u}/ami/meter/<id>/..."),
+                    vec![format!("{u}/ami/meter/<id>/KEY/...")],
+                ),
+                rule(
+                    "project-keys",
+                    format!("{u}/ami/dr/<p>/KEK/..."),
+                    vec![kms.clone()],
+                ),
+                rule(
+                    "broadcast-keys",
+                    format!("{u}/ami/bcast/..."),
+                    vec![kms.clone()],
+                ),
+                rule(
+                    "role-cert",
+                    format!("{u}/ami/<role>/KEY/..."),
+                    vec![root.clone()],
+                ),
+                rule(
+                    "dr-events",
+                    format!("{u}/ami/dr/..."),
+                    vec![format!("{u}/ami/dr/KEY/...")],
+                ),
+                rule(
+                    "price",
+                    format!("{u}/ami/price/..."),
+                    vec![format!("{u}/ami/price/KEY/...")],
+                ),
+            ],
+        })
+    }
+
+    /// Decides whether `signer` (a KeyLocator name) may sign `name`. Returns the deciding rule's id.
+    pub fn check(&self, name: &Name, signer: &Name) -> Result<&str> {
+        for rule in &self.rules {
+            let mut caps = Captures::new();
+            if rule.data.matches(name, &mut caps) {
+                return if rule
+                    .signers
+                    .iter()
+                    .any(|s| s.matches(signer, &mut caps.clone()))
+                {
+                    Ok(&rule.id)
+                } else {
+                    Err(Error::SignerNotAllowed {
+                        rule: rule.id.clone(),
+                        name: name.to_string(),
+                        signer: signer.to_string(),
+                    })
+                };
+            }
+        }
+        Err(Error::NoTrustRule {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// Where the validator looks up certificates it does not already have as anchors.
+pub trait CertSource {
+    /// The certificate designated by `locator` (a key name or a certificate name), if known.
+    fn certificate(&self, locator: &Name) -> Option<Certificate>;
+}
+
+impl<F: Fn(&Name) -> Option<Certificate>> CertSource for F {
+    fn certificate(&self, locator: &Name) -> Option<Certificate> {
+        self(locator)
+    }
+}
+
+/// An in-memory certificate store indexed by certificate name.
+#[derive(Debug, Clone, Default)]
+pub struct CertStore {
+    certs: BTreeMap<Name, Certificate>,
+}
+
+impl CertStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a certificate.
+    pub fn insert(&mut self, cert: Certificate) {
+        self.certs.insert(cert.name().clone(), cert);
+    }
+
+    /// Number of certificates.
+    pub fn len(&self) -> usize {
+        self.certs.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.certs.is_empty()
+    }
+
+    /// All certificates, in canonical name order.
+    pub fn iter(&self) -> impl Iterator<Item = &Certificate> {
+        self.certs.values()
+    }
+}
+
+impl CertSource for CertStore {
+    fn certificate(&self, locator: &Name) -> Option<Certificate> {
+        if let Some(c) = self.certs.get(locator) {
+            return Some(c.clone());
+        }
+        // A key name designates the newest certificate of that key (last in canonical order).
+        self.certs
+            .range(locator.clone()..)
+            .take_while(|(n, _)| locator.is_prefix_of(n))
+            .filter(|(_, c)| c.matches_locator(locator))
+            .last()
+            .map(|(_, c)| c.clone())
+    }
+}
+
+/// What a successful validation established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validated {
+    /// KeyLocator name of the packet's signer.
+    pub signer: Name,
+    /// Id of the rule that allowed the packet.
+    pub rule: String,
+    /// Certificate names followed, from the signer's certificate up to the anchor.
+    pub chain: Vec<Name>,
+}
+
+/// Checks packets against a [`TrustPolicy`] and a set of trust anchors.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    policy: TrustPolicy,
+    anchors: Vec<Certificate>,
+    max_depth: usize,
+}
+
+/// The signed parts of a packet, borrowed for one check.
+struct Signed<'a> {
+    name: &'a Name,
+    info: &'a SignatureInfo,
+    portion: Bytes,
+    value: &'a [u8],
+}
+
+impl Validator {
+    /// A validator with no anchors yet and a maximum chain length of 8 certificates.
+    pub fn new(policy: TrustPolicy) -> Self {
+        Self {
+            policy,
+            anchors: Vec::new(),
+            max_depth: 8,
+        }
+    }
+
+    /// Limits how many certificates a chain may contain.
+    pub fn with_max_depth(mut self, depth: usize) -> Self {
+        self.max_depth = depth;
+        self
+    }
+
+    /// Adds a trust anchor. It must be self-signed with a valid signature.
+    pub fn add_anchor(&mut self, cert: Certificate) -> Result<()> {
+        if !cert.is_self_signed() {
+            return Err(Error::NotACertificate {
+                name: cert.name().to_string(),
+                reason: "a trust anchor must be self-signed",
+            });
+        }
+        cert.verify_self_signature()?;
+        self.anchors.push(cert);
+        Ok(())
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &TrustPolicy {
+        &self.policy
+    }
+
+    fn anchor_for(&self, locator: &Name) -> Option<&Certificate> {
+        self.anchors.iter().find(|a| a.matches_locator(locator))
+    }
+
+    /// Validates a Data packet at time `now_ms` (milliseconds since the Unix epoch).
+    pub fn validate_data(
+        &self,
+        data: &Data,
+        certs: &dyn CertSource,
+        now_ms: u64,
+    ) -> Result<Validated> {
+        let signed = Signed {
+            name: &data.name,
+            info: &data.signature_info,
+            portion: data.signed_portion(),
+            value: &data.signature_value,
+        };
+        self.validate(signed, certs, now_ms, true)
+    }
+
+    /// Validates a signed Interest (signature, chain, policy; also its ParametersSha256Digest).
+    /// Replay checking is separate ([`crate::replay::ReplayChecker`]) and must follow.
+    pub fn validate_interest(
+        &self,
+        interest: &Interest,
+        certs: &dyn CertSource,
+        now_ms: u64,
+    ) -> Result<Validated> {
+        let (info, value, portion) = identity::interest_signed_parts(interest)?;
+        let signed = Signed {
+            name: &interest.name,
+            info,
+            portion,
+            value,
+        };
+        self.validate(signed, certs, now_ms, true)
+    }
+
+    /// Validates many Data at once: chains are resolved once per distinct signer, and the packets'
+    /// own signatures are checked with one Ed25519 batch verification (falling back to one-by-one
+    /// checks to pinpoint failures). Results are in input order.
+    pub fn validate_data_batch(
+        &self,
+        packets: &[Data],
+        certs: &dyn CertSource,
+        now_ms: u64,
+    ) -> Vec<Result<Validated>> {
+        let mut chain_cache: HashMap<Name, (PublicKey, Vec<Name>)> = HashMap::new();
+        let mut out: Vec<Option<Result<Validated>>> = Vec::with_capacity(packets.len());
+        let mut pending: Vec<(usize, PublicKey, Validated)> = Vec::new();
+        for (i, d) in packets.iter().enumerate() {
+            let pre = self.precheck(&d.name, &d.signature_info, &d.signature_value);
+            let (signer, rule) = match pre {
+                Ok(x) => x,
+                Err(e) => {
+                    out.push(Some(Err(e)));
+                    continue;
+                }
+            };
+            // Only successful chains are cached; a failing one is re-resolved so every packet
+            // gets its own error value.
+            let chain = match chain_cache.get(&signer) {
+                Some(c) => Ok(c.clone()),
+                None => self.resolve_chain(&signer, certs, now_ms),
+            };
+            match chain {
+                Ok((pk, names)) => {
+                    chain_cache.insert(signer.clone(), (pk, names.clone()));
+                    pending.push((
+                        i,
+                        pk,
+                        Validated {
+                            signer,
+                            rule,
+                            chain: names,
+                        },
+                    ));
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        let portions: Vec<Bytes> = pending
+            .iter()
+            .map(|(i, _, _)| packets[*i].signed_portion())
+            .collect();
+        let items: Vec<(&[u8], &[u8], &PublicKey)> = pending
+            .iter()
+            .zip(&portions)
+            .map(|((i, pk, _), p)| (p.as_ref(), packets[*i].signature_value.as_ref(), pk))
+            .collect();
+        let batch_ok = identity::verify_batch(&items).is_ok();
+        for (k, (i, pk, v)) in pending.into_iter().enumerate() {
+            let r = if batch_ok {
+                Ok(v)
+            } else {
+                let d = &packets[i];
+                identity::verify_ed25519(&d.name, &v.signer, &portions[k], &d.signature_value, &pk)
+                    .map(|()| v)
+            };
+            out[i] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or(Err(Error::NoTrustAnchor {
+                    name: String::new(),
+                    depth: 0,
+                }))
+            })
+            .collect()
+    }
+
+    /// Signature type, KeyLocator and policy check of one link; returns the signer and rule id.
+    fn precheck(&self, name: &Name, info: &SignatureInfo, value: &[u8]) -> Result<(Name, String)> {
+        if info.sig_type != amicn_tlv::sig::ED25519 {
+            return Err(Error::UnsupportedSignatureType {
+                name: name.to_string(),
+                sig_type: info.sig_type,
+            });
+        }
+        if value.len() != identity::SIGNATURE_LEN {
+            return Err(Error::SignatureLength {
+                name: name.to_string(),
+                len: value.len(),
+                expected: identity::SIGNATURE_LEN,
+            });
+        }
+        let signer = match &info.key_locator {
+            Some(KeyLocator::Name(n)) => n.clone(),
+            _ => {
+                return Err(Error::MissingKeyLocator {
+                    name: name.to_string(),
+                });
+            }
+        };
+        let rule = self.policy.check(name, &signer)?.to_string();
+        Ok((signer, rule))
+    }
+
+    /// Follows certificates from `signer` up to an anchor; returns the signer's public key and the
+    /// certificate names on the way.
+    fn resolve_chain(
+        &self,
+        signer: &Name,
+        certs: &dyn CertSource,
+        now_ms: u64,
+    ) -> Result<(PublicKey, Vec<Name>)> {
+        let now_s = now_ms / 1000;
+        let mut chain: Vec<Name> = Vec::new();
+        let mut locator = signer.clone();
+        let mut leaf_key: Option<PublicKey> = None;
+        loop {
+            if let Some(anchor) = self.anchor_for(&locator) {
+                anchor.check_validity(now_s)?;
+                chain.push(anchor.name().clone());
+                let pk = leaf_key.unwrap_or(*anchor.public_key());
+                return Ok((pk, chain));
+            }
+            if chain.len() >= self.max_depth {
+                return Err(Error::NoTrustAnchor {
+                    name: signer.to_string(),
+                    depth: chain.len(),
+                });
+            }
+            let cert = certs
+                .certificate(&locator)
+                .filter(|c| c.matches_locator(&locator))
+                .ok_or_else(|| Error::CertificateNotFound {
+                    key_locator: locator.to_string(),
+                })?;
+            if chain.contains(cert.name()) || cert.is_self_signed() {
+                // A loop, or a self-signed certificate that is not one of our anchors.
+                return Err(Error::NoTrustAnchor {
+                    name: signer.to_string(),
+                    depth: chain.len(),
+                });
+            }
+            cert.check_validity(now_s)?;
+            let data = cert.data();
+            let (issuer, _) =
+                self.precheck(&data.name, &data.signature_info, &data.signature_value)?;
+            let issuer_key = self.key_of(&issuer, certs)?;
+            identity::verify_data(data, &issuer_key)?;
+            leaf_key.get_or_insert(*cert.public_key());
+            chain.push(cert.name().clone());
+            locator = issuer;
+        }
+    }
+
+    fn key_of(&self, locator: &Name, certs: &dyn CertSource) -> Result<PublicKey> {
+        if let Some(a) = self.anchor_for(locator) {
+            return Ok(*a.public_key());
+        }
+        certs
+            .certificate(locator)
+            .filter(|c| c.matches_locator(locator))
+            .map(|c| *c.public_key())
+            .ok_or_else(|| Error::CertificateNotFound {
+                key_locator: locator.to_string(),
+            })
+    }
+
+    fn validate(
+        &self,
+        p: Signed<'_>,
+        certs: &dyn CertSource,
+        now_ms: u64,
+        _leaf: bool,
+    ) -> Result<Validated> {
+        let (signer, rule) = self.precheck(p.name, p.info, p.value)?;
+        let (pk, chain) = self.resolve_chain(&signer, certs, now_ms)?;
+        identity::verify_ed25519(p.name, &signer, &p.portion, p.value, &pk)?;
+        Ok(Validated {
+            signer,
+            rule,
+            chain,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn n(s: &str) -> Name {
+        Name::from_uri(s).unwrap()
+    }
+
+    #[test]
+    fn patterns_capture_and_rest() {
+        let p = NamePattern::parse("/<u>/ami/meter/<id>/...").unwrap();
+        let mut caps = Captures::new();
+        assert!(p.matches(&n("/utility/ami/meter/42/reading/7"), &mut caps));
+        assert_eq!(caps["id"].value(), b"42");
+        assert_eq!(caps["u"].value(), b"utility");
+        let s = NamePattern::parse("/<u>/ami/meter/<id>/KEY/...").unwrap();
+        assert!(s.matches(
+            &n("/utility/ami/meter/42/KEY/k/self/v=1"),
+            &mut caps.clone()
+        ));
+        assert!(!s.matches(&n("/utility/ami/meter/43/KEY/k"), &mut caps.clone()));
+        // Rest matches zero components too; Any exactly one.
+        assert!(p.matches(&n("/x/ami/meter/1"), &mut Captures::new()));
+        let a = NamePattern::parse("/a/<_>").unwrap();
+        assert!(a.matches(&n("/a/b"), &mut Captures::new()));
+        assert!(!a.matches(&n("/a"), &mut Captures::new()));
+        assert!(!a.matches(&n("/a/b/c"), &mut Captures::new()));
+        // Repeated variable inside one pattern.
+        let r = NamePattern::parse("/<x>/<x>").unwrap();
+        assert!(r.matches(&n("/q/q"), &mut Captures::new()));
+        assert!(!r.matches(&n("/q/r"), &mut Captures::new()));
+        for bad in ["a/b", "/.../x", "/<>", "/<a b>"] {
+            assert!(NamePattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn policy_toml_first_match_decides() {
+        let text = r#"
+[[rule]]
+id = "meter-cert"
+data = "/<u>/ami/meter/<id>/KEY/..."
+signer = ["/<u>/ami/KMS/KEY/...", "/<u>/KEY/..."]
+
+[[rule]]
+id = "meter-data"
+data = "/<u>/ami/meter/<id>/..."
+signer = "/<u>/ami/meter/<id>/KEY/..."
+
+[[rule]]
+id = "kms"
+data = "/<u>/ami/KMS/..."
+signer = "/<u>/ami/KMS/KEY/..."
+"#;
+        let p = TrustPolicy::from_toml(text).unwrap();
+        assert_eq!(
+            p.check(&n("/u1/ami/meter/7/reading/1"), &n("/u1/ami/meter/7/KEY/a"))
+                .unwrap(),
+            "meter-data"
+        );
+        assert!(matches!(
+            p.check(&n("/u1/ami/meter/7/reading/1"), &n("/u1/ami/meter/8/KEY/a")),
+            Err(Error::SignerNotAllowed { ref rule, .. }) if rule == "meter-data"
+        ));
+        assert!(matches!(
+            p.check(&n("/u1/ami/KMS/rekey/3"), &n("/u1/ami/meter/7/KEY/a")),
+            Err(Error::SignerNotAllowed { .. })
+        ));
+        assert_eq!(
+            p.check(&n("/u1/ami/meter/7/KEY/a/kms/v=1"), &n("/u1/ami/KMS/KEY/z"))
+                .unwrap(),
+            "meter-cert"
+        );
+        assert!(matches!(
+            p.check(&n("/other/thing"), &n("/u1/KEY/a")),
+            Err(Error::NoTrustRule { .. })
+        ));
+        // The TOML form round-trips.
+        let again = TrustPolicy::from_toml(&p.to_toml()).unwrap();
+        assert_eq!(again.config(), p.config());
+        assert!(TrustPolicy::from_toml("[[rule]]\nid = 1").is_err());
+    }
+
+    #[test]
+    fn ami_template_rules() {
+        let p = TrustPolicy::ami(&n("/example-utility")).unwrap();
+        let ok = |d: &str, s: &str| p.check(&n(d), &n(s)).is_ok();
+        assert!(ok(
+            "/example-utility/ami/KMS/rekey/5",
+            "/example-utility/ami/KMS/KEY/k"
+        ));
+        assert!(!ok(
+            "/example-utility/ami/KMS/rekey/5",
+            "/example-utility/ami/meter/1/KEY/k"
+        ));
+        assert!(ok(
+            "/example-utility/ami/meter/1/reading/9",
+            "/example-utility/ami/meter/1/KEY/k"
+        ));
+        assert!(!ok(
+            "/example-utility/ami/meter/1/reading/9",
+            "/example-utility/ami/meter/2/KEY/k"
+        ));
+        assert!(ok(
+            "/example-utility/ami/dr/p1/KEK/v=3/ENCRYPTED-BY/x",
+            "/example-utility/ami/KMS/KEY/k"
+        ));
+        assert!(!ok(
+            "/example-utility/ami/dr/p1/KEK/v=3",
+            "/example-utility/ami/dr/KEY/k"
+        ));
+        assert!(ok(
+            "/example-utility/ami/KMS/KEY/k/root/v=1",
+            "/example-utility/KEY/r"
+        ));
+        assert!(!ok(
+            "/example-utility/ami/KMS/KEY/k/root/v=1",
+            "/example-utility/ami/KMS/KEY/k"
+        ));
+    }
+}
