@@ -127,7 +127,7 @@ fn python_ndn_v2_signed_portion_is_exact() {
     let portion = i.signed_portion();
     let wire = i.wire().unwrap();
     let name_val = &wire[4..4 + 87 - 34];
-    assert!(portion.starts_with(&name_val[..]));
+    assert!(portion.starts_with(name_val));
     assert_eq!(&portion[name_val.len()..name_val.len() + 2], &[0x24, 0x00]);
     assert_eq!(portion.len(), name_val.len() + 2 + 25);
 }

@@ -877,8 +877,13 @@ impl Forwarder {
             let due = match self.measurements.get_mut(&prefix) {
                 Some(m) => now.as_nanos() >= m.next_probe_ns,
                 None if can_create => {
-                    self.measurements.insert(&prefix, Measurements::default());
-                    true
+                    // The first probe waits one interval, like NFD's randomised first probe.
+                    let m = Measurements {
+                        next_probe_ns: now.as_nanos().saturating_add(interval_ns),
+                        ..Measurements::default()
+                    };
+                    self.measurements.insert(&prefix, m);
+                    false
                 }
                 None => false,
             };
@@ -895,6 +900,7 @@ impl Forwarder {
                 .map(|(f, _)| *f);
             if let Some(m) = self.measurements.get_mut(&prefix) {
                 m.next_probe_ns = now.as_nanos().saturating_add(interval_ns);
+                m.probe = probe.map(|f| (f, now));
             }
             if let Some(p) = probe {
                 self.send_interest(now, idx, p);
@@ -1147,6 +1153,7 @@ impl Forwarder {
             }
         }
         if matches.is_empty() {
+            self.measure_late_probe(now, in_face, &data.name);
             let admit = match self.config.unsolicited {
                 UnsolicitedPolicy::DropAll => false,
                 UnsolicitedPolicy::AdmitLocal => in_local,
@@ -1203,6 +1210,26 @@ impl Forwarder {
             }
         }
         self.scratch_idx = matches;
+    }
+
+    /// RTT of an adaptive-strategy probe whose Data came after the entry was satisfied.
+    fn measure_late_probe(&mut self, now: Time, in_face: FaceId, data_name: &Name) {
+        if self.measurements.is_empty() {
+            return;
+        }
+        let Some((depth, _)) = self.fib.lpm(data_name) else {
+            return;
+        };
+        let prefix = data_name.prefix(depth);
+        if let Some(m) = self.measurements.get_mut(&prefix)
+            && let Some((face, sent)) = m.probe
+            && face == in_face
+        {
+            m.probe = None;
+            let rtt = now.saturating_since(sent);
+            m.get_mut(face)
+                .add_rtt(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX));
+        }
     }
 
     fn on_nack(

@@ -178,6 +178,9 @@ pub struct Measurements {
     pub faces: Vec<FaceMeasurement>,
     /// When the next probe may be sent (ns of virtual time).
     pub(crate) next_probe_ns: u64,
+    /// The outstanding probe (face, sent at): its Data usually arrives after the primary path
+    /// satisfied the entry, so it is measured from the unsolicited-Data path.
+    pub(crate) probe: Option<(FaceId, super::Time)>,
 }
 
 impl Measurements {
