@@ -18,11 +18,33 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     // Subcommands are added here, one line each, dispatched in `main` below.
+    /// Express one Interest and print the Data (ndnpeek)
+    Peek(cmd::peek::PeekArgs),
+    /// Serve one Data packet (ndnpoke)
+    Poke(cmd::poke::PokeArgs),
+    /// Ping a prefix (ndnping name scheme)
+    Ping(cmd::ping::PingArgs),
+    /// Answer pings under a prefix (ndnpingserver)
+    PingServer(cmd::ping::PingServerArgs),
+    /// Publish a file or stdin as a versioned, segmented, signed object
+    Put(cmd::put::PutArgs),
+    /// Fetch a segmented object to a file or stdout
+    Get(cmd::get::GetArgs),
+    /// Manage signing identities and certificates
+    Key(cmd::key::KeyArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Peek(a) => cmd::peek::run(a),
+        Command::Poke(a) => cmd::poke::run(a),
+        Command::Ping(a) => cmd::ping::run(a),
+        Command::PingServer(a) => cmd::ping::run_server(a),
+        Command::Put(a) => cmd::put::run(a),
+        Command::Get(a) => cmd::get::run(a),
+        Command::Key(a) => cmd::key::run(a),
+    };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -1,1 +1,7 @@
 //! Subcommand implementations, one module each.
+pub(crate) mod get;
+pub(crate) mod key;
+pub(crate) mod peek;
+pub(crate) mod ping;
+pub(crate) mod poke;
+pub(crate) mod put;

@@ -1,0 +1,187 @@
+//! `amicn get`: fetch a segmented object to a file or stdout.
+
+use std::path::PathBuf;
+
+use amicn_consumer::trust::{TrustAnchor, TrustMode};
+use amicn_consumer::{Consumer, Discovery, FetchOptions, Progress};
+use amicn_tlv::Name;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use super::key::{ConnectArgs, read_anchor};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DiscoveryArg {
+    /// `32=metadata`, then CanBePrefix
+    Auto,
+    /// `32=metadata` only (ndnget)
+    Metadata,
+    /// CanBePrefix + MustBeFresh
+    Prefix,
+    /// The name is already versioned
+    Exact,
+}
+
+/// Fetch a versioned, segmented object (as published by `amicn put`, ndnputchunks or python-ndn).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Signatures are verified by default: Ed25519 segments against the certificate named in
+KeyLocator (fetched and cached), DigestSha256 segments by recomputing the digest. With
+--trust-anchor, the signer must chain to one of the given certificates.
+
+Examples:
+  amicn get /example-utility/dataset/june -o june.csv
+  amicn get --trust-anchor mdms.cert /example-utility/tariffs > t.json
+  amicn get --json --connect tcp://10.0.0.1 /lab/logs -o logs.tar"
+)]
+pub(crate) struct GetArgs {
+    /// Object name (prefix; a version is discovered unless it ends in v=)
+    name: String,
+    /// Output file [default: stdout]
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// How the latest version is found
+    #[arg(long, value_enum, default_value = "auto")]
+    discovery: DiscoveryArg,
+    /// Certificate file (from `amicn key cert`) of a trusted signer; repeatable
+    #[arg(long, value_name = "FILE")]
+    trust_anchor: Vec<PathBuf>,
+    /// With --trust-anchor, still accept DigestSha256-signed segments
+    #[arg(long)]
+    allow_digest: bool,
+    /// Do not verify signatures
+    #[arg(long)]
+    no_verify: bool,
+    /// Largest congestion window (Interests in flight)
+    #[arg(long, default_value_t = 512.0)]
+    max_window: f64,
+    /// Retransmissions per segment
+    #[arg(long, default_value_t = 15)]
+    retries: u32,
+    /// No progress bar
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print the transfer summary as JSON (on stdout when writing to a file, else stderr)
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+/// Runs `amicn get`.
+pub(crate) fn run(args: GetArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(args))
+}
+
+async fn run_async(args: GetArgs) -> anyhow::Result<()> {
+    let name: Name = args
+        .name
+        .parse()
+        .with_context(|| format!("{:?} is not an NDN name", args.name))?;
+    let mode = if args.no_verify {
+        TrustMode::AcceptAll
+    } else if args.trust_anchor.is_empty() {
+        TrustMode::Integrity
+    } else {
+        let mut anchors = Vec::new();
+        for p in &args.trust_anchor {
+            anchors.push(TrustAnchor::from_certificate(&read_anchor(p)?)?);
+        }
+        TrustMode::Anchored(anchors)
+    };
+    let allow_digest = args.trust_anchor.is_empty() || args.allow_digest;
+    let client = args.connect.client().await?;
+    let consumer = Consumer::new(client).with_trust(mode, allow_digest);
+    let opts = FetchOptions {
+        discovery: match args.discovery {
+            DiscoveryArg::Auto => Discovery::Auto,
+            DiscoveryArg::Metadata => Discovery::Metadata,
+            DiscoveryArg::Prefix => Discovery::CanBePrefix,
+            DiscoveryArg::Exact => Discovery::Exact,
+        },
+        max_window: args.max_window,
+        max_retries: args.retries,
+        ..FetchOptions::default()
+    };
+
+    let show_bar = !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = indicatif::ProgressBar::hidden();
+    if show_bar {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes} {binary_bytes_per_sec} [{bar:30}] {pos}/{len} segments {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+    }
+    let mut on_progress = |p: &Progress| {
+        if let Some(t) = p.total_segments {
+            bar.set_length(t);
+        }
+        bar.set_position(p.segments);
+        bar.set_message(format!("window {} retx {}", p.window, p.retransmissions));
+    };
+
+    let summary = match &args.output {
+        Some(path) => {
+            let file = tokio::fs::File::create(path)
+                .await
+                .with_context(|| format!("creating {}", path.display()))?;
+            let mut w = tokio::io::BufWriter::with_capacity(1 << 20, file);
+            consumer
+                .fetch_object(&name, &opts, &mut w, &mut on_progress)
+                .await
+        }
+        None => {
+            let mut w = tokio::io::BufWriter::with_capacity(1 << 20, tokio::io::stdout());
+            consumer
+                .fetch_object(&name, &opts, &mut w, &mut on_progress)
+                .await
+        }
+    };
+    bar.finish_and_clear();
+    let s = summary?;
+    let srtt_ms = s.srtt.map(|d| d.as_secs_f64() * 1e3);
+    if args.json {
+        let j = serde_json::json!({
+            "name": s.versioned_name.to_string(),
+            "bytes": s.bytes,
+            "segments": s.segments,
+            "seconds": s.elapsed.as_secs_f64(),
+            "mb_per_s": s.mbps(),
+            "retransmissions": s.retransmissions,
+            "timeouts": s.timeouts,
+            "congestion_marks": s.congestion_marks,
+            "nacks": s.nacks,
+            "window_decreases": s.window_decreases,
+            "max_window": s.max_window,
+            "srtt_ms": srtt_ms,
+        });
+        if args.output.is_some() {
+            println!("{j}");
+        } else {
+            eprintln!("{j}");
+        }
+    } else if !args.quiet {
+        eprintln!(
+            "{}: {} bytes in {} segments, {:.3} s, {:.1} MB/s (retransmissions {}, congestion marks {}, max window {}, srtt {})",
+            s.versioned_name,
+            s.bytes,
+            s.segments,
+            s.elapsed.as_secs_f64(),
+            s.mbps(),
+            s.retransmissions,
+            s.congestion_marks,
+            s.max_window,
+            srtt_ms
+                .map(|m| format!("{m:.2} ms"))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,419 @@
+//! `amicn key`: identities, certificates, export and import, backed by the `kms` keychain.
+//! Also the signing and connection options the other NDN tools share.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use amicn_face::client::{Client, ClientOptions, TransportUri, default_transport};
+use amicn_kms::cert::{Certificate, Validity};
+use amicn_kms::keychain::{DEFAULT_EXPORT_ITERATIONS, Keychain};
+use amicn_producer::{DigestSigner, Ed25519Signer, Signer};
+use amicn_tlv::Name;
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+
+/// Where the forwarder is.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ConnectArgs {
+    /// Forwarder to connect to: unix:///path, tcp://host[:port], udp://host[:port]
+    /// [default: AMICN_SOCKET, NDN_CLIENT_TRANSPORT, client.conf transport=, /run/nfd/nfd.sock]
+    #[arg(long, value_name = "URI")]
+    pub(crate) connect: Option<String>,
+}
+
+impl ConnectArgs {
+    /// The transport chosen by flag or environment.
+    pub(crate) fn uri(&self) -> anyhow::Result<TransportUri> {
+        Ok(match &self.connect {
+            Some(u) => u.parse()?,
+            None => default_transport()?,
+        })
+    }
+
+    /// Connects to the forwarder.
+    pub(crate) async fn client(&self) -> anyhow::Result<Client> {
+        let uri = self.uri()?;
+        Ok(Client::connect(&uri, ClientOptions::default()).await?)
+    }
+}
+
+/// How Data is signed.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SignArgs {
+    /// Sign with DigestSha256 (integrity only, no key) instead of Ed25519
+    #[arg(long)]
+    pub(crate) digest: bool,
+    /// Identity or key name to sign with [default: the keychain's default identity]
+    #[arg(long, value_name = "NAME")]
+    pub(crate) identity: Option<String>,
+    #[command(flatten)]
+    pub(crate) keychain: KeychainArgs,
+}
+
+/// Where keys live.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct KeychainArgs {
+    /// Keychain directory
+    #[arg(long, env = "AMICN_KEYCHAIN", value_name = "DIR")]
+    pub(crate) keychain: Option<PathBuf>,
+}
+
+impl KeychainArgs {
+    /// Opens the keychain ($AMICN_KEYCHAIN, else ~/.amicn/keychain).
+    pub(crate) fn open(&self) -> anyhow::Result<Keychain> {
+        let dir = match &self.keychain {
+            Some(d) => d.clone(),
+            None => {
+                let home = std::env::var_os("HOME").context("HOME is not set; pass --keychain")?;
+                PathBuf::from(home).join(".amicn/keychain")
+            }
+        };
+        Keychain::open(&dir).with_context(|| format!("opening keychain {}", dir.display()))
+    }
+}
+
+/// A signer plus the certificate consumers will fetch to verify it.
+pub(crate) struct SigningSetup {
+    /// The signer.
+    pub(crate) signer: Arc<dyn Signer>,
+    /// Certificate Data wire (absent for DigestSha256).
+    pub(crate) certificate: Option<Certificate>,
+}
+
+pub(crate) fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl SignArgs {
+    /// Loads the signer: DigestSha256, the named identity, or the default one (created on first use).
+    pub(crate) fn setup(&self) -> anyhow::Result<SigningSetup> {
+        if self.digest {
+            return Ok(SigningSetup {
+                signer: Arc::new(DigestSigner),
+                certificate: None,
+            });
+        }
+        let kc = self.keychain.open()?;
+        let key_name = match &self.identity {
+            Some(id) => resolve_key(&kc, id)?,
+            None => match kc.default_key()? {
+                Some(k) => k,
+                None => {
+                    let id: Name = "/localhost/amicn".parse()?;
+                    let (key, _) = kc.create_identity(&id, now_s(), 365 * 86400)?;
+                    eprintln!(
+                        "amicn: created default signing identity {} in {}",
+                        key.key_name(),
+                        kc.root().display()
+                    );
+                    key.key_name().clone()
+                }
+            },
+        };
+        let key = kc
+            .key(&key_name)
+            .with_context(|| format!("no secret key {key_name} in the keychain"))?;
+        let cert = kc
+            .certificate(&key_name)
+            .with_context(|| format!("no certificate for {key_name}"))?;
+        let seed = key.seed();
+        let signer = Ed25519Signer::from_seed(&seed, key_name.clone());
+        Ok(SigningSetup {
+            signer: Arc::new(signer),
+            certificate: Some(cert),
+        })
+    }
+}
+
+/// A key name from an identity or key name given on the command line.
+fn resolve_key(kc: &Keychain, id: &str) -> anyhow::Result<Name> {
+    let name: Name = id
+        .parse()
+        .with_context(|| format!("{id:?} is not an NDN name"))?;
+    let keys = kc.keys()?;
+    if keys.contains(&name) {
+        return Ok(name);
+    }
+    let mut matching: Vec<Name> = keys
+        .into_iter()
+        .filter(|k| name.is_prefix_of(k) && k.len() == name.len() + 2)
+        .collect();
+    matching.sort();
+    matching.pop().with_context(|| {
+        format!("no key for identity {name} (create one with `amicn key create {name}`)")
+    })
+}
+
+/// Manage signing identities and certificates.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  amicn key create /example-utility/mdms
+  amicn key list
+  amicn key cert /example-utility/mdms -o mdms.cert      # trust anchor for `amicn get --trust-anchor`
+  amicn key issue --issuer /example-utility/root meter7.cert -o meter7-signed.cert
+  amicn key export /example-utility/mdms --passphrase-env PASS > mdms.identity
+  amicn key import mdms.identity --passphrase-env PASS")]
+pub(crate) struct KeyArgs {
+    #[command(subcommand)]
+    cmd: KeyCmd,
+    #[command(flatten)]
+    keychain: KeychainArgs,
+    /// Machine-readable output
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCmd {
+    /// Create an identity: an Ed25519 key and a self-signed certificate
+    Create {
+        /// Identity name, e.g. /example-utility/meter/7
+        identity: String,
+        /// Certificate validity in days
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// Make it the default signing identity
+        #[arg(long)]
+        default: bool,
+    },
+    /// List keys (the default is marked with *)
+    List,
+    /// Show a key's certificate
+    Show {
+        /// Identity, key or certificate name
+        name: String,
+    },
+    /// Write a key's certificate (Data wire format) to a file or stdout
+    Cert {
+        /// Identity, key or certificate name
+        name: String,
+        /// Output file
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Issue a certificate for another key, signed by one of ours
+    Issue {
+        /// Issuing identity or key name
+        #[arg(long)]
+        issuer: String,
+        /// The subject's certificate file (usually self-signed)
+        subject: PathBuf,
+        /// Validity in days
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// Output file (also added to the keychain)
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Export a key and certificate (secret encrypted when a passphrase is given)
+    Export {
+        /// Identity or key name
+        name: String,
+        /// Environment variable holding the passphrase
+        #[arg(long, value_name = "VAR")]
+        passphrase_env: Option<String>,
+    },
+    /// Import an exported identity, or a certificate file
+    Import {
+        /// File written by `amicn key export` or `amicn key cert`
+        file: PathBuf,
+        /// Environment variable holding the passphrase
+        #[arg(long, value_name = "VAR")]
+        passphrase_env: Option<String>,
+    },
+}
+
+fn passphrase(var: &Option<String>) -> anyhow::Result<Option<String>> {
+    match var {
+        None => Ok(None),
+        Some(v) => {
+            Ok(Some(std::env::var(v).with_context(|| {
+                format!("passphrase variable {v} is not set")
+            })?))
+        }
+    }
+}
+
+fn cert_json(cert: &Certificate) -> serde_json::Value {
+    let v = cert.validity();
+    serde_json::json!({
+        "certificate": cert.name().to_string(),
+        "key": cert.key_name().to_string(),
+        "identity": cert.identity().to_string(),
+        "signer": cert.signer().map(|s| s.to_string()),
+        "self_signed": cert.is_self_signed(),
+        "not_before": v.not_before,
+        "not_after": v.not_after,
+        "public_key": hex::encode(cert.public_key().to_bytes()),
+    })
+}
+
+/// Runs `amicn key`.
+pub(crate) fn run(args: KeyArgs) -> anyhow::Result<()> {
+    let kc = args.keychain.open()?;
+    match args.cmd {
+        KeyCmd::Create {
+            identity,
+            days,
+            default,
+        } => {
+            let id: Name = identity
+                .parse()
+                .with_context(|| format!("{identity:?} is not an NDN name"))?;
+            let (key, cert) = kc.create_identity(&id, now_s(), days.saturating_mul(86400))?;
+            if default {
+                kc.set_default_key(key.key_name())?;
+            }
+            if args.json {
+                println!("{}", cert_json(&cert));
+            } else {
+                println!("{}", cert.name());
+            }
+        }
+        KeyCmd::List => {
+            let default = kc.default_key()?;
+            let keys = kc.keys()?;
+            if args.json {
+                let list: Vec<_> = keys
+                    .iter()
+                    .map(|k| serde_json::json!({"key": k.to_string(), "default": Some(k) == default.as_ref()}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for k in keys {
+                    let mark = if Some(&k) == default.as_ref() {
+                        "*"
+                    } else {
+                        " "
+                    };
+                    println!("{mark} {k}");
+                }
+            }
+        }
+        KeyCmd::Show { name } => {
+            let cert = find_cert(&kc, &name)?;
+            if args.json {
+                println!("{}", cert_json(&cert));
+            } else {
+                let j = cert_json(&cert);
+                if let Some(obj) = j.as_object() {
+                    for (k, v) in obj {
+                        println!(
+                            "{k:>12}: {}",
+                            v.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| v.to_string())
+                        );
+                    }
+                }
+            }
+        }
+        KeyCmd::Cert { name, output } => {
+            let cert = find_cert(&kc, &name)?;
+            write_out(output.as_ref(), &cert.to_wire())?;
+        }
+        KeyCmd::Issue {
+            issuer,
+            subject,
+            days,
+            output,
+        } => {
+            let issuer_key = kc.key(&resolve_key(&kc, &issuer)?)?;
+            let wire = std::fs::read(&subject)
+                .with_context(|| format!("reading {}", subject.display()))?;
+            let subject_cert = Certificate::decode(Bytes::from(wire))
+                .context("subject file is not a certificate")?;
+            let issuer_id = issuer_key
+                .identity()
+                .get(issuer_key.identity().len().wrapping_sub(1))
+                .map(|c| c.value().to_vec())
+                .unwrap_or_else(|| b"issuer".to_vec());
+            let cert = Certificate::issue(
+                &subject_cert.key_name(),
+                subject_cert.public_key(),
+                &issuer_key,
+                &issuer_id,
+                now_s().saturating_mul(1000),
+                Validity::starting_now(now_s(), days.saturating_mul(86400)),
+            )?;
+            kc.add_certificate(&cert)?;
+            write_out(output.as_ref(), &cert.to_wire())?;
+            if output.is_some() {
+                eprintln!("issued {}", cert.name());
+            }
+        }
+        KeyCmd::Export {
+            name,
+            passphrase_env,
+        } => {
+            let key = resolve_key(&kc, &name)?;
+            let text = kc.export_identity(
+                &key,
+                passphrase(&passphrase_env)?.as_deref(),
+                DEFAULT_EXPORT_ITERATIONS,
+            )?;
+            print!("{text}");
+        }
+        KeyCmd::Import {
+            file,
+            passphrase_env,
+        } => {
+            let raw =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            if let Ok(cert) = Certificate::decode(Bytes::from(raw.clone())) {
+                kc.add_certificate(&cert)?;
+                println!("{}", cert.name());
+            } else {
+                let text = String::from_utf8(raw)
+                    .context("file is neither a certificate nor an export")?;
+                let key = kc.import_identity(&text, passphrase(&passphrase_env)?.as_deref())?;
+                println!("{key}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn find_cert(kc: &Keychain, name: &str) -> anyhow::Result<Certificate> {
+    let n: Name = name
+        .parse()
+        .with_context(|| format!("{name:?} is not an NDN name"))?;
+    if let Ok(c) = kc.certificate(&n) {
+        return Ok(c);
+    }
+    let key = resolve_key(kc, name)?;
+    Ok(kc.certificate(&key)?)
+}
+
+fn write_out(output: Option<&PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
+    match output {
+        Some(p) => std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display())),
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// Reads a trust anchor certificate file (Data wire format, as `amicn key cert` writes).
+pub(crate) fn read_anchor(path: &PathBuf) -> anyhow::Result<amicn_tlv::Data> {
+    let wire =
+        std::fs::read(path).with_context(|| format!("reading trust anchor {}", path.display()))?;
+    let data = amicn_tlv::Data::decode(Bytes::from(wire))
+        .with_context(|| format!("{} is not an NDN certificate", path.display()))?;
+    if data.meta_info.content_type != 2 {
+        bail!(
+            "{} is a Data packet but not a certificate (ContentType is not KEY)",
+            path.display()
+        );
+    }
+    Ok(data)
+}
