@@ -32,6 +32,8 @@ enum Command {
     Get(cmd::get::GetArgs),
     /// Manage signing identities and certificates
     Key(cmd::key::KeyArgs),
+    #[command(flatten)]
+    Admin(cmd::admin::AdminCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Put(a) => cmd::put::run(a),
         Command::Get(a) => cmd::get::run(a),
         Command::Key(a) => cmd::key::run(a),
+        Command::Admin(c) => cmd::admin::run(c),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
 //! Subcommand implementations, one module each.
+pub(crate) mod admin;
 pub(crate) mod get;
 pub(crate) mod key;
 pub(crate) mod peek;
