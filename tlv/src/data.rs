@@ -179,7 +179,7 @@ impl Data {
             match c.typ {
                 tt::NAME => {
                     f.order(&c, 1)?;
-                    d.name = Name::from_range(&wire, c.vs, c.ve)?;
+                    d.name.decode_into(&wire, c.vs, c.ve)?;
                     d.signed_start = c.start as u32;
                     have_name = true;
                 }

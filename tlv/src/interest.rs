@@ -103,7 +103,7 @@ impl Interest {
             match c.typ {
                 tt::NAME => {
                     f.order(&c, 1)?;
-                    i.name = Name::from_range(&wire, c.vs, c.ve)?;
+                    i.name.decode_into(&wire, c.vs, c.ve)?;
                     have_name = true;
                 }
                 _ if !have_name => {

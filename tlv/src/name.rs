@@ -269,15 +269,21 @@ fn check_component(typ: u32, len: usize, offset: usize) -> Result<()> {
     Ok(())
 }
 
-/// Component end offsets and prefix hashes; inline up to [`INLINE_COMPONENTS`].
+/// Component end offsets and prefix hashes; inline up to [`INLINE_COMPONENTS`] components
+/// (with offsets below 64 KiB, always true for names decoded from packets).
 #[derive(Clone)]
 struct Index {
     len: usize,
-    ends: [u32; INLINE_COMPONENTS],
+    ends: [u16; INLINE_COMPONENTS],
     hashes: [u64; INLINE_COMPONENTS],
-    // Used instead of the arrays only when a name has more than INLINE_COMPONENTS components.
-    heap_ends: Vec<u32>,
-    heap_hashes: Vec<u64>,
+    // Holds every entry instead of the arrays once a name outgrows them.
+    spill: Option<Box<Spill>>,
+}
+
+#[derive(Clone)]
+struct Spill {
+    ends: Vec<u32>,
+    hashes: Vec<u64>,
 }
 
 impl Index {
@@ -285,50 +291,45 @@ impl Index {
         len: 0,
         ends: [0; INLINE_COMPONENTS],
         hashes: [0; INLINE_COMPONENTS],
-        heap_ends: Vec::new(),
-        heap_hashes: Vec::new(),
+        spill: None,
     };
 
     #[inline]
-    fn push(&mut self, end: u32, hash: u64) {
+    fn push(&mut self, end: usize, hash: u64) {
         let i = self.len;
-        if i < INLINE_COMPONENTS {
+        if self.spill.is_none() && i < INLINE_COMPONENTS && end <= u16::MAX as usize {
             if let (Some(e), Some(h)) = (self.ends.get_mut(i), self.hashes.get_mut(i)) {
-                *e = end;
+                *e = end as u16;
                 *h = hash;
             }
         } else {
-            if i == INLINE_COMPONENTS {
-                self.heap_ends.extend_from_slice(&self.ends);
-                self.heap_hashes.extend_from_slice(&self.hashes);
-            }
-            self.heap_ends.push(end);
-            self.heap_hashes.push(hash);
+            let spill = self.spill.get_or_insert_with(|| {
+                let n = i.min(INLINE_COMPONENTS);
+                Box::new(Spill {
+                    ends: self.ends.iter().take(n).map(|&e| u32::from(e)).collect(),
+                    hashes: self.hashes.iter().take(n).copied().collect(),
+                })
+            });
+            spill.ends.push(end as u32);
+            spill.hashes.push(hash);
         }
         self.len += 1;
     }
 
     #[inline]
-    fn ends(&self) -> &[u32] {
-        if self.len <= INLINE_COMPONENTS {
-            self.ends.get(..self.len).unwrap_or(&[])
-        } else {
-            &self.heap_ends
-        }
-    }
-
-    #[inline]
     fn hashes(&self) -> &[u64] {
-        if self.len <= INLINE_COMPONENTS {
-            self.hashes.get(..self.len).unwrap_or(&[])
-        } else {
-            &self.heap_hashes
+        match &self.spill {
+            None => self.hashes.get(..self.len).unwrap_or(&[]),
+            Some(s) => &s.hashes,
         }
     }
 
     #[inline]
     fn end(&self, i: usize) -> usize {
-        self.ends().get(i).copied().unwrap_or(0) as usize
+        match &self.spill {
+            None => self.ends.get(i).copied().unwrap_or(0) as usize,
+            Some(s) => s.ends.get(i).copied().unwrap_or(0) as usize,
+        }
     }
 
     #[inline]
@@ -338,8 +339,8 @@ impl Index {
 
     fn truncated(&self, n: usize) -> Index {
         let mut ix = Index::EMPTY;
-        for (e, h) in self.ends().iter().zip(self.hashes()).take(n) {
-            ix.push(*e, *h);
+        for i in 0..n.min(self.len) {
+            ix.push(self.end(i), self.hash(i));
         }
         ix
     }
@@ -457,21 +458,27 @@ impl Name {
 
     /// Decodes the Name whose TLV-VALUE is `buf[start..end]`; error offsets are in `buf`.
     pub(crate) fn from_range(buf: &Bytes, start: usize, end: usize) -> Result<Name> {
+        let mut n = Name::new();
+        n.decode_into(buf, start, end)?;
+        Ok(n)
+    }
+
+    /// Decodes in place (a decoded packet's Name is large enough that moving it shows up in
+    /// profiles). `self` must be empty.
+    #[inline]
+    pub(crate) fn decode_into(&mut self, buf: &Bytes, start: usize, end: usize) -> Result<()> {
         let region = buf.get(..end).unwrap_or(&[]);
-        let mut index = Index::EMPTY;
         let mut pos = start;
         let mut h = HASH_SEED;
         while pos < end {
             let (typ, vs, ve) = parse_tlv(region, pos, "name component")?;
             check_component(typ, ve - vs, pos)?;
             h = chain_hash(h, region.get(pos..ve).unwrap_or(&[]));
-            index.push((ve - start) as u32, h);
+            self.index.push(ve - start, h);
             pos = ve;
         }
-        Ok(Name {
-            value: buf.slice(start..end),
-            index,
-        })
+        self.value = buf.slice(start..end);
+        Ok(())
     }
 
     /// Number of components.
@@ -550,7 +557,7 @@ impl Name {
         c.encode(&mut b);
         let mut index = self.index.clone();
         let h = chain_hash(self.prefix_hash(self.len()), b.get(start..).unwrap_or(&[]));
-        index.push(b.len() as u32, h);
+        index.push(b.len(), h);
         Name {
             value: b.freeze(),
             index,
