@@ -1,12 +1,15 @@
 //! Key management: identities and certificates, trust rules, the AMI key graph with rekeying, key establishment and the content envelope. No I/O.
 
 pub mod cert;
+pub mod cost;
 pub mod envelope;
 pub mod error;
 pub mod establish;
+pub mod graph;
 pub mod identity;
 pub mod key;
 pub mod keychain;
+pub mod persist;
 pub mod replay;
 pub mod trust;
 

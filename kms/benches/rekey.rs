@@ -1,0 +1,2 @@
+//! Rekey benchmarks (filled in below).
+fn main() {}
