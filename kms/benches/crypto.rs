@@ -22,7 +22,10 @@ fn name(s: &str) -> Name {
 fn signing(c: &mut Criterion) {
     let key = KeyPair::generate(&name("/u/ami/meter/1"));
     let pk = key.public_key();
-    let mut data = Data::new(name("/u/ami/meter/1/reading/t=1"), Bytes::from(vec![7u8; 100]));
+    let mut data = Data::new(
+        name("/u/ami/meter/1/reading/t=1"),
+        Bytes::from(vec![7u8; 100]),
+    );
     let wire = key.sign_data(&mut data).unwrap_or_default();
     let decoded = Data::decode(wire).unwrap_or_default();
     let portion = decoded.signed_portion();
@@ -37,11 +40,14 @@ fn signing(c: &mut Criterion) {
             key.sign_data(black_box(&mut d))
         })
     });
-    g.bench_function("ed25519_verify_data", |b| b.iter(|| verify_data(black_box(&decoded), &pk)));
+    g.bench_function("ed25519_verify_data", |b| {
+        b.iter(|| verify_data(black_box(&decoded), &pk))
+    });
 
     // 64 Data from 64 different meters, verified one by one and as one batch.
-    let keys: Vec<KeyPair> =
-        (0..64).map(|i| KeyPair::generate(&name(&format!("/u/ami/meter/{i}")))).collect();
+    let keys: Vec<KeyPair> = (0..64)
+        .map(|i| KeyPair::generate(&name(&format!("/u/ami/meter/{i}"))))
+        .collect();
     let datas: Vec<Data> = keys
         .iter()
         .enumerate()
@@ -90,10 +96,18 @@ fn agreement(c: &mut Criterion) {
     let salt = [9u8; 32];
     let peer = EphemeralAgreement::generate().public_key();
     let mut g = c.benchmark_group("establish");
-    g.bench_function("sha256_64B(baseline)", |b| b.iter(|| Sha256::digest(black_box(&salt[..]))));
+    g.bench_function("sha256_64B(baseline)", |b| {
+        b.iter(|| Sha256::digest(black_box(&salt[..])))
+    });
     g.bench_function("x25519_generate+agree+hkdf", |b| {
         b.iter(|| {
-            EphemeralAgreement::generate().agree(Role::Initiator, &meter, &kms, black_box(&peer), &salt)
+            EphemeralAgreement::generate().agree(
+                Role::Initiator,
+                &meter,
+                &kms,
+                black_box(&peer),
+                &salt,
+            )
         })
     });
     g.finish();
@@ -112,8 +126,12 @@ fn envelope(c: &mut Criterion) {
         g.bench_function(format!("sha256_{size}B(baseline)"), |b| {
             b.iter(|| Sha256::digest(black_box(&pt[..])))
         });
-        g.bench_function(format!("seal_{size}B"), |b| b.iter(|| ek.seal(&data_name, black_box(&pt))));
-        g.bench_function(format!("open_{size}B"), |b| b.iter(|| ek.open(&data_name, black_box(&sealed))));
+        g.bench_function(format!("seal_{size}B"), |b| {
+            b.iter(|| ek.seal(&data_name, black_box(&pt)))
+        });
+        g.bench_function(format!("open_{size}B"), |b| {
+            b.iter(|| ek.open(&data_name, black_box(&sealed)))
+        });
     }
     g.bench_function("derive_subkey", |b| {
         b.iter(|| EnvelopeKey::derive(black_box(&key), &key_name, Purpose::Content))

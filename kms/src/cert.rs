@@ -291,7 +291,9 @@ pub fn format_timestamp(secs: u64) -> String {
 pub fn parse_timestamp(s: &str) -> Result<u64> {
     amicn_tlv::sig::parse_timestamp(s)
         .filter(|&t| format_timestamp(t) == s)
-        .ok_or_else(|| Error::BadTimestamp { value: s.to_string() })
+        .ok_or_else(|| Error::BadTimestamp {
+            value: s.to_string(),
+        })
 }
 
 #[cfg(test)]
