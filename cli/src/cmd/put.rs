@@ -100,8 +100,12 @@ async fn run_async(args: PutArgs) -> anyhow::Result<()> {
     let versioned = {
         let producer = producer.clone();
         let prefix = prefix.clone();
-        tokio::task::spawn_blocking(move || producer.publish(&prefix, Bytes::from(content), &opts))
-            .await??
+        tokio::task::spawn_blocking(move || {
+            producer
+                .publish(&prefix, Bytes::from(content), &opts)
+                .map_err(anyhow::Error::from)
+        })
+        .await??
     };
     let segments = amicn_producer::segment_count(len, args.segment_size);
     // Serve our certificate too, so consumers can fetch it by KeyLocator.
@@ -161,15 +165,15 @@ async fn run_async(args: PutArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("registering {prefix}"))?;
             let mut tasks = Vec::new();
-            if let Some(cp) = &cert_prefix {
-                if !prefix.is_prefix_of(cp) {
-                    let crx = client
-                        .register(cp.clone())
-                        .await
-                        .with_context(|| format!("registering {cp}"))?;
-                    let (p, c) = (producer.clone(), client.clone());
-                    tasks.push(tokio::spawn(async move { p.run(&c, crx, 1).await }));
-                }
+            if let Some(cp) = &cert_prefix
+                && !prefix.is_prefix_of(cp)
+            {
+                let crx = client
+                    .register(cp.clone())
+                    .await
+                    .with_context(|| format!("registering {cp}"))?;
+                let (p, c) = (producer.clone(), client.clone());
+                tasks.push(tokio::spawn(async move { p.run(&c, crx, 1).await }));
             }
             announce();
             producer.run(&client, rx, args.workers).await;

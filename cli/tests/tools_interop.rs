@@ -1,0 +1,170 @@
+//! Interop with python-ndn 0.5 through `amicn fwd`, both ways: python-ndn fetches (and verifies
+//! the Ed25519 signatures of) what `amicn put` publishes; `amicn get` fetches what a python-ndn
+//! producer publishes. Skipped when python-ndn is missing, unless AMICN_REQUIRE_INTEROP=1.
+
+#![allow(clippy::unwrap_used)]
+
+mod tools_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use tools_support::{Proc, Scratch, run_ok, start_forwarder, start_put};
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../interop/tools")
+        .join(name)
+}
+
+/// True if python-ndn can be imported; panics instead when interop is required.
+fn python_ndn_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import ndn.app"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("AMICN_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!(
+                "python-ndn is not installed but AMICN_REQUIRE_INTEROP=1 (pip install python-ndn==0.5.2)"
+            );
+        }
+        eprintln!("skipping: python-ndn not installed (pip install python-ndn==0.5.2)");
+    }
+    ok
+}
+
+#[test]
+fn python_ndn_fetches_and_verifies_what_amicn_put_publishes() {
+    if !python_ndn_available() {
+        return;
+    }
+    let dir = Scratch::new("py-fetch");
+    let (_fwd, uri) = start_forwarder(&dir);
+    run_ok(&dir, &["key", "create", "/alice"]);
+    let cert = dir.path("alice.cert");
+    run_ok(
+        &dir,
+        &["key", "cert", "/alice", "-o", cert.to_str().unwrap()],
+    );
+    let input = dir.path("in.bin");
+    let content = tools_support::random_bytes(300_000 + 5, 11);
+    std::fs::write(&input, &content).unwrap();
+    let (_put, _) = start_put(
+        &dir,
+        &[
+            "--connect",
+            &uri,
+            "--identity",
+            "/alice",
+            "/interop/from-amicn",
+            input.to_str().unwrap(),
+        ],
+    );
+
+    let output = dir.path("out.bin");
+    let sock = uri.trim_start_matches("unix://");
+    let out = Command::new("python3")
+        .arg(script("py_fetch.py"))
+        .args([
+            "--socket",
+            sock,
+            "--cert",
+            cert.to_str().unwrap(),
+            "/interop/from-amicn",
+            output.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python-ndn fetch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read(&output).unwrap() == content,
+        "python-ndn got different bytes"
+    );
+
+    // A certificate of another key must make python-ndn's validator refuse the same object.
+    run_ok(&dir, &["key", "create", "/bob"]);
+    let bob = dir.path("bob.cert");
+    run_ok(&dir, &["key", "cert", "/bob", "-o", bob.to_str().unwrap()]);
+    let out = Command::new("python3")
+        .arg(script("py_fetch.py"))
+        .args([
+            "--socket",
+            sock,
+            "--cert",
+            bob.to_str().unwrap(),
+            "/interop/from-amicn",
+            output.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "python-ndn accepted segments under the wrong key"
+    );
+}
+
+#[test]
+fn amicn_get_fetches_what_a_python_ndn_producer_publishes() {
+    if !python_ndn_available() {
+        return;
+    }
+    let dir = Scratch::new("py-produce");
+    let (_fwd, uri) = start_forwarder(&dir);
+    let input = dir.path("in.bin");
+    let content = tools_support::random_bytes(200_000 + 99, 12);
+    std::fs::write(&input, &content).unwrap();
+    let sock = uri.trim_start_matches("unix://").to_owned();
+    let mut child = Command::new("python3")
+        .arg(script("py_produce.py"))
+        .args([
+            "--socket",
+            &sock,
+            "/interop/from-python",
+            input.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path("py.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _producer = Proc {
+        child,
+        what: "py_produce",
+    };
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("READY"),
+        "python producer did not start: {line:?} {}",
+        std::fs::read_to_string(dir.path("py.log")).unwrap_or_default()
+    );
+
+    let output = dir.path("out.bin");
+    let summary = run_ok(
+        &dir,
+        &[
+            "get",
+            "--connect",
+            &uri,
+            "--json",
+            "-o",
+            output.to_str().unwrap(),
+            "/interop/from-python",
+        ],
+    );
+    assert!(
+        std::fs::read(&output).unwrap() == content,
+        "amicn get produced different bytes"
+    );
+    let j: serde_json::Value = serde_json::from_str(summary.trim()).unwrap();
+    assert_eq!(j["segments"].as_u64(), Some(26));
+}
