@@ -178,6 +178,18 @@ pub enum Error {
         /// Last accepted SignatureTime for this key.
         last_ms: u64,
     },
+    /// SignatureSeqNum does not increase over the last accepted one for this key.
+    #[error(
+        "signed Interest from {key}: SignatureSeqNum {seq} is not after the last accepted {last}"
+    )]
+    ReplayStaleSeqNum {
+        /// Signer key name.
+        key: String,
+        /// SignatureSeqNum found.
+        seq: u64,
+        /// Last accepted SignatureSeqNum for this key.
+        last: u64,
+    },
     /// The SignatureNonce was already seen.
     #[error("signed Interest from {key}: SignatureNonce was already used")]
     ReplayNonce {

@@ -45,12 +45,16 @@ impl fmt::Debug for PublicKey {
 
 impl PublicKey {
     /// From the raw 32 bytes; fails for encodings that are not a curve point.
+    /// Small-order ("weak") keys are refused: no honest key is one, and refusing them keeps batch
+    /// verification in agreement with strict single verification.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self> {
         VerifyingKey::from_bytes(bytes)
+            .ok()
+            .filter(|k| !k.is_weak())
             .map(Self)
-            .map_err(|_| Error::BadPublicKey {
+            .ok_or(Error::BadPublicKey {
                 name: String::new(),
-                reason: "not an Ed25519 point",
+                reason: "not an Ed25519 point, or a small-order point",
             })
     }
 
@@ -422,4 +426,53 @@ pub fn verify_data_batch(items: &[(&Data, &PublicKey)]) -> Vec<Result<()>> {
         }
     }
     items.iter().map(|(d, k)| verify_data(d, k)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn spki_round_trip_and_rejections() {
+        let k = KeyPair::from_seed(&[1u8; 32], Name::from_uri("/a/KEY/1").unwrap()).unwrap();
+        let pk = k.public_key();
+        let spki = pk.to_spki();
+        assert_eq!(spki.len(), ED25519_SPKI_LEN);
+        assert_eq!(PublicKey::from_spki(&spki).unwrap(), pk);
+        assert_eq!(pk.key_digest(), <[u8; 32]>::from(Sha256::digest(spki)));
+        let mut wrong_oid = spki;
+        wrong_oid[8] = 0x6e; // 1.3.101.110 is X25519
+        assert!(PublicKey::from_spki(&wrong_oid).is_err());
+        assert!(PublicKey::from_spki(&spki[..43]).is_err());
+        // The identity point (small order) is refused.
+        let mut ident = [0u8; 32];
+        ident[0] = 1;
+        assert!(PublicKey::from_bytes(&ident).is_err());
+        // Key names must have the KEY marker.
+        assert!(KeyPair::from_seed(&[1u8; 32], Name::from_uri("/a/b").unwrap()).is_err());
+        assert_eq!(k.identity(), Name::from_uri("/a").unwrap());
+    }
+
+    #[test]
+    fn rfc8032_test_vector_1() {
+        // RFC 8032 §7.1 TEST 1: empty message.
+        let seed: [u8; 32] =
+            hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let k = KeyPair::from_seed(&seed, Name::from_uri("/t/KEY/1").unwrap()).unwrap();
+        assert_eq!(
+            hex::encode(k.public_key().to_bytes()),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
+        let sig = k.sign(b"");
+        assert_eq!(
+            hex::encode(sig),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        );
+        assert!(k.public_key().verify(b"", &sig));
+        assert!(!k.public_key().verify(b"x", &sig));
+    }
 }

@@ -7,6 +7,8 @@
 //!   than that loses no protection; this is how the per-key table stays bounded.
 //! - **SignatureNonce**: remembered per key in a bounded first-in-first-out memory; a repeat within
 //!   the memory is a replay.
+//! - **SignatureSeqNum**, when a signer sends one: must be strictly greater than the last accepted
+//!   one for the same key.
 //!
 //! The checker is sans-IO: the caller passes `now_ms` (milliseconds since the Unix epoch), and the
 //! state can be exported to bytes and restored after a restart, so a producer that crashes does
@@ -56,6 +58,9 @@ pub struct ReplayStats {
     pub outside_window: u64,
     /// Rejected for a SignatureTime not after the last one.
     pub stale_time: u64,
+    /// Rejected for a SignatureSeqNum not after the last one.
+    #[serde(default)]
+    pub stale_seq_num: u64,
     /// Rejected for a repeated nonce.
     pub repeated_nonce: u64,
     /// Rejected for a missing field.
@@ -71,6 +76,7 @@ type NonceKey = (Name, Bytes);
 pub struct ReplayChecker {
     config: ReplayConfig,
     last_time: HashMap<Name, u64>,
+    last_seq: HashMap<Name, u64>,
     nonce_set: HashSet<NonceKey>,
     nonce_order: VecDeque<NonceKey>,
     stats: ReplayStats,
@@ -85,6 +91,9 @@ pub struct ReplayRecords {
     pub last_time: Vec<(String, u64)>,
     /// Remembered nonces per key name, oldest first.
     pub nonces: Vec<(String, String)>,
+    /// Last accepted SignatureSeqNum per key name.
+    #[serde(default)]
+    pub last_seq: Vec<(String, u64)>,
 }
 
 impl ReplayChecker {
@@ -93,6 +102,7 @@ impl ReplayChecker {
         Self {
             config,
             last_time: HashMap::new(),
+            last_seq: HashMap::new(),
             nonce_set: HashSet::new(),
             nonce_order: VecDeque::new(),
             stats: ReplayStats::default(),
@@ -128,6 +138,18 @@ impl ReplayChecker {
         nonce: Option<&[u8]>,
         now_ms: u64,
     ) -> Result<()> {
+        self.check_fields(key, time_ms, nonce, None, now_ms)
+    }
+
+    /// Like [`ReplayChecker::check`], also enforcing an increasing SignatureSeqNum when present.
+    pub fn check_fields(
+        &mut self,
+        key: &Name,
+        time_ms: Option<u64>,
+        nonce: Option<&[u8]>,
+        seq_num: Option<u64>,
+        now_ms: u64,
+    ) -> Result<()> {
         let key_s = || key.to_string();
         match time_ms {
             None if self.config.require_time => {
@@ -159,6 +181,17 @@ impl ReplayChecker {
                 }
             }
         }
+        if let Some(seq) = seq_num
+            && let Some(&last) = self.last_seq.get(key)
+            && seq <= last
+        {
+            self.stats.stale_seq_num += 1;
+            return Err(Error::ReplayStaleSeqNum {
+                key: key_s(),
+                seq,
+                last,
+            });
+        }
         let nonce_key = match nonce {
             None if self.config.require_nonce => {
                 self.stats.missing_field += 1;
@@ -185,6 +218,9 @@ impl ReplayChecker {
             }
             self.last_time.insert(key.clone(), t);
         }
+        if let Some(seq) = seq_num {
+            self.last_seq.insert(key.clone(), seq);
+        }
         if let Some(nk) = nonce_key {
             self.remember_nonce(nk);
         }
@@ -206,7 +242,13 @@ impl ReplayChecker {
             // DigestSha256 Interests have no signer; they share one replay record.
             _ => Name::default(),
         };
-        self.check(&key, info.time_ms, info.nonce.as_deref(), now_ms)
+        self.check_fields(
+            &key,
+            info.time_ms,
+            info.nonce.as_deref(),
+            info.seq_num,
+            now_ms,
+        )
     }
 
     /// Forgets time records that no longer add protection (older than `now − grace`).
@@ -237,6 +279,12 @@ impl ReplayChecker {
             .map(|(k, t)| (k.to_string(), *t))
             .collect();
         last_time.sort();
+        let mut last_seq: Vec<(String, u64)> = self
+            .last_seq
+            .iter()
+            .map(|(k, t)| (k.to_string(), *t))
+            .collect();
+        last_seq.sort();
         ReplayRecords {
             config: self.config,
             last_time,
@@ -245,6 +293,7 @@ impl ReplayChecker {
                 .iter()
                 .map(|(k, n)| (k.to_string(), hex::encode(n)))
                 .collect(),
+            last_seq,
         }
     }
 
@@ -253,6 +302,9 @@ impl ReplayChecker {
         let mut c = Self::new(records.config);
         for (k, t) in &records.last_time {
             c.last_time.insert(parse_key(k)?, *t);
+        }
+        for (k, s) in &records.last_seq {
+            c.last_seq.insert(parse_key(k)?, *s);
         }
         for (k, n) in &records.nonces {
             let nonce = hex::decode(n)
@@ -404,5 +456,34 @@ mod tests {
             Err(Error::ReplayNonce { .. })
         ));
         assert!(ReplayChecker::from_bytes(b"{not json").is_err());
+    }
+
+    #[test]
+    fn sequence_numbers_must_increase() {
+        let cfg = ReplayConfig {
+            require_time: false,
+            require_nonce: false,
+            ..ReplayConfig::default()
+        };
+        let mut c = ReplayChecker::new(cfg);
+        let k = key("/a/KEY/1");
+        c.check_fields(&k, None, None, Some(5), NOW).unwrap();
+        assert!(matches!(
+            c.check_fields(&k, None, None, Some(5), NOW),
+            Err(Error::ReplayStaleSeqNum {
+                seq: 5,
+                last: 5,
+                ..
+            })
+        ));
+        c.check_fields(&k, None, None, Some(6), NOW).unwrap();
+        let restored = ReplayChecker::from_bytes(&c.to_bytes()).unwrap();
+        assert_eq!(
+            restored.records().last_seq,
+            vec![("/a/KEY/1".to_string(), 6)]
+        );
+        // Records written before sequence numbers were tracked still load.
+        let old = br#"{"config":{"grace_ms":60000,"require_time":true,"require_nonce":true,"nonce_capacity":8,"key_capacity":8},"last_time":[],"nonces":[]}"#;
+        assert!(ReplayChecker::from_bytes(old).is_ok());
     }
 }

@@ -465,7 +465,7 @@ impl Validator {
             portion: data.signed_portion(),
             value: &data.signature_value,
         };
-        self.validate(signed, certs, now_ms, true)
+        self.validate(signed, certs, now_ms)
     }
 
     /// Validates a signed Interest (signature, chain, policy; also its ParametersSha256Digest).
@@ -483,7 +483,7 @@ impl Validator {
             portion,
             value,
         };
-        self.validate(signed, certs, now_ms, true)
+        self.validate(signed, certs, now_ms)
     }
 
     /// Validates many Data at once: chains are resolved once per distinct signer, and the packets'
@@ -496,68 +496,63 @@ impl Validator {
         now_ms: u64,
     ) -> Vec<Result<Validated>> {
         let mut chain_cache: HashMap<Name, (PublicKey, Vec<Name>)> = HashMap::new();
-        let mut out: Vec<Option<Result<Validated>>> = Vec::with_capacity(packets.len());
-        let mut pending: Vec<(usize, PublicKey, Validated)> = Vec::new();
+        // Packets whose chain resolved hold `Ok` provisionally until their own signature is checked.
+        let mut out: Vec<Result<Validated>> = Vec::with_capacity(packets.len());
+        let mut pending: Vec<(usize, PublicKey)> = Vec::new();
         for (i, d) in packets.iter().enumerate() {
-            let pre = self.precheck(&d.name, &d.signature_info, &d.signature_value);
-            let (signer, rule) = match pre {
-                Ok(x) => x,
-                Err(e) => {
-                    out.push(Some(Err(e)));
-                    continue;
-                }
-            };
-            // Only successful chains are cached; a failing one is re-resolved so every packet
-            // gets its own error value.
-            let chain = match chain_cache.get(&signer) {
-                Some(c) => Ok(c.clone()),
-                None => self.resolve_chain(&signer, certs, now_ms),
-            };
-            match chain {
-                Ok((pk, names)) => {
-                    chain_cache.insert(signer.clone(), (pk, names.clone()));
-                    pending.push((
-                        i,
+            let checked = self
+                .precheck(&d.name, &d.signature_info, &d.signature_value)
+                .and_then(|(signer, rule)| {
+                    // Only successful chains are cached; a failing one is re-resolved so every
+                    // packet gets its own error value.
+                    let (pk, chain) = match chain_cache.get(&signer) {
+                        Some(c) => c.clone(),
+                        None => {
+                            let c = self.resolve_chain(&signer, certs, now_ms)?;
+                            chain_cache.insert(signer.clone(), c.clone());
+                            c
+                        }
+                    };
+                    Ok((
                         pk,
                         Validated {
                             signer,
                             rule,
-                            chain: names,
+                            chain,
                         },
-                    ));
-                    out.push(None);
+                    ))
+                });
+            match checked {
+                Ok((pk, v)) => {
+                    pending.push((i, pk));
+                    out.push(Ok(v));
                 }
-                Err(e) => out.push(Some(Err(e))),
+                Err(e) => out.push(Err(e)),
             }
         }
         let portions: Vec<Bytes> = pending
             .iter()
-            .map(|(i, _, _)| packets[*i].signed_portion())
+            .map(|(i, _)| packets[*i].signed_portion())
             .collect();
         let items: Vec<(&[u8], &[u8], &PublicKey)> = pending
             .iter()
             .zip(&portions)
-            .map(|((i, pk, _), p)| (p.as_ref(), packets[*i].signature_value.as_ref(), pk))
+            .map(|((i, pk), p)| (p.as_ref(), packets[*i].signature_value.as_ref(), pk))
             .collect();
-        let batch_ok = identity::verify_batch(&items).is_ok();
-        for (k, (i, pk, v)) in pending.into_iter().enumerate() {
-            let r = if batch_ok {
-                Ok(v)
-            } else {
-                let d = &packets[i];
-                identity::verify_ed25519(&d.name, &v.signer, &portions[k], &d.signature_value, &pk)
-                    .map(|()| v)
-            };
-            out[i] = Some(r);
+        if identity::verify_batch(&items).is_err() {
+            // Batch and single verification may disagree on crafted inputs; the strict single
+            // check decides, and names the packets that failed.
+            for ((i, pk), portion) in pending.iter().zip(&portions) {
+                let d = &packets[*i];
+                let signer = locator_of(&d.signature_info);
+                if let Err(e) =
+                    identity::verify_ed25519(&d.name, &signer, portion, &d.signature_value, pk)
+                {
+                    out[*i] = Err(e);
+                }
+            }
         }
-        out.into_iter()
-            .map(|r| {
-                r.unwrap_or(Err(Error::NoTrustAnchor {
-                    name: String::new(),
-                    depth: 0,
-                }))
-            })
-            .collect()
+        out
     }
 
     /// Signature type, KeyLocator and policy check of one link; returns the signer and rule id.
@@ -650,13 +645,7 @@ impl Validator {
             })
     }
 
-    fn validate(
-        &self,
-        p: Signed<'_>,
-        certs: &dyn CertSource,
-        now_ms: u64,
-        _leaf: bool,
-    ) -> Result<Validated> {
+    fn validate(&self, p: Signed<'_>, certs: &dyn CertSource, now_ms: u64) -> Result<Validated> {
         let (signer, rule) = self.precheck(p.name, p.info, p.value)?;
         let (pk, chain) = self.resolve_chain(&signer, certs, now_ms)?;
         identity::verify_ed25519(p.name, &signer, &p.portion, p.value, &pk)?;
@@ -665,6 +654,13 @@ impl Validator {
             rule,
             chain,
         })
+    }
+}
+
+fn locator_of(info: &SignatureInfo) -> Name {
+    match &info.key_locator {
+        Some(KeyLocator::Name(n)) => n.clone(),
+        _ => Name::default(),
     }
 }
 
