@@ -90,14 +90,22 @@ impl ReplyCache {
     }
 
     /// The newest cached packet the Interest matches (exact name, or any name under it with
-    /// CanBePrefix; with MustBeFresh only packets younger than their FreshnessPeriod).
-    pub(crate) fn find(&mut self, now: Time, interest: &Interest) -> Option<Bytes> {
+    /// CanBePrefix; with MustBeFresh and `honor_fresh` only packets younger than their
+    /// FreshnessPeriod). Segment fetchers that already know the version may send MustBeFresh
+    /// on every segment; those are served while the version is cached, so a slow reader still
+    /// gets a consistent dataset.
+    pub(crate) fn find(
+        &mut self,
+        now: Time,
+        interest: &Interest,
+        honor_fresh: bool,
+    ) -> Option<Bytes> {
         self.evict(now);
         self.items
             .iter()
             .rev()
             .filter(|c| {
-                !interest.must_be_fresh
+                !(interest.must_be_fresh && honor_fresh)
                     || now.saturating_since(c.stored_at).as_millis() < u128::from(FRESHNESS_MS)
             })
             .find(|c| {

@@ -723,7 +723,7 @@ impl Management {
         faces: &mut dyn FaceSystem,
     ) {
         if dataset::names_existing_version(&interest.name) {
-            match self.cache.find(now, interest) {
+            match self.cache.find(now, interest, false) {
                 Some(wire) => {
                     self.counters.dataset_segments += 1;
                     self.send(face, wire, pit_token);
@@ -786,7 +786,7 @@ impl Management {
         interest: &Interest,
         pit_token: Option<Bytes>,
     ) {
-        if let Some(wire) = self.cache.find(now, interest) {
+        if let Some(wire) = self.cache.find(now, interest, true) {
             self.send(face, wire, pit_token);
             return;
         }
