@@ -1,1 +1,56 @@
-//! AMI roles built on the forwarder, producer, consumer and KMS: meter, MDMS collector, pricing publisher, DR operator, KMS service.
+//! The AMI roles of amicn, built from the KMS, the producer/consumer libraries and a forwarder
+//! connection: [`Meter`], [`MdmsCollector`], [`PricingPublisher`], [`DrOperator`] and
+//! [`KmsService`].
+//!
+//! Each role is a struct with a plain configuration and one [`amicn_face::client::Client`]
+//! connection to its local forwarder; roles never talk to each other directly, only by name
+//! through the forwarder. The mapping of the three AMI traffic modes onto names and keys follows
+//! the design's mode table:
+//!
+//! | traffic | name | encrypted under | signed by |
+//! | --- | --- | --- | --- |
+//! | reading | `/<u>/ami/meter/<id>/reading/t=<µs>` | the meter's user key | the meter |
+//! | price | `/<u>/ami/price/<tariff>/v=<ver>` | the broadcast (root) key | pricing |
+//! | DR event | `/<u>/ami/dr/<p>/event/seq=<n>` | the project key of `p` | DR operator |
+//! | rekey manifest | `/<u>/ami/KMS/rekey/<epoch>` | — | the KMS |
+//! | key wraps | `.../KEK/v=<e>/ENCRYPTED-BY/<key>` | the wrapping key | DigestSha256; the manifest commits to every key |
+//!
+//! Meters enrol with a signed Interest carrying an ephemeral X25519 key (the user key comes out
+//! of X25519 + HKDF on both sides), hold their key-graph member state, and follow every rekey by
+//! fetching the signed manifest of each epoch and the few wraps on their own path; the wraps are
+//! immutable Data, so forwarder caches serve the many meters that need the same one.
+//! The head-end roles (MDMS, pricing, DR operator) run next to the KMS and obtain the keys they
+//! encrypt or decrypt with from it through [`HeadEndKeys`], the in-process stand-in for the
+//! utility's internal key channel.
+//!
+//! The crate does no I/O of its own beyond its forwarder connections and the optional SQLite
+//! reading store; scenario scripting (which meter joins or leaves when) belongs to the caller,
+//! e.g. `amicn demo`.
+
+mod dr;
+mod error;
+mod keys;
+mod kms_service;
+mod mdms;
+mod meter;
+pub mod names;
+mod net;
+mod pki;
+mod pricing;
+mod stats;
+mod wire;
+
+pub use dr::{DrEvent, DrOperator};
+pub use error::{AmiError, Result};
+pub use keys::HeadEndKeys;
+pub use kms_service::{EpochRecord, KmsConfig, KmsService, SubgroupInfo};
+pub use mdms::{
+    MdmsCollector, MdmsConfig, MdmsCounters, MemoryReadingStore, ReadingStore, Rejection,
+    RoundReport, SqliteReadingStore, StoredReading,
+};
+pub use meter::{Meter, MeterConfig, MeterCounters, Reading, SyncReport};
+pub use names::AmiNames;
+pub use net::{Publisher, connect, now_ms, now_us};
+pub use pki::{Credentials, Pki, Trust, ami_policy};
+pub use pricing::{Price, PricingPublisher};
+pub use stats::Latencies;

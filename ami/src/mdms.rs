@@ -1,0 +1,635 @@
+//! The MDMS collector: fetches every member's readings, validates them, decrypts them with the
+//! meter's user key and stores them, rejecting duplicates, out-of-window timestamps, revoked
+//! meters and anything the trust policy refuses.
+//!
+//! Readings are interval reads on a fixed schedule (`start + k·interval`), as AMI meters take
+//! them, so the collector knows every name it wants: at each slot it asks each member for
+//! `/<u>/ami/meter/<id>/reading/t=<slot>`, verifies the round's signatures in one batch and
+//! stores what passes. Cheap checks (name, duplicate, window, revocation) run before any
+//! signature check.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use amicn_consumer::Consumer;
+use amicn_face::client::Client;
+use amicn_kms::envelope::{EncryptedContent, EnvelopeKey, Purpose};
+use amicn_tlv::{Data, Name};
+
+use crate::error::Result;
+use crate::keys::HeadEndKeys;
+use crate::names::AmiNames;
+use crate::net::{consumer, fetch_exact, now_us};
+use crate::pki::Trust;
+use crate::stats::Latencies;
+use crate::wire;
+
+/// Settings of the collector.
+#[derive(Debug, Clone)]
+pub struct MdmsConfig {
+    /// Utility names.
+    pub names: AmiNames,
+    /// Readings older than this (by the timestamp in their name) are rejected.
+    pub window: Duration,
+    /// Readings stamped further than this in the future are rejected.
+    pub max_future: Duration,
+    /// InterestLifetime of reading fetches.
+    pub lifetime: Duration,
+    /// Retransmissions of a reading fetch.
+    pub retries: u32,
+}
+
+impl MdmsConfig {
+    /// A window of `window` into the past, one second of clock skew into the future.
+    pub fn new(names: AmiNames, window: Duration) -> Self {
+        MdmsConfig {
+            names,
+            window,
+            max_future: Duration::from_secs(1),
+            lifetime: Duration::from_millis(500),
+            retries: 2,
+        }
+    }
+}
+
+/// Why a reading was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The name is not `/<u>/ami/meter/<id>/reading/t=<µs>`.
+    NotAReading,
+    /// A reading with this meter and timestamp is already stored (a replay).
+    Duplicate,
+    /// The timestamp is outside the acceptance window.
+    OutOfWindow {
+        /// Timestamp in the name.
+        t_us: u64,
+        /// Collector's clock.
+        now_us: u64,
+    },
+    /// The meter was revoked.
+    Revoked,
+    /// Signature, trust rule or certificate chain failed.
+    Untrusted(String),
+    /// The user key named in the envelope is not one of this meter's keys.
+    UnknownKey(String),
+    /// The envelope does not open (tampered, or encrypted under another key).
+    DecryptFailed(String),
+    /// The plaintext is not a reading.
+    Malformed(String),
+}
+
+impl Rejection {
+    /// Short label for counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejection::NotAReading => "not-a-reading",
+            Rejection::Duplicate => "duplicate",
+            Rejection::OutOfWindow { .. } => "out-of-window",
+            Rejection::Revoked => "revoked",
+            Rejection::Untrusted(_) => "untrusted",
+            Rejection::UnknownKey(_) => "unknown-key",
+            Rejection::DecryptFailed(_) => "decrypt-failed",
+            Rejection::Malformed(_) => "malformed",
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::OutOfWindow { t_us, now_us } => {
+                write!(f, "out-of-window: stamped {t_us} µs, now {now_us} µs")
+            }
+            Rejection::Untrusted(s)
+            | Rejection::UnknownKey(s)
+            | Rejection::DecryptFailed(s)
+            | Rejection::Malformed(s) => {
+                write!(f, "{}: {s}", self.kind())
+            }
+            _ => f.write_str(self.kind()),
+        }
+    }
+}
+
+/// A verified, decrypted reading as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReading {
+    /// Meter id.
+    pub meter: u32,
+    /// Timestamp in the name, µs.
+    pub t_us: u64,
+    /// Energy register, Wh.
+    pub energy_wh: u64,
+    /// Power, W.
+    pub power_w: u32,
+    /// The user key (with epoch) it was encrypted under.
+    pub key_name: String,
+    /// When the collector stored it, µs.
+    pub received_us: u64,
+}
+
+/// Where the collector keeps readings.
+pub trait ReadingStore: Send {
+    /// Stores `r`; `false` if a reading with the same meter and timestamp was already there.
+    fn insert(&mut self, r: &StoredReading) -> Result<bool>;
+    /// Whether a reading of `meter` at `t_us` is stored.
+    fn contains(&self, meter: u32, t_us: u64) -> Result<bool>;
+    /// The stored reading of `meter` at `t_us`.
+    fn get(&self, meter: u32, t_us: u64) -> Result<Option<StoredReading>>;
+    /// Number of stored readings.
+    fn len(&self) -> Result<u64>;
+    /// Whether nothing is stored.
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// An in-memory reading store.
+#[derive(Debug, Default)]
+pub struct MemoryReadingStore {
+    rows: BTreeMap<(u32, u64), StoredReading>,
+}
+
+impl ReadingStore for MemoryReadingStore {
+    fn insert(&mut self, r: &StoredReading) -> Result<bool> {
+        if self.rows.contains_key(&(r.meter, r.t_us)) {
+            return Ok(false);
+        }
+        self.rows.insert((r.meter, r.t_us), r.clone());
+        Ok(true)
+    }
+
+    fn contains(&self, meter: u32, t_us: u64) -> Result<bool> {
+        Ok(self.rows.contains_key(&(meter, t_us)))
+    }
+
+    fn get(&self, meter: u32, t_us: u64) -> Result<Option<StoredReading>> {
+        Ok(self.rows.get(&(meter, t_us)).cloned())
+    }
+
+    fn len(&self) -> Result<u64> {
+        Ok(self.rows.len() as u64)
+    }
+}
+
+/// A SQLite reading store (one table, primary key meter + timestamp).
+#[derive(Debug)]
+pub struct SqliteReadingStore {
+    conn: rusqlite::Connection,
+}
+
+impl SqliteReadingStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::init(rusqlite::Connection::open(path)?)
+    }
+
+    /// A database in memory.
+    pub fn in_memory() -> Result<Self> {
+        Self::init(rusqlite::Connection::open_in_memory()?)
+    }
+
+    fn init(conn: rusqlite::Connection) -> Result<Self> {
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS reading (
+                 meter INTEGER NOT NULL,
+                 t_us INTEGER NOT NULL,
+                 energy_wh INTEGER NOT NULL,
+                 power_w INTEGER NOT NULL,
+                 key_name TEXT NOT NULL,
+                 received_us INTEGER NOT NULL,
+                 PRIMARY KEY (meter, t_us)
+             ) WITHOUT ROWID;",
+        )?;
+        Ok(SqliteReadingStore { conn })
+    }
+}
+
+// SQLite integers are signed 64-bit; timestamps and registers fit (µs since 1970 < 2^63).
+fn to_sql(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl ReadingStore for SqliteReadingStore {
+    fn insert(&mut self, r: &StoredReading) -> Result<bool> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO reading (meter, t_us, energy_wh, power_w, key_name, received_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rusqlite::params![
+                r.meter,
+                to_sql(r.t_us),
+                to_sql(r.energy_wh),
+                r.power_w,
+                r.key_name,
+                to_sql(r.received_us)
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn contains(&self, meter: u32, t_us: u64) -> Result<bool> {
+        Ok(self.get(meter, t_us)?.is_some())
+    }
+
+    fn get(&self, meter: u32, t_us: u64) -> Result<Option<StoredReading>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT energy_wh, power_w, key_name, received_us FROM reading WHERE meter = ?1 AND t_us = ?2",
+        )?;
+        let mut rows = st.query(rusqlite::params![meter, to_sql(t_us)])?;
+        let Some(row) = rows.next()? else {
+            return Ok(None);
+        };
+        let energy: i64 = row.get(0)?;
+        let received: i64 = row.get(3)?;
+        Ok(Some(StoredReading {
+            meter,
+            t_us,
+            energy_wh: u64::try_from(energy).unwrap_or(0),
+            power_w: row.get(1)?,
+            key_name: row.get(2)?,
+            received_us: u64::try_from(received).unwrap_or(0),
+        }))
+    }
+
+    fn len(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM reading", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// Counters of the collector.
+#[derive(Debug, Default)]
+pub struct MdmsCounters {
+    /// Reading Interests sent (one per requested name, retransmissions not counted).
+    pub requested: AtomicU64,
+    /// Readings received (Data came back).
+    pub received: AtomicU64,
+    /// Readings whose signature, trust rule and chain passed.
+    pub verified: AtomicU64,
+    /// Readings decrypted and stored.
+    pub stored: AtomicU64,
+    /// Requested readings that never arrived.
+    pub missing: AtomicU64,
+    rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl MdmsCounters {
+    /// Rejections by kind.
+    pub fn rejected(&self) -> BTreeMap<&'static str, u64> {
+        self.rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn reject(&self, r: &Rejection) {
+        *self
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(r.kind())
+            .or_insert(0) += 1;
+    }
+}
+
+/// What one collection round did.
+#[derive(Debug, Clone, Default)]
+pub struct RoundReport {
+    /// Names requested.
+    pub requested: usize,
+    /// Readings stored.
+    pub stored: Vec<StoredReading>,
+    /// Readings received but rejected.
+    pub rejected: Vec<(Name, Rejection)>,
+    /// Names that could not be fetched.
+    pub missing: Vec<(Name, String)>,
+}
+
+/// The MDMS collector (see the module documentation).
+pub struct MdmsCollector {
+    cfg: MdmsConfig,
+    trust: Arc<Trust>,
+    keys: Arc<HeadEndKeys>,
+    fetch: Consumer,
+    store: Mutex<Box<dyn ReadingStore>>,
+    running: AtomicBool,
+    /// Counters.
+    pub counters: MdmsCounters,
+    /// Interest-to-Data time of reading fetches.
+    pub fetch_latency: Latencies,
+}
+
+impl std::fmt::Debug for MdmsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MdmsCollector")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MdmsCollector {
+    /// A collector fetching over `client`, decrypting with user keys from `keys`.
+    pub fn new(
+        cfg: MdmsConfig,
+        trust: Arc<Trust>,
+        keys: Arc<HeadEndKeys>,
+        client: &Client,
+        store: Box<dyn ReadingStore>,
+    ) -> Arc<Self> {
+        let fetch = consumer(client, cfg.lifetime, cfg.retries);
+        Arc::new(MdmsCollector {
+            cfg,
+            trust,
+            keys,
+            fetch,
+            store: Mutex::new(store),
+            running: AtomicBool::new(true),
+            counters: MdmsCounters::default(),
+            fetch_latency: Latencies::new(),
+        })
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Box<dyn ReadingStore>> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Readings stored.
+    pub fn stored(&self) -> u64 {
+        self.store().len().unwrap_or(0)
+    }
+
+    /// The stored reading of `meter` at `t_us`.
+    pub fn reading(&self, meter: u32, t_us: u64) -> Option<StoredReading> {
+        self.store().get(meter, t_us).ok().flatten()
+    }
+
+    /// Name, duplicate, window and revocation checks: everything before cryptography.
+    fn precheck(&self, data: &Data, now: u64) -> std::result::Result<(u32, u64), Rejection> {
+        let (meter, t_us) = self
+            .cfg
+            .names
+            .parse_reading(&data.name)
+            .ok_or(Rejection::NotAReading)?;
+        if self.store().contains(meter, t_us).unwrap_or(false) {
+            return Err(Rejection::Duplicate);
+        }
+        let oldest = now.saturating_sub(self.cfg.window.as_micros() as u64);
+        let newest = now.saturating_add(self.cfg.max_future.as_micros() as u64);
+        if t_us < oldest || t_us > newest {
+            return Err(Rejection::OutOfWindow { t_us, now_us: now });
+        }
+        if self.keys.is_revoked(meter) {
+            return Err(Rejection::Revoked);
+        }
+        Ok((meter, t_us))
+    }
+
+    /// Decrypts a verified reading with the meter's user key and stores it.
+    fn open_and_store(
+        &self,
+        data: &Data,
+        meter: u32,
+        t_us: u64,
+    ) -> std::result::Result<StoredReading, Rejection> {
+        let ec = EncryptedContent::decode(data.content.clone())
+            .map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let (owner, key) = self
+            .keys
+            .user_key(&ec.key_name)
+            .ok_or_else(|| Rejection::UnknownKey(ec.key_name.to_string()))?;
+        if owner != meter {
+            return Err(Rejection::UnknownKey(format!(
+                "{} belongs to meter {owner}, not {meter}",
+                ec.key_name
+            )));
+        }
+        let plain = EnvelopeKey::derive(&key, &ec.key_name, Purpose::Content)
+            .open_decoded(&data.name, &ec)
+            .map_err(|e| Rejection::DecryptFailed(e.to_string()))?;
+        let (energy_wh, power_w) = wire::decode_reading(&plain)
+            .ok_or_else(|| Rejection::Malformed("reading is not 12 bytes".into()))?;
+        let r = StoredReading {
+            meter,
+            t_us,
+            energy_wh,
+            power_w,
+            key_name: ec.key_name.to_string(),
+            received_us: now_us(),
+        };
+        match self.store().insert(&r) {
+            Ok(true) => Ok(r),
+            Ok(false) => Err(Rejection::Duplicate),
+            Err(e) => Err(Rejection::Malformed(format!("store: {e}"))),
+        }
+    }
+
+    fn account(&self, r: &std::result::Result<StoredReading, Rejection>) {
+        match r {
+            Ok(_) => {
+                self.counters.stored.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(rej) => self.counters.reject(rej),
+        }
+    }
+
+    /// Runs every check on one received reading and stores it if it passes.
+    pub async fn ingest(&self, data: &Data) -> std::result::Result<StoredReading, Rejection> {
+        let r = self.ingest_inner(data).await;
+        self.account(&r);
+        r
+    }
+
+    async fn ingest_inner(&self, data: &Data) -> std::result::Result<StoredReading, Rejection> {
+        let (meter, t_us) = self.precheck(data, now_us())?;
+        self.trust
+            .verify_data(data)
+            .await
+            .map_err(|e| Rejection::Untrusted(e.to_string()))?;
+        self.counters.verified.fetch_add(1, Ordering::Relaxed);
+        self.open_and_store(data, meter, t_us)
+    }
+
+    /// Fetches one reading by name and ingests it.
+    pub async fn fetch_and_ingest(
+        &self,
+        name: Name,
+    ) -> Result<std::result::Result<StoredReading, Rejection>> {
+        self.counters.requested.fetch_add(1, Ordering::Relaxed);
+        let d = fetch_exact(&self.fetch, name).await?;
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        Ok(self.ingest(&d).await)
+    }
+
+    /// Fetches `names` concurrently, verifies what arrives with one batch signature check and
+    /// stores what passes every check.
+    pub async fn collect(&self, names: Vec<Name>) -> RoundReport {
+        let mut report = RoundReport {
+            requested: names.len(),
+            ..RoundReport::default()
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for name in names {
+            self.counters.requested.fetch_add(1, Ordering::Relaxed);
+            let c = self.fetch.clone();
+            tasks.spawn(async move {
+                let started = Instant::now();
+                let r = fetch_exact(&c, name.clone()).await;
+                (name, r, started.elapsed())
+            });
+        }
+        let mut arrived = Vec::new();
+        while let Some(j) = tasks.join_next().await {
+            let Ok((name, r, took)) = j else { continue };
+            match r {
+                Ok(d) => {
+                    self.fetch_latency.record(took);
+                    self.counters.received.fetch_add(1, Ordering::Relaxed);
+                    arrived.push(d);
+                }
+                Err(e) => {
+                    self.counters.missing.fetch_add(1, Ordering::Relaxed);
+                    report.missing.push((name, e.to_string()));
+                }
+            }
+        }
+        let now = now_us();
+        let mut pending = Vec::new();
+        let mut ids = Vec::new();
+        for d in arrived {
+            match self.precheck(&d, now) {
+                Ok(id) => {
+                    pending.push(d);
+                    ids.push(id);
+                }
+                Err(rej) => {
+                    self.counters.reject(&rej);
+                    report.rejected.push((d.name.clone(), rej));
+                }
+            }
+        }
+        let verdicts = self.trust.verify_batch(&pending).await;
+        for ((d, (meter, t_us)), v) in pending.iter().zip(ids).zip(verdicts) {
+            let r = match v {
+                Ok(_) => {
+                    self.counters.verified.fetch_add(1, Ordering::Relaxed);
+                    self.open_and_store(d, meter, t_us)
+                }
+                Err(e) => Err(Rejection::Untrusted(e.to_string())),
+            };
+            self.account(&r);
+            match r {
+                Ok(s) => report.stored.push(s),
+                Err(rej) => report.rejected.push((d.name.clone(), rej)),
+            }
+        }
+        report
+    }
+
+    /// Collects every member's reading of each slot `start_us + k·interval`, half an interval
+    /// after the slot, until `until` or [`MdmsCollector::stop`]. A meter is asked only for slots
+    /// at least half an interval after it became a member, so it has had time to get its keys.
+    pub async fn run(
+        self: Arc<Self>,
+        start_us: u64,
+        interval: Duration,
+        until: Instant,
+    ) -> Vec<RoundReport> {
+        let iv = (interval.as_micros() as u64).max(1);
+        let grace = iv / 2;
+        let mut k = now_us().saturating_sub(start_us).div_ceil(iv);
+        let mut rounds = Vec::new();
+        loop {
+            let t = start_us + k * iv;
+            let due = t + grace;
+            let now = now_us();
+            if due > now {
+                tokio::time::sleep(Duration::from_micros(due - now)).await;
+            }
+            if Instant::now() >= until || !self.running.load(Ordering::Relaxed) {
+                break;
+            }
+            let names: Vec<Name> = self
+                .keys
+                .active_meters()
+                .into_iter()
+                .filter(|&(_, since)| since.saturating_add(grace) <= t)
+                .map(|(m, _)| self.cfg.names.reading(m, t))
+                .collect();
+            rounds.push(self.collect(names).await);
+            k += 1;
+        }
+        rounds
+    }
+
+    /// Stops [`MdmsCollector::run`] at its next slot.
+    pub fn stop(&self) {
+        self.running.store(false, Ordering::Relaxed);
+    }
+
+    /// Rejections so far, by kind.
+    pub fn rejections(&self) -> HashMap<&'static str, u64> {
+        self.counters.rejected().into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn r(meter: u32, t_us: u64) -> StoredReading {
+        StoredReading {
+            meter,
+            t_us,
+            energy_wh: 5,
+            power_w: 6,
+            key_name: "/u/ami/meter/1/KEK/v=2".into(),
+            received_us: 9,
+        }
+    }
+
+    fn exercise(s: &mut dyn ReadingStore) {
+        assert!(s.insert(&r(1, 100)).unwrap());
+        assert!(
+            !s.insert(&r(1, 100)).unwrap(),
+            "same meter and timestamp is a duplicate"
+        );
+        assert!(s.insert(&r(1, 101)).unwrap());
+        assert!(s.insert(&r(2, 100)).unwrap());
+        assert_eq!(s.len().unwrap(), 3);
+        assert!(s.contains(2, 100).unwrap());
+        assert!(!s.contains(2, 101).unwrap());
+        assert_eq!(s.get(1, 101).unwrap(), Some(r(1, 101)));
+    }
+
+    #[test]
+    fn memory_store_rejects_duplicates() {
+        exercise(&mut MemoryReadingStore::default());
+    }
+
+    #[test]
+    fn sqlite_store_rejects_duplicates_and_persists() {
+        exercise(&mut SqliteReadingStore::in_memory().unwrap());
+        let dir = std::env::temp_dir().join(format!("amicn-mdms-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("readings.db");
+        let _ = std::fs::remove_file(&path);
+        {
+            let mut s = SqliteReadingStore::open(&path).unwrap();
+            assert!(s.insert(&r(7, 1_700_000_000_000_000)).unwrap());
+        }
+        let s = SqliteReadingStore::open(&path).unwrap();
+        assert_eq!(
+            s.get(7, 1_700_000_000_000_000).unwrap(),
+            Some(r(7, 1_700_000_000_000_000))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

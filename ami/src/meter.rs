@@ -1,0 +1,529 @@
+//! A smart meter: enrols with the KMS, follows every rekey, publishes signed and encrypted
+//! readings, and fetches and decrypts prices and DR events.
+//!
+//! Key following: for each epoch the meter fetches the manifest `/<u>/ami/KMS/rekey/<e>`,
+//! validates it against the trust policy (only the KMS signs it), checks the key graph's own
+//! signature over the manifest bytes with the KMS key, and lets its member state pull exactly
+//! the wraps on its own path by name. Those fetches are ordinary Interests, so the forwarder's
+//! cache answers most of them: every meter under the same tree node asks for the same wrap.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use amicn_consumer::Consumer;
+use amicn_face::client::Client;
+use amicn_kms::envelope::{EncryptedContent, EnvelopeKey, Purpose};
+use amicn_kms::establish::{EphemeralAgreement, Role};
+use amicn_kms::graph::manifest::SignedManifest;
+use amicn_kms::graph::wrap::{self, WRAP_LEN, Wrap, WrapMode};
+use amicn_kms::graph::{GraphError, MemberState};
+use amicn_tlv::{Data, Interest, Name};
+use rand::RngExt;
+use zeroize::Zeroizing;
+
+use crate::dr::DrEvent;
+use crate::error::{AmiError, Result};
+use crate::names::AmiNames;
+use crate::net::{Publisher, consumer, fetch_exact, now_ms, now_us};
+use crate::pki::{Credentials, Trust};
+use crate::pricing::Price;
+use crate::stats::Latencies;
+use crate::wire::{self, EnrolReply, EnrolRequest};
+
+/// ContentType NACK.
+const CONTENT_TYPE_NACK: u64 = 3;
+/// Upper bound of wrap fetches while ingesting one manifest (a path plus group keys is far less).
+const MAX_WRAPS_PER_EPOCH: usize = 256;
+
+/// Settings of one meter.
+#[derive(Debug, Clone)]
+pub struct MeterConfig {
+    /// Utility names.
+    pub names: AmiNames,
+    /// Meter id (its name is `/<u>/ami/meter/<id>`).
+    pub id: u32,
+    /// DR projects it subscribes to.
+    pub projects: Vec<String>,
+    /// Reading interval (also the readings' FreshnessPeriod).
+    pub reading_interval: Duration,
+    /// Random delay before each manifest fetch, so meters do not all ask at the same instant
+    /// (as real meters polling on their own clocks would not).
+    pub sync_jitter: Duration,
+    /// InterestLifetime of the meter's fetches.
+    pub lifetime: Duration,
+}
+
+impl MeterConfig {
+    /// A meter with 15-minute readings and no sync jitter.
+    pub fn new(names: AmiNames, id: u32, projects: Vec<String>) -> Self {
+        MeterConfig {
+            names,
+            id,
+            projects,
+            reading_interval: Duration::from_secs(900),
+            sync_jitter: Duration::ZERO,
+            lifetime: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// Counters of one meter.
+#[derive(Debug, Default)]
+pub struct MeterCounters {
+    /// Readings published.
+    pub readings: AtomicU64,
+    /// Manifests ingested.
+    pub manifests: AtomicU64,
+    /// Wraps fetched and opened.
+    pub wraps_fetched: AtomicU64,
+    /// Keys advanced by the join ratchet.
+    pub ratcheted: AtomicU64,
+}
+
+/// What one key synchronisation did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Manifests ingested.
+    pub manifests: u32,
+    /// Wraps fetched and opened.
+    pub wraps_fetched: u32,
+    /// Keys ratcheted.
+    pub ratcheted: u32,
+    /// The KMS says this meter departed.
+    pub departed: bool,
+    /// Epoch reached.
+    pub epoch: u32,
+}
+
+/// One decrypted reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    /// Meter id.
+    pub meter: u32,
+    /// Timestamp in the name (µs since the Unix epoch).
+    pub t_us: u64,
+    /// Energy register, Wh.
+    pub energy_wh: u64,
+    /// Instantaneous power, W.
+    pub power_w: u32,
+}
+
+struct KeyState {
+    member: Option<MemberState>,
+    /// Next manifest epoch to ingest; 0 = not following (not enrolled, or departed).
+    next_epoch: u32,
+}
+
+/// A meter (see the module documentation).
+pub struct Meter {
+    cfg: MeterConfig,
+    creds: Credentials,
+    trust: Arc<Trust>,
+    publisher: Publisher,
+    fetch: Consumer,
+    keys: Mutex<KeyState>,
+    energy_wh: AtomicU64,
+    readings_on: AtomicBool,
+    /// Counters.
+    pub counters: MeterCounters,
+    /// Time to ingest one manifest with its wraps.
+    pub sync_latency: Latencies,
+}
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meter")
+            .field("id", &self.cfg.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Meter {
+    /// Registers `/<u>/ami/meter/<id>` on `client` (serving the meter's certificate and
+    /// readings) and returns the meter, not yet enrolled.
+    pub async fn start(
+        cfg: MeterConfig,
+        creds: Credentials,
+        trust: Arc<Trust>,
+        client: &Client,
+    ) -> Result<Arc<Self>> {
+        let publisher = Publisher::new(client, creds.key.clone(), None);
+        publisher.put_wire(creds.cert.to_wire())?;
+        publisher.serve(cfg.names.meter(cfg.id)).await?;
+        let fetch = consumer(client, cfg.lifetime, 3);
+        Ok(Arc::new(Meter {
+            energy_wh: AtomicU64::new(u64::from(cfg.id) * 1_000 + 10_000),
+            cfg,
+            creds,
+            trust,
+            publisher,
+            fetch,
+            keys: Mutex::new(KeyState {
+                member: None,
+                next_epoch: 0,
+            }),
+            readings_on: AtomicBool::new(true),
+            counters: MeterCounters::default(),
+            sync_latency: Latencies::new(),
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyState> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Meter id.
+    pub fn id(&self) -> u32 {
+        self.cfg.id
+    }
+
+    /// DR projects it subscribes to.
+    pub fn projects(&self) -> &[String] {
+        &self.cfg.projects
+    }
+
+    /// Enrols with the KMS (signed Interest, X25519 + HKDF user key) and returns the epoch in
+    /// which the join takes effect.
+    pub async fn enrol(&self) -> Result<u32> {
+        let names = &self.cfg.names;
+        let eph = EphemeralAgreement::generate();
+        let req = EnrolRequest {
+            x25519: eph.public_key(),
+            projects: self.cfg.projects.clone(),
+            certificate: self.creds.cert.to_wire(),
+        };
+        let mut interest = Interest::new(names.enrol(self.cfg.id));
+        interest.app_parameters = Some(req.encode());
+        interest.lifetime_ms = Some(self.cfg.lifetime.as_millis() as u64);
+        self.creds.key.sign_interest(&mut interest, now_ms())?;
+        let data = self.fetch.fetch_unverified(interest).await?;
+        self.trust.verify_data(&data).await?;
+        if data.meta_info.content_type == CONTENT_TYPE_NACK {
+            return Err(AmiError::EnrolRefused {
+                meter: self.cfg.id,
+                why: String::from_utf8_lossy(&data.content).into_owned(),
+            });
+        }
+        let rep = EnrolReply::decode(data.content.clone())?;
+        let user_key = eph.agree(
+            Role::Initiator,
+            &names.meter(self.cfg.id),
+            &names.kms(),
+            &rep.x25519,
+            &rep.salt,
+        )?;
+        let mut st = self.lock();
+        st.member = Some(MemberState::new(names.prefix_str(), self.cfg.id, user_key));
+        st.next_epoch = rep.epoch;
+        Ok(rep.epoch)
+    }
+
+    /// The latest manifest epoch, found with CanBePrefix + MustBeFresh.
+    pub async fn discover_epoch(&self) -> Result<u32> {
+        let mut i = Interest::new(self.cfg.names.manifest_prefix());
+        i.can_be_prefix = true;
+        i.must_be_fresh = true;
+        let d = self.fetch.fetch_unverified(i).await?;
+        self.cfg
+            .names
+            .parse_manifest(&d.name)
+            .ok_or_else(|| AmiError::protocol(&d.name, "not a manifest name"))
+    }
+
+    /// Ingests every manifest from the next one up to `target` (or the latest discovered).
+    pub async fn sync_keys(&self, target: Option<u32>) -> Result<SyncReport> {
+        let target = match target {
+            Some(t) => t,
+            None => self.discover_epoch().await?,
+        };
+        let mut rep = SyncReport::default();
+        loop {
+            let e = self.lock().next_epoch;
+            if e == 0 || e > target {
+                break;
+            }
+            if !self.cfg.sync_jitter.is_zero() {
+                let max = self.cfg.sync_jitter.as_micros() as u64;
+                let d = rand::rng().random_range(0..=max);
+                tokio::time::sleep(Duration::from_micros(d)).await;
+            }
+            let started = Instant::now();
+            let one = self.ingest_epoch(e).await?;
+            self.sync_latency.record(started.elapsed());
+            rep.manifests += 1;
+            rep.wraps_fetched += one.wraps_fetched;
+            rep.ratcheted += one.ratcheted;
+            rep.departed |= one.departed;
+            rep.epoch = e;
+            if one.departed {
+                break;
+            }
+        }
+        Ok(rep)
+    }
+
+    async fn ingest_epoch(&self, e: u32) -> Result<SyncReport> {
+        let data = fetch_exact(&self.fetch, self.cfg.names.manifest(e)).await?;
+        let validated = self.trust.verify_data(&data).await?;
+        let kms_key = self
+            .trust
+            .signer_key(&validated)
+            .ok_or_else(|| AmiError::protocol(&data.name, "signer certificate vanished"))?;
+        let (bytes, signature) = wire::decode_manifest(data.content.clone())?;
+        let signed = SignedManifest { bytes, signature };
+        let verifier = move |b: &[u8], s: &[u8]| {
+            if kms_key.verify(b, s) {
+                Ok(())
+            } else {
+                Err("not signed by the KMS key".to_string())
+            }
+        };
+        let mut cache: HashMap<String, Wrap> = HashMap::new();
+        for _ in 0..=MAX_WRAPS_PER_EPOCH {
+            let mut missing: Option<String> = None;
+            let result = {
+                let mut st = self.lock();
+                let member = st
+                    .member
+                    .as_mut()
+                    .ok_or(AmiError::NotJoined { meter: self.cfg.id })?;
+                // The member state is all-or-nothing, so an attempt that stops at a wrap not
+                // fetched yet leaves it untouched; fetch that wrap and try again.
+                member.ingest(
+                    &signed,
+                    &verifier,
+                    &mut |name: &str| match cache.get(name) {
+                        Some(w) => Some(w.clone()),
+                        None => {
+                            missing = Some(name.to_string());
+                            None
+                        }
+                    },
+                )
+            };
+            match (result, missing) {
+                (Ok(ir), _) => {
+                    let mut st = self.lock();
+                    st.next_epoch = if ir.departed { 0 } else { e + 1 };
+                    self.counters.manifests.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .wraps_fetched
+                        .fetch_add(u64::from(ir.fetched), Ordering::Relaxed);
+                    self.counters
+                        .ratcheted
+                        .fetch_add(u64::from(ir.ratcheted), Ordering::Relaxed);
+                    return Ok(SyncReport {
+                        manifests: 1,
+                        wraps_fetched: ir.fetched,
+                        ratcheted: ir.ratcheted,
+                        departed: ir.departed,
+                        epoch: e,
+                    });
+                }
+                (Err(GraphError::MissingWrap { .. }), Some(name)) => {
+                    let w = self.fetch_wrap(&name).await?;
+                    cache.insert(name, w);
+                }
+                (Err(err), _) => return Err(err.into()),
+            }
+        }
+        Err(AmiError::protocol(
+            &data.name,
+            "manifest needs too many wraps",
+        ))
+    }
+
+    async fn fetch_wrap(&self, uri: &str) -> Result<Wrap> {
+        let d = fetch_exact(&self.fetch, Name::from_uri(uri)?).await?;
+        let payload: [u8; WRAP_LEN] = d
+            .content
+            .as_ref()
+            .try_into()
+            .map_err(|_| AmiError::protocol(&d.name, "wrap payload is not 72 bytes"))?;
+        // The mode is informational; opening checks the name (as AAD) and the tag.
+        Ok(Wrap {
+            name: uri.to_string(),
+            mode: WrapMode::Multicast,
+            payload,
+        })
+    }
+
+    /// Names (with epochs) of every key this meter holds.
+    pub fn held_keys(&self) -> Vec<String> {
+        let st = self.lock();
+        st.member
+            .as_ref()
+            .map(|m| m.keys().into_iter().map(|(n, _)| n).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the meter currently holds a place in the key graph.
+    pub fn is_member(&self) -> bool {
+        self.lock()
+            .member
+            .as_ref()
+            .is_some_and(|m| m.place().is_some())
+    }
+
+    /// Epoch of the last manifest ingested.
+    pub fn epoch(&self) -> u32 {
+        self.lock()
+            .member
+            .as_ref()
+            .map(MemberState::epoch)
+            .unwrap_or(0)
+    }
+
+    /// Encrypts a new reading stamped `t_us` under the user key, signs it and serves it.
+    pub fn publish_reading(&self, t_us: u64) -> Result<Reading> {
+        let (key_name, key) = {
+            let st = self.lock();
+            let member = st
+                .member
+                .as_ref()
+                .ok_or(AmiError::NotJoined { meter: self.cfg.id })?;
+            let keys = member.keys();
+            let (n, k) = keys
+                .first()
+                .ok_or(AmiError::NotJoined { meter: self.cfg.id })?;
+            (Name::from_uri(n)?, k.duplicate())
+        };
+        let step = rand::rng().random_range(1..=50u64);
+        let energy_wh = self.energy_wh.fetch_add(step, Ordering::Relaxed) + step;
+        let power_w = rand::rng().random_range(100..=9_000u32);
+        let name = self.cfg.names.reading(self.cfg.id, t_us);
+        let content = EnvelopeKey::derive(&key, &key_name, Purpose::Content)
+            .seal(&name, &wire::encode_reading(energy_wh, power_w))?;
+        let mut d = Data::new(name, content);
+        d.meta_info.freshness_period_ms = Some(self.cfg.reading_interval.as_millis() as u64);
+        let wire = self.creds.key.sign_data(&mut d)?;
+        self.publisher.put_wire(wire)?;
+        self.counters.readings.fetch_add(1, Ordering::Relaxed);
+        Ok(Reading {
+            meter: self.cfg.id,
+            t_us,
+            energy_wh,
+            power_w,
+        })
+    }
+
+    /// Publishes a reading at every interval boundary `start_us + k·interval` until
+    /// [`Meter::stop_readings`] (or until `until`). Skips slots while not a member.
+    pub async fn run_readings(self: Arc<Self>, start_us: u64, until: Instant) {
+        let interval = (self.cfg.reading_interval.as_micros() as u64).max(1);
+        let now = now_us();
+        let mut k = now.saturating_sub(start_us).div_ceil(interval);
+        loop {
+            let t = start_us + k * interval;
+            let now = now_us();
+            if t > now {
+                tokio::time::sleep(Duration::from_micros(t - now)).await;
+            }
+            if Instant::now() >= until || !self.readings_on.load(Ordering::Relaxed) {
+                break;
+            }
+            if self.is_member()
+                && let Err(e) = self.publish_reading(t)
+            {
+                tracing::debug!("meter {}: reading at {t}: {e}", self.cfg.id);
+            }
+            k += 1;
+        }
+    }
+
+    /// Stops the reading loop at its next slot.
+    pub fn stop_readings(&self) {
+        self.readings_on.store(false, Ordering::Relaxed);
+    }
+
+    /// Decrypts enveloped content with the key its EncryptedContent names, if held.
+    pub fn decrypt(&self, data: &Data) -> Result<Zeroizing<Vec<u8>>> {
+        let ec = EncryptedContent::decode(data.content.clone())?;
+        let st = self.lock();
+        let member = st
+            .member
+            .as_ref()
+            .ok_or(AmiError::NotJoined { meter: self.cfg.id })?;
+        for (n, k) in member.keys() {
+            if Name::from_uri(&n)? == ec.key_name {
+                let key = EnvelopeKey::derive(k, &ec.key_name, Purpose::Content);
+                return Ok(key.open_decoded(&data.name, &ec)?);
+            }
+        }
+        Err(AmiError::KeyNotHeld {
+            data_name: data.name.to_string(),
+            key_name: ec.key_name.to_string(),
+        })
+    }
+
+    /// Tries every key the meter holds, whatever its name or epoch, against enveloped content;
+    /// returns how many open it. What an adversary keeping its old keys would attempt.
+    pub fn keys_that_open(&self, data: &Data) -> Result<usize> {
+        let ec = EncryptedContent::decode(data.content.clone())?;
+        let st = self.lock();
+        let Some(member) = st.member.as_ref() else {
+            return Ok(0);
+        };
+        Ok(member
+            .keys()
+            .into_iter()
+            .filter(|(_, k)| {
+                EnvelopeKey::derive(k, &ec.key_name, Purpose::Content)
+                    .open_decoded(&data.name, &ec)
+                    .is_ok()
+            })
+            .count())
+    }
+
+    /// Fetches the wraps named `uris` and tries every held key on each; returns how many
+    /// (wrap, key) pairs open. A departed meter must get 0 on the wraps of its departure epoch.
+    pub async fn wraps_opened_with_held_keys(&self, uris: &[String]) -> Result<usize> {
+        let mut opened = 0;
+        for uri in uris {
+            let w = self.fetch_wrap(uri).await?;
+            let st = self.lock();
+            if let Some(member) = st.member.as_ref() {
+                opened += member
+                    .keys()
+                    .into_iter()
+                    .filter(|(_, k)| wrap::open(&w, uri, k.as_bytes()).is_ok())
+                    .count();
+            }
+        }
+        Ok(opened)
+    }
+
+    /// Fetches a Data by name and validates it against the trust policy.
+    pub async fn fetch_verified(&self, name: Name) -> Result<Data> {
+        let d = fetch_exact(&self.fetch, name).await?;
+        self.trust.verify_data(&d).await?;
+        Ok(d)
+    }
+
+    /// Fetches, validates and decrypts a price.
+    pub async fn fetch_price(&self, tariff: &str, version: u64) -> Result<Price> {
+        let d = self
+            .fetch_verified(self.cfg.names.price(tariff, version))
+            .await?;
+        let plain = self.decrypt(&d)?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| AmiError::protocol(&d.name, format!("price: {e}")))
+    }
+
+    /// Fetches, validates and decrypts a DR event.
+    pub async fn fetch_dr_event(&self, project: &str, seq: u64) -> Result<DrEvent> {
+        let d = self
+            .fetch_verified(self.cfg.names.dr_event(project, seq))
+            .await?;
+        let plain = self.decrypt(&d)?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| AmiError::protocol(&d.name, format!("DR event: {e}")))
+    }
+
+    /// The meter's publisher (readings and certificate).
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+}

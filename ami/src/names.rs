@@ -1,0 +1,233 @@
+//! The AMI name scheme (DESIGN.md § Naming) for one utility prefix.
+
+use amicn_tlv::{Component, Name};
+use bytes::Bytes;
+
+use crate::error::{AmiError, Result};
+
+/// Builds and parses every name the AMI roles use under one utility prefix `/<u>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmiNames {
+    utility: Name,
+    prefix: String,
+}
+
+fn generic(s: &str) -> Component {
+    Component::generic(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+impl AmiNames {
+    /// The names under utility prefix `prefix` (e.g. `/example-utility`).
+    pub fn new(prefix: &str) -> Result<Self> {
+        let utility = Name::from_uri(prefix)?;
+        if utility.is_empty() {
+            return Err(AmiError::Config(
+                "the utility prefix must have at least one component".into(),
+            ));
+        }
+        let prefix = utility.to_string();
+        Ok(AmiNames { utility, prefix })
+    }
+
+    /// `/<u>` as a Name.
+    pub fn utility(&self) -> &Name {
+        &self.utility
+    }
+
+    /// `/<u>` in canonical URI form (the key graph's prefix string).
+    pub fn prefix_str(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `/<u>/ami`.
+    pub fn ami(&self) -> Name {
+        self.utility.append(generic("ami"))
+    }
+
+    /// `/<u>/ami/<role>`: identity of a head-end role (`KMS`, `price`, `dr`, `mdms`).
+    pub fn role(&self, role: &str) -> Name {
+        self.ami().append(generic(role))
+    }
+
+    /// `/<u>/ami/meter/<id>`: a meter's identity and the prefix it serves.
+    pub fn meter(&self, id: u32) -> Name {
+        self.ami()
+            .append(generic("meter"))
+            .append(generic(&id.to_string()))
+    }
+
+    /// `/<u>/ami/meter/<id>/reading`.
+    pub fn reading_prefix(&self, id: u32) -> Name {
+        self.meter(id).append(generic("reading"))
+    }
+
+    /// `/<u>/ami/meter/<id>/reading/t=<µs>`.
+    pub fn reading(&self, id: u32, t_us: u64) -> Name {
+        self.reading_prefix(id).append(Component::timestamp(t_us))
+    }
+
+    /// Meter id and timestamp of a reading name, if `name` is one under this utility.
+    pub fn parse_reading(&self, name: &Name) -> Option<(u32, u64)> {
+        let n = self.utility.len();
+        if name.len() != n + 5 || !self.utility.is_prefix_of(name) {
+            return None;
+        }
+        let is = |i: usize, s: &str| {
+            name.get(i)
+                .is_some_and(|c| c.is_generic() && c.value() == s.as_bytes())
+        };
+        if !is(n, "ami") || !is(n + 1, "meter") || !is(n + 3, "reading") {
+            return None;
+        }
+        let id_c = name.get(n + 2)?;
+        if !id_c.is_generic() {
+            return None;
+        }
+        let id: u32 = std::str::from_utf8(id_c.value()).ok()?.parse().ok()?;
+        // Only the canonical decimal form names a meter (no "007" aliases of meter 7).
+        if id.to_string().as_bytes() != id_c.value() {
+            return None;
+        }
+        let t = name.get(n + 4)?.as_timestamp()?;
+        Some((id, t))
+    }
+
+    /// `/<u>/ami/price`.
+    pub fn price_prefix(&self) -> Name {
+        self.role("price")
+    }
+
+    /// `/<u>/ami/price/<tariff>`.
+    pub fn tariff(&self, tariff: &str) -> Name {
+        self.price_prefix().append(generic(tariff))
+    }
+
+    /// `/<u>/ami/price/<tariff>/v=<ver>`.
+    pub fn price(&self, tariff: &str, version: u64) -> Name {
+        self.tariff(tariff).append(Component::version(version))
+    }
+
+    /// `/<u>/ami/dr/<project>/event`.
+    pub fn dr_event_prefix(&self, project: &str) -> Name {
+        self.role("dr")
+            .append(generic(project))
+            .append(generic("event"))
+    }
+
+    /// `/<u>/ami/dr/<project>/event/seq=<n>`.
+    pub fn dr_event(&self, project: &str, seq: u64) -> Name {
+        self.dr_event_prefix(project)
+            .append(Component::sequence_num(seq))
+    }
+
+    /// `/<u>/ami/dr/<project>/KEK`: where the project key's wraps live.
+    pub fn dr_kek_prefix(&self, project: &str) -> Name {
+        self.role("dr")
+            .append(generic(project))
+            .append(generic("KEK"))
+    }
+
+    /// `/<u>/ami/bcast`: where the broadcast key's wraps live.
+    pub fn bcast_prefix(&self) -> Name {
+        self.role("bcast")
+    }
+
+    /// `/<u>/ami/KMS`: the KMS identity and everything it publishes.
+    pub fn kms(&self) -> Name {
+        self.role("KMS")
+    }
+
+    /// `/<u>/ami/KMS/rekey`.
+    pub fn manifest_prefix(&self) -> Name {
+        self.kms().append(generic("rekey"))
+    }
+
+    /// `/<u>/ami/KMS/rekey/<epoch>`.
+    pub fn manifest(&self, epoch: u32) -> Name {
+        self.manifest_prefix().append(generic(&epoch.to_string()))
+    }
+
+    /// Epoch of a manifest name.
+    pub fn parse_manifest(&self, name: &Name) -> Option<u32> {
+        let p = self.manifest_prefix();
+        if name.len() != p.len() + 1 || !p.is_prefix_of(name) {
+            return None;
+        }
+        let c = name.get(p.len())?;
+        std::str::from_utf8(c.value()).ok()?.parse().ok()
+    }
+
+    /// `/<u>/ami/KMS/enrol`.
+    pub fn enrol_prefix(&self) -> Name {
+        self.kms().append(generic("enrol"))
+    }
+
+    /// `/<u>/ami/KMS/enrol/<id>` (the signed enrolment Interest adds its parameters digest).
+    pub fn enrol(&self, id: u32) -> Name {
+        self.enrol_prefix().append(generic(&id.to_string()))
+    }
+
+    /// The Name of a key-graph object named by the KMS as a URI string (wraps, key names).
+    pub fn graph_name(uri: &str) -> Result<Name> {
+        Ok(Name::from_uri(uri)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn names_follow_the_design() {
+        let n = AmiNames::new("/example-utility").unwrap();
+        assert_eq!(
+            n.reading(7, 1_700_000_000_000_000).to_string(),
+            "/example-utility/ami/meter/7/reading/t=1700000000000000"
+        );
+        assert_eq!(
+            n.price("flat", 3).to_string(),
+            "/example-utility/ami/price/flat/v=3"
+        );
+        assert_eq!(
+            n.dr_event("p1", 9).to_string(),
+            "/example-utility/ami/dr/p1/event/seq=9"
+        );
+        assert_eq!(
+            n.manifest(12).to_string(),
+            "/example-utility/ami/KMS/rekey/12"
+        );
+        assert_eq!(
+            n.manifest(12).to_string(),
+            amicn_kms::graph::names::manifest_name(n.prefix_str(), 12)
+        );
+        assert_eq!(n.parse_manifest(&n.manifest(12)), Some(12));
+        assert_eq!(n.enrol(4).to_string(), "/example-utility/ami/KMS/enrol/4");
+    }
+
+    #[test]
+    fn reading_names_parse_strictly() {
+        let n = AmiNames::new("/u").unwrap();
+        assert_eq!(n.parse_reading(&n.reading(42, 99)), Some((42, 99)));
+        assert_eq!(
+            n.parse_reading(&Name::from_uri("/u/ami/meter/042/reading/t=99").unwrap()),
+            None
+        );
+        assert_eq!(
+            n.parse_reading(&Name::from_uri("/u/ami/meter/42/reading/99").unwrap()),
+            None
+        );
+        assert_eq!(
+            n.parse_reading(&Name::from_uri("/u/ami/meter/42/other/t=99").unwrap()),
+            None
+        );
+        assert_eq!(
+            n.parse_reading(&Name::from_uri("/v/ami/meter/42/reading/t=99").unwrap()),
+            None
+        );
+        assert_eq!(
+            n.parse_reading(&n.reading(42, 99).append_generic(Bytes::from_static(b"x"))),
+            None
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! Forwarder connections: connecting, serving pre-signed Data with a producer, fetching.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use amicn_consumer::{Consumer, ConsumerOptions};
+use amicn_face::client::{Client, ClientOptions, TransportUri};
+use amicn_kms::identity::KeyPair;
+use amicn_producer::{Handler, MemoryStore, Producer, Signer, Store};
+use amicn_tlv::{Data, Interest, Name, SignatureInfo};
+use bytes::Bytes;
+
+use crate::error::Result;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Connects a role to its forwarder at `uri`.
+pub async fn connect(uri: &TransportUri) -> Result<Client> {
+    Ok(Client::connect(uri, ClientOptions::default()).await?)
+}
+
+/// A consumer with the retransmission settings the AMI roles use on a local forwarder.
+pub(crate) fn consumer(client: &Client, lifetime: Duration, retries: u32) -> Consumer {
+    Consumer::new(client.clone()).with_options(ConsumerOptions {
+        max_retries: retries,
+        lifetime,
+    })
+}
+
+/// Fetches one Data by exact name (no verification; callers verify with [`crate::Trust`]).
+pub(crate) async fn fetch_exact(c: &Consumer, name: Name) -> Result<Data> {
+    Ok(c.fetch_unverified(Interest::new(name)).await?)
+}
+
+/// Lets the producer library sign with a KMS identity key (SignatureEd25519, KeyLocator = key
+/// name), so every role signs through one key type.
+pub(crate) struct KeyPairSigner(pub(crate) Arc<KeyPair>);
+
+impl Signer for KeyPairSigner {
+    fn signature_info(&self) -> SignatureInfo {
+        self.0.signature_info()
+    }
+
+    fn sign(&self, signed_portion: &[u8]) -> Vec<u8> {
+        self.0.sign(signed_portion).to_vec()
+    }
+}
+
+/// The producer's store, counting which kinds of Data it answered (to compare the KMS's own
+/// egress with what meters fetched through the forwarder).
+struct CountingStore {
+    inner: MemoryStore,
+    classify: fn(&Name) -> &'static str,
+    served: Mutex<HashMap<&'static str, u64>>,
+}
+
+impl Store for CountingStore {
+    fn insert(&self, data: Data) {
+        self.inner.insert(data);
+    }
+
+    fn find(&self, interest: &Interest) -> Option<Bytes> {
+        let found = self.inner.find(interest);
+        if found.is_some() {
+            let kind = (self.classify)(&interest.name);
+            *self
+                .served
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(kind)
+                .or_insert(0) += 1;
+        }
+        found
+    }
+
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+}
+
+/// Serves Data under one or more registered prefixes: pre-signed packets put into its store,
+/// plus optional handlers for Interests that need an answer computed on demand.
+#[derive(Clone)]
+pub struct Publisher {
+    producer: Arc<Producer>,
+    store: Arc<CountingStore>,
+    client: Client,
+    published: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("stored", &self.store.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn no_class(_: &Name) -> &'static str {
+    "data"
+}
+
+impl Publisher {
+    /// A publisher on `client` whose handler answers are signed with `key`.
+    pub(crate) fn new(
+        client: &Client,
+        key: Arc<KeyPair>,
+        classify: Option<fn(&Name) -> &'static str>,
+    ) -> Self {
+        let store = Arc::new(CountingStore {
+            inner: MemoryStore::with_capacity(1 << 20),
+            classify: classify.unwrap_or(no_class),
+            served: Mutex::new(HashMap::new()),
+        });
+        let producer = Producer::with_store(Arc::new(KeyPairSigner(key)), store.clone());
+        Publisher {
+            producer,
+            store,
+            client: client.clone(),
+            published: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Registers `prefix` with the forwarder and answers Interests under it in the background.
+    /// Returns once the forwarder accepted the registration.
+    pub(crate) async fn serve(&self, prefix: Name) -> Result<()> {
+        let rx = self.client.register(prefix).await?;
+        let producer = self.producer.clone();
+        let client = self.client.clone();
+        tokio::spawn(async move { producer.run(&client, rx, 2).await });
+        Ok(())
+    }
+
+    /// Installs an on-demand handler for Interests under `prefix` that no stored Data answers.
+    pub(crate) fn on_interest(&self, prefix: Name, handler: Handler) {
+        self.producer.on_interest(prefix, handler);
+    }
+
+    /// Adds an already signed Data (its wire encoding) to the store.
+    pub(crate) fn put_wire(&self, wire: Bytes) -> Result<Data> {
+        let data = Data::decode(wire)?;
+        self.store.insert(data.clone());
+        self.published.fetch_add(1, Ordering::Relaxed);
+        Ok(data)
+    }
+
+    /// Packets put into the store.
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
+    /// Interests answered from the store, by kind.
+    pub fn served(&self) -> HashMap<&'static str, u64> {
+        self.store
+            .served
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The forwarder connection.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
