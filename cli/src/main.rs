@@ -34,6 +34,10 @@ enum Command {
     Key(cmd::key::KeyArgs),
     #[command(flatten)]
     Admin(cmd::admin::AdminCommand),
+    /// Run the forwarder (NFD-compatible; Unix socket, TCP/UDP 6363)
+    Fwd(Box<cmd::fwd::FwdArgs>),
+    /// Benchmarks (`bench fwd`: forwarder vs. direct connection and a null relay)
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +51,8 @@ fn main() -> std::process::ExitCode {
         Command::Get(a) => cmd::get::run(a),
         Command::Key(a) => cmd::key::run(a),
         Command::Admin(c) => cmd::admin::run(c),
+        Command::Fwd(a) => cmd::fwd::run(*a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

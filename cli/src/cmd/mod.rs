@@ -1,5 +1,7 @@
 //! Subcommand implementations, one module each.
 pub(crate) mod admin;
+pub(crate) mod bench;
+pub(crate) mod fwd;
 pub(crate) mod get;
 pub(crate) mod key;
 pub(crate) mod peek;
