@@ -12,6 +12,7 @@
 //! Command Interests are accepted without signature verification, as NFD's shipped configuration
 //! does for `/localhost`; a [`CommandVerifier`] can be installed to check them.
 
+mod announcement;
 pub mod dataset;
 mod glue;
 pub(crate) mod params;
@@ -500,6 +501,10 @@ impl Management {
         tables: &mut dyn Tables,
         faces: &mut dyn FaceSystem,
     ) {
+        if (module, verb) == (b"rib".as_slice(), b"announce".as_slice()) {
+            self.announce(now, face, interest, pit_token, tables);
+            return;
+        }
         let rules = match (module, verb) {
             (b"rib", b"register") => &params::RIB_REGISTER,
             (b"rib", b"unregister") => &params::RIB_UNREGISTER,
@@ -526,20 +531,8 @@ impl Management {
             self.counters.dropped += 1;
             return;
         };
-        if let Some(v) = self.verifier.as_mut() {
-            match v.verify(now, interest) {
-                Verdict::Accept => {}
-                Verdict::Reject => {
-                    self.counters.unauthorized += 1;
-                    let resp = response(status::UNAUTHORIZED, "authorization rejected", None);
-                    self.reply(face, &interest.name, pit_token, resp);
-                    return;
-                }
-                Verdict::Drop => {
-                    self.counters.dropped += 1;
-                    return;
-                }
-            }
+        if !self.authorize(now, face, interest, &pit_token) {
+            return;
         }
         let valid = rules.check(&cp)
             && match (module, verb) {
@@ -610,6 +603,90 @@ impl Management {
         self.reply(face, &interest.name, pit_token, resp);
     }
 
+    /// Runs the verifier, answering 403 or dropping as it says; true = go ahead.
+    fn authorize(
+        &mut self,
+        now: Time,
+        face: FaceId,
+        interest: &Interest,
+        pit_token: &Option<Bytes>,
+    ) -> bool {
+        let Some(v) = self.verifier.as_mut() else {
+            return true;
+        };
+        match v.verify(now, interest) {
+            Verdict::Accept => true,
+            Verdict::Reject => {
+                self.counters.unauthorized += 1;
+                let resp = response(status::UNAUTHORIZED, "authorization rejected", None);
+                self.reply(face, &interest.name, pit_token.clone(), resp);
+                false
+            }
+            Verdict::Drop => {
+                self.counters.dropped += 1;
+                false
+            }
+        }
+    }
+
+    /// `rib/announce`: the PrefixAnnouncement travels in ApplicationParameters; the route gets
+    /// origin prefix-announcement, cost 2048 and ChildInherit, and lives as long as the
+    /// announcement's ExpirationPeriod (cut short by its ValidityPeriod), as NFD's
+    /// `Route(PrefixAnnouncement, FaceId)` does.
+    fn announce(
+        &mut self,
+        now: Time,
+        face: FaceId,
+        interest: &Interest,
+        pit_token: Option<Bytes>,
+        tables: &mut dyn Tables,
+    ) {
+        let Some(pa) = interest
+            .app_parameters
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .and_then(|p| Data::decode(p.clone()).ok())
+        else {
+            self.counters.dropped += 1;
+            return;
+        };
+        if !self.authorize(now, face, interest, &pit_token) {
+            return;
+        }
+        let resp = match announcement::parse(&pa, self.config.epoch_unix_ms + now.as_millis()) {
+            None => response(status::BAD_REQUEST, "failed in validating parameters", None),
+            Some((prefix, _)) if prefix.len() > MAX_PREFIX_COMPONENTS => response(
+                status::NAME_TOO_LONG,
+                "Route prefix cannot exceed 32 components",
+                None,
+            ),
+            Some((prefix, lifetime_ms)) => {
+                let route = Route {
+                    face: face.0,
+                    origin: rib::ORIGIN_PREFIX_ANN,
+                    cost: announcement::ROUTE_COST,
+                    flags: rib::ROUTE_FLAG_CHILD_INHERIT,
+                    expires: Some(now.add_millis(lifetime_ms)),
+                };
+                if lifetime_ms > 0 {
+                    let out = self.rib.register(prefix.clone(), route);
+                    apply_fib(tables, &out.fib);
+                }
+                let body = ControlParameters {
+                    name: Some(prefix),
+                    face_id: Some(face.0),
+                    origin: Some(route.origin),
+                    cost: Some(route.cost),
+                    flags: Some(route.flags),
+                    expiration_period: Some(lifetime_ms),
+                    ..ControlParameters::default()
+                };
+                response(status::OK, "Success", Some(body))
+            }
+        };
+        self.reply(face, &interest.name, pit_token, resp);
+    }
+
     fn rib_register(
         &mut self,
         now: Time,
@@ -636,11 +713,20 @@ impl Management {
             origin: cp.origin.unwrap_or(rib::ORIGIN_APP),
             cost: cp.cost.unwrap_or(0),
             flags: cp.flags.unwrap_or(rib::ROUTE_FLAG_CHILD_INHERIT),
-            expires: cp.expiration_period.map(|ms| now.add_millis(ms)),
+            // The largest signed millisecond count means "never" to ndn-cxx.
+            expires: cp
+                .expiration_period
+                .filter(|ms| *ms < i64::MAX as u64)
+                .map(|ms| now.add_millis(ms)),
         };
-        // NFD answers before the route is installed and installs nothing for a face that does
-        // not exist (its FIB update fails with 410); the answer is the same either way.
-        if tables.face(FaceId(route.face)).is_some() {
+        if cp.expiration_period == Some(0) {
+            // Expired on arrival: NFD treats it as the route's expiry, removing an older one.
+            if let Some(updates) = self.rib.unregister(&prefix, route.face, route.origin) {
+                apply_fib(tables, &updates);
+            }
+        } else if tables.face(FaceId(route.face)).is_some() {
+            // NFD answers before the route is installed and installs nothing for a face that
+            // does not exist (its FIB update fails with 410); the answer is the same either way.
             let out = self.rib.register(prefix, route);
             apply_fib(tables, &out.fib);
         }

@@ -1008,3 +1008,68 @@ fn datasets_decode_with_the_codec_crate() {
     let n = tm::FaceEventNotification::decode(reply_data(&out[0].1).content).unwrap();
     assert_eq!((n.kind, n.face_id), (Some(2), Some(257)));
 }
+
+#[test]
+fn rib_announce_installs_a_prefix_announcement_route() {
+    let mut t = MockTables::with_faces(&[256]);
+    let mut m = Management::new(MgmtConfig {
+        epoch_unix_ms: 1_700_000_000_000,
+        ..MgmtConfig::default()
+    });
+    let pa = super::announcement::tests::make("/ann/x", 30_000, None);
+    let mut i = Interest::new(Name::from_uri("/localhost/nfd/rib/announce").unwrap());
+    i.app_parameters = Some(pa.wire().unwrap().clone());
+    i.nonce = Some(9);
+    let wire = i.sign_digest_sha256(amicn_tlv::SignatureInfo::digest_sha256());
+    let (code, r) = status_of(&feed(&mut m, &mut t, 256, wire));
+    assert_eq!(code, 200);
+    let b = r.body.unwrap();
+    assert_eq!(b.name.unwrap().to_string(), "/ann/x");
+    assert_eq!(
+        (b.face_id, b.origin, b.cost, b.flags),
+        (Some(256), Some(129), Some(2048), Some(1))
+    );
+    assert_eq!(b.expiration_period, Some(30_000));
+    let prefix = Name::from_uri("/ann/x").unwrap();
+    assert_eq!(t.fib[&prefix][&256], 2048);
+    m.on_timeout(Time::from_millis(30_000), &mut t);
+    assert!(!t.fib.contains_key(&prefix));
+    // Without ApplicationParameters the command is dropped.
+    let i = Interest::new(Name::from_uri("/localhost/nfd/rib/announce").unwrap());
+    assert!(feed(&mut m, &mut t, 256, i.encode()).is_empty());
+}
+
+#[test]
+fn expiration_period_zero_removes_and_max_never_expires() {
+    let mut t = MockTables::with_faces(&[256]);
+    let mut m = Management::default();
+    let p = Name::from_uri("/e").unwrap();
+    let cp = ControlParameters {
+        name: Some(p.clone()),
+        expiration_period: Some(u64::MAX >> 1),
+        ..Default::default()
+    };
+    let (code, _) = status_of(&feed(
+        &mut m,
+        &mut t,
+        256,
+        command("/localhost/nfd/rib/register", &cp),
+    ));
+    assert_eq!(code, 200);
+    assert_eq!(m.poll_timeout(), None, "i64::MAX ms means no expiry");
+    assert!(t.fib.contains_key(&p));
+    let cp = ControlParameters {
+        name: Some(p.clone()),
+        expiration_period: Some(0),
+        ..Default::default()
+    };
+    let (code, _) = status_of(&feed(
+        &mut m,
+        &mut t,
+        256,
+        command("/localhost/nfd/rib/register", &cp),
+    ));
+    assert_eq!(code, 200);
+    assert!(!t.fib.contains_key(&p));
+    assert!(m.rib().is_empty());
+}
