@@ -171,9 +171,20 @@ impl Data {
 
     /// Decodes a Data TLV, keeping `wire` as the backing buffer of every field.
     pub fn decode(wire: Bytes) -> Result<Data> {
+        // Filled in place inside the returned value to avoid moving a large struct.
+        let mut out = Ok(Data::default());
+        if let Ok(d) = &mut out
+            && let Err(e) = d.fill(wire)
+        {
+            out = Err(e);
+        }
+        out
+    }
+
+    fn fill(&mut self, wire: Bytes) -> Result<()> {
+        let d = self;
         let (vs, ve) = outer(&wire, tt::DATA, "Data")?;
         let mut f = Fields::new(&wire, vs, ve, "Data");
-        let mut d = Data::default();
         let (mut have_name, mut have_si, mut have_sv) = (false, false, false);
         while let Some(c) = f.next_child()? {
             match c.typ {
@@ -201,7 +212,7 @@ impl Data {
                 }
                 tt::SIGNATURE_INFO => {
                     f.order(&c, 4)?;
-                    d.signature_info = SignatureInfo::decode_range(&wire, c.vs, c.ve)?;
+                    d.signature_info.fill(&wire, c.vs, c.ve)?;
                     have_si = true;
                 }
                 tt::SIGNATURE_VALUE => {
@@ -230,7 +241,7 @@ impl Data {
             });
         }
         d.wire = Some(wire);
-        Ok(d)
+        Ok(())
     }
 
     fn portion_len(&self) -> usize {

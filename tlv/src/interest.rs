@@ -95,9 +95,21 @@ impl Interest {
 
     /// Decodes an Interest TLV, keeping `wire` as the backing buffer of every field.
     pub fn decode(wire: Bytes) -> Result<Interest> {
+        // Filled in place inside the value that is returned: an Interest is several hundred
+        // bytes, and moving it out of a local showed up as a third of the decode time.
+        let mut out = Ok(Interest::default());
+        if let Ok(i) = &mut out
+            && let Err(e) = i.fill(wire)
+        {
+            out = Err(e);
+        }
+        out
+    }
+
+    fn fill(&mut self, wire: Bytes) -> Result<()> {
+        let i = self;
         let (vs, ve) = outer(&wire, tt::INTEREST, "Interest")?;
         let mut f = Fields::new(&wire, vs, ve, "Interest");
-        let mut i = Interest::default();
         let mut have_name = false;
         while let Some(c) = f.next_child()? {
             match c.typ {
@@ -206,7 +218,7 @@ impl Interest {
             }
         }
         i.wire = Some(wire);
-        Ok(i)
+        Ok(())
     }
 
     /// Length of the TLV-VALUE of the parameters part (ApplicationParameters through

@@ -357,6 +357,27 @@ fn fold_mul(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
+/// Loads up to 7 trailing octets as one word without a byte-wise copy (overlapping reads, as
+/// wyhash does); the length is mixed in separately.
+#[inline(always)]
+fn load_tail(rest: &[u8]) -> u64 {
+    let n = rest.len();
+    if n >= 4 {
+        let lo = rest
+            .first_chunk::<4>()
+            .map_or(0, |b| u32::from_le_bytes(*b));
+        let hi = rest.last_chunk::<4>().map_or(0, |b| u32::from_le_bytes(*b));
+        (lo as u64) | ((hi as u64) << 32)
+    } else if n > 0 {
+        let a = rest.first().copied().unwrap_or(0) as u64;
+        let b = rest.get(n / 2).copied().unwrap_or(0) as u64;
+        let c = rest.last().copied().unwrap_or(0) as u64;
+        a | (b << 8) | (c << 16)
+    } else {
+        0
+    }
+}
+
 /// Chains the hash of one component's whole TLV onto the hash of the prefix before it. Stable
 /// across runs and machines so it can be stored and compared; the component TLV carries its own
 /// length, so boundaries are unambiguous.
@@ -365,16 +386,11 @@ fn chain_hash(prev: u64, comp_wire: &[u8]) -> u64 {
     let mut h = prev ^ K2;
     let mut chunks = comp_wire.chunks_exact(8);
     for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = fold_mul(h ^ u64::from_le_bytes(w), K1);
+        let w = c.first_chunk::<8>().map_or(0, |b| u64::from_le_bytes(*b));
+        h = fold_mul(h ^ w, K1);
     }
     let rest = chunks.remainder();
-    let mut w = [0u8; 8];
-    if let Some(dst) = w.get_mut(..rest.len()) {
-        dst.copy_from_slice(rest);
-    }
-    h = fold_mul(h ^ u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59), K1);
+    h = fold_mul(h ^ load_tail(rest) ^ ((rest.len() as u64) << 59), K1);
     fold_mul(h, K2)
 }
 

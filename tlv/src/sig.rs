@@ -54,26 +54,31 @@ impl KeyLocator {
         }
     }
 
-    pub(crate) fn decode_range(buf: &Bytes, vs: usize, ve: usize) -> Result<KeyLocator> {
+    fn decode_into(out: &mut Option<KeyLocator>, buf: &Bytes, vs: usize, ve: usize) -> Result<()> {
         let mut f = Fields::new(buf, vs, ve, "KeyLocator");
-        let mut out = None;
         while let Some(c) = f.next_child()? {
             match c.typ {
                 tt::NAME => {
                     f.order(&c, 1)?;
-                    out = Some(KeyLocator::Name(Name::from_range(buf, c.vs, c.ve)?));
+                    let slot = out.insert(KeyLocator::Name(Name::new()));
+                    if let KeyLocator::Name(n) = slot {
+                        n.decode_into(buf, c.vs, c.ve)?;
+                    }
                 }
                 tt::KEY_DIGEST => {
                     f.order(&c, 1)?;
-                    out = Some(KeyLocator::KeyDigest(buf.slice(c.vs..c.ve)));
+                    *out = Some(KeyLocator::KeyDigest(buf.slice(c.vs..c.ve)));
                 }
                 _ => f.unknown(&c)?,
             }
         }
-        out.ok_or(Error::Missing {
-            container: "KeyLocator",
-            what: "Name or KeyDigest",
-        })
+        if out.is_none() {
+            return Err(Error::Missing {
+                container: "KeyLocator",
+                what: "Name or KeyDigest",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -339,8 +344,15 @@ impl SignatureInfo {
     }
 
     pub(crate) fn decode_range(buf: &Bytes, vs: usize, ve: usize) -> Result<SignatureInfo> {
-        let mut f = Fields::new(buf, vs, ve, "SignatureInfo");
         let mut si = SignatureInfo::default();
+        si.fill(buf, vs, ve)?;
+        Ok(si)
+    }
+
+    /// Decodes into a default-valued `self`, avoiding a move of the (large) result.
+    pub(crate) fn fill(&mut self, buf: &Bytes, vs: usize, ve: usize) -> Result<()> {
+        let si = self;
+        let mut f = Fields::new(buf, vs, ve, "SignatureInfo");
         let mut have_type = false;
         while let Some(c) = f.next_child()? {
             match c.typ {
@@ -351,7 +363,7 @@ impl SignatureInfo {
                 }
                 tt::KEY_LOCATOR => {
                     f.order(&c, 2)?;
-                    si.key_locator = Some(KeyLocator::decode_range(buf, c.vs, c.ve)?);
+                    KeyLocator::decode_into(&mut si.key_locator, buf, c.vs, c.ve)?;
                 }
                 tt::SIGNATURE_NONCE => {
                     f.order(&c, 3)?;
@@ -378,7 +390,7 @@ impl SignatureInfo {
                 what: "SignatureType",
             });
         }
-        Ok(si)
+        Ok(())
     }
 }
 
