@@ -630,3 +630,60 @@ fn lossy_links_still_deliver_with_consumer_retransmission() {
         "some retransmissions were needed"
     );
 }
+
+#[test]
+fn admission_hook_can_refuse_interests() {
+    struct OnlyTwoPerFace;
+    impl amicn_forwarder::core::InterestAdmission for OnlyTwoPerFace {
+        fn admit(
+            &mut self,
+            _face: amicn_forwarder::core::FaceId,
+            name: &amicn_tlv::Name,
+            face_records: usize,
+            _pit_len: usize,
+        ) -> bool {
+            face_records < 2 && name.len() > 1
+        }
+    }
+    let (mut sim, r0, r1) = chain(20, Config::default());
+    let _silent = sim.producer(r1, "/p", Box::new(|_| None));
+    sim.nodes[r0].set_admission(Box::new(OnlyTwoPerFace));
+    let c = sim.attach_app(r0, FaceScope::Local);
+    for n in 0..5u32 {
+        sim.express(c, &interest(&format!("/p/{n}"), n + 1));
+    }
+    sim.run_for(ms(10));
+    assert_eq!(sim.nodes[r0].pit_len(), 2);
+    assert_eq!(sim.nodes[r0].counters().drops.get(DropReason::Admission), 3);
+}
+
+#[test]
+fn no_cache_policy_keeps_data_out_of_the_cs() {
+    let (mut sim, r0, r1) = chain(21, Config::default());
+    let _prod = sim.producer(
+        r1,
+        "/p",
+        Box::new(|i: &Interest| {
+            let lp = LpHeaders {
+                cache_policy: Some(1),
+                ..Default::default()
+            };
+            Some(wrap_fragment(
+                data(&i.name, b"secret", Some(1000)),
+                &lp,
+                None,
+            ))
+        }),
+    );
+    let c = sim.attach_app(r0, FaceScope::Local);
+    sim.express(c, &interest("/p/nc", 1));
+    sim.run_for(ms(50));
+    assert_eq!(sim.data_names(c), vec!["/p/nc"]);
+    assert_eq!(
+        sim.nodes[r1].cs_info().n_entries,
+        0,
+        "NoCache at the first hop"
+    );
+    // R1 forwards the Data without the hop-by-hop CachePolicy, so R0 may cache it.
+    assert_eq!(sim.nodes[r0].cs_info().n_entries, 1);
+}

@@ -12,7 +12,7 @@ use super::cs::{Cs, CsInfo, CsQuery};
 use super::dnl::DeadNonceList;
 use super::face::{Face, FaceId, FaceOptions, FaceTable, LinkType};
 use super::name_map::NameMap;
-use super::pit::{InRecord, MeasKey, OutRecord, Pit, PitEntry};
+use super::pit::{InRecord, OutRecord, Pit, PitEntry};
 use super::strategy::{Measurements, StrategyKind};
 use super::time::{Time, TimerWheel};
 use super::wire::{self, Incoming, LpIn, LpOut};
@@ -22,16 +22,11 @@ use super::{Error, FaceEvent, FaceEventKind, InterestAdmission, MgmtRequest};
 pub const CONTENT_STORE_FACE_ID: FaceId = FaceId(254);
 
 const LOCALHOST: &[u8] = b"\x08\x09localhost";
-const LOCALHOP: &[u8] = b"\x08\x08localhop";
 const NFD: &[u8] = b"\x08\x03nfd";
 const MAX_FACE_EVENTS: usize = 1024;
 
 fn is_localhost(name: &Name) -> bool {
     name.component_wire(0) == Some(LOCALHOST)
-}
-
-fn is_localhop(name: &Name) -> bool {
-    name.component_wire(0) == Some(LOCALHOP)
 }
 
 /// One next hop of a FIB entry.
@@ -80,6 +75,8 @@ pub struct Forwarder {
     scratch_idx: Vec<u32>,
     scratch_hops: Vec<NextHop>,
     scratch_fired: Vec<(u32, u32)>,
+    /// Latest time seen on an input, for work done outside one (face removal).
+    now: Time,
 }
 
 impl Forwarder {
@@ -112,6 +109,7 @@ impl Forwarder {
             scratch_idx: Vec::new(),
             scratch_hops: Vec::new(),
             scratch_fired: Vec::new(),
+            now: Time::ZERO,
         }
     }
 
@@ -198,6 +196,7 @@ impl Forwarder {
 
     /// Processes one packet received on `face` (bare Interest/Data or an NDNLPv2 LpPacket).
     pub fn on_packet(&mut self, now: Time, face: FaceId, packet: Bytes) {
+        self.now = self.now.max(now);
         let len = packet.len() as u64;
         let Some(f) = self.faces.get_mut(face) else {
             self.counters.drops.bump(DropReason::UnknownFace);
@@ -219,6 +218,7 @@ impl Forwarder {
 
     /// Fires every timer due at `now` (PIT expiry) and ages the Dead Nonce List.
     pub fn on_timeout(&mut self, now: Time) {
+        self.now = self.now.max(now);
         let mut fired = std::mem::take(&mut self.scratch_fired);
         fired.clear();
         self.wheel.poll(now, &mut fired);
@@ -289,7 +289,9 @@ impl Forwarder {
         if !self.faces.contains(face) {
             return Err(Error::UnknownFace(face));
         }
-        let hops = self.fib.get_or_insert_with(prefix, Vec::new);
+        let hops = self
+            .fib
+            .get_or_insert_with(prefix, || Vec::with_capacity(1));
         match hops.iter_mut().find(|h| h.face == face) {
             Some(h) => h.cost = cost,
             None => hops.push(NextHop { face, cost }),
@@ -592,17 +594,18 @@ impl Forwarder {
         let idx = match existing {
             Some(idx) => {
                 if let Some(e) = self.pit.get_mut(idx)
-                    && e.interest.nonce != Some(nonce)
+                    && e.nonce != nonce
                 {
                     e.fwd_wire = wire::interest_wire(&wire, &interest, nonce_changed, hop_changed);
-                    e.interest = interest;
+                    e.nonce = nonce;
+                    e.hop_zero = interest.hop_limit == Some(0);
                 }
                 idx
             }
             None => {
                 let strategy = self.effective_strategy(&interest.name);
                 let fwd = wire::interest_wire(&wire, &interest, nonce_changed, hop_changed);
-                self.pit.insert(PitEntry::new(interest, fwd, strategy))
+                self.pit.insert(PitEntry::new(&interest, fwd, strategy))
             }
         };
         let generation = self.pit.generation(idx);
@@ -650,7 +653,7 @@ impl Forwarder {
             }
             return;
         }
-        self.after_receive_interest(now, idx, in_face);
+        self.after_receive_interest(now, idx, in_face, &interest);
     }
 
     fn on_loop(&mut self, in_face: FaceId, link: LinkType, wire: &Bytes, lp: &LpIn) {
@@ -665,35 +668,24 @@ impl Forwarder {
         }
     }
 
-    /// Next hops for the entry's Interest into `scratch_hops`: by the first ForwardingHint
-    /// delegation that has a route, else by the Interest name.
-    fn lookup_nexthops(&mut self, idx: u32) -> Option<MeasKey> {
+    /// Next hops for an Interest into `scratch_hops`: by the first ForwardingHint delegation
+    /// that has a route, else by the Interest name. Returns the matched FIB prefix as
+    /// (delegation index or none, prefix length).
+    fn lookup_nexthops(&mut self, interest: &Interest) -> Option<(Option<usize>, usize)> {
         self.scratch_hops.clear();
-        let e = self.pit.get(idx)?;
-        for (i, hint) in e.interest.forwarding_hint.iter().enumerate() {
+        for (i, hint) in interest.forwarding_hint.iter().enumerate() {
             if let Some((depth, hops)) = self.fib.lpm(hint) {
                 self.scratch_hops.extend_from_slice(hops);
-                return Some(MeasKey {
-                    hint: u8::try_from(i).ok(),
-                    depth: depth as u16,
-                });
+                return Some((Some(i), depth));
             }
         }
-        let (depth, hops) = self.fib.lpm(&e.interest.name)?;
+        let (depth, hops) = self.fib.lpm(&interest.name)?;
         self.scratch_hops.extend_from_slice(hops);
-        Some(MeasKey {
-            hint: None,
-            depth: depth as u16,
-        })
+        Some((None, depth))
     }
 
     fn meas_prefix(e: &PitEntry) -> Option<Name> {
-        let k = e.meas?;
-        let base = match k.hint {
-            Some(i) => e.interest.forwarding_hint.get(usize::from(i))?,
-            None => &e.interest.name,
-        };
-        Some(base.prefix(usize::from(k.depth)))
+        e.meas.as_deref().cloned()
     }
 
     /// Whether `out` may receive this entry's Interest that came from `downstreams`.
@@ -709,29 +701,41 @@ impl Forwarder {
             return false;
         }
         if !f.is_local() {
-            if is_localhost(&e.interest.name) {
+            if e.localhost {
                 return false;
             }
-            if is_localhop(&e.interest.name)
-                && !e.in_records.iter().any(|r| self.faces.is_local(r.face))
-            {
+            if e.localhop && !e.in_records.iter().any(|r| self.faces.is_local(r.face)) {
                 return false;
             }
-            if e.interest.hop_limit == Some(0) {
+            if e.hop_zero {
                 return false;
             }
         }
         true
     }
 
-    fn after_receive_interest(&mut self, now: Time, idx: u32, in_face: FaceId) {
-        let meas = self.lookup_nexthops(idx);
+    fn after_receive_interest(
+        &mut self,
+        now: Time,
+        idx: u32,
+        in_face: FaceId,
+        interest: &Interest,
+    ) {
+        let matched = self.lookup_nexthops(interest);
         let hops = std::mem::take(&mut self.scratch_hops);
         let Some(e) = self.pit.get_mut(idx) else {
             self.scratch_hops = hops;
             return;
         };
-        e.meas = meas;
+        if e.strategy == StrategyKind::Asf {
+            e.meas = matched.and_then(|(hint, depth)| {
+                let base = match hint {
+                    Some(i) => interest.forwarding_hint.get(i)?,
+                    None => &interest.name,
+                };
+                Some(Box::new(base.prefix(depth)))
+            });
+        }
         let kind = e.strategy;
         match kind {
             StrategyKind::BestRoute => self.best_route(now, idx, in_face, &hops),
@@ -927,7 +931,7 @@ impl Forwarder {
         let Some(e) = self.pit.get_mut(idx) else {
             return;
         };
-        let nonce = e.interest.nonce.unwrap_or(0);
+        let nonce = e.nonce;
         match e.out_records.iter_mut().find(|o| o.face == out_face) {
             Some(o) => {
                 o.nonce = nonce;
@@ -1013,14 +1017,14 @@ impl Forwarder {
             .iter()
             .map(|r| (r.face, r.nonce, r.pit_token.clone()))
             .collect();
-        let mut interest = e.interest.clone();
+        let current = e.nonce;
         let fwd = e.fwd_wire.clone();
         for (face, nonce, token) in records {
-            let w = if interest.nonce == Some(nonce) {
+            // The forwarded wire always carries a Nonce, so patching cannot fail in practice.
+            let w = if nonce == current {
                 fwd.clone()
             } else {
-                interest.nonce = Some(nonce);
-                wire::patch_interest(&fwd, Some(nonce), None).unwrap_or_else(|| interest.encode())
+                wire::patch_interest(&fwd, Some(nonce), None).unwrap_or_else(|| fwd.clone())
             };
             self.send_nack(face, &w, reason, token.as_deref());
         }
@@ -1066,17 +1070,10 @@ impl Forwarder {
                 f.pit_in_records = f.pit_in_records.saturating_sub(1);
             }
         }
-        if !satisfied || e.interest.must_be_fresh {
-            let h = e.interest.name.prefix_hash(e.interest.name.len());
-            let now_hint = e
-                .out_records
-                .iter()
-                .map(|o| o.sent)
-                .max()
-                .unwrap_or(Time::ZERO);
+        if !satisfied || e.must_be_fresh {
+            let h = e.name_hash;
             for o in &e.out_records {
-                self.dnl
-                    .add(now_hint.max(o.sent), DeadNonceList::key(h, o.nonce));
+                self.dnl.add(self.now, DeadNonceList::key(h, o.nonce));
             }
         }
         if satisfied {
@@ -1129,12 +1126,11 @@ impl Forwarder {
             && let Some(e) = self.pit.get(idx)
         {
             let ok = e.matches_data_name(&data.name)
-                || (e.name().len() == data.name.len() + 1 && {
+                || (e.name_len as usize == data.name.len() + 1 && {
                     let full = data
                         .name
                         .append(Component::implicit_sha256_digest(sha256(&wire)));
-                    let hit = e.name() == &full
-                        || (e.interest.can_be_prefix && e.name().is_prefix_of(&full));
+                    let hit = e.is_named(&full) || (e.can_be_prefix && e.is_prefix_of(&full));
                     full_name = Some(full);
                     hit
                 });
@@ -1256,7 +1252,7 @@ impl Forwarder {
             .pit_token
             .as_deref()
             .and_then(|t| self.pit.by_token(t))
-            .filter(|&i| self.pit.get(i).is_some_and(|e| e.name() == &nacked.name));
+            .filter(|&i| self.pit.get(i).is_some_and(|e| e.is_named(&nacked.name)));
         let idx = by_token.or_else(|| {
             self.pit
                 .find(&nacked.name, nacked.can_be_prefix, nacked.must_be_fresh)
@@ -1286,7 +1282,7 @@ impl Forwarder {
         }
         // best-route and asf fail over to an upstream not tried yet.
         if kind != StrategyKind::Multicast && reason != NackReason::Duplicate {
-            self.lookup_nexthops(idx);
+            self.lookup_nexthops(nacked);
             let hops = std::mem::take(&mut self.scratch_hops);
             let next = self.pit.get(idx).and_then(|e| {
                 let ranked: Vec<FaceId> = if kind == StrategyKind::Asf {

@@ -15,6 +15,8 @@ use super::strategy::{RetxSuppression, StrategyKind};
 use super::{FaceId, IdHasher, Time};
 
 const NONE: u32 = u32::MAX;
+const LOCALHOST: &[u8] = b"\x08\x09localhost";
+const LOCALHOP: &[u8] = b"\x08\x08localhop";
 
 /// A downstream that is waiting for Data.
 #[derive(Clone, Debug)]
@@ -37,36 +39,54 @@ pub(crate) struct OutRecord {
     pub(crate) suppress: RetxSuppression,
 }
 
-/// Where the adaptive strategy keeps measurements for this entry: the FIB prefix it matched,
-/// as (forwarding-hint index or none, prefix length).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct MeasKey {
-    pub(crate) hint: Option<u8>,
-    pub(crate) depth: u16,
-}
-
-/// One PIT entry.
+/// One PIT entry. The name is kept as a slice of the retained Interest packet (no copy, no
+/// decoded Interest) so an entry costs a few hundred bytes.
 pub(crate) struct PitEntry {
-    /// The Interest as accepted (HopLimit already decremented, Nonce present).
-    pub(crate) interest: Interest,
-    /// The bare Interest wire sent upstream for the current nonce.
+    /// Name TLV-VALUE (a slice of `fwd_wire`'s original buffer).
+    pub(crate) name: Bytes,
+    pub(crate) name_hash: u64,
+    pub(crate) name_len: u16,
+    pub(crate) can_be_prefix: bool,
+    pub(crate) must_be_fresh: bool,
+    /// The last name component is an ImplicitSha256DigestComponent.
+    pub(crate) digest_name: bool,
+    /// HopLimit is present and zero after decrementing: only local faces may receive it.
+    pub(crate) hop_zero: bool,
+    /// Name under `/localhost`: never leaves by a non-local face.
+    pub(crate) localhost: bool,
+    /// Name under `/localhop`: one hop beyond the first non-local face only.
+    pub(crate) localhop: bool,
+    /// Nonce of the Interest in `fwd_wire`.
+    pub(crate) nonce: u32,
+    /// The bare Interest wire sent upstream (HopLimit decremented, Nonce present).
     pub(crate) fwd_wire: Bytes,
     pub(crate) in_records: Vec<InRecord>,
     pub(crate) out_records: Vec<OutRecord>,
     pub(crate) expiry: Time,
     pub(crate) strategy: StrategyKind,
     pub(crate) retx: RetxSuppression,
-    pub(crate) meas: Option<MeasKey>,
+    /// FIB prefix the adaptive strategy measures under (set only for that strategy).
+    pub(crate) meas: Option<Box<Name>>,
     chain_next: u32,
 }
 
 impl PitEntry {
-    pub(crate) fn new(interest: Interest, fwd_wire: Bytes, strategy: StrategyKind) -> Self {
+    pub(crate) fn new(interest: &Interest, fwd_wire: Bytes, strategy: StrategyKind) -> Self {
+        let name = &interest.name;
         PitEntry {
-            interest,
+            name: name.value_bytes().clone(),
+            name_hash: name.prefix_hash(name.len()),
+            name_len: u16::try_from(name.len()).unwrap_or(u16::MAX),
+            can_be_prefix: interest.can_be_prefix,
+            must_be_fresh: interest.must_be_fresh,
+            digest_name: is_digest_name(name),
+            hop_zero: interest.hop_limit == Some(0),
+            localhost: name.component_wire(0) == Some(LOCALHOST),
+            localhop: name.component_wire(0) == Some(LOCALHOP),
+            nonce: interest.nonce.unwrap_or(0),
             fwd_wire,
-            in_records: Vec::new(),
-            out_records: Vec::new(),
+            in_records: Vec::with_capacity(1),
+            out_records: Vec::with_capacity(1),
             expiry: Time::ZERO,
             strategy,
             retx: RetxSuppression::default(),
@@ -75,17 +95,23 @@ impl PitEntry {
         }
     }
 
-    pub(crate) fn name(&self) -> &Name {
-        &self.interest.name
+    /// Whether this entry's name is exactly `name`.
+    pub(crate) fn is_named(&self, name: &Name) -> bool {
+        self.name_len as usize == name.len() && self.name[..] == *name.value_wire()
+    }
+
+    /// Whether this entry's name is a prefix of `name` (a byte prefix of a sequence of whole
+    /// component TLVs is a component prefix).
+    pub(crate) fn is_prefix_of(&self, name: &Name) -> bool {
+        self.name_len as usize <= name.len() && name.value_wire().starts_with(&self.name)
     }
 
     /// Whether this entry is satisfied by a Data named `data_name` (without digest matching).
     pub(crate) fn matches_data_name(&self, data_name: &Name) -> bool {
-        let n = &self.interest.name;
-        if self.interest.can_be_prefix {
-            n.is_prefix_of(data_name)
+        if self.can_be_prefix {
+            self.is_prefix_of(data_name)
         } else {
-            n == data_name
+            self.is_named(data_name)
         }
     }
 
@@ -158,10 +184,7 @@ impl Pit {
         let mut cur = *self.index.get(&name.prefix_hash(name.len()))?;
         while cur != NONE {
             let e = self.get(cur)?;
-            if e.interest.can_be_prefix == cbp
-                && e.interest.must_be_fresh == mbf
-                && e.name() == name
-            {
+            if e.can_be_prefix == cbp && e.must_be_fresh == mbf && e.is_named(name) {
                 return Some(cur);
             }
             cur = e.chain_next;
@@ -171,10 +194,9 @@ impl Pit {
 
     /// Inserts a new entry; the caller checked `find` first.
     pub(crate) fn insert(&mut self, mut entry: PitEntry) -> u32 {
-        let name = entry.name();
-        let h = name.prefix_hash(name.len());
-        let cbp_depth = entry.interest.can_be_prefix.then(|| name.len());
-        let digest = is_digest_name(name);
+        let h = entry.name_hash;
+        let cbp_depth = entry.can_be_prefix.then_some(entry.name_len as usize);
+        let digest = entry.digest_name;
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -206,8 +228,7 @@ impl Pit {
     /// Removes an entry, bumping its slot's generation so old tokens go stale.
     pub(crate) fn remove(&mut self, idx: u32) -> Option<PitEntry> {
         let entry = self.slots.get_mut(idx as usize)?.entry.take()?;
-        let name = entry.name();
-        let h = name.prefix_hash(name.len());
+        let h = entry.name_hash;
         // Unlink from the hash chain.
         let head = self.index.get(&h).copied().unwrap_or(NONE);
         if head == idx {
@@ -229,12 +250,12 @@ impl Pit {
                 cur = next;
             }
         }
-        if entry.interest.can_be_prefix
-            && let Some(c) = self.cbp_depths.get_mut(name.len())
+        if entry.can_be_prefix
+            && let Some(c) = self.cbp_depths.get_mut(entry.name_len as usize)
         {
             *c = c.saturating_sub(1);
         }
-        if is_digest_name(name) {
+        if entry.digest_name {
             self.digest_entries = self.digest_entries.saturating_sub(1);
         }
         if let Some(slot) = self.slots.get_mut(idx as usize) {
@@ -260,11 +281,7 @@ impl Pit {
             }
             self.collect_chain(
                 data_name.prefix_hash(depth),
-                |e| {
-                    e.interest.can_be_prefix
-                        && e.name().len() == depth
-                        && e.name().is_prefix_of(data_name)
-                },
+                |e| e.can_be_prefix && e.name_len as usize == depth && e.is_prefix_of(data_name),
                 out,
             );
         }
@@ -274,7 +291,7 @@ impl Pit {
     pub(crate) fn match_full_name(&self, full_name: &Name, out: &mut Vec<u32>) {
         self.collect_chain(
             full_name.prefix_hash(full_name.len()),
-            |e| e.name() == full_name,
+            |e| e.is_named(full_name),
             out,
         );
     }
@@ -298,5 +315,69 @@ impl Pit {
             .filter(|(_, s)| s.entry.is_some())
             .filter_map(|(i, _)| u32::try_from(i).ok())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn entry(uri: &str, cbp: bool, mbf: bool) -> PitEntry {
+        let mut i = Interest::new(Name::from_uri(uri).unwrap());
+        i.can_be_prefix = cbp;
+        i.must_be_fresh = mbf;
+        i.nonce = Some(1);
+        let w = i.encode();
+        PitEntry::new(&i, w, StrategyKind::BestRoute)
+    }
+
+    #[test]
+    fn key_is_name_and_selectors() {
+        let mut pit = Pit::default();
+        let a = pit.insert(entry("/a/b", false, false));
+        let b = pit.insert(entry("/a/b", true, false));
+        let c = pit.insert(entry("/a/b", false, true));
+        let n = Name::from_uri("/a/b").unwrap();
+        assert_eq!(pit.find(&n, false, false), Some(a));
+        assert_eq!(pit.find(&n, true, false), Some(b));
+        assert_eq!(pit.find(&n, false, true), Some(c));
+        assert_eq!(pit.find(&n, true, true), None);
+        assert_eq!(pit.len(), 3);
+        pit.remove(b);
+        assert_eq!(pit.find(&n, false, false), Some(a));
+        assert_eq!(pit.find(&n, false, true), Some(c));
+        assert_eq!(pit.find(&n, true, false), None);
+    }
+
+    #[test]
+    fn tokens_go_stale_when_the_slot_is_reused() {
+        let mut pit = Pit::default();
+        let a = pit.insert(entry("/t/1", false, false));
+        let tok = pit.token(a);
+        assert_eq!(pit.by_token(&tok), Some(a));
+        pit.remove(a);
+        assert_eq!(pit.by_token(&tok), None);
+        let b = pit.insert(entry("/t/2", false, false));
+        assert_eq!(b, a, "slot reused");
+        assert_eq!(pit.by_token(&tok), None, "old generation");
+        assert_eq!(pit.by_token(&pit.token(b)), Some(b));
+        assert_eq!(pit.by_token(&[1, 2, 3]), None, "foreign token length");
+    }
+
+    #[test]
+    fn data_matches_exact_and_prefix_entries_only() {
+        let mut pit = Pit::default();
+        let exact = pit.insert(entry("/d/x/1", false, false));
+        let prefix = pit.insert(entry("/d/x", true, false));
+        let _not_prefix = pit.insert(entry("/d/x", false, false));
+        let _other = pit.insert(entry("/d/y", true, false));
+        let _root = pit.insert(entry("/", true, true));
+        let mut out = Vec::new();
+        pit.match_data(&Name::from_uri("/d/x/1").unwrap(), &mut out);
+        out.sort_unstable();
+        let mut want = vec![exact, prefix, 4];
+        want.sort_unstable();
+        assert_eq!(out, want);
     }
 }

@@ -257,3 +257,113 @@ pub(crate) fn interest_wire(
     };
     patch_interest(orig, nonce, hop).unwrap_or_else(|| interest.encode())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn wrap_golden_bytes_and_bare_passthrough() {
+        let frag = Bytes::from_static(&[0x05, 0x02, 0x07, 0x00]);
+        let h = LpOut {
+            pit_token: Some(&[0xAA, 0xBB]),
+            nack: Some(NackReason::NoRoute),
+            ..LpOut::default()
+        };
+        let want: &[u8] = &[
+            0x64, 0x13, 0x62, 0x02, 0xAA, 0xBB, 0xFD, 0x03, 0x20, 0x05, 0xFD, 0x03, 0x21, 0x01,
+            0x96, 0x50, 0x04, 0x05, 0x02, 0x07, 0x00,
+        ];
+        assert_eq!(&wrap(&frag, &h)[..], want);
+        assert_eq!(
+            wrap(&frag, &LpOut::default()),
+            frag,
+            "no header: the packet itself"
+        );
+    }
+
+    #[test]
+    fn wrapped_packets_decode_with_the_codec() {
+        let name = amicn_tlv::Name::from_uri("/a/b").unwrap();
+        let mut i = Interest::new(name);
+        i.nonce = Some(0x0102_0304);
+        let w = i.encode();
+        let h = LpOut {
+            congestion_mark: 1,
+            incoming_face_id: Some(300),
+            ..LpOut::default()
+        };
+        let rx = amicn_tlv::decode_packet(wrap(&w, &h)).unwrap();
+        assert_eq!(rx.lp.congestion_mark, Some(1));
+        assert_eq!(rx.lp.incoming_face_id, Some(300));
+        let Incoming::Interest(back, bare, lp) = decode(wrap(&w, &h)).unwrap() else {
+            panic!("not an Interest")
+        };
+        assert_eq!(back.nonce, Some(0x0102_0304));
+        assert_eq!(bare, w);
+        assert_eq!(lp.congestion_mark, 1);
+    }
+
+    #[test]
+    fn patch_replaces_nonce_and_hop_limit_in_place() {
+        let mut i = Interest::new(amicn_tlv::Name::from_uri("/x").unwrap());
+        i.nonce = Some(1);
+        i.hop_limit = Some(9);
+        i.lifetime_ms = Some(100);
+        let w = i.encode();
+        let p = patch_interest(&w, Some(0xDEAD_BEEF), Some(3)).unwrap();
+        assert_eq!(p.len(), w.len());
+        let back = Interest::decode(p).unwrap();
+        assert_eq!(
+            (back.nonce, back.hop_limit, back.lifetime_ms),
+            (Some(0xDEAD_BEEF), Some(3), Some(100))
+        );
+        // No HopLimit on the wire: cannot patch it in place.
+        let mut j = Interest::new(amicn_tlv::Name::from_uri("/x").unwrap());
+        j.nonce = Some(1);
+        assert!(patch_interest(&j.encode(), None, Some(3)).is_none());
+    }
+
+    #[test]
+    fn ignorable_lp_headers_are_skipped_and_fragments_refused() {
+        let mut i = Interest::new(amicn_tlv::Name::from_uri("/x").unwrap());
+        i.nonce = Some(7);
+        let w = i.encode();
+        // Unknown header 0x0348 + 4 = 844 (NonDiscovery is known); use 0x0390 = 912, ignorable.
+        let mut pkt = vec![
+            0x64,
+            (4 + 2 + w.len()) as u8,
+            0xFD,
+            0x03,
+            0x90,
+            0x00,
+            0x50,
+            w.len() as u8,
+        ];
+        pkt.extend_from_slice(&w);
+        assert!(matches!(
+            decode(Bytes::from(pkt)),
+            Ok(Incoming::Interest(..))
+        ));
+        let mut frag = vec![
+            0x64,
+            (3 + 2 + w.len()) as u8,
+            0x53,
+            0x01,
+            0x02,
+            0x50,
+            w.len() as u8,
+        ];
+        frag.extend_from_slice(&w);
+        assert!(matches!(
+            decode(Bytes::from(frag)),
+            Err(DropReason::Fragment)
+        ));
+        // An LpPacket with only headers (idle) carries nothing.
+        assert!(matches!(
+            decode(Bytes::from_static(&[0x64, 0x00])),
+            Ok(Incoming::Empty)
+        ));
+    }
+}

@@ -1,0 +1,299 @@
+//! Forwarding-core benchmarks, each reported next to a baseline measured in the same run.
+//!
+//! - `pipeline/decode_only`: decoding the Interest and the Data of one exchange (the floor any
+//!   forwarder pays); `pipeline/cs_miss`: Interest in → Interest upstream → Data in → Data
+//!   downstream through the whole core (PIT insert, FIB LPM, strategy, CS insert and eviction);
+//!   `pipeline/cs_hit`: Interest in → Data out of the Content Store.
+//! - `fib_lpm/1M_routes`: longest-prefix match against a FIB of 1,000,000 prefixes.
+//! - Memory per PIT entry, per CS entry (beyond the cached packet) and per FIB entry with
+//!   1,000,000 entries each, counted by an instrumented allocator and printed before the runs.
+//!
+//! Run: `cargo bench -p amicn-forwarder --bench core` (add `-- --quick` for a short run).
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::time::Duration;
+
+use amicn_forwarder::core::{
+    Config, FaceId, FaceOptions, FaceScope, Forwarder, Time, UnsolicitedPolicy,
+};
+use amicn_tlv::{Component, Data, Interest, Name, decode_packet};
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const CONTENT: [u8; 100] = [0x5a; 100];
+
+fn meter_name(i: u32) -> Name {
+    Name::from_uri("/example-utility/ami/meter")
+        .unwrap_or_default()
+        .append(Component::generic(format!("m{}", i % 4096).into_bytes()))
+        .append(Component::generic(b"reading".to_vec()))
+        .append(Component::timestamp(u64::from(i)))
+}
+
+fn interest_wire(name: &Name, nonce: u32) -> Bytes {
+    let mut i = Interest::new(name.clone());
+    i.nonce = Some(nonce);
+    i.lifetime_ms = Some(4000);
+    i.encode()
+}
+
+fn data_wire(name: &Name) -> Bytes {
+    let mut d = Data::new(name.clone(), Bytes::from_static(&CONTENT));
+    d.meta_info.freshness_period_ms = Some(10_000);
+    d.sign_digest_sha256()
+}
+
+struct Rig {
+    fw: Forwarder,
+    consumer: FaceId,
+    producer: FaceId,
+}
+
+fn rig(config: Config) -> Rig {
+    let mut fw = Forwarder::new(config);
+    let consumer = fw.add_face(FaceOptions {
+        scope: FaceScope::Local,
+        ..Default::default()
+    });
+    let producer = fw.add_face(FaceOptions {
+        scope: FaceScope::Local,
+        ..Default::default()
+    });
+    if let Ok(prefix) = Name::from_uri("/example-utility/ami") {
+        let _ = fw.fib_add_nexthop(&prefix, producer, 0);
+    }
+    Rig {
+        fw,
+        consumer,
+        producer,
+    }
+}
+
+fn drain(fw: &mut Forwarder) -> usize {
+    let mut n = 0;
+    while let Some((_, p)) = fw.poll_transmit() {
+        n += p.len();
+    }
+    n
+}
+
+fn pipeline(c: &mut Criterion) {
+    const N: u32 = 1 << 16;
+    let packets: Vec<(Bytes, Bytes)> = (0..N)
+        .map(|i| {
+            let n = meter_name(i);
+            (
+                interest_wire(&n, i.wrapping_mul(2_654_435_761)),
+                data_wire(&n),
+            )
+        })
+        .collect();
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(1));
+
+    let mut k = 0usize;
+    g.bench_function("decode_only", |b| {
+        b.iter(|| {
+            let (i, d) = &packets[k % packets.len()];
+            k += 1;
+            let a = decode_packet(i.clone()).is_ok();
+            let b2 = decode_packet(d.clone()).is_ok();
+            black_box((a, b2))
+        })
+    });
+
+    // CS capacity far below the working set: every Interest misses and every Data is
+    // inserted and evicts another.
+    let mut r = rig(Config {
+        cs_capacity_packets: 1024,
+        ..Config::default()
+    });
+    let mut now = Time::from_millis(1);
+    let mut k = 0usize;
+    g.bench_function("cs_miss", |b| {
+        b.iter(|| {
+            let (i, d) = &packets[k % packets.len()];
+            k += 1;
+            now = now.saturating_add(Duration::from_micros(1));
+            r.fw.on_packet(now, r.consumer, i.clone());
+            let up = r.fw.poll_transmit();
+            r.fw.on_packet(now, r.producer, d.clone());
+            let down = r.fw.poll_transmit();
+            r.fw.on_timeout(now);
+            black_box((up.is_some(), down.is_some()))
+        })
+    });
+    assert_eq!(
+        r.fw.counters().n_satisfied_interests,
+        r.fw.counters().n_in_interests
+    );
+    assert_eq!(r.fw.cs_info().n_hits, 0);
+
+    let mut r = rig(Config::default());
+    let hot = 1024usize;
+    for (i, d) in packets.iter().take(hot) {
+        r.fw.on_packet(now, r.consumer, i.clone());
+        r.fw.on_packet(now, r.producer, d.clone());
+    }
+    drain(&mut r.fw);
+    let mut k = 0usize;
+    g.bench_function("cs_hit", |b| {
+        b.iter(|| {
+            let (i, _) = &packets[k % hot];
+            k += 1;
+            r.fw.on_packet(now, r.consumer, i.clone());
+            black_box(r.fw.poll_transmit().is_some())
+        })
+    });
+    assert_eq!(
+        r.fw.counters().n_out_interests,
+        hot as u64,
+        "all served from the CS"
+    );
+    g.finish();
+}
+
+fn route_name(a: u32, b: u32) -> Name {
+    Name::from_uri("/example-utility")
+        .unwrap_or_default()
+        .append(Component::generic(format!("region{a}").into_bytes()))
+        .append(Component::generic(format!("feeder{b}").into_bytes()))
+}
+
+fn fib_lpm(c: &mut Criterion) {
+    let mut fw = Forwarder::new(Config::default());
+    let face = fw.add_face(FaceOptions::default());
+    fw.fib_reserve(1_000_000);
+    for a in 0..1000 {
+        for b in 0..1000 {
+            let _ = fw.fib_add_nexthop(&route_name(a, b), face, 1);
+        }
+    }
+    let queries: Vec<Name> = (0..4096u32)
+        .map(|i| {
+            // Seven components, three of them below the matching route; one in 16 misses.
+            let b = if i % 16 == 0 {
+                5000 + i
+            } else {
+                (i * 7) % 1000
+            };
+            route_name((i * 13) % 1000, b)
+                .append(Component::generic(b"meter".to_vec()))
+                .append(Component::generic(format!("m{i}").into_bytes()))
+                .append(Component::sequence_num(u64::from(i)))
+                .append(Component::segment(0))
+        })
+        .collect();
+    let mut g = c.benchmark_group("fib_lpm");
+    g.throughput(Throughput::Elements(1));
+    let mut k = 0usize;
+    g.bench_function("1M_routes", |b| {
+        b.iter(|| {
+            let q = &queries[k % queries.len()];
+            k += 1;
+            black_box(fw.fib_lookup(q).map(|(d, _)| d))
+        })
+    });
+    g.finish();
+}
+
+fn net_bytes(r: &Region<'_, System>) -> i64 {
+    let s = r.change();
+    s.bytes_allocated as i64 - s.bytes_deallocated as i64 + s.bytes_reallocated as i64
+}
+
+/// Allocator bytes per entry with 1 M entries in each table.
+fn memory_per_entry() {
+    const M: u32 = 1_000_000;
+    // FIB.
+    let mut fw = Forwarder::new(Config::default());
+    let face = fw.add_face(FaceOptions::default());
+    let region = Region::new(GLOBAL);
+    for a in 0..1000 {
+        for b in 0..1000 {
+            let _ = fw.fib_add_nexthop(&route_name(a, b), face, 1);
+        }
+    }
+    let fib = net_bytes(&region) as f64 / f64::from(M);
+    let fib_key = route_name(500, 500).value_wire().len();
+    drop(fw);
+
+    // PIT: 1 M pending Interests toward an upstream that never answers.
+    let cfg = Config {
+        pit_max_entries: 2_000_000,
+        pit_max_per_face: 2_000_000,
+        cs_capacity_packets: 0,
+        ..Config::default()
+    };
+    let mut r = rig(cfg);
+    let mut wire_bytes = 0usize;
+    let region = Region::new(GLOBAL);
+    for i in 0..M {
+        let w = interest_wire(&meter_name(i), i);
+        wire_bytes += w.len();
+        r.fw.on_packet(Time::from_millis(1), r.consumer, w);
+        if i % 1024 == 0 {
+            drain(&mut r.fw);
+        }
+    }
+    drain(&mut r.fw);
+    let pit_total = net_bytes(&region) as f64 / f64::from(M);
+    let pit_wire = wire_bytes as f64 / f64::from(M);
+    assert_eq!(r.fw.pit_len(), M as usize);
+    drop(r);
+
+    // CS: 1 M cached Data (admitted as unsolicited to isolate the CS).
+    let cfg = Config {
+        cs_capacity_packets: M as usize,
+        cs_capacity_bytes: usize::MAX,
+        unsolicited: UnsolicitedPolicy::AdmitAll,
+        ..Config::default()
+    };
+    let mut r = rig(cfg);
+    let mut wire_bytes = 0usize;
+    let region = Region::new(GLOBAL);
+    for i in 0..M {
+        let w = data_wire(&meter_name(i));
+        wire_bytes += w.len();
+        r.fw.on_packet(Time::from_millis(1), r.producer, w);
+    }
+    let cs_total = net_bytes(&region) as f64 / f64::from(M);
+    let cs_wire = wire_bytes as f64 / f64::from(M);
+    assert_eq!(r.fw.cs_info().n_entries, M as usize);
+    drop(r);
+
+    println!("memory per entry with 1,000,000 entries (allocator bytes):");
+    println!("  FIB entry  {fib:7.1} B  (prefix TLV-VALUE of {fib_key} B copied into the entry)");
+    println!(
+        "  PIT entry  {pit_total:7.1} B  = {pit_wire:.1} B retained Interest packet + {:.1} B overhead",
+        pit_total - pit_wire
+    );
+    println!(
+        "  CS entry   {cs_total:7.1} B  = {cs_wire:.1} B cached Data packet + {:.1} B overhead",
+        cs_total - cs_wire
+    );
+    println!(
+        "  sizes: Interest {} B, Name {} B (inline component index)",
+        std::mem::size_of::<Interest>(),
+        std::mem::size_of::<Name>()
+    );
+}
+
+fn memory(_: &mut Criterion) {
+    memory_per_entry();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    targets = memory, pipeline, fib_lpm
+}
+criterion_main!(benches);
