@@ -99,6 +99,11 @@ fn agreement(c: &mut Criterion) {
     g.bench_function("sha256_64B(baseline)", |b| {
         b.iter(|| Sha256::digest(black_box(&salt[..])))
     });
+    let secret = x25519_dalek::StaticSecret::random_from_rng(&mut rand::rng());
+    let peer_pk = x25519_dalek::PublicKey::from(peer);
+    g.bench_function("x25519_diffie_hellman", |b| {
+        b.iter(|| secret.diffie_hellman(black_box(&peer_pk)))
+    });
     g.bench_function("x25519_generate+agree+hkdf", |b| {
         b.iter(|| {
             EphemeralAgreement::generate().agree(
@@ -133,6 +138,7 @@ fn envelope(c: &mut Criterion) {
             b.iter(|| ek.open(&data_name, black_box(&sealed)))
         });
     }
+    g.throughput(Throughput::Elements(1));
     g.bench_function("derive_subkey", |b| {
         b.iter(|| EnvelopeKey::derive(black_box(&key), &key_name, Purpose::Content))
     });

@@ -63,6 +63,14 @@ impl EphemeralAgreement {
         Self { secret, public }
     }
 
+    /// Generates the key pair from a caller-supplied CSPRNG (an HSM-backed source, or a seeded
+    /// generator in deterministic simulations and test vectors).
+    pub fn from_rng<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let secret = EphemeralSecret::random_from_rng(rng);
+        let public = PublicKey::from(&secret);
+        Self { secret, public }
+    }
+
     /// The public key to send to the peer.
     pub fn public_key(&self) -> [u8; X25519_PUBLIC_LEN] {
         self.public.to_bytes()

@@ -238,3 +238,57 @@ fn psk_fallback_is_per_epoch_and_per_meter() {
     assert_ne!(e1, psk_epoch_key(&psk, 1, &n("/u/ami/meter/8"), &kms));
     assert_ne!(e1, psk);
 }
+
+/// Hands out one fixed 32-byte secret: lets a test build an agreement key pair with known bytes.
+struct FixedSecret([u8; 32]);
+
+impl rand::TryRng for FixedSecret {
+    type Error = std::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(0)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(0)
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for (d, s) in dst.iter_mut().zip(self.0.iter().cycle()) {
+            *d = *s;
+        }
+        Ok(())
+    }
+}
+
+impl rand::TryCryptoRng for FixedSecret {}
+
+#[test]
+fn agreement_and_psk_golden_vectors() {
+    // Expected values computed outside this crate (Python `cryptography`: X25519 and HKDF-SHA256
+    // with info = label ‖ initiator Name TLV ‖ responder Name TLV ‖ pk_i ‖ pk_r).
+    let meter = n("/u/ami/meter/7");
+    let kms = n("/u/ami/KMS");
+    let a = EphemeralAgreement::from_rng(&mut FixedSecret([0x11; 32]));
+    let b = EphemeralAgreement::from_rng(&mut FixedSecret([0x22; 32]));
+    let (pa, pb) = (a.public_key(), b.public_key());
+    assert_eq!(
+        hex::encode(pa),
+        "7b4e909bbe7ffe44c465a220037d608ee35897d31ef972f07f74892cb0f73f13"
+    );
+    assert_eq!(
+        hex::encode(pb),
+        "0faa684ed28867b97f4a6a2dee5df8ce974e76b7018e3f22a1c4cf2678570f20"
+    );
+    let expected = "6d43ed44f175508ab6fc70bbffb3775a0adbfc2a320291602a7343c9b8524deb";
+    let ka = a
+        .agree(Role::Initiator, &meter, &kms, &pb, &[5; 32])
+        .unwrap();
+    let kb = b
+        .agree(Role::Responder, &kms, &meter, &pa, &[5; 32])
+        .unwrap();
+    assert_eq!(hex::encode(ka.as_bytes()), expected);
+    assert_eq!(hex::encode(kb.as_bytes()), expected);
+    let psk = psk_epoch_key(&SymmetricKey::from_bytes([9; 32]), 3, &meter, &kms);
+    assert_eq!(
+        hex::encode(psk.as_bytes()),
+        "24a6c2d44f30253214c5f529838ad430611d8e1fe6385d286103e2af0cfefdc6"
+    );
+}
