@@ -131,3 +131,101 @@ fn python_ndn_v2_signed_portion_is_exact() {
     assert_eq!(&portion[name_val.len()..name_val.len() + 2], &[0x24, 0x00]);
     assert_eq!(portion.len(), name_val.len() + 2 + 25);
 }
+
+/// Ed25519 certificates, a Data and a signed Interest produced by python-ndn 0.5.2
+/// (`identity_vectors/python-ndn-ed25519.txt`): our certificate decoder, signed-portion
+/// computation, Ed25519 verification and chain validation must accept them.
+#[test]
+fn python_ndn_ed25519_packets_validate() {
+    use amicn_kms::cert::Certificate;
+    use amicn_kms::identity::{KeyPair, verify_data, verify_interest};
+    use amicn_kms::trust::{CertStore, TrustPolicy, Validator};
+    use amicn_tlv::Name;
+
+    let text = include_str!("identity_vectors/python-ndn-ed25519.txt");
+    let get = |label: &str| -> Bytes {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{label} ")))
+            .unwrap();
+        Bytes::from(hex::decode(line.split_whitespace().nth(1).unwrap()).unwrap())
+    };
+    let root = Certificate::decode(get("root-cert")).unwrap();
+    let meter = Certificate::decode(get("meter-cert")).unwrap();
+    assert!(root.is_self_signed());
+    root.verify_self_signature().unwrap();
+    assert_eq!(
+        root.key_name(),
+        Name::from_uri("/example/KEY/%01%02").unwrap()
+    );
+    assert_eq!(root.issuer_id(), b"self");
+    // The certified keys are the ones derived from the seeds python-ndn was given.
+    let root_kp = KeyPair::from_seed(&[0x33; 32], root.key_name()).unwrap();
+    let meter_kp = KeyPair::from_seed(&[0x44; 32], meter.key_name()).unwrap();
+    assert_eq!(root.public_key(), &root_kp.public_key());
+    assert_eq!(meter.public_key(), &meter_kp.public_key());
+    assert_eq!(root.validity().not_before, 1_767_225_600); // 2026-01-01T00:00:00Z
+    assert_eq!(root.validity().not_after, 1_893_456_000); // 2030-01-01T00:00:00Z
+    verify_data(meter.data(), root.public_key()).unwrap();
+
+    let data = Data::decode(get("data")).unwrap();
+    verify_data(&data, meter.public_key()).unwrap();
+    let interest = Interest::decode(get("interest")).unwrap();
+    verify_interest(&interest, meter.public_key()).unwrap();
+
+    let policy = TrustPolicy::from_toml(
+        r#"
+[[rule]]
+id = "meter-cert"
+data = "/example/ami/meter/<id>/KEY/..."
+signer = "/example/KEY/..."
+
+[[rule]]
+id = "meter"
+data = "/example/ami/meter/<id>/..."
+signer = "/example/ami/meter/<id>/KEY/..."
+"#,
+    )
+    .unwrap();
+    let mut v = Validator::new(policy);
+    v.add_anchor(root.clone()).unwrap();
+    let mut store = CertStore::new();
+    store.insert(meter.clone());
+    let now_ms = 1_795_564_800_000;
+    let ok = v.validate_data(&data, &store, now_ms).unwrap();
+    assert_eq!(ok.chain, vec![meter.name().clone(), root.name().clone()]);
+    v.validate_interest(&interest, &store, now_ms).unwrap();
+    // After 2030 the chain has expired.
+    assert!(v.validate_data(&data, &store, 1_900_000_000_000).is_err());
+}
+
+/// Prints a certificate chain, a Data and a signed Interest made by this crate, for checking with
+/// python-ndn (`cargo test -p amicn-kms --test identity_golden -- --ignored --nocapture`).
+#[test]
+#[ignore = "prints packets for an external cross-check"]
+fn print_packets_for_python_ndn() {
+    use amicn_kms::cert::{Certificate, Validity};
+    use amicn_kms::identity::KeyPair;
+    use amicn_tlv::Name;
+    let root = KeyPair::from_seed(&[0x55; 32], Name::from_uri("/example/KEY/r").unwrap()).unwrap();
+    let meter = KeyPair::from_seed(
+        &[0x66; 32],
+        Name::from_uri("/example/ami/meter/7/KEY/m").unwrap(),
+    )
+    .unwrap();
+    let v = Validity::starting_now(1_795_564_800, 86_400);
+    let root_cert = Certificate::self_signed(&root, 1, v).unwrap();
+    let meter_cert =
+        Certificate::issue(meter.key_name(), &meter.public_key(), &root, b"root", 1, v).unwrap();
+    let mut d = Data::new(
+        Name::from_uri("/example/ami/meter/7/reading/1").unwrap(),
+        Bytes::from_static(b"kWh=42"),
+    );
+    let data = meter.sign_data(&mut d).unwrap();
+    let mut i = Interest::new(Name::from_uri("/example/ami/meter/7/cmd/read").unwrap());
+    let interest = meter.sign_interest(&mut i, 1_795_564_800_000).unwrap();
+    println!("root-cert {}", hex::encode(root_cert.to_wire()));
+    println!("meter-cert {}", hex::encode(meter_cert.to_wire()));
+    println!("data {}", hex::encode(data));
+    println!("interest {}", hex::encode(interest));
+}
