@@ -32,6 +32,7 @@
 //! ValidityPeriod, and stops at a configured anchor.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use amicn_tlv::{Component, Data, Interest, KeyLocator, Name, SignatureInfo};
 use bytes::Bytes;
@@ -399,11 +400,39 @@ pub struct Validated {
 }
 
 /// Checks packets against a [`TrustPolicy`] and a set of trust anchors.
-#[derive(Debug, Clone)]
+///
+/// Verified chains are remembered per signer (bounded, default 4,096 signers) until the first
+/// NotAfter or before the last NotBefore on the chain, so a stream of packets from one meter
+/// costs one signature check each instead of one per certificate. After revoking a certificate,
+/// call [`Validator::clear_chain_cache`] (or [`Validator::forget_signer`]).
+#[derive(Debug)]
 pub struct Validator {
     policy: TrustPolicy,
     anchors: Vec<Certificate>,
     max_depth: usize,
+    cache_capacity: usize,
+    chain_cache: Mutex<HashMap<Name, CachedChain>>,
+}
+
+/// A verified chain and the window (seconds) in which every certificate on it is valid.
+#[derive(Debug, Clone)]
+struct CachedChain {
+    key: PublicKey,
+    chain: Vec<Name>,
+    from_s: u64,
+    until_s: u64,
+}
+
+impl Clone for Validator {
+    fn clone(&self) -> Self {
+        Self {
+            policy: self.policy.clone(),
+            anchors: self.anchors.clone(),
+            max_depth: self.max_depth,
+            cache_capacity: self.cache_capacity,
+            chain_cache: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 /// The signed parts of a packet, borrowed for one check.
@@ -421,7 +450,37 @@ impl Validator {
             policy,
             anchors: Vec::new(),
             max_depth: 8,
+            cache_capacity: 4096,
+            chain_cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets how many verified signer chains are remembered (0 disables the cache).
+    pub fn with_chain_cache(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// Forgets every remembered chain (e.g. after a revocation).
+    pub fn clear_chain_cache(&self) {
+        self.cache().clear();
+    }
+
+    /// Forgets the remembered chain of one signer (KeyLocator name).
+    pub fn forget_signer(&self, signer: &Name) {
+        self.cache().remove(signer);
+    }
+
+    /// Number of remembered chains.
+    pub fn cached_chains(&self) -> usize {
+        self.cache().len()
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Name, CachedChain>> {
+        // A panic while holding the lock cannot leave the map inconsistent (single operations).
+        self.chain_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Limits how many certificates a chain may contain.
@@ -591,55 +650,89 @@ impl Validator {
         now_ms: u64,
     ) -> Result<(PublicKey, Vec<Name>)> {
         let now_s = now_ms / 1000;
+        if self.cache_capacity > 0
+            && let Some(c) = self.cache().get(signer)
+            && c.from_s <= now_s
+            && now_s <= c.until_s
+        {
+            return Ok((c.key, c.chain.clone()));
+        }
+        let (key, chain, from_s, until_s) = self.resolve_chain_uncached(signer, certs, now_s)?;
+        if self.cache_capacity > 0 {
+            let mut cache = self.cache();
+            if cache.len() >= self.cache_capacity {
+                // Crude but bounded: start over rather than track recency per entry.
+                cache.clear();
+            }
+            let entry = CachedChain {
+                key,
+                chain: chain.clone(),
+                from_s,
+                until_s,
+            };
+            cache.insert(signer.clone(), entry);
+        }
+        Ok((key, chain))
+    }
+
+    /// Follows certificates from `signer` up to an anchor, verifying each; returns the signer's
+    /// key, the certificate names, and the window in which all of them are valid.
+    fn resolve_chain_uncached(
+        &self,
+        signer: &Name,
+        certs: &dyn CertSource,
+        now_s: u64,
+    ) -> Result<(PublicKey, Vec<Name>, u64, u64)> {
+        let mut from_s = 0u64;
+        let mut until_s = u64::MAX;
         let mut chain: Vec<Name> = Vec::new();
-        let mut locator = signer.clone();
-        let mut leaf_key: Option<PublicKey> = None;
+        // The packet's signer: an anchor directly, or the first certificate of the chain.
+        if let Some(anchor) = self.anchor_for(signer) {
+            anchor.check_validity(now_s)?;
+            let v = anchor.validity();
+            return Ok((
+                *anchor.public_key(),
+                vec![anchor.name().clone()],
+                v.not_before,
+                v.not_after,
+            ));
+        }
+        let mut cert = self.fetch(signer, certs)?;
+        let leaf_key = *cert.public_key();
         loop {
-            if let Some(anchor) = self.anchor_for(&locator) {
-                anchor.check_validity(now_s)?;
-                chain.push(anchor.name().clone());
-                let pk = leaf_key.unwrap_or(*anchor.public_key());
-                return Ok((pk, chain));
-            }
-            if chain.len() >= self.max_depth {
-                return Err(Error::NoTrustAnchor {
-                    name: signer.to_string(),
-                    depth: chain.len(),
-                });
-            }
-            let cert = certs
-                .certificate(&locator)
-                .filter(|c| c.matches_locator(&locator))
-                .ok_or_else(|| Error::CertificateNotFound {
-                    key_locator: locator.to_string(),
-                })?;
-            if chain.contains(cert.name()) || cert.is_self_signed() {
-                // A loop, or a self-signed certificate that is not one of our anchors.
+            if chain.contains(cert.name()) || cert.is_self_signed() || chain.len() >= self.max_depth
+            {
+                // A loop, a self-signed certificate that is not one of our anchors, or too long.
                 return Err(Error::NoTrustAnchor {
                     name: signer.to_string(),
                     depth: chain.len(),
                 });
             }
             cert.check_validity(now_s)?;
+            from_s = from_s.max(cert.validity().not_before);
+            until_s = until_s.min(cert.validity().not_after);
+            chain.push(cert.name().clone());
             let data = cert.data();
             let (issuer, _) =
                 self.precheck(&data.name, &data.signature_info, &data.signature_value)?;
-            let issuer_key = self.key_of(&issuer, certs)?;
-            identity::verify_data(data, &issuer_key)?;
-            leaf_key.get_or_insert(*cert.public_key());
-            chain.push(cert.name().clone());
-            locator = issuer;
+            if let Some(anchor) = self.anchor_for(&issuer) {
+                anchor.check_validity(now_s)?;
+                identity::verify_data(data, anchor.public_key())?;
+                from_s = from_s.max(anchor.validity().not_before);
+                until_s = until_s.min(anchor.validity().not_after);
+                chain.push(anchor.name().clone());
+                return Ok((leaf_key, chain, from_s, until_s));
+            }
+            let issuer_cert = self.fetch(&issuer, certs)?;
+            identity::verify_data(data, issuer_cert.public_key())?;
+            cert = issuer_cert;
         }
     }
 
-    fn key_of(&self, locator: &Name, certs: &dyn CertSource) -> Result<PublicKey> {
-        if let Some(a) = self.anchor_for(locator) {
-            return Ok(*a.public_key());
-        }
+    fn fetch(&self, locator: &Name, certs: &dyn CertSource) -> Result<Certificate> {
         certs
             .certificate(locator)
             .filter(|c| c.matches_locator(locator))
-            .map(|c| *c.public_key())
             .ok_or_else(|| Error::CertificateNotFound {
                 key_locator: locator.to_string(),
             })

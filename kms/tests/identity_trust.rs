@@ -460,3 +460,47 @@ fn anchors_must_be_self_signed_and_debug_hides_secrets() {
     assert!(!dbg.contains(&hex::encode(seed.as_ref())), "{dbg}");
     assert!(dbg.contains("KEY"));
 }
+
+#[test]
+fn chain_cache_respects_validity_and_can_be_cleared() {
+    let p = pki();
+    let mut d = reading("7");
+    let d = Data::decode(p.meter7.sign_data(&mut d).unwrap()).unwrap();
+    assert_eq!(p.validator.cached_chains(), 0);
+    p.validator.validate_data(&d, &p.store, NOW_MS).unwrap();
+    assert_eq!(p.validator.cached_chains(), 1);
+    // Cached: the store is no longer consulted for this signer.
+    let empty = CertStore::new();
+    p.validator
+        .validate_data(&d, &empty, NOW_MS + 1000)
+        .unwrap();
+    // The packet's own signature is still checked on every call.
+    let mut forged = d.clone();
+    forged.content = Bytes::from_static(b"kWh=0");
+    forged.clear_wire();
+    let forged = Data::decode(forged.encode()).unwrap();
+    assert!(matches!(
+        p.validator.validate_data(&forged, &empty, NOW_MS),
+        Err(Error::BadSignature { .. })
+    ));
+    // Outside the chain's validity window the cache does not answer.
+    assert!(matches!(
+        p.validator
+            .validate_data(&d, &p.store, NOW_MS + 2 * YEAR * 1000),
+        Err(Error::CertificateExpired { .. })
+    ));
+    // After forgetting (e.g. a revocation) the store decides again.
+    p.validator.forget_signer(p.meter7.key_name());
+    assert!(matches!(
+        p.validator.validate_data(&d, &empty, NOW_MS),
+        Err(Error::CertificateNotFound { .. })
+    ));
+    p.validator.validate_data(&d, &p.store, NOW_MS).unwrap();
+    p.validator.clear_chain_cache();
+    assert_eq!(p.validator.cached_chains(), 0);
+    // With the cache disabled nothing is remembered.
+    let v = p.validator.clone().with_chain_cache(0);
+    v.validate_data(&d, &p.store, NOW_MS).unwrap();
+    assert_eq!(v.cached_chains(), 0);
+    assert!(v.validate_data(&d, &empty, NOW_MS).is_err());
+}
