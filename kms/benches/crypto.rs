@@ -7,9 +7,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use amicn_kms::SymmetricKey;
+use amicn_kms::cert::{Certificate, Validity};
 use amicn_kms::envelope::{EnvelopeKey, Purpose};
 use amicn_kms::establish::{EphemeralAgreement, Role};
 use amicn_kms::identity::{KeyPair, PublicKey, verify_batch, verify_data};
+use amicn_kms::trust::{CertStore, TrustPolicy, Validator};
 use amicn_tlv::{Data, Name};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -43,6 +45,38 @@ fn signing(c: &mut Criterion) {
     g.bench_function("ed25519_verify_data", |b| {
         b.iter(|| verify_data(black_box(&decoded), &pk))
     });
+
+    // Full validation of the same Data: policy, 2-certificate chain to an anchor, signature.
+    // The chain is verified once and then served from the validator's cache.
+    let root = KeyPair::generate(&name("/u"));
+    let v = Validity::starting_now(1_795_564_800, 365 * 86_400);
+    let anchor = Certificate::self_signed(&root, 1, v).ok();
+    let kms = KeyPair::generate(&name("/u/ami/KMS"));
+    let mut store = CertStore::new();
+    if let (Some(anchor), Ok(kms_cert), Ok(meter_cert)) = (
+        anchor,
+        Certificate::issue(kms.key_name(), &kms.public_key(), &root, b"root", 1, v),
+        Certificate::issue(key.key_name(), &pk, &kms, b"kms", 1, v),
+    ) {
+        store.insert(kms_cert);
+        store.insert(meter_cert);
+        if let Ok(policy) = TrustPolicy::ami(&name("/u")) {
+            let mut validator = Validator::new(policy);
+            if validator.add_anchor(anchor).is_ok() {
+                let now_ms = 1_795_600_000_000;
+                if let Err(e) = validator.validate_data(&decoded, &store, now_ms) {
+                    eprintln!("benchmark setup: validation fails: {e}");
+                }
+                g.bench_function("validate_data_chain_cached", |b| {
+                    b.iter(|| validator.validate_data(black_box(&decoded), &store, now_ms))
+                });
+                let uncached = validator.clone().with_chain_cache(0);
+                g.bench_function("validate_data_chain_uncached", |b| {
+                    b.iter(|| uncached.validate_data(black_box(&decoded), &store, now_ms))
+                });
+            }
+        }
+    }
 
     // 64 Data from 64 different meters, verified one by one and as one batch.
     let keys: Vec<KeyPair> = (0..64)
