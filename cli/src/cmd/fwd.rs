@@ -497,6 +497,31 @@ cost = 3
     }
 
     #[test]
+    fn shipped_example_configs_parse() {
+        for f in ["fwd-minimal.toml", "fwd-router.toml"] {
+            let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples")).join(f);
+            let args = FwdArgs {
+                config: Some(path),
+                ..FwdArgs::default()
+            };
+            let (rc, _) = build_config(&args).unwrap_or_else(|e| panic!("{f}: {e:#}"));
+            assert!(rc.unix_path.is_some(), "{f}");
+        }
+        let router = FwdArgs {
+            config: Some(PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../examples/fwd-router.toml"
+            ))),
+            ..FwdArgs::default()
+        };
+        let (rc, _) = build_config(&router).unwrap();
+        assert_eq!(rc.routes.len(), 2);
+        assert_eq!(rc.strategies.len(), 2);
+        assert_eq!(rc.udp_mtu, 1400);
+        assert!(rc.faces[1].emulation.is_some());
+    }
+
+    #[test]
     fn zero_config_listens_like_nfd() {
         let (rc, _) = build_config(&FwdArgs::default()).unwrap();
         assert!(rc.unix_path.is_some());
