@@ -956,7 +956,92 @@ fn cs(conn: &Conn, action: CsAction) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use amicn_forwarder::core::{Config, FaceOptions, FaceScope, Forwarder, Time};
+    use amicn_forwarder::mgmt::{Management, NoFaceSystem};
+
+    /// A forwarder core with management on the far end of a socket pair, serving until the
+    /// client end closes.
+    fn forwarder_session() -> (Session, std::thread::JoinHandle<Forwarder>) {
+        let (client, server) = UnixStream::pair().unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut server = server;
+            let mut fw = Forwarder::new(Config::default());
+            let mut mgmt = Management::default();
+            let face = fw.add_face(FaceOptions {
+                scope: FaceScope::Local,
+                ..FaceOptions::default()
+            });
+            let _other = fw.add_face(FaceOptions::default());
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let mut ms = 1;
+            loop {
+                let n = match server.read(&mut chunk) {
+                    Ok(0) | Err(_) => return fw,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                while let Some((_, _, len)) = read_tlv(&buf) {
+                    let pkt: Vec<u8> = buf.drain(..len).collect();
+                    ms += 1;
+                    fw.on_packet(Time::from_millis(ms), face, pkt.into());
+                }
+                mgmt.process(Time::from_millis(ms), &mut fw, &mut NoFaceSystem);
+                while let Some((_, out)) = fw.poll_transmit() {
+                    server.write_all(&out).unwrap();
+                }
+            }
+        });
+        let session = Session {
+            stream: Box::new(client),
+            buf: Vec::new(),
+            timeout: Duration::from_secs(5),
+        };
+        (session, handle)
+    }
+
+    #[test]
+    fn commands_and_datasets_against_a_live_core() {
+        let (mut s, handle) = forwarder_session();
+        // Route to the second face (257) with a cost, as `amicn route add /meters 257 --cost 3`.
+        let name = parse_name("/meters").unwrap();
+        let cp = params(|b| {
+            put_name(b, &name);
+            put_nni(b, FACE_ID, 257);
+            put_nni(b, ORIGIN, 255);
+            put_nni(b, COST, 3);
+            put_nni(b, FLAGS, 1);
+        });
+        let body = s.command("rib/register", cp).unwrap();
+        let fields: Vec<u64> = elements(&body).into_iter().map(|(t, _)| t).collect();
+        assert_eq!(fields, [7, FACE_ID, ORIGIN, COST, FLAGS]);
+        let fib = s.dataset("fib/list").unwrap();
+        let entries = elements(&fib);
+        assert_eq!(entries.len(), 1);
+        let inner = elements(entries[0].1);
+        assert_eq!(name_uri(inner[0].1), "/meters");
+        let hop: Vec<u64> = elements(inner[1].1)
+            .into_iter()
+            .map(|(_, v)| nni(v))
+            .collect();
+        assert_eq!(hop, [257, 3]);
+        let faces = s.dataset("faces/list").unwrap();
+        assert_eq!(elements(&faces).len(), 2);
+        // A refused command becomes an error carrying NFD's code and text.
+        let err = s.command(
+            "strategy-choice/unset",
+            params(|b| put_name(b, &Name::default())),
+        );
+        assert!(err.unwrap_err().to_string().contains("400"));
+        drop(s);
+        let fw = handle.join().unwrap();
+        assert!(fw.fib_get(&name).is_some());
+    }
 
     #[test]
     fn nni_uses_shortest_length() {

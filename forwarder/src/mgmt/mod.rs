@@ -17,6 +17,7 @@ pub mod dataset;
 mod glue;
 pub(crate) mod params;
 pub mod rib;
+mod verify;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -27,6 +28,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::core::{FaceCounters, FaceId, FaceOptions, FacePersistency, Time};
 
 pub use rib::{FibUpdate, Rib, Route};
+pub use verify::DigestVerifier;
 
 use dataset::{FRESHNESS_MS, ReplyCache};
 
