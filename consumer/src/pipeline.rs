@@ -120,12 +120,7 @@ impl FetchSummary {
     }
 }
 
-type Outcome = (
-    u64,
-    Instant,
-    u32,
-    std::result::Result<std::result::Result<Reply, ClientError>, tokio::time::error::Elapsed>,
-);
+type Outcome = (u64, Instant, u32, std::result::Result<Reply, ClientError>);
 
 impl Consumer {
     /// Finds the versioned name of the object at `prefix` (and possibly its first segment).
@@ -259,7 +254,6 @@ impl Consumer {
         let mut retx_queue: VecDeque<(u64, u32)> = VecDeque::new();
         let mut received: BTreeMap<u64, Data> = BTreeMap::new();
         let mut next_write: u64 = 0;
-        let mut prog = Progress::default();
         let mut sum = FetchSummary {
             versioned_name: versioned.clone(),
             bytes: 0,
@@ -290,182 +284,214 @@ impl Consumer {
                 next_seg = 1;
             }
         }
-        let mut in_flight: FuturesUnordered<
-            std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>,
-        > = FuturesUnordered::new();
-        let mut outstanding: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        // Verification and writing run beside the Interest pipeline (joined below), so
+        // signature checks on a blocking thread overlap with fetching the next segments.
+        let (batch_tx, mut batch_rx) = tokio::sync::mpsc::channel::<(Vec<Data>, Progress)>(8);
+        let pipeline = async {
+            let mut in_flight: FuturesUnordered<
+                std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>,
+            > = FuturesUnordered::new();
+            let mut outstanding: std::collections::HashSet<u64> = std::collections::HashSet::new();
 
-        loop {
-            // Everything up to the final segment written?
-            if final_seg.is_some_and(|f| next_write > f) {
-                break;
-            }
-            // Fill the window.
-            while in_flight.len() < cc.window().max(1) {
-                let (seg, retx) = if let Some(r) = retx_queue.pop_front() {
-                    r
-                } else if final_seg.is_none_or(|f| next_seg <= f) {
-                    // Until FinalBlockId is known, go one segment at a time: asking past the
-                    // end would only produce timeouts.
-                    if final_seg.is_none() && !in_flight.is_empty() {
+            loop {
+                // Everything up to the final segment written?
+                if final_seg.is_some_and(|f| next_write > f) {
+                    break;
+                }
+                // Fill the window.
+                while in_flight.len() < cc.window().max(1) {
+                    let (seg, retx) = if let Some(r) = retx_queue.pop_front() {
+                        r
+                    } else if final_seg.is_none_or(|f| next_seg <= f) {
+                        // Until FinalBlockId is known, go one segment at a time: asking past the
+                        // end would only produce timeouts.
+                        if final_seg.is_none() && !in_flight.is_empty() {
+                            break;
+                        }
+                        next_seg += 1;
+                        if received.contains_key(&(next_seg - 1))
+                            || outstanding.contains(&(next_seg - 1))
+                        {
+                            continue;
+                        }
+                        (next_seg - 1, 0)
+                    } else {
                         break;
-                    }
-                    next_seg += 1;
-                    if received.contains_key(&(next_seg - 1))
-                        || outstanding.contains(&(next_seg - 1))
+                    };
+                    if final_seg.is_some_and(|f| seg > f)
+                        || seg < next_write
+                        || received.contains_key(&seg)
                     {
                         continue;
                     }
-                    (next_seg - 1, 0)
-                } else {
-                    break;
-                };
-                if final_seg.is_some_and(|f| seg > f)
-                    || seg < next_write
-                    || received.contains_key(&seg)
-                {
-                    continue;
+                    outstanding.insert(seg);
+                    let mut interest = Interest::new(versioned.append(Component::segment(seg)));
+                    interest.nonce = Some(rand::random());
+                    interest.lifetime_ms = Some(opts.lifetime.as_millis() as u64);
+                    let client = self.client.clone();
+                    let rto = rtt.rto();
+                    in_flight.push(Box::pin(async move {
+                        let sent = Instant::now();
+                        // One timer per Interest: the retransmission timeout, not the lifetime.
+                        let wire = interest.encode();
+                        let r = client.express_wire(&interest.name, false, wire, rto).await;
+                        (seg, sent, retx, r)
+                    }));
                 }
-                outstanding.insert(seg);
-                let mut interest = Interest::new(versioned.append(Component::segment(seg)));
-                interest.nonce = Some(rand::random());
-                interest.lifetime_ms = Some(opts.lifetime.as_millis() as u64);
-                let client = self.client.clone();
-                let rto = rtt.rto();
-                in_flight.push(Box::pin(async move {
-                    let sent = Instant::now();
-                    let r = tokio::time::timeout(rto, client.express(&interest)).await;
-                    (seg, sent, retx, r)
-                }));
-            }
-            let Some((seg, sent, retx, outcome)) = in_flight.next().await else {
-                // Nothing in flight and nothing to send: the object ended without FinalBlockId.
-                if final_seg.is_none() && !received.is_empty() {
-                    return Err(Error::Protocol {
-                        name: versioned,
-                        why: "segments stop without a FinalBlockId",
-                    });
-                }
-                break;
-            };
-            outstanding.remove(&seg);
-            let now = Instant::now();
-            match outcome {
-                Ok(Ok(Reply::Data {
-                    data,
-                    congestion_mark,
-                })) => {
-                    if retx == 0 {
-                        rtt.on_sample(now - sent);
-                    }
-                    if congestion_mark > 0 {
-                        sum.congestion_marks += 1;
-                        if cc.on_congestion(CongestionSignal::Mark, sent, now) {
-                            sum.min_window_after_decrease =
-                                sum.min_window_after_decrease.min(cc.window());
-                        }
-                    } else {
-                        cc.on_ack(sent);
-                    }
-                    sum.max_window = sum.max_window.max(cc.window());
-                    if let Some(f) = data
-                        .meta_info
-                        .final_block_id
-                        .as_ref()
-                        .and_then(|c| c.as_segment())
-                    {
-                        final_seg = Some(final_seg.map_or(f, |old| old.min(f)));
-                    }
-                    if data
-                        .name
-                        .get(data.name.len().wrapping_sub(1))
-                        .and_then(|c| c.as_segment())
-                        != Some(seg)
-                    {
+                let Some((seg, sent, retx, outcome)) = in_flight.next().await else {
+                    // Nothing in flight and nothing to send: the object ended without FinalBlockId.
+                    if final_seg.is_none() && !received.is_empty() {
                         return Err(Error::Protocol {
-                            name: data.name,
-                            why: "answer is not the requested segment",
+                            name: versioned,
+                            why: "segments stop without a FinalBlockId",
                         });
                     }
-                    if seg >= next_write {
-                        received.insert(seg, data);
-                    }
-                }
-                Ok(Ok(Reply::Nack { reason })) => {
-                    sum.nacks += 1;
-                    match reason {
-                        NackReason::Congestion => {
-                            if cc.on_congestion(CongestionSignal::Nack, sent, now) {
+                    break;
+                };
+                outstanding.remove(&seg);
+                let now = Instant::now();
+                match outcome {
+                    Ok(Reply::Data {
+                        data,
+                        congestion_mark,
+                    }) => {
+                        if retx == 0 {
+                            rtt.on_sample(now - sent);
+                        }
+                        if congestion_mark > 0 {
+                            sum.congestion_marks += 1;
+                            if cc.on_congestion(CongestionSignal::Mark, sent, now) {
                                 sum.min_window_after_decrease =
                                     sum.min_window_after_decrease.min(cc.window());
                             }
+                        } else {
+                            cc.on_ack(sent);
                         }
-                        NackReason::Duplicate => {}
-                        other => {
-                            return Err(Error::Nack {
-                                name: versioned.append(Component::segment(seg)),
-                                reason: other,
+                        sum.max_window = sum.max_window.max(cc.window());
+                        if let Some(f) = data
+                            .meta_info
+                            .final_block_id
+                            .as_ref()
+                            .and_then(|c| c.as_segment())
+                        {
+                            final_seg = Some(final_seg.map_or(f, |old| old.min(f)));
+                        }
+                        if data
+                            .name
+                            .get(data.name.len().wrapping_sub(1))
+                            .and_then(|c| c.as_segment())
+                            != Some(seg)
+                        {
+                            return Err(Error::Protocol {
+                                name: data.name,
+                                why: "answer is not the requested segment",
                             });
                         }
+                        if seg >= next_write {
+                            received.insert(seg, data);
+                        }
                     }
-                    if retx >= opts.max_retries {
-                        return Err(Error::Nack {
-                            name: versioned.append(Component::segment(seg)),
-                            reason,
+                    Ok(Reply::Nack { reason }) => {
+                        sum.nacks += 1;
+                        match reason {
+                            NackReason::Congestion => {
+                                if cc.on_congestion(CongestionSignal::Nack, sent, now) {
+                                    sum.min_window_after_decrease =
+                                        sum.min_window_after_decrease.min(cc.window());
+                                }
+                            }
+                            NackReason::Duplicate => {}
+                            other => {
+                                return Err(Error::Nack {
+                                    name: versioned.append(Component::segment(seg)),
+                                    reason: other,
+                                });
+                            }
+                        }
+                        if retx >= opts.max_retries {
+                            return Err(Error::Nack {
+                                name: versioned.append(Component::segment(seg)),
+                                reason,
+                            });
+                        }
+                        sum.retransmissions += 1;
+                        retx_queue.push_back((seg, retx + 1));
+                    }
+                    Err(ClientError::Timeout { .. }) => {
+                        sum.timeouts += 1;
+                        if final_seg.is_some_and(|f| seg > f) {
+                            continue;
+                        }
+                        rtt.on_timeout();
+                        if cc.on_congestion(CongestionSignal::Loss, sent, now) {
+                            sum.min_window_after_decrease =
+                                sum.min_window_after_decrease.min(cc.window());
+                        }
+                        if retx >= opts.max_retries {
+                            return Err(Error::Timeout {
+                                name: versioned.append(Component::segment(seg)),
+                                attempts: retx + 1,
+                            });
+                        }
+                        sum.retransmissions += 1;
+                        retx_queue.push_back((seg, retx + 1));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                // Write the contiguous run once it is a full batch, or the tail of the object.
+                let run_end = {
+                    let mut e = next_write;
+                    while received.contains_key(&e) {
+                        e += 1;
+                    }
+                    e
+                };
+                let run = run_end - next_write;
+                let at_end = final_seg.is_some_and(|f| run_end > f);
+                if run > 0 && (run as usize >= opts.verify_batch || at_end) {
+                    let batch: Vec<Data> = (next_write..run_end)
+                        .filter_map(|s| received.remove(&s))
+                        .collect();
+                    let snapshot = Progress {
+                        bytes: 0,
+                        segments: batch.len() as u64,
+                        total_segments: final_seg.map(|f| f + 1),
+                        window: cc.window(),
+                        retransmissions: sum.retransmissions,
+                    };
+                    next_write = run_end;
+                    if batch_tx.send((batch, snapshot)).await.is_err() {
+                        return Err(Error::Protocol {
+                            name: versioned.clone(),
+                            why: "output stopped",
                         });
                     }
-                    sum.retransmissions += 1;
-                    retx_queue.push_back((seg, retx + 1));
                 }
-                Ok(Err(ClientError::Timeout { .. })) | Err(_) => {
-                    sum.timeouts += 1;
-                    if final_seg.is_some_and(|f| seg > f) {
-                        continue;
-                    }
-                    rtt.on_timeout();
-                    if cc.on_congestion(CongestionSignal::Loss, sent, now) {
-                        sum.min_window_after_decrease =
-                            sum.min_window_after_decrease.min(cc.window());
-                    }
-                    if retx >= opts.max_retries {
-                        return Err(Error::Timeout {
-                            name: versioned.append(Component::segment(seg)),
-                            attempts: retx + 1,
-                        });
-                    }
-                    sum.retransmissions += 1;
-                    retx_queue.push_back((seg, retx + 1));
-                }
-                Ok(Err(e)) => return Err(e.into()),
             }
-            // Write the contiguous run once it is a full batch, or the tail of the object.
-            let run_end = {
-                let mut e = next_write;
-                while received.contains_key(&e) {
-                    e += 1;
-                }
-                e
-            };
-            let run = run_end - next_write;
-            let at_end = final_seg.is_some_and(|f| run_end > f);
-            if run > 0 && (run as usize >= opts.verify_batch || at_end) {
-                let batch: Vec<Data> = (next_write..run_end)
-                    .filter_map(|s| received.remove(&s))
-                    .collect();
+            drop(batch_tx);
+            Ok::<(), Error>(())
+        };
+        let writer = async {
+            let mut prog = Progress::default();
+            while let Some((batch, snap)) = batch_rx.recv().await {
                 let batch = self.finish_batch(batch).await?;
                 for d in &batch {
                     out.write_all(&d.content).await?;
                     prog.bytes += d.content.len() as u64;
                 }
-                prog.segments += batch.len() as u64;
-                next_write = run_end;
-                prog.total_segments = final_seg.map(|f| f + 1);
-                prog.window = cc.window();
-                prog.retransmissions = sum.retransmissions;
+                prog.segments += snap.segments;
+                prog.total_segments = snap.total_segments;
+                prog.window = snap.window;
+                prog.retransmissions = snap.retransmissions;
                 progress(&prog);
             }
-        }
-        out.flush().await?;
+            out.flush().await?;
+            Ok::<Progress, Error>(prog)
+        };
+        let (piped, written) = tokio::join!(pipeline, writer);
+        // A verification or output failure explains a stopped pipeline, so it is reported first.
+        let prog = written?;
+        piped?;
         sum.bytes = prog.bytes;
         sum.segments = prog.segments;
         sum.elapsed = start.elapsed();

@@ -109,13 +109,19 @@ impl std::fmt::Debug for Validator {
     }
 }
 
-/// One Ed25519 check waiting for a batch.
-struct Pending<'a> {
-    name: &'a Name,
-    key_name: Name,
-    message: Bytes,
-    signature: ed25519_dalek::Signature,
-    key: ed25519_dalek::VerifyingKey,
+/// One signature check, owned so it can move to a blocking thread.
+enum Check {
+    Digest {
+        index: usize,
+        message: Bytes,
+        value: Bytes,
+    },
+    Ed25519 {
+        index: usize,
+        message: Bytes,
+        signature: ed25519_dalek::Signature,
+        key: ed25519_dalek::VerifyingKey,
+    },
 }
 
 impl Validator {
@@ -149,8 +155,8 @@ impl Validator {
         if matches!(self.mode, TrustMode::AcceptAll) {
             return Ok(());
         }
-        let mut pending = Vec::with_capacity(batch.len());
-        for data in batch {
+        let mut checks = Vec::with_capacity(batch.len());
+        for (index, data) in batch.iter().enumerate() {
             match data.signature_info.sig_type {
                 amicn_tlv::sig::DIGEST_SHA256 => {
                     if !self.allow_digest {
@@ -160,13 +166,11 @@ impl Validator {
                             why: "the trust policy requires a key signature",
                         });
                     }
-                    let digest = Sha256::digest(data.signed_portion());
-                    if digest.as_slice() != data.signature_value.as_ref() {
-                        return Err(Error::BadSignature {
-                            name: data.name.clone(),
-                            signer: "DigestSha256".to_owned(),
-                        });
-                    }
+                    checks.push(Check::Digest {
+                        index,
+                        message: data.signed_portion(),
+                        value: data.signature_value.clone(),
+                    });
                 }
                 amicn_tlv::sig::ED25519 => {
                     let Some(KeyLocator::Name(locator)) = &data.signature_info.key_locator else {
@@ -177,9 +181,8 @@ impl Validator {
                         });
                     };
                     let key = self.resolve(&data.name, locator).await?;
-                    pending.push(Pending {
-                        name: &data.name,
-                        key_name: locator.clone(),
+                    checks.push(Check::Ed25519 {
+                        index,
                         message: data.signed_portion(),
                         signature: signature_of(data)?,
                         key,
@@ -193,7 +196,25 @@ impl Validator {
                 }
             }
         }
-        verify_pending(&pending)
+        // Signature arithmetic and hashing are CPU work: off the async workers when there is
+        // enough of it, so the fetch pipeline keeps Interests flowing meanwhile.
+        let failed = if checks.len() >= 8 && tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::spawn_blocking(move || run_checks(&checks))
+                .await
+                .unwrap_or(Some(0))
+        } else {
+            run_checks(&checks)
+        };
+        match failed.and_then(|i| batch.get(i)) {
+            None => Ok(()),
+            Some(d) => Err(Error::BadSignature {
+                name: d.name.clone(),
+                signer: match &d.signature_info.key_locator {
+                    Some(KeyLocator::Name(n)) => n.to_string(),
+                    _ => "DigestSha256".to_owned(),
+                },
+            }),
+        }
     }
 
     /// The verified Ed25519 key that `locator` names, trusted under the policy.
@@ -311,26 +332,53 @@ fn signature_of(data: &Data) -> Result<ed25519_dalek::Signature, Error> {
     })
 }
 
-fn verify_pending(pending: &[Pending<'_>]) -> Result<(), Error> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let messages: Vec<&[u8]> = pending.iter().map(|p| p.message.as_ref()).collect();
-    let signatures: Vec<ed25519_dalek::Signature> = pending.iter().map(|p| p.signature).collect();
-    let keys: Vec<ed25519_dalek::VerifyingKey> = pending.iter().map(|p| p.key).collect();
-    if pending.len() > 1 && ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
-        return Ok(());
-    }
-    // Batch and strict single verification may disagree on edge cases: strict decides.
-    for p in pending {
-        if p.key.verify_strict(&p.message, &p.signature).is_err() {
-            return Err(Error::BadSignature {
-                name: p.name.clone(),
-                signer: p.key_name.to_string(),
-            });
+/// Runs the checks; returns the batch index of the first failure.
+fn run_checks(checks: &[Check]) -> Option<usize> {
+    let mut messages: Vec<&[u8]> = Vec::new();
+    let mut signatures = Vec::new();
+    let mut keys = Vec::new();
+    for c in checks {
+        match c {
+            Check::Digest {
+                index,
+                message,
+                value,
+            } => {
+                if Sha256::digest(message).as_slice() != value.as_ref() {
+                    return Some(*index);
+                }
+            }
+            Check::Ed25519 {
+                message,
+                signature,
+                key,
+                ..
+            } => {
+                messages.push(message.as_ref());
+                signatures.push(*signature);
+                keys.push(*key);
+            }
         }
     }
-    Ok(())
+    if messages.is_empty()
+        || (messages.len() > 1
+            && ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok())
+    {
+        return None;
+    }
+    // Batch and strict single verification may disagree on edge cases: strict decides.
+    checks.iter().find_map(|c| match c {
+        Check::Ed25519 {
+            index,
+            message,
+            signature,
+            key,
+        } => key
+            .verify_strict(message, signature)
+            .is_err()
+            .then_some(*index),
+        Check::Digest { .. } => None,
+    })
 }
 
 #[cfg(test)]
@@ -394,6 +442,27 @@ mod tests {
         assert!(key_name_of(&name("/a/KEY")).is_none());
         assert_eq!(ed25519_public_key(&spki([9; 32])), Some([9; 32]));
         assert_eq!(ed25519_public_key(&[1; 44]), None);
+    }
+
+    #[test]
+    fn batch_verification_accepts_our_segments_without_fallback() {
+        let k = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        let ds: Vec<Data> = (0..10)
+            .map(|i| {
+                signed(
+                    Data::new(
+                        name(&format!("/k/seg={i}")),
+                        Bytes::from(vec![i as u8; 100]),
+                    ),
+                    &k,
+                    "/k/KEY/k",
+                )
+            })
+            .collect();
+        let msgs: Vec<Bytes> = ds.iter().map(|d| d.signed_portion()).collect();
+        let m: Vec<&[u8]> = msgs.iter().map(|b| b.as_ref()).collect();
+        let sigs: Vec<_> = ds.iter().map(|d| signature_of(d).unwrap()).collect();
+        ed25519_dalek::verify_batch(&m, &sigs, &vec![k.verifying_key(); 10]).unwrap();
     }
 
     #[tokio::test]

@@ -312,7 +312,7 @@ struct Inner {
     pending: Mutex<HashMap<u64, Pending>>,
     handlers: RwLock<Vec<Handler>>,
     next_token: AtomicU64,
-    out: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<Outgoing>,
     connected: watch::Sender<bool>,
     closed: AtomicBool,
     counters: ClientCounters,
@@ -421,7 +421,7 @@ impl Client {
         client
     }
 
-    fn new_inner(options: ClientOptions) -> (Client, mpsc::Receiver<Bytes>) {
+    fn new_inner(options: ClientOptions) -> (Client, mpsc::Receiver<Outgoing>) {
         let (out, rx) = mpsc::channel(options.send_queue.max(1));
         let (connected, _) = watch::channel(true);
         let seed = rand::random::<u64>() & 0xFFFF_FFFF_0000_0000;
@@ -458,9 +458,16 @@ impl Client {
         if self.inner.closed.load(Ordering::Relaxed) {
             return Err(ClientError::Closed);
         }
+        self.send_parts(None, wire).await
+    }
+
+    async fn send_parts(&self, head: Option<Bytes>, body: Bytes) -> Result<(), ClientError> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(ClientError::Closed);
+        }
         self.inner
             .out
-            .send(wire)
+            .send(Outgoing { head, body })
             .await
             .map_err(|_| ClientError::Closed)
     }
@@ -518,11 +525,10 @@ impl Client {
         data_wire: Bytes,
         pit_token: Option<&Bytes>,
     ) -> Result<(), ClientError> {
-        let wire = match pit_token {
-            Some(t) => lp_wrap(t, &data_wire),
-            None => data_wire,
-        };
-        self.send_raw(wire).await
+        // The LpPacket header goes out as its own buffer so the Data bytes are never copied
+        // just to prepend it.
+        let head = pit_token.map(|t| lp_header(t, data_wire.len()));
+        self.send_parts(head, data_wire).await
     }
 
     /// Answers an Interest with a network Nack.
@@ -746,15 +752,33 @@ fn be_uint(b: &[u8]) -> u64 {
 
 use amicn_tlv::{encode_nni_tlv, encode_tlv};
 
-/// Wraps an encoded network packet in an LpPacket carrying `pit_token`.
-pub fn lp_wrap(pit_token: &[u8], packet: &[u8]) -> Bytes {
-    let inner_len =
-        2 + pit_token.len() + amicn_tlv::var_number_len(packet.len() as u64) + 1 + packet.len();
-    let mut out = BytesMut::with_capacity(inner_len + 10);
+/// One queued write: an optional LpPacket header, then the packet bytes.
+#[derive(Debug)]
+struct Outgoing {
+    head: Option<Bytes>,
+    body: Bytes,
+}
+
+/// The bytes of an LpPacket carrying `pit_token` up to (and including) the Fragment's TLV-LENGTH;
+/// the `packet_len` bytes of the fragment follow.
+pub fn lp_header(pit_token: &[u8], packet_len: usize) -> Bytes {
+    let inner_len = amicn_tlv::tlv_len(LP_PIT_TOKEN, pit_token.len())
+        + amicn_tlv::tlv_len(LP_FRAGMENT, packet_len);
+    let mut out = BytesMut::with_capacity(32 + pit_token.len());
     amicn_tlv::encode_var_number(&mut out, u64::from(LP_PACKET));
     amicn_tlv::encode_var_number(&mut out, inner_len as u64);
     encode_tlv(&mut out, LP_PIT_TOKEN, pit_token);
-    encode_tlv(&mut out, LP_FRAGMENT, packet);
+    amicn_tlv::encode_var_number(&mut out, u64::from(LP_FRAGMENT));
+    amicn_tlv::encode_var_number(&mut out, packet_len as u64);
+    out.freeze()
+}
+
+/// Wraps an encoded network packet in an LpPacket carrying `pit_token`.
+pub fn lp_wrap(pit_token: &[u8], packet: &[u8]) -> Bytes {
+    let head = lp_header(pit_token, packet.len());
+    let mut out = BytesMut::with_capacity(head.len() + packet.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(packet);
     out.freeze()
 }
 
@@ -762,7 +786,7 @@ async fn run_connection(
     inner: Arc<Inner>,
     uri: Option<TransportUri>,
     first: Conn,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Outgoing>,
 ) {
     let mut conn = Some(first);
     let mut backoff = inner.options.backoff_initial;
@@ -826,7 +850,7 @@ fn spawn_reregister(inner: Arc<Inner>) {
 }
 
 /// Runs one connection until it fails (false) or the application side is gone (true).
-async fn drive(inner: &Arc<Inner>, conn: Conn, rx: &mut mpsc::Receiver<Bytes>) -> bool {
+async fn drive(inner: &Arc<Inner>, conn: Conn, rx: &mut mpsc::Receiver<Outgoing>) -> bool {
     match conn {
         Conn::Stream(mut r, mut w) => {
             let reader = async {
@@ -872,7 +896,10 @@ async fn drive(inner: &Arc<Inner>, conn: Conn, rx: &mut mpsc::Receiver<Bytes>) -
                         .tx_packets
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     for p in batch.drain(..) {
-                        out.extend_from_slice(&p);
+                        if let Some(h) = &p.head {
+                            out.extend_from_slice(h);
+                        }
+                        out.extend_from_slice(&p.body);
                     }
                     if w.write_all(&out).await.is_err() || w.flush().await.is_err() {
                         return false;
@@ -900,7 +927,11 @@ async fn drive(inner: &Arc<Inner>, conn: Conn, rx: &mut mpsc::Receiver<Bytes>) -
             let writer = async {
                 while let Some(p) = rx.recv().await {
                     inner.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
-                    if sock.send(&p).await.is_err() {
+                    let datagram = match &p.head {
+                        Some(h) => [h.as_ref(), p.body.as_ref()].concat().into(),
+                        None => p.body,
+                    };
+                    if sock.send(&datagram).await.is_err() {
                         return false;
                     }
                 }
@@ -1055,6 +1086,10 @@ mod tests {
 
     #[test]
     fn lp_wrap_golden() {
+        assert_eq!(
+            lp_header(&[1, 2], 2).as_ref(),
+            &[100, 8, 98, 2, 1, 2, 80, 2]
+        );
         let w = lp_wrap(&[1, 2], &[5, 0]);
         assert_eq!(w.as_ref(), &[100, 8, 98, 2, 1, 2, 80, 2, 5, 0]);
     }
