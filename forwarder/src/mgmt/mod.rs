@@ -414,12 +414,12 @@ impl Management {
         apply_fib(tables, &out.fib);
     }
 
-    /// A face was added to the core: publishes the Created and Up notifications.
+    /// A face was added to the core: publishes the Created notification.
     pub fn on_face_added(&mut self, now: Time, face: FaceId, tables: &mut dyn Tables) {
         self.started.get_or_insert(now);
         if let Some((options, _)) = tables.face(face) {
+            // A new face starts up; NFD announces only its creation, Up/Down follow state changes.
             self.notify_face_event(now, FaceEventKind::Created, face, &options);
-            self.notify_face_event(now, FaceEventKind::Up, face, &options);
             self.known_faces.insert(face, options);
         }
     }

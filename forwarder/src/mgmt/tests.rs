@@ -932,14 +932,18 @@ fn face_events_reach_waiting_interests() {
     let (typ, v, _) = status_datasets::read_tlv(&d.content).unwrap();
     assert_eq!(typ, 192);
     assert_eq!(&v[..3], &[193, 1, 1], "Created");
-    // The follow-up Interest for seq=2 is answered from the cache (Up was published too).
+    // The follow-up Interest for seq=2 waits, then gets the Destroyed event.
     let next = Name::from_uri("/localhost/nfd/faces/events")
         .unwrap()
         .append(amicn_tlv::Component::sequence_num(2));
-    let out = feed(&mut m, &mut t, 256, Interest::new(next).encode());
+    assert!(feed(&mut m, &mut t, 256, Interest::new(next).encode()).is_empty());
+    m.on_face_removed(Time::ZERO, FaceId(257), &mut t);
+    let out = drain(&mut m);
+    assert_eq!(out.len(), 1);
     let d = reply_data(&out[0].1);
+    assert_eq!(d.name.get(4).unwrap().as_sequence_num(), Some(2));
     let (_, v, _) = status_datasets::read_tlv(&d.content).unwrap();
-    assert_eq!(&v[..3], &[193, 1, 3], "Up");
+    assert_eq!(&v[..3], &[193, 1, 2], "Destroyed");
 }
 
 /// Every dataset we publish decodes with the independent decoders of `amicn_tlv::mgmt`
