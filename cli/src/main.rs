@@ -18,6 +18,10 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     // Subcommands are added here, one line each, dispatched in `main` below.
+    /// Print the TLV tree of packets from a file, stdin or hex (like ndn-dissect)
+    Dissect(cmd::dissect::DissectArgs),
+    /// Convert a name URI to its canonical form and Name TLV, or back with --hex
+    Name(cmd::name::NameArgs),
     /// Express one Interest and print the Data (ndnpeek)
     Peek(cmd::peek::PeekArgs),
     /// Serve one Data packet (ndnpoke)
@@ -43,6 +47,8 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<()> = match cli.command {
+        Command::Dissect(a) => cmd::dissect::run(a),
+        Command::Name(a) => cmd::name::run(a),
         Command::Peek(a) => cmd::peek::run(a),
         Command::Poke(a) => cmd::poke::run(a),
         Command::Ping(a) => cmd::ping::run(a),

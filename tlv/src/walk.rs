@@ -245,6 +245,12 @@ pub fn walk(buf: Bytes) -> Result<Vec<Node>> {
     walk_seq(&buf, 0, Ctx::Top, 0)
 }
 
+/// Like [`walk`] for a buffer that starts at offset `base` of a larger input; node offsets and
+/// error offsets are reported relative to that input.
+pub fn walk_at(buf: Bytes, base: usize) -> Result<Vec<Node>> {
+    walk_seq(&buf, base, Ctx::Top, 0)
+}
+
 fn walk_seq(buf: &Bytes, base: usize, ctx: Ctx, depth: usize) -> Result<Vec<Node>> {
     if depth > MAX_NESTING_DEPTH {
         return Err(Error::TooDeep {
@@ -336,17 +342,17 @@ fn walk_seq(buf: &Bytes, base: usize, ctx: Ctx, depth: usize) -> Result<Vec<Node
 
 /// Decides what a TLV-TYPE 128 entry of a status dataset is from the elements it holds.
 fn classify_entry(value: &Bytes, vbase: usize, depth: usize) -> Option<(&'static str, Vec<Node>)> {
-    let probe = walk_seq(value, vbase, Ctx::Payload, depth + 1).ok()?;
-    let has = |t: u32| probe.iter().any(|n| n.typ == t);
+    let probe = shallow(value)?;
+    let has = |t: u32| probe.iter().any(|(typ, _)| *typ == t);
     let (label, ctx) = if has(m::FACE_ID) && has(m::URI) {
         ("FaceStatus", Ctx::FaceRecord)
     } else if has(tt::NAME) && has(m::STRATEGY) {
         ("StrategyChoice", Ctx::StrategyChoice)
     } else if has(tt::NAME) {
-        let route = probe.iter().filter(|n| n.typ == m::ROUTE).any(|n| {
-            walk_seq(&n.value, 0, Ctx::Route, depth + 2)
-                .is_ok_and(|c| c.iter().any(|x| x.typ == m::ORIGIN))
-        });
+        let route = probe
+            .iter()
+            .filter(|(t, _)| *t == m::ROUTE)
+            .any(|(_, v)| shallow(v).is_some_and(|c| c.iter().any(|(t, _)| *t == m::ORIGIN)));
         if route {
             ("RibEntry", Ctx::RibEntry)
         } else {
@@ -359,6 +365,18 @@ fn classify_entry(value: &Bytes, vbase: usize, depth: usize) -> Option<(&'static
     };
     let children = walk_seq(value, vbase, ctx, depth + 1).ok()?;
     Some((label, children))
+}
+
+/// Frames the children of a value without interpreting them.
+fn shallow(value: &Bytes) -> Option<Vec<(u32, Bytes)>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < value.len() {
+        let (typ, vs, ve) = parse_tlv(value, pos, "element").ok()?;
+        out.push((typ, value.slice(vs..ve)));
+        pos = ve;
+    }
+    Some(out)
 }
 
 fn hex(b: &[u8]) -> String {

@@ -1,9 +1,11 @@
 //! Subcommand implementations, one module each.
 pub(crate) mod admin;
 pub(crate) mod bench;
+pub(crate) mod dissect;
 pub(crate) mod fwd;
 pub(crate) mod get;
 pub(crate) mod key;
+pub(crate) mod name;
 pub(crate) mod peek;
 pub(crate) mod ping;
 pub(crate) mod poke;
