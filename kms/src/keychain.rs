@@ -189,6 +189,27 @@ impl Keychain {
         Ok(out)
     }
 
+    /// Identities that own at least one stored key (`/<identity>` of each `/<identity>/KEY/<id>`).
+    pub fn identities(&self) -> Result<Vec<Name>> {
+        let mut ids: Vec<Name> = self
+            .keys()?
+            .into_iter()
+            .map(|k| k.prefix(k.len().saturating_sub(2)))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Keys of one identity, sorted.
+    pub fn keys_of(&self, identity: &Name) -> Result<Vec<Name>> {
+        Ok(self
+            .keys()?
+            .into_iter()
+            .filter(|k| k.len() == identity.len() + 2 && identity.is_prefix_of(k))
+            .collect())
+    }
+
     /// Deletes a key (its certificates stay).
     pub fn delete_key(&self, key_name: &Name) -> Result<()> {
         let path = self.key_path(key_name);

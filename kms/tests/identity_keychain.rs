@@ -80,6 +80,22 @@ fn keys_are_0600_and_survive_reload() {
         kc.key(&n("/nobody/KEY/1")),
         Err(Error::KeychainNotFound { what: "key", .. })
     ));
+    let (second, _) = kc
+        .create_identity(&n("/u/ami/meter/7"), NOW_S, 86_400)
+        .unwrap();
+    kc.create_identity(&n("/u/ami/KMS"), NOW_S, 86_400).unwrap();
+    assert_eq!(
+        kc.identities().unwrap(),
+        vec![n("/u/ami/KMS"), n("/u/ami/meter/7")]
+    );
+    let mut mine = vec![key.key_name().clone(), second.key_name().clone()];
+    mine.sort();
+    assert_eq!(kc.keys_of(&n("/u/ami/meter/7")).unwrap(), mine);
+    // The first identity stays the default.
+    assert_eq!(kc.default_key().unwrap().as_ref(), Some(key.key_name()));
+    kc.delete_key(second.key_name()).unwrap();
+    kc.delete_key(&kc.keys_of(&n("/u/ami/KMS")).unwrap()[0])
+        .unwrap();
     kc.delete_key(key.key_name()).unwrap();
     assert!(kc.keys().unwrap().is_empty());
 }
