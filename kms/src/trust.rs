@@ -545,6 +545,20 @@ impl Validator {
         self.validate(signed, certs, now_ms)
     }
 
+    /// Validates a command Interest completely: signature, chain and policy first, then the
+    /// replay rules, so an unauthenticated Interest can never advance the replay state.
+    pub fn validate_command(
+        &self,
+        interest: &Interest,
+        certs: &dyn CertSource,
+        replay: &mut crate::replay::ReplayChecker,
+        now_ms: u64,
+    ) -> Result<Validated> {
+        let v = self.validate_interest(interest, certs, now_ms)?;
+        replay.check_interest(interest, now_ms)?;
+        Ok(v)
+    }
+
     /// Validates many Data at once: chains are resolved once per distinct signer, and the packets'
     /// own signatures are checked with one Ed25519 batch verification (falling back to one-by-one
     /// checks to pinpoint failures). Results are in input order.

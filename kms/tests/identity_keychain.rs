@@ -56,13 +56,19 @@ fn keys_are_0600_and_survive_reload() {
     assert_eq!(key_files.len(), 1);
     assert_eq!(mode(&key_files[0]), 0o600);
     // No temporary files are left behind.
-    for sub in ["keys", "certs", ""] {
+    for sub in ["keys", "certs", "."] {
         for e in std::fs::read_dir(root.join(sub)).unwrap() {
             let name = e.unwrap().file_name().to_string_lossy().into_owned();
             assert!(!name.ends_with(".tmp"), "{name}");
         }
     }
 
+    // A temporary file left by a crash mid-write is not mistaken for a key.
+    std::fs::write(
+        root.join("keys").join(".abc.key.0011223344556677.tmp"),
+        b"partial",
+    )
+    .unwrap();
     let kc = Keychain::open(&root).unwrap();
     assert_eq!(kc.keys().unwrap(), vec![key.key_name().clone()]);
     assert_eq!(kc.default_key().unwrap().as_ref(), Some(key.key_name()));

@@ -504,3 +504,29 @@ fn chain_cache_respects_validity_and_can_be_cleared() {
     assert_eq!(v.cached_chains(), 0);
     assert!(v.validate_data(&d, &empty, NOW_MS).is_err());
 }
+
+#[test]
+fn command_validation_runs_replay_only_after_authentication() {
+    let p = pki();
+    let mut replay = ReplayChecker::new(ReplayConfig::default());
+    // A forged command (meter 8 under meter 7's name) is rejected and leaves no replay record.
+    let mut forged = Interest::new(n("/u/ami/meter/7/cmd/disconnect"));
+    let forged =
+        Interest::decode(p.meter8.sign_interest(&mut forged, NOW_MS + 50).unwrap()).unwrap();
+    assert!(
+        p.validator
+            .validate_command(&forged, &p.store, &mut replay, NOW_MS)
+            .is_err()
+    );
+    assert_eq!(replay.tracked_keys(), 0);
+    let mut good = Interest::new(n("/u/ami/meter/7/cmd/disconnect"));
+    let good = Interest::decode(p.meter7.sign_interest(&mut good, NOW_MS).unwrap()).unwrap();
+    p.validator
+        .validate_command(&good, &p.store, &mut replay, NOW_MS)
+        .unwrap();
+    assert!(matches!(
+        p.validator
+            .validate_command(&good, &p.store, &mut replay, NOW_MS + 1),
+        Err(Error::ReplayStaleTime { .. })
+    ));
+}
