@@ -128,6 +128,44 @@ pub trait Decryptor: Send + Sync {
     fn decrypt(&self, name: &Name, content: &Bytes) -> Option<std::result::Result<Bytes, String>>;
 }
 
+/// Content keys this consumer holds: opens `kms` envelopes whose key name matches one of them.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    keys: Vec<amicn_kms::envelope::EnvelopeKey>,
+}
+
+impl KeyRing {
+    /// An empty key ring.
+    pub fn new() -> KeyRing {
+        KeyRing::default()
+    }
+
+    /// Adds a content key.
+    pub fn add(&mut self, key: amicn_kms::envelope::EnvelopeKey) {
+        self.keys.push(key);
+    }
+}
+
+impl Decryptor for KeyRing {
+    fn decrypt(&self, name: &Name, content: &Bytes) -> Option<std::result::Result<Bytes, String>> {
+        // Content that is not an envelope is plaintext; an envelope under a key we lack is
+        // an error (the caller asked for decryption and cannot read the object).
+        let envelope = amicn_kms::envelope::EncryptedContent::decode(content.clone()).ok()?;
+        let Some(key) = self
+            .keys
+            .iter()
+            .find(|k| *k.key_name() == envelope.key_name)
+        else {
+            return Some(Err(format!("no key {} in the key ring", envelope.key_name)));
+        };
+        Some(
+            key.open(name, content)
+                .map(|p| Bytes::copy_from_slice(&p))
+                .map_err(|e| e.to_string()),
+        )
+    }
+}
+
 /// Retransmission settings for single fetches.
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {

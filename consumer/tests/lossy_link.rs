@@ -209,3 +209,76 @@ async fn wrong_signer_is_rejected_with_its_name() {
     );
     assert!(out.is_empty(), "unverified bytes were written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enveloped_object_opens_only_with_the_content_key() {
+    use amicn_consumer::{Decryptor, KeyRing};
+    use amicn_kms::SymmetricKey;
+    use amicn_kms::envelope::{EnvelopeKey, Purpose};
+    let plain = random_bytes(25_000, 21);
+    let key_name: amicn_tlv::Name = "/u/ami/bcast/KEY/v=3".parse().unwrap();
+    let secret = SymmetricKey::from_bytes([4; 32]);
+    let producer = Producer::encrypting(
+        Arc::new(DigestSigner),
+        Arc::new(amicn_producer::MemoryStore::default()),
+        Arc::new(EnvelopeKey::derive(&secret, &key_name, Purpose::Content)),
+    );
+    let opts = PublishOptions {
+        segment_size: 4000,
+        version: Some(2),
+        ..PublishOptions::default()
+    };
+    producer
+        .publish(&"/u/ami/price/t1".parse().unwrap(), plain.clone(), &opts)
+        .unwrap();
+
+    let fetch = |ring: Option<KeyRing>| {
+        let producer = producer.clone();
+        async move {
+            let (near, far) = tokio::io::duplex(1 << 20);
+            let imp = Impairment {
+                drop_every: u64::MAX,
+                mark_every: u64::MAX,
+                delay: Duration::ZERO,
+            };
+            tokio::spawn(far_end(far, producer, imp));
+            let mut c = Consumer::new(Client::from_stream(near, ClientOptions::default()))
+                .with_trust(TrustMode::Integrity, true);
+            if let Some(r) = ring {
+                c = c.with_decryptor(Arc::new(r) as Arc<dyn Decryptor>);
+            }
+            let fopts = FetchOptions {
+                discovery: Discovery::Exact,
+                ..FetchOptions::default()
+            };
+            let mut out = Vec::new();
+            let r = c
+                .fetch_object(
+                    &"/u/ami/price/t1/v=2".parse().unwrap(),
+                    &fopts,
+                    &mut out,
+                    &mut |_| {},
+                )
+                .await;
+            r.map(|_| out)
+        }
+    };
+    let mut ring = KeyRing::new();
+    ring.add(EnvelopeKey::derive(&secret, &key_name, Purpose::Content));
+    assert!(
+        fetch(Some(ring)).await.unwrap() == plain,
+        "decrypted object differs"
+    );
+    // Without the key the bytes on the wire are ciphertext (larger, and not the plaintext).
+    let raw = fetch(None).await.unwrap();
+    assert!(raw.len() > plain.len() && raw.get(..100) != plain.get(..100));
+    // A key of another epoch cannot open it, and says which key is missing.
+    let mut wrong = KeyRing::new();
+    wrong.add(EnvelopeKey::derive(
+        &secret,
+        &"/u/ami/bcast/KEY/v=4".parse().unwrap(),
+        Purpose::Content,
+    ));
+    let err = fetch(Some(wrong)).await.unwrap_err();
+    assert!(err.to_string().contains("/u/ami/bcast/KEY/v=3"), "{err}");
+}

@@ -1115,4 +1115,76 @@ mod tests {
         let expect: [u8; 32] = Sha256::digest(interest.signed_portion()).into();
         assert_eq!(interest.signature_value.as_deref(), Some(&expect[..]));
     }
+
+    /// A forwarder stand-in: answers every `rib/register` with 200 on each accepted
+    /// connection, and closes the first connection right after answering.
+    async fn fake_forwarder(
+        listener: tokio::net::UnixListener,
+        registered: mpsc::Sender<(usize, Name)>,
+    ) {
+        let mut conn_no = 0;
+        while let Ok((mut s, _)) = listener.accept().await {
+            conn_no += 1;
+            let mut buf = BytesMut::new();
+            'conn: loop {
+                if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                    break;
+                }
+                while let Ok(Some(n)) = amicn_tlv::split_first_tlv(&buf) {
+                    let rx = amicn_tlv::decode_packet(buf.split_to(n).freeze()).unwrap();
+                    let NetPacket::Interest(i) = rx.packet else {
+                        continue;
+                    };
+                    let cp = i.name.get(4).unwrap();
+                    let params = TlvReader::new(Bytes::copy_from_slice(cp.value()))
+                        .read()
+                        .unwrap();
+                    let first = TlvReader::new(params.value).read().unwrap();
+                    let prefix = Name::from_value(first.value).unwrap();
+                    let resp = Bytes::from_static(&[101, 7, 102, 1, 200, 103, 2, b'O', b'K']);
+                    let mut d = Data::new(i.name.clone(), resp);
+                    let wire = d.sign_digest_sha256();
+                    let out = match &rx.lp.pit_token {
+                        Some(t) => lp_wrap(t, &wire),
+                        None => wire,
+                    };
+                    s.write_all(&out).await.unwrap();
+                    registered.send((conn_no, prefix)).await.unwrap();
+                    if conn_no == 1 {
+                        break 'conn;
+                    }
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn registers_again_after_reconnect() {
+        let dir =
+            std::env::temp_dir().join(format!("amicn-client-reconnect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fwd.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        tokio::spawn(fake_forwarder(listener, tx));
+        let opts = ClientOptions {
+            backoff_initial: Duration::from_millis(10),
+            ..ClientOptions::default()
+        };
+        let client = Client::connect(&TransportUri::Unix(path.clone()), opts)
+            .await
+            .unwrap();
+        let prefix: Name = "/meter/7".parse().unwrap();
+        let _interests = client.register(prefix.clone()).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap(), (1, prefix.clone()));
+        // The stand-in hangs up; the client reconnects and registers the prefix again.
+        let again = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again, (2, prefix));
+        assert!(client.counters().connects.load(Ordering::Relaxed) >= 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

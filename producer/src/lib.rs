@@ -67,6 +67,13 @@ pub trait Encryptor: Send + Sync {
     fn encrypt(&self, name: &Name, plaintext: &[u8]) -> std::result::Result<Bytes, String>;
 }
 
+/// The `kms` content envelope (XChaCha20-Poly1305 under a named, epoch-versioned key).
+impl Encryptor for amicn_kms::envelope::EnvelopeKey {
+    fn encrypt(&self, name: &Name, plaintext: &[u8]) -> std::result::Result<Bytes, String> {
+        self.seal(name, plaintext).map_err(|e| e.to_string())
+    }
+}
+
 /// Application callback: given an Interest no stored Data answers, return an unsigned Data
 /// (name, MetaInfo, content) or `None` to stay silent. The producer signs and stores it.
 pub type Handler = Arc<dyn Fn(&Interest) -> Option<Data> + Send + Sync>;
@@ -110,12 +117,18 @@ impl Producer {
         })
     }
 
-    /// Encrypt every Data this producer signs with `encryptor` (set before serving).
-    pub fn with_encryptor(mut self: Arc<Self>, encryptor: Arc<dyn Encryptor>) -> Arc<Producer> {
-        if let Some(p) = Arc::get_mut(&mut self) {
-            p.encryptor = Some(encryptor);
+    /// A producer that also encrypts every Data it signs with `encryptor` (for example a
+    /// `kms` envelope key), so content is only readable by holders of that key.
+    pub fn encrypting(
+        signer: Arc<dyn Signer>,
+        store: Arc<dyn Store>,
+        encryptor: Arc<dyn Encryptor>,
+    ) -> Arc<Producer> {
+        let mut p = Producer::with_store(signer, store);
+        if let Some(inner) = Arc::get_mut(&mut p) {
+            inner.encryptor = Some(encryptor);
         }
-        self
+        p
     }
 
     /// The store holding Data this producer has answered with.
