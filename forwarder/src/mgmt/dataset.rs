@@ -59,34 +59,50 @@ struct Cached {
     stored_at: Time,
 }
 
-/// Recently published management Data (dataset segments, notifications), bounded in count,
+/// Recently published management Data (dataset segments, notifications), bounded in bytes,
 /// each kept for a limited time.
 pub(crate) struct ReplyCache {
     items: VecDeque<Cached>,
-    capacity: usize,
+    bytes: usize,
+    max_bytes: usize,
     lifetime_ms: u64,
 }
 
 impl ReplyCache {
-    /// A cache holding at most `capacity` packets, each for `lifetime_ms`.
-    pub(crate) fn new(capacity: usize, lifetime_ms: u64) -> Self {
+    /// A cache holding at most `max_bytes` of packets, each for `lifetime_ms`.
+    pub(crate) fn new(max_bytes: usize, lifetime_ms: u64) -> Self {
         ReplyCache {
             items: VecDeque::new(),
-            capacity,
+            bytes: 0,
+            max_bytes,
             lifetime_ms,
         }
     }
 
     pub(crate) fn insert(&mut self, now: Time, name: Name, wire: Bytes) {
+        self.insert_all(now, vec![(name, wire)]);
+    }
+
+    /// Stores packets published together (all segments of one dataset version). Older packets
+    /// make room first; the batch itself is never cut, so a version larger than the bound
+    /// stays complete until the next publication.
+    pub(crate) fn insert_all(&mut self, now: Time, batch: Vec<(Name, Bytes)>) {
         self.evict(now);
-        while self.items.len() >= self.capacity.max(1) {
-            self.items.pop_front();
+        let incoming: usize = batch.iter().map(|(_, w)| w.len()).sum();
+        while self.bytes + incoming > self.max_bytes {
+            match self.items.pop_front() {
+                Some(old) => self.bytes -= old.wire.len(),
+                None => break,
+            }
         }
-        self.items.push_back(Cached {
-            name,
-            wire,
-            stored_at: now,
-        });
+        for (name, wire) in batch {
+            self.bytes += wire.len();
+            self.items.push_back(Cached {
+                name,
+                wire,
+                stored_at: now,
+            });
+        }
     }
 
     /// The newest cached packet the Interest matches (exact name, or any name under it with
@@ -121,6 +137,7 @@ impl ReplyCache {
     fn evict(&mut self, now: Time) {
         while let Some(front) = self.items.front() {
             if now.saturating_since(front.stored_at).as_millis() >= u128::from(self.lifetime_ms) {
+                self.bytes -= front.wire.len();
                 self.items.pop_front();
             } else {
                 break;

@@ -233,8 +233,9 @@ pub struct MgmtConfig {
     pub epoch_unix_ms: u64,
     /// NFD version string reported by `status/general`.
     pub nfd_version: String,
-    /// Dataset segments and notifications kept for follow-up Interests.
-    pub cache_capacity: usize,
+    /// Bytes of dataset segments and notifications kept for follow-up Interests (the newest
+    /// dataset version is always kept whole).
+    pub cache_bytes: usize,
     /// How long they are kept, in ms.
     pub cache_lifetime_ms: u64,
 }
@@ -244,7 +245,7 @@ impl Default for MgmtConfig {
         MgmtConfig {
             epoch_unix_ms: 0,
             nfd_version: concat!("amicn-", env!("CARGO_PKG_VERSION")).to_string(),
-            cache_capacity: 256,
+            cache_bytes: 4 << 20,
             cache_lifetime_ms: 10_000,
         }
     }
@@ -354,7 +355,7 @@ impl Default for Management {
 impl Management {
     /// Management with an empty RIB and no command verification.
     pub fn new(config: MgmtConfig) -> Self {
-        let cache = ReplyCache::new(config.cache_capacity, config.cache_lifetime_ms);
+        let cache = ReplyCache::new(config.cache_bytes, config.cache_lifetime_ms);
         Management {
             config,
             rib: Rib::new(),
@@ -854,13 +855,8 @@ impl Management {
         };
         let version = self.next_version(now);
         let segments = dataset::segment(&interest.name, version, &content);
-        let mut first = None;
-        for (name, wire) in segments {
-            if first.is_none() {
-                first = Some(wire.clone());
-            }
-            self.cache.insert(now, name, wire);
-        }
+        let first = segments.first().map(|(_, w)| w.clone());
+        self.cache.insert_all(now, segments);
         if let Some(wire) = first {
             self.counters.dataset_segments += 1;
             self.send(face, wire, pit_token);

@@ -1115,3 +1115,39 @@ fn digest_verifier_accepts_real_commands_and_rejects_tampered_ones() {
     let (code, _) = status_of(&feed(&mut m, &mut t, 290, packets(to).remove(0)));
     assert_eq!(code, 200);
 }
+
+#[test]
+fn newest_dataset_version_stays_whole_even_beyond_the_cache_bound() {
+    let mut t = MockTables::with_faces(&[256]);
+    for i in 0..600 {
+        let n = Name::from_uri(&format!("/utility/region-{i:04}/meter/readings")).unwrap();
+        t.fib.entry(n).or_default().insert(256, 1);
+    }
+    let mut m = Management::new(MgmtConfig {
+        cache_bytes: 10_000,
+        ..MgmtConfig::default()
+    });
+    let mut first = Interest::new(Name::from_uri("/localhost/nfd/fib/list").unwrap());
+    first.can_be_prefix = true;
+    let fetch_all = |m: &mut Management, t: &mut MockTables| {
+        let d0 = reply_data(&feed(m, t, 256, first.encode())[0].1);
+        let mut n = 0u64;
+        loop {
+            n += 1;
+            let name = d0.name.prefix(5).append(amicn_tlv::Component::segment(n));
+            let out = feed(m, t, 256, Interest::new(name).encode());
+            assert_eq!(out.len(), 1, "segment {n} must still be cached");
+            let d = reply_data(&out[0].1);
+            if d.meta_info.final_block_id.is_some() {
+                return (d0.name.prefix(5), n);
+            }
+        }
+    };
+    let (v1, last) = fetch_all(&mut m, &mut t);
+    assert!(last >= 2);
+    let (v2, _) = fetch_all(&mut m, &mut t);
+    assert_ne!(v1, v2);
+    // The older version made room for the newer one.
+    let old = v1.append(amicn_tlv::Component::segment(1));
+    assert!(feed(&mut m, &mut t, 256, Interest::new(old).encode()).is_empty());
+}
