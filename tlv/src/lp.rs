@@ -166,6 +166,17 @@ fn fixed_u64(v: &[u8], typ: u32, offset: usize) -> Result<u64> {
     Ok(v.iter().fold(0u64, |a, &b| a << 8 | b as u64))
 }
 
+fn once(seen: u32, bit: u32, c: &crate::fields::Child) -> Result<u32> {
+    if seen & (1 << bit) != 0 {
+        return Err(Error::OutOfOrder {
+            container: "LpPacket",
+            typ: c.typ,
+            offset: c.start,
+        });
+    }
+    Ok(seen | 1 << bit)
+}
+
 impl LpPacket {
     /// A packet carrying `fragment` and no headers.
     pub fn with_fragment(fragment: Bytes) -> LpPacket {
@@ -184,6 +195,9 @@ impl LpPacket {
     pub(crate) fn decode_range(wire: &Bytes, vs: usize, ve: usize) -> Result<LpPacket> {
         let mut f = Fields::new(wire, vs, ve, "LpPacket");
         let mut p = LpPacket::default();
+        // Header order is not enforced: implementations differ (python-ndn writes TxSequence
+        // before Ack). Each non-repeatable header may appear once; Fragment comes last.
+        let mut seen = 0u32;
         while let Some(c) = f.next_child()? {
             if p.fragment.is_some() {
                 return Err(Error::OutOfOrder {
@@ -195,23 +209,23 @@ impl LpPacket {
             match c.typ {
                 FRAGMENT => p.fragment = Some(wire.slice(c.vs..c.ve)),
                 SEQUENCE => {
-                    f.order(&c, 1)?;
+                    seen = once(seen, 1, &c)?;
                     p.sequence = Some(fixed_u64(f.value(&c), c.typ, c.start)?);
                 }
                 FRAG_INDEX => {
-                    f.order(&c, 2)?;
+                    seen = once(seen, 2, &c)?;
                     p.frag_index = Some(f.nni(&c)?);
                 }
                 FRAG_COUNT => {
-                    f.order(&c, 3)?;
+                    seen = once(seen, 3, &c)?;
                     p.frag_count = Some(f.nni(&c)?);
                 }
                 HOP_COUNT => {
-                    f.order(&c, 4)?;
+                    seen = once(seen, 4, &c)?;
                     p.hop_count = Some(f.nni(&c)?);
                 }
                 PIT_TOKEN => {
-                    f.order(&c, 5)?;
+                    seen = once(seen, 5, &c)?;
                     let v = f.value(&c);
                     if v.is_empty() || v.len() > 32 {
                         return Err(Error::Invalid {
@@ -223,7 +237,7 @@ impl LpPacket {
                     p.pit_token = Some(wire.slice(c.vs..c.ve));
                 }
                 NACK => {
-                    f.order(&c, 6)?;
+                    seen = once(seen, 6, &c)?;
                     let mut inner = Fields::new(wire, c.vs, c.ve, "Nack");
                     let mut reason = NackReason::None;
                     while let Some(n) = inner.next_child()? {
@@ -238,15 +252,15 @@ impl LpPacket {
                     p.nack = Some(reason);
                 }
                 INCOMING_FACE_ID => {
-                    f.order(&c, 7)?;
+                    seen = once(seen, 7, &c)?;
                     p.incoming_face_id = Some(f.nni(&c)?);
                 }
                 NEXT_HOP_FACE_ID => {
-                    f.order(&c, 8)?;
+                    seen = once(seen, 8, &c)?;
                     p.next_hop_face_id = Some(f.nni(&c)?);
                 }
                 CACHE_POLICY => {
-                    f.order(&c, 9)?;
+                    seen = once(seen, 9, &c)?;
                     let mut inner = Fields::new(wire, c.vs, c.ve, "CachePolicy");
                     while let Some(n) = inner.next_child()? {
                         match n.typ {
@@ -265,23 +279,22 @@ impl LpPacket {
                     }
                 }
                 CONGESTION_MARK => {
-                    f.order(&c, 10)?;
+                    seen = once(seen, 10, &c)?;
                     p.congestion_mark = Some(f.nni(&c)?);
                 }
                 ACK => {
-                    f.repeat(&c, 11)?;
                     p.acks.push(fixed_u64(f.value(&c), c.typ, c.start)?);
                 }
                 TX_SEQUENCE => {
-                    f.order(&c, 12)?;
+                    seen = once(seen, 12, &c)?;
                     p.tx_sequence = Some(fixed_u64(f.value(&c), c.typ, c.start)?);
                 }
                 NON_DISCOVERY => {
-                    f.order(&c, 13)?;
+                    seen = once(seen, 13, &c)?;
                     p.non_discovery = true;
                 }
                 PREFIX_ANNOUNCEMENT => {
-                    f.order(&c, 14)?;
+                    seen = once(seen, 14, &c)?;
                     p.prefix_announcement = Some(wire.slice(c.vs..c.ve));
                 }
                 t if is_ignorable(t) => {}
@@ -474,6 +487,11 @@ mod tests {
             Err(Error::UnknownCritical { typ: 805, .. })
         ));
         assert!(LpPacket::decode(Bytes::from_static(&[100, 6, 0xFD, 3, 0xC0, 0, 80, 0])).is_err());
+        // Headers in any order, but not twice.
+        assert!(LpPacket::decode(Bytes::from_static(&[100, 8, 83, 1, 2, 82, 1, 1, 80, 0])).is_ok());
+        assert!(
+            LpPacket::decode(Bytes::from_static(&[100, 8, 82, 1, 2, 82, 1, 1, 80, 0])).is_err()
+        );
         // Header after Fragment.
         assert!(LpPacket::decode(Bytes::from_static(&[100, 5, 80, 0, 98, 1, 1])).is_err());
         // PitToken too long.
