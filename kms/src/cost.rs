@@ -190,13 +190,19 @@ pub fn measure(p: &CostParams) -> GraphResult<CostReport> {
         .find(|s| s.0 == report.subject_subgroup)
         .map_or(0, |s| s.2);
 
-    // Leave and revoke use other meters of the same subgroup than the subject when possible.
-    let leaver = *same.get(1).unwrap_or(&joiner);
+    // Leave, revocation and move use other meters of the subject's subgroup, spread over the
+    // tree so that one operation does not shorten the next one's path.
+    let spread = |k: usize| -> Option<u32> {
+        let i = k * same.len() / 4;
+        (i > 0 && same.len() >= 4).then(|| same[i])
+    };
+    let (revokee, mover) = (spread(2), spread(3));
+    let leaver = spread(1).unwrap_or(*same.get(1).unwrap_or(&joiner));
     report.leave = g.leave(leaver, &signer)?.stats;
-    if let Some(&m) = same.get(2) {
+    if let Some(m) = revokee {
         report.revoke = g.revoke(m, &signer)?.stats;
     }
-    if let (Some(&m), false) = (same.get(3), names.is_empty()) {
+    if let (Some(m), false) = (mover, names.is_empty()) {
         report.move_ = Some(g.move_to(m, &names[1..], &signer)?.stats);
     }
     report.server_keys = g.server_keys();
@@ -227,10 +233,10 @@ pub fn measure(p: &CostParams) -> GraphResult<CostReport> {
     let (mut g2, _) = build(p)?;
     g2.join(joiner, &names, fresh_key(&mut rng), &signer)?;
     g2.leave(leaver, &signer)?;
-    if let Some(&m) = same.get(2) {
+    if let Some(m) = revokee {
         g2.revoke(m, &signer)?;
     }
-    if let (Some(&m), false) = (same.get(3), names.is_empty()) {
+    if let (Some(m), false) = (mover, names.is_empty()) {
         g2.move_to(m, &names[1..], &signer)?;
     }
     let mut sum = RekeyStats::default();
