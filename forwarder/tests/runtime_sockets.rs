@@ -258,3 +258,63 @@ fn stale_socket_is_replaced_and_live_one_refused() {
     fwd.shutdown().unwrap();
     assert!(!sock.exists());
 }
+
+fn scrape(addr: std::net::SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.0 200 OK"), "{out}");
+    out
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn pit_expiry_fires_on_the_runtime_timer_and_metrics_show_it() {
+    let dir = temp_dir("timer");
+    let sock = dir.join("nfd.sock");
+    let cfg = RuntimeConfig {
+        unix_path: Some(sock.clone()),
+        metrics: Some("127.0.0.1:0".parse().unwrap()),
+        ..RuntimeConfig::default()
+    };
+    let fwd = RunningForwarder::start(cfg).unwrap();
+    let maddr = fwd.endpoints().metrics.unwrap();
+    let (mut prod, mut pbuf) = producer(&sock, "/silent");
+    let mut c = UnixStream::connect(&sock).unwrap();
+    let mut i = interest("/silent/x", 21);
+    i.lifetime_ms = Some(100);
+    c.write_all(&i.encode()).unwrap();
+    // The producer receives the Interest but never answers.
+    let got = read_tlv(&mut prod, &mut pbuf);
+    assert!(matches!(
+        decode_packet(got).unwrap().packet,
+        NetPacket::Interest(_)
+    ));
+    // Only the PIT timer can move this counter; poll until it does (bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(maddr);
+        if metric(&text, "amicn_unsatisfied_interests_total") >= 1 {
+            assert!(metric(&text, "amicn_in_interests_total") >= 1, "{text}");
+            assert!(
+                text.contains("amicn_forwarding_batch_seconds_count"),
+                "{text}"
+            );
+            assert_eq!(metric(&text, "amicn_pit_entries"), 0, "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "PIT entry never expired:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fwd.shutdown().unwrap();
+}

@@ -896,16 +896,19 @@ async fn forward(
 ) -> Driver {
     let mut events: Vec<Inbound> = Vec::with_capacity(EVENT_BATCH);
     let mut stop_fut = std::pin::pin!(stop.cancelled_owned());
+    let far_future = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(far_future));
+    let mut armed = far_future;
     loop {
-        let deadline = d
-            .next_timeout()
-            .map(|t| tokio::time::Instant::from_std(d.epoch + t.since_epoch()));
-        let sleep = async {
-            match deadline {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending().await,
-            }
-        };
+        // One timer for the loop, re-armed only when the core's next deadline moves: a fresh
+        // timer per wakeup would cost a wheel insert and removal per batch.
+        let deadline = d.next_timeout().map_or(far_future, |t| {
+            tokio::time::Instant::from_std(d.epoch + t.since_epoch())
+        });
+        if deadline != armed {
+            timer.as_mut().reset(deadline);
+            armed = deadline;
+        }
         tokio::select! {
             biased;
             () = &mut stop_fut => break,
@@ -931,7 +934,9 @@ async fn forward(
                 d.on_control(now, c);
                 d.flush(now);
             }
-            () = sleep => {
+            () = &mut timer => {
+                armed = far_future;
+                timer.as_mut().reset(far_future);
                 let now = d.now();
                 d.on_timeout(now);
                 d.flush(now);
