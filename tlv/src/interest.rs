@@ -452,6 +452,17 @@ impl Interest {
         self.encode()
     }
 
+    /// Whether a DigestSha256 signature over the signed portion is correct (false when unsigned
+    /// or signed with another type).
+    pub fn verify_digest_sha256(&self) -> bool {
+        match (&self.signature_info, &self.signature_value) {
+            (Some(si), Some(sv)) if si.sig_type == crate::sig::DIGEST_SHA256 => {
+                sha256(&self.signed_portion())[..] == sv[..]
+            }
+            _ => false,
+        }
+    }
+
     /// Signs with DigestSha256 (SHA-256 of the signed portion).
     pub fn sign_digest_sha256(&mut self, sig_info: SignatureInfo) -> Bytes {
         self.sign_with(sig_info, |p| sha256(p).to_vec())
@@ -623,6 +634,8 @@ mod tests {
         let portion = d.signed_portion();
         assert_eq!(portion, s.signed_portion());
         assert_eq!(d.signature_value.as_deref().unwrap(), sha256(&portion));
+        assert!(d.verify_digest_sha256());
+        assert!(!Interest::new(Name::new()).verify_digest_sha256());
         // The signed portion starts with the name components and excludes the digest component.
         assert!(
             portion.starts_with(
