@@ -15,7 +15,7 @@ use super::name_map::NameMap;
 use super::pit::{InRecord, OutRecord, Pit, PitEntry};
 use super::strategy::{Measurements, StrategyKind};
 use super::time::{Time, TimerWheel};
-use super::wire::{self, Incoming, LpIn, LpOut};
+use super::wire::{self, DataView, Incoming, LpIn, LpOut};
 use super::{Error, FaceEvent, FaceEventKind, InterestAdmission, MgmtRequest};
 
 /// FaceId NFD reports as IncomingFaceId for Data served from the Content Store.
@@ -1099,14 +1099,7 @@ impl Forwarder {
         self.finalize(idx, false);
     }
 
-    fn on_data(
-        &mut self,
-        now: Time,
-        in_face: FaceId,
-        data: &amicn_tlv::Data,
-        wire: Bytes,
-        lp: &LpIn,
-    ) {
+    fn on_data(&mut self, now: Time, in_face: FaceId, data: &DataView, wire: Bytes, lp: &LpIn) {
         self.counters.n_in_data += 1;
         let (in_local, in_link) = match self.faces.get_mut(in_face) {
             Some(f) => {
@@ -1157,8 +1150,7 @@ impl Forwarder {
                 UnsolicitedPolicy::AdmitAll => true,
             };
             if admit && self.cs.admit && !lp.no_cache {
-                self.cs
-                    .insert(&data.name, wire, data.meta_info.freshness_period_ms, now);
+                self.cs.insert(&data.name, wire, data.freshness_ms, now);
             } else {
                 self.drop_in(in_face, DropReason::Unsolicited);
             }
@@ -1166,12 +1158,8 @@ impl Forwarder {
             return;
         }
         if self.cs.admit && !lp.no_cache {
-            self.cs.insert(
-                &data.name,
-                wire.clone(),
-                data.meta_info.freshness_period_ms,
-                now,
-            );
+            self.cs
+                .insert(&data.name, wire.clone(), data.freshness_ms, now);
         }
         for &idx in &matches {
             // Adaptive strategy: RTT sample from the out-record of the face the Data came from.

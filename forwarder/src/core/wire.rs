@@ -2,7 +2,9 @@
 //! accepted), LpPacket wrapping on output only when there is a header to carry, and in-place
 //! patching of an Interest's Nonce / HopLimit so forwarding does not re-encode the packet.
 
-use amicn_tlv::{Data, Interest, NackReason, TlvReader, encode_nni_tlv, encode_tl, lp, tt};
+use amicn_tlv::{
+    Element, Interest, NackReason, Name, TlvReader, encode_nni_tlv, encode_tl, lp, tt,
+};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::counters::DropReason;
@@ -20,8 +22,8 @@ pub(crate) struct LpIn {
 pub(crate) enum Incoming {
     /// An Interest and its bare wire.
     Interest(Interest, Bytes, LpIn),
-    /// A Data and its bare wire.
-    Data(Data, Bytes, LpIn),
+    /// A Data (the fields forwarding needs) and its bare wire.
+    Data(DataView, Bytes, LpIn),
     /// A Nack: reason and the nacked Interest.
     Nack(NackReason, Interest, LpIn),
     /// An LpPacket without a complete network packet (idle / ack-only / fragment).
@@ -53,24 +55,97 @@ fn nack_reason(value: Bytes) -> Result<NackReason, DropReason> {
     Ok(reason)
 }
 
+/// What the forwarder needs of a Data: its name and FreshnessPeriod. The packet itself is
+/// forwarded and cached as received, so the signature fields are only checked for presence
+/// and order, not decoded (forwarders do not verify signatures).
+#[derive(Clone, Debug)]
+pub(crate) struct DataView {
+    pub(crate) name: Name,
+    pub(crate) freshness_ms: Option<u64>,
+}
+
+fn is_critical(typ: u32) -> bool {
+    typ < 32 || typ & 1 == 1
+}
+
+fn meta_freshness(meta: &Element) -> Result<Option<u64>, DropReason> {
+    let mut r = meta.reader();
+    let mut fresh = None;
+    while !r.is_empty() {
+        let e = r.read().map_err(|e| classify(&e))?;
+        match e.typ {
+            tt::FRESHNESS_PERIOD => fresh = Some(e.nni().map_err(|e| classify(&e))?),
+            tt::CONTENT_TYPE | tt::FINAL_BLOCK_ID => {}
+            t if is_critical(t) => return Err(DropReason::UnknownCritical),
+            _ => {}
+        }
+    }
+    Ok(fresh)
+}
+
+/// Decodes the Data TLV `wire` (exactly one element) into a [`DataView`].
+pub(crate) fn decode_data(wire: &Bytes) -> Result<DataView, DropReason> {
+    let mut r = TlvReader::new(wire.clone());
+    let top = r.read().map_err(|e| classify(&e))?;
+    if !r.is_empty() || top.typ != tt::DATA {
+        return Err(DropReason::Malformed);
+    }
+    let mut f = top.reader();
+    let name_el = f.read().map_err(|e| classify(&e))?;
+    if name_el.typ != tt::NAME {
+        return Err(DropReason::Malformed);
+    }
+    let name = Name::decode(name_el.wire).map_err(|e| classify(&e))?;
+    let mut stage = 0u8;
+    let mut saw_sig_info = false;
+    let mut freshness_ms = None;
+    while !f.is_empty() {
+        let e = f.read().map_err(|e| classify(&e))?;
+        let st = match e.typ {
+            tt::META_INFO => 1,
+            tt::CONTENT => 2,
+            tt::SIGNATURE_INFO => 3,
+            tt::SIGNATURE_VALUE => 4,
+            t if is_critical(t) => return Err(DropReason::UnknownCritical),
+            _ => continue,
+        };
+        if st <= stage {
+            return Err(DropReason::Malformed);
+        }
+        saw_sig_info |= st == 3;
+        if st == 1 {
+            freshness_ms = meta_freshness(&e)?;
+        }
+        stage = st;
+    }
+    if stage != 4 || !saw_sig_info {
+        return Err(DropReason::Malformed);
+    }
+    Ok(DataView { name, freshness_ms })
+}
+
 /// Decodes one received packet (bare Interest/Data or LpPacket).
 pub(crate) fn decode(pkt: Bytes) -> Result<Incoming, DropReason> {
+    match pkt.first() {
+        // Bare packets skip the generic reader: one buffer handle less per packet.
+        Some(&b) if u32::from(b) == tt::INTEREST => {
+            let i = Interest::decode(pkt.clone()).map_err(|e| classify(&e))?;
+            return Ok(Incoming::Interest(i, pkt, LpIn::default()));
+        }
+        Some(&b) if u32::from(b) == tt::DATA => {
+            let d = decode_data(&pkt)?;
+            return Ok(Incoming::Data(d, pkt, LpIn::default()));
+        }
+        _ => {}
+    }
     let mut outer = TlvReader::new(pkt);
     let top = outer.read().map_err(|e| classify(&e))?;
     if !outer.is_empty() {
         return Err(DropReason::Malformed);
     }
     match top.typ {
-        tt::INTEREST => {
-            let i = Interest::decode(top.wire.clone()).map_err(|e| classify(&e))?;
-            Ok(Incoming::Interest(i, top.wire, LpIn::default()))
-        }
-        tt::DATA => {
-            let d = Data::decode(top.wire.clone()).map_err(|e| classify(&e))?;
-            Ok(Incoming::Data(d, top.wire, LpIn::default()))
-        }
         lp::LP_PACKET => decode_lp(top.value),
-        t if t < 32 || t & 1 == 1 => Err(DropReason::UnknownCritical),
+        t if is_critical(t) => Err(DropReason::UnknownCritical),
         _ => Err(DropReason::Malformed),
     }
 }
@@ -142,7 +217,7 @@ fn decode_lp(value: Bytes) -> Result<Incoming, DropReason> {
             Ok(Incoming::Nack(reason, i, lpin))
         }
         (tt::DATA, None) => {
-            let d = Data::decode(pkt.wire.clone()).map_err(|e| classify(&e))?;
+            let d = decode_data(&pkt.wire)?;
             Ok(Incoming::Data(d, pkt.wire, lpin))
         }
         _ => Err(DropReason::Malformed),
@@ -365,5 +440,60 @@ mod tests {
             decode(Bytes::from_static(&[0x64, 0x00])),
             Ok(Incoming::Empty)
         ));
+    }
+}
+
+#[cfg(test)]
+mod data_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn data_wire(fresh: Option<u64>) -> Bytes {
+        let mut d =
+            amicn_tlv::Data::new(Name::from_uri("/d/1").unwrap(), Bytes::from_static(b"hi"));
+        d.meta_info.freshness_period_ms = fresh;
+        d.sign_digest_sha256()
+    }
+
+    #[test]
+    fn data_view_reads_name_and_freshness() {
+        let v = decode_data(&data_wire(Some(1500))).unwrap();
+        assert_eq!(v.name.to_string(), "/d/1");
+        assert_eq!(v.freshness_ms, Some(1500));
+        assert_eq!(decode_data(&data_wire(None)).unwrap().freshness_ms, None);
+    }
+
+    #[test]
+    fn data_view_rejects_missing_signature_and_unknown_critical() {
+        // Data { Name /a, Content "x" } without signature fields.
+        let no_sig =
+            Bytes::from_static(&[0x06, 0x08, 0x07, 0x03, 0x08, 0x01, 0x61, 0x15, 0x01, 0x78]);
+        assert!(matches!(decode_data(&no_sig), Err(DropReason::Malformed)));
+        // Data { Name /a, 0x81 (odd, unknown) , SignatureInfo{type 0}, SignatureValue }.
+        let crit = Bytes::from_static(&[
+            0x06, 0x10, 0x07, 0x03, 0x08, 0x01, 0x61, 0x81, 0x00, 0x16, 0x03, 0x1B, 0x01, 0x00,
+            0x17, 0x01, 0x00, 0x00,
+        ]);
+        assert!(decode_data(&crit).is_err());
+        // Same with an even unknown type (non-critical): accepted.
+        let ok = Bytes::from_static(&[
+            0x06, 0x0F, 0x07, 0x03, 0x08, 0x01, 0x61, 0x80, 0x00, 0x16, 0x03, 0x1B, 0x01, 0x00,
+            0x17, 0x01, 0x00,
+        ]);
+        assert_eq!(decode_data(&ok).unwrap().name.to_string(), "/a");
+        let crit_ok_len = Bytes::from_static(&[
+            0x06, 0x0F, 0x07, 0x03, 0x08, 0x01, 0x61, 0x81, 0x00, 0x16, 0x03, 0x1B, 0x01, 0x00,
+            0x17, 0x01, 0x00,
+        ]);
+        assert!(matches!(
+            decode_data(&crit_ok_len),
+            Err(DropReason::UnknownCritical)
+        ));
+        // Elements out of order (SignatureValue before SignatureInfo).
+        let swapped = Bytes::from_static(&[
+            0x06, 0x0D, 0x07, 0x03, 0x08, 0x01, 0x61, 0x17, 0x01, 0x00, 0x16, 0x03, 0x1B, 0x01,
+            0x00,
+        ]);
+        assert!(matches!(decode_data(&swapped), Err(DropReason::Malformed)));
     }
 }
