@@ -1,25 +1,25 @@
 //! NDNLPv2 fragmentation and reassembly for datagram faces (never used on streams: python-ndn
-//! has no reassembly). A packet larger than the face MTU is cut into LpPackets that carry
-//! Sequence, FragIndex and FragCount; LP headers of the original packet travel in the first
-//! fragment only.
+//! has no reassembly), on top of the codec's sans-IO helpers in `amicn_tlv::frag`. A packet
+//! larger than the face MTU is cut into LpPackets that carry Sequence, FragIndex and FragCount;
+//! LP headers of the original packet travel in the first fragment only. Packets that fit are
+//! sent unchanged (bare stays bare).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use amicn_tlv::LpPacket;
-use bytes::{Bytes, BytesMut};
+use amicn_tlv::frag;
+use bytes::Bytes;
 
 use crate::MAX_PACKET_SIZE;
 
 /// TLV-TYPE of LpPacket.
 const LP_PACKET_TYPE: u8 = 100;
-/// Room kept for the LpPacket and Fragment TLV headers and the Sequence/FragIndex/FragCount
-/// fields on top of whatever other LP headers the packet already had.
-const FRAG_OVERHEAD: usize = 4 + 4 + 10 + 4 + 4;
-/// Most fragments one packet may be cut into (bounds reassembly state).
+/// Most fragments one packet may be cut into when sending (bounds the peer's reassembly).
 pub const MAX_FRAGMENTS: u64 = 64;
 /// Partial packets kept per peer before the oldest is abandoned.
 const MAX_PARTIAL: usize = 32;
+/// Fragment payload bytes kept per peer.
+const MAX_PARTIAL_BYTES: usize = 4 * MAX_PACKET_SIZE;
 /// A partial packet older than this is abandoned.
 const REASSEMBLY_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -27,14 +27,11 @@ const REASSEMBLY_TIMEOUT: Duration = Duration::from_millis(500);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FragmentError {
-    /// The MTU leaves no room for payload.
-    #[error("MTU {0} too small to carry NDNLPv2 fragments")]
-    MtuTooSmall(usize),
     /// The packet would need more than [`MAX_FRAGMENTS`] pieces.
     #[error("packet of {0} bytes needs too many fragments")]
     TooManyFragments(usize),
-    /// The packet is an LpPacket that does not decode.
-    #[error("LpPacket does not decode: {0}")]
+    /// The packet is an LpPacket that does not decode, or the MTU leaves no room.
+    #[error("cannot fragment: {0}")]
     Lp(#[from] amicn_tlv::Error),
 }
 
@@ -64,55 +61,42 @@ impl Fragmenter {
         if pkt.len() <= self.mtu {
             return Ok(vec![pkt]);
         }
-        let (headers, payload) = if pkt.first() == Some(&LP_PACKET_TYPE) {
-            let mut lp = LpPacket::decode(pkt.clone())?;
+        let (template, payload) = if pkt.first() == Some(&LP_PACKET_TYPE) {
+            let mut lp = LpPacket::decode(pkt)?;
             let payload = lp.fragment.take().unwrap_or_default();
             (lp, payload)
         } else {
             (LpPacket::default(), pkt)
         };
-        let header_len = headers.encode().len();
-        let room = self
-            .mtu
-            .checked_sub(header_len + FRAG_OVERHEAD)
-            .filter(|r| *r >= 64)
-            .ok_or(FragmentError::MtuTooSmall(self.mtu))?;
-        let count = payload.len().div_ceil(room);
-        if count as u64 > MAX_FRAGMENTS {
-            return Err(FragmentError::TooManyFragments(payload.len()));
+        let len = payload.len();
+        let out = frag::fragment(payload, &template, self.mtu, self.next_seq)?;
+        if out.len() as u64 > MAX_FRAGMENTS {
+            return Err(FragmentError::TooManyFragments(len));
         }
-        let base = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(count as u64);
-        let mut out = Vec::with_capacity(count);
-        for i in 0..count {
-            let start = i * room;
-            let end = (start + room).min(payload.len());
-            let mut lp = if i == 0 {
-                headers.clone()
-            } else {
-                LpPacket::default()
-            };
-            lp.sequence = Some(base.wrapping_add(i as u64));
-            lp.frag_index = Some(i as u64);
-            lp.frag_count = Some(count as u64);
-            lp.fragment = Some(payload.slice(start..end));
-            out.push(lp.encode());
-        }
+        self.next_seq = self.next_seq.wrapping_add(out.len() as u64);
         Ok(out)
     }
 }
 
-struct Partial {
-    started: Instant,
-    pieces: Vec<Option<Bytes>>,
-    have: usize,
-    first: Option<LpPacket>,
+/// Reassembles fragments from one peer.
+pub struct Reassembler {
+    inner: frag::Reassembler,
 }
 
-/// Reassembles fragments from one peer.
-#[derive(Default)]
-pub struct Reassembler {
-    partial: HashMap<u64, Partial>,
+impl Default for Reassembler {
+    fn default() -> Self {
+        Self {
+            inner: frag::Reassembler::new(MAX_PARTIAL, MAX_PARTIAL_BYTES, REASSEMBLY_TIMEOUT),
+        }
+    }
+}
+
+impl std::fmt::Debug for Reassembler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reassembler")
+            .field("pending", &self.inner.pending())
+            .finish()
+    }
 }
 
 /// Outcome of feeding one datagram to the [`Reassembler`].
@@ -126,102 +110,43 @@ pub enum Reassembled {
     Dropped,
 }
 
-impl std::fmt::Debug for Reassembler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reassembler")
-            .field("partial", &self.partial.len())
-            .finish()
-    }
-}
-
 impl Reassembler {
     /// Feeds one datagram. Non-LP and unfragmented packets pass through unchanged.
     pub fn push(&mut self, now: Instant, datagram: Bytes) -> Reassembled {
         if datagram.first() != Some(&LP_PACKET_TYPE) {
             return Reassembled::Packet(datagram);
         }
-        let Ok(mut lp) = LpPacket::decode(datagram.clone()) else {
+        let Ok(lp) = LpPacket::decode(datagram.clone()) else {
             // Let the core count and drop it with the right reason.
             return Reassembled::Packet(datagram);
         };
-        let count = lp.frag_count.unwrap_or(1);
-        if count <= 1 {
+        if lp.frag_count.unwrap_or(1) <= 1 && lp.frag_index.unwrap_or(0) == 0 {
             return Reassembled::Packet(datagram);
         }
-        let (Some(index), Some(seq)) = (lp.frag_index, lp.sequence) else {
-            return Reassembled::Dropped;
-        };
-        if count > MAX_FRAGMENTS || index >= count || seq < index {
-            return Reassembled::Dropped;
+        match self.inner.on_fragment(lp, now) {
+            Ok(Some(mut whole)) => {
+                whole.sequence = None;
+                whole.frag_index = None;
+                whole.frag_count = None;
+                let payload = whole.fragment.take().unwrap_or_default();
+                if payload.len() > MAX_PACKET_SIZE {
+                    return Reassembled::Dropped;
+                }
+                if whole == LpPacket::default() {
+                    Reassembled::Packet(payload)
+                } else {
+                    whole.fragment = Some(payload);
+                    Reassembled::Packet(whole.encode())
+                }
+            }
+            Ok(None) => Reassembled::Pending,
+            Err(_) => Reassembled::Dropped,
         }
-        let base = seq - index;
-        self.expire(now);
-        if !self.partial.contains_key(&base)
-            && self.partial.len() >= MAX_PARTIAL
-            && let Some(oldest) = self
-                .partial
-                .iter()
-                .min_by_key(|(_, p)| p.started)
-                .map(|(k, _)| *k)
-        {
-            self.partial.remove(&oldest);
-        }
-        let entry = self.partial.entry(base).or_insert_with(|| Partial {
-            started: now,
-            pieces: vec![None; count as usize],
-            have: 0,
-            first: None,
-        });
-        if entry.pieces.len() as u64 != count {
-            self.partial.remove(&base);
-            return Reassembled::Dropped;
-        }
-        let piece = lp.fragment.take().unwrap_or_default();
-        let Some(slot) = entry.pieces.get_mut(index as usize) else {
-            return Reassembled::Dropped;
-        };
-        if slot.is_none() {
-            *slot = Some(piece);
-            entry.have += 1;
-        }
-        if index == 0 {
-            entry.first = Some(lp);
-        }
-        if entry.have < entry.pieces.len() {
-            return Reassembled::Pending;
-        }
-        let Some(done) = self.partial.remove(&base) else {
-            return Reassembled::Dropped;
-        };
-        let total: usize = done.pieces.iter().flatten().map(Bytes::len).sum();
-        if total > MAX_PACKET_SIZE {
-            return Reassembled::Dropped;
-        }
-        let mut whole = BytesMut::with_capacity(total);
-        for p in done.pieces.iter().flatten() {
-            whole.extend_from_slice(p);
-        }
-        let whole = whole.freeze();
-        let mut first = done.first.unwrap_or_default();
-        first.sequence = None;
-        first.frag_index = None;
-        first.frag_count = None;
-        if first == LpPacket::default() {
-            Reassembled::Packet(whole)
-        } else {
-            first.fragment = Some(whole);
-            Reassembled::Packet(first.encode())
-        }
-    }
-
-    fn expire(&mut self, now: Instant) {
-        self.partial
-            .retain(|_, p| now.saturating_duration_since(p.started) < REASSEMBLY_TIMEOUT);
     }
 
     /// Partial packets currently held.
     pub fn pending(&self) -> usize {
-        self.partial.len()
+        self.inner.pending()
     }
 }
 
