@@ -198,9 +198,11 @@ mod tests {
 
     #[test]
     fn lp_headers_survive_fragmentation() {
-        let mut lp = LpPacket::default();
-        lp.pit_token = Some(Bytes::from_static(&[1, 2, 3, 4]));
-        lp.fragment = Some(data_like(3000));
+        let lp = LpPacket {
+            pit_token: Some(Bytes::from_static(&[1, 2, 3, 4])),
+            fragment: Some(data_like(3000)),
+            ..LpPacket::default()
+        };
         let wrapped = lp.encode();
         let mut f = Fragmenter::new(1000, 7);
         let frags = f.fragment(wrapped.clone()).unwrap();
@@ -230,11 +232,13 @@ mod tests {
             assert_eq!(r.push(later, d.clone()), Reassembled::Pending);
         }
         // FragIndex beyond FragCount is dropped.
-        let mut lp = LpPacket::default();
-        lp.sequence = Some(10);
-        lp.frag_index = Some(5);
-        lp.frag_count = Some(2);
-        lp.fragment = Some(Bytes::from_static(b"x"));
+        let lp = LpPacket {
+            sequence: Some(10),
+            frag_index: Some(5),
+            frag_count: Some(2),
+            fragment: Some(Bytes::from_static(b"x")),
+            ..LpPacket::default()
+        };
         assert_eq!(r.push(later, lp.encode()), Reassembled::Dropped);
         assert!(r.pending() <= MAX_PARTIAL);
     }
