@@ -268,7 +268,6 @@ struct PendingCreate {
     face: FaceId,
     name: Name,
     pit_token: Option<Bytes>,
-    params: ControlParameters,
 }
 
 struct PendingInterest {
@@ -442,14 +441,13 @@ impl Management {
     /// Completes a `faces/create` the runtime answered asynchronously.
     pub fn on_face_created(
         &mut self,
-        now: Time,
+        _now: Time,
         request: u64,
         result: Result<FaceId, FaceCreateError>,
         tables: &mut dyn Tables,
     ) {
-        let _ = now;
         if let Some(p) = self.pending_creates.remove(&request) {
-            let resp = face_create_response(&p.params, result, tables);
+            let resp = face_create_response(result, tables);
             self.reply(p.face, &p.name, p.pit_token, resp);
         }
     }
@@ -567,7 +565,7 @@ impl Management {
                     mask: cp.mask.unwrap_or(0),
                 };
                 match faces.create_face(request, &req) {
-                    Some(result) => face_create_response(&cp, result, tables),
+                    Some(result) => face_create_response(result, tables),
                     None => {
                         self.pending_creates.insert(
                             request,
@@ -575,7 +573,6 @@ impl Management {
                                 face,
                                 name: interest.name.clone(),
                                 pit_token,
-                                params: cp,
                             },
                         );
                         return;
@@ -1005,7 +1002,6 @@ fn put_var(b: &mut BytesMut, v: u64) {
 }
 
 fn face_create_response(
-    cp: &ControlParameters,
     result: Result<FaceId, FaceCreateError>,
     tables: &mut dyn Tables,
 ) -> ControlResponse {
@@ -1029,7 +1025,6 @@ fn face_create_response(
         }
         Err(FaceCreateError::Exists(face)) => {
             let body = tables.face(face).map(|(o, _)| face_params(face, &o));
-            let _ = cp;
             response(
                 status::CONFLICT,
                 "Face with remote URI already exists",
