@@ -197,6 +197,10 @@ pub enum Error {
         key: String,
     },
 
+    /// Persisted replay records could not be restored.
+    #[error("replay records unusable: {0}")]
+    ReplayRecords(String),
+
     /// The EncryptedContent TLV is malformed.
     #[error("malformed EncryptedContent: {0}")]
     MalformedEnvelope(&'static str),

@@ -308,7 +308,7 @@ impl ReplayChecker {
         }
         for (k, n) in &records.nonces {
             let nonce = hex::decode(n)
-                .map_err(|_| Error::Import(format!("replay record nonce {n:?} is not hex")))?;
+                .map_err(|_| Error::ReplayRecords(format!("nonce {n:?} is not hex")))?;
             c.remember_nonce((parse_key(k)?, Bytes::from(nonce)));
         }
         Ok(c)
@@ -322,14 +322,14 @@ impl ReplayChecker {
 
     /// Restores the state from [`ReplayChecker::to_bytes`] output.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let records: ReplayRecords = serde_json::from_slice(bytes)
-            .map_err(|e| Error::Import(format!("replay records: {e}")))?;
+        let records: ReplayRecords =
+            serde_json::from_slice(bytes).map_err(|e| Error::ReplayRecords(e.to_string()))?;
         Self::from_records(&records)
     }
 }
 
 fn parse_key(uri: &str) -> Result<Name> {
-    Name::from_uri(uri).map_err(|e| Error::Import(format!("replay record key {uri:?}: {e}")))
+    Name::from_uri(uri).map_err(|e| Error::ReplayRecords(format!("key {uri:?}: {e}")))
 }
 
 #[cfg(test)]
