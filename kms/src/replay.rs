@@ -6,7 +6,8 @@
 //!   A key never seen before starts at `now − grace`, so forgetting a key whose last time is older
 //!   than that loses no protection; this is how the per-key table stays bounded.
 //! - **SignatureNonce**: remembered per key in a bounded first-in-first-out memory; a repeat within
-//!   the memory is a replay.
+//!   the memory is a replay. (A nonce is only ever inserted, never looked up successfully twice,
+//!   so least-recently-used and first-in-first-out eviction coincide.)
 //! - **SignatureSeqNum**, when a signer sends one: must be strictly greater than the last accepted
 //!   one for the same key.
 //!
