@@ -318,3 +318,109 @@ fn pit_expiry_fires_on_the_runtime_timer_and_metrics_show_it() {
     }
     fwd.shutdown().unwrap();
 }
+
+fn command(verb: &str, cp: &ControlParameters, nonce: u32) -> Bytes {
+    let name = Name::from_uri(&format!("/localhost/nfd/{verb}"))
+        .unwrap()
+        .append_generic(cp.encode());
+    let mut i = Interest::new(name);
+    i.nonce = Some(nonce);
+    i.encode()
+}
+
+fn control_response(s: &mut UnixStream, buf: &mut BytesMut) -> ControlResponse {
+    let d = expect_data(read_tlv(s, buf));
+    ControlResponse::decode(d.content.clone()).unwrap()
+}
+
+#[test]
+fn faces_create_and_destroy_through_management() {
+    let (fwd, sock) = start("faces", true);
+    // A remote "forwarder": a plain UDP socket.
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let uri = format!("udp4://{}", peer.local_addr().unwrap());
+
+    let mut admin = UnixStream::connect(&sock).unwrap();
+    admin.set_read_timeout(Some(WAIT)).unwrap();
+    let mut abuf = BytesMut::new();
+    let create = ControlParameters {
+        uri: Some(uri.clone()),
+        ..ControlParameters::default()
+    };
+    admin
+        .write_all(&command("faces/create", &create, 1))
+        .unwrap();
+    let resp = control_response(&mut admin, &mut abuf);
+    assert_eq!(resp.status_code, 200, "{}", resp.status_text);
+    let body = resp.body.unwrap();
+    assert_eq!(body.uri.as_deref(), Some(uri.as_str()));
+    let face = body.face_id.unwrap();
+
+    // Creating it again reports the existing face (409).
+    admin
+        .write_all(&command("faces/create", &create, 2))
+        .unwrap();
+    let again = control_response(&mut admin, &mut abuf);
+    assert_eq!(again.status_code, 409);
+    assert_eq!(again.body.and_then(|b| b.face_id), Some(face));
+
+    // Non-canonical and unsupported URIs are refused the way NFD does.
+    let bad = ControlParameters {
+        uri: Some("udp4://localhost:9".into()),
+        ..ControlParameters::default()
+    };
+    admin.write_all(&command("faces/create", &bad, 3)).unwrap();
+    assert_eq!(control_response(&mut admin, &mut abuf).status_code, 400);
+    let unsupported = ControlParameters {
+        uri: Some("ether://[01:00:5e:00:17:aa]".into()),
+        ..ControlParameters::default()
+    };
+    admin
+        .write_all(&command("faces/create", &unsupported, 4))
+        .unwrap();
+    assert_eq!(control_response(&mut admin, &mut abuf).status_code, 406);
+
+    // A next hop toward the new face: Interests under /far go out over UDP.
+    let hop = ControlParameters {
+        name: Some(Name::from_uri("/far").unwrap()),
+        face_id: Some(face),
+        ..ControlParameters::default()
+    };
+    admin
+        .write_all(&command("fib/add-nexthop", &hop, 5))
+        .unwrap();
+    assert_eq!(control_response(&mut admin, &mut abuf).status_code, 200);
+    admin.write_all(&interest("/far/away", 6).encode()).unwrap();
+    let mut dg = [0u8; 9000];
+    let (n, _) = peer.recv_from(&mut dg).unwrap();
+    let rx = decode_packet(Bytes::copy_from_slice(&dg[..n])).unwrap();
+    assert_eq!(rx.packet.name().to_string(), "/far/away");
+
+    // Destroy it: the FIB next hop goes with it, so the next Interest is a NoRoute Nack.
+    let destroy = ControlParameters {
+        face_id: Some(face),
+        ..ControlParameters::default()
+    };
+    admin
+        .write_all(&command("faces/destroy", &destroy, 7))
+        .unwrap();
+    assert_eq!(control_response(&mut admin, &mut abuf).status_code, 200);
+    admin
+        .write_all(&interest("/far/again", 8).encode())
+        .unwrap();
+    loop {
+        match decode_packet(read_tlv(&mut admin, &mut abuf))
+            .unwrap()
+            .packet
+        {
+            NetPacket::Nack(n) => {
+                assert_eq!(n.reason, NackReason::NoRoute);
+                break;
+            }
+            // Face event notifications or late replies are not what this waits for.
+            _ => continue,
+        }
+    }
+    fwd.shutdown().unwrap();
+}

@@ -262,7 +262,16 @@ impl FaceSystem for FaceRegistry {
     ) -> Option<Result<FaceId, FaceCreateError>> {
         let uri = match FaceUri::parse(&params.remote_uri) {
             Ok(u) => u,
-            Err(_) => return Some(Err(FaceCreateError::MalformedUri)),
+            Err(_) => {
+                // NFD knows these schemes but this forwarder has no channel for them.
+                let scheme = params.remote_uri.split("://").next().unwrap_or("");
+                let known = ["ether", "dev", "ws", "wss", "fd"].contains(&scheme);
+                return Some(Err(if known {
+                    FaceCreateError::UnsupportedProtocol
+                } else {
+                    FaceCreateError::MalformedUri
+                }));
+            }
         };
         if uri.to_string() != params.remote_uri {
             return Some(Err(FaceCreateError::NonCanonicalUri));
