@@ -206,7 +206,7 @@ impl Reassembler {
             }
             self.evict_oldest();
         }
-        let deadline = now + self.timeout;
+        let deadline = now.checked_add(self.timeout).unwrap_or(now);
         let entry = self.partials.entry(base).or_insert_with(|| Partial {
             count,
             received: 0,
