@@ -220,18 +220,53 @@ impl EnvelopeKey {
         plaintext: &[u8],
         nonce: [u8; NONCE_LEN],
     ) -> Result<Bytes> {
+        let mut out = BytesMut::with_capacity(self.sealed_len(plaintext.len()));
+        self.seal_into_with_nonce(data_name, plaintext, nonce, &mut out)?;
+        Ok(out.freeze())
+    }
+
+    /// Length of the EncryptedContent TLV for a plaintext of `plaintext_len` bytes.
+    pub fn sealed_len(&self, plaintext_len: usize) -> usize {
+        tlv_len(ENCRYPTED_CONTENT, self.inner_len(plaintext_len))
+    }
+
+    fn inner_len(&self, plaintext_len: usize) -> usize {
+        tlv_len(ENCRYPTED_PAYLOAD, plaintext_len + TAG_LEN)
+            + tlv_len(INITIALIZATION_VECTOR, NONCE_LEN)
+            + self.key_name.encoded_len()
+    }
+
+    /// Appends the EncryptedContent TLV to `out`, encrypting in place in the output buffer (no
+    /// intermediate copy; e.g. straight into a Content being built).
+    pub fn seal_into(&self, data_name: &Name, plaintext: &[u8], out: &mut BytesMut) -> Result<()> {
+        let mut nonce = [0u8; NONCE_LEN];
+        fill_random(&mut nonce);
+        self.seal_into_with_nonce(data_name, plaintext, nonce, out)
+    }
+
+    fn seal_into_with_nonce(
+        &self,
+        data_name: &Name,
+        plaintext: &[u8],
+        nonce: [u8; NONCE_LEN],
+        out: &mut BytesMut,
+    ) -> Result<()> {
         let aad = data_name.to_wire();
-        let mut payload = Vec::with_capacity(plaintext.len() + TAG_LEN);
-        payload.extend_from_slice(plaintext);
-        self.cipher
-            .encrypt_in_place(&XNonce::from(nonce), &aad, &mut payload)
+        let inner_len = self.inner_len(plaintext.len());
+        out.reserve(tlv_len(ENCRYPTED_CONTENT, inner_len));
+        put_header(out, ENCRYPTED_CONTENT, inner_len);
+        put_header(out, ENCRYPTED_PAYLOAD, plaintext.len() + TAG_LEN);
+        let start = out.len();
+        out.put_slice(plaintext);
+        let tag = self
+            .cipher
+            .encrypt_inout_detached(&XNonce::from(nonce), &aad, out[start..].as_mut().into())
             .map_err(|_| Error::MalformedEnvelope("plaintext too long for XChaCha20-Poly1305"))?;
-        Ok(EncryptedContent {
-            key_name: self.key_name.clone(),
-            nonce,
-            payload: Bytes::from(payload),
-        }
-        .encode())
+        out.put_slice(&tag);
+        put_header(out, INITIALIZATION_VECTOR, NONCE_LEN);
+        out.put_slice(&nonce);
+        self.key_name.encode(out);
+        Ok(())
     }
 
     /// Decrypts an EncryptedContent TLV found in the Data named `data_name`.

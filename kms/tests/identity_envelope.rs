@@ -48,6 +48,13 @@ fn seal_open_round_trip_and_wire_shape() {
     let iv_at = 2 + inner[1] as usize;
     assert_eq!(&inner[iv_at..iv_at + 2], &[0x85, NONCE_LEN as u8]);
     assert_eq!(&inner[iv_at + 2 + NONCE_LEN..], &key_name.to_wire()[..]);
+    // Sealing into an existing buffer appends exactly `sealed_len` bytes that open the same way.
+    let mut buf = bytes::BytesMut::from(&b"prefix"[..]);
+    ek.seal_into(&data_name, pt, &mut buf).unwrap();
+    assert_eq!(buf.len(), 6 + ek.sealed_len(pt.len()));
+    assert_eq!(sealed.len(), ek.sealed_len(pt.len()));
+    let tail = buf.freeze().slice(6..);
+    assert_eq!(&ek.open(&data_name, &tail).unwrap()[..], pt);
     // Empty plaintext works too.
     let e = ek.seal(&data_name, b"").unwrap();
     assert!(ek.open(&data_name, &e).unwrap().is_empty());
