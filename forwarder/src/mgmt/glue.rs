@@ -44,12 +44,12 @@ impl Tables for Forwarder {
     fn fib_entries(&self) -> Vec<(Name, Vec<(FaceId, u64)>)> {
         Forwarder::fib_entries(self)
             .into_iter()
+            // Next hops stay in the core's order, lowest cost first, as NFD lists them.
             .map(|e| {
-                let mut hops: Vec<(FaceId, u64)> =
-                    e.nexthops.iter().map(|h| (h.face, h.cost)).collect();
-                // NFD lists next hops in face order.
-                hops.sort_unstable();
-                (e.name, hops)
+                (
+                    e.name,
+                    e.nexthops.iter().map(|h| (h.face, h.cost)).collect(),
+                )
             })
             .collect()
     }
