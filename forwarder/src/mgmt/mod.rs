@@ -10,7 +10,17 @@
 //! `Dispatcher` produces them (WIRE.md §5).
 //!
 //! Command Interests are accepted without signature verification, as NFD's shipped configuration
-//! does for `/localhost`; a [`CommandVerifier`] can be installed to check them.
+//! does for `/localhost`; a [`CommandVerifier`] (e.g. [`DigestVerifier`]) can be installed.
+//!
+//! Driving it next to a [`crate::core::Forwarder`]:
+//!
+//! ```text
+//! fw.on_packet(now, face, bytes);              // management Interests queue up in the core
+//! mgmt.process(now, &mut fw, &mut face_system); // face events, commands, datasets; replies
+//!                                               // go back out through the core
+//! mgmt.on_timeout_core(now, &mut fw);           // when mgmt.poll_timeout() is reached
+//! while let Some((face, bytes)) = fw.poll_transmit() { /* write */ }
+//! ```
 
 mod announcement;
 pub mod dataset;
@@ -290,7 +300,7 @@ pub enum FaceEventKind {
     Down = 4,
 }
 
-/// Longest a face-event Interest is kept waiting for the next notification.
+/// Most face-event Interests kept waiting for the next notification (oldest go first).
 const MAX_PENDING_EVENT_INTERESTS: usize = 64;
 /// Largest number of CS entries one `cs/erase` removes (NFD's limit).
 const CS_ERASE_LIMIT: usize = 256;
