@@ -2,9 +2,7 @@
 //! accepted), LpPacket wrapping on output only when there is a header to carry, and in-place
 //! patching of an Interest's Nonce / HopLimit so forwarding does not re-encode the packet.
 
-use amicn_tlv::{
-    Element, Interest, NackReason, Name, TlvReader, encode_nni_tlv, encode_tl, lp, tt,
-};
+use amicn_tlv::{Interest, NackReason, Name, TlvReader, encode_nni_tlv, encode_tl, lp, tt};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::counters::DropReason;
@@ -37,20 +35,73 @@ fn classify(e: &amicn_tlv::Error) -> DropReason {
     }
 }
 
+const MALFORMED: DropReason = DropReason::Malformed;
+
+/// One VAR-NUMBER at `pos`, shortest form required: (value, next position).
+fn read_var(buf: &[u8], pos: usize) -> Result<(u64, usize), DropReason> {
+    let first = *buf.get(pos).ok_or(MALFORMED)?;
+    let (n, min) = match first {
+        0..=252 => return Ok((u64::from(first), pos + 1)),
+        253 => (2, 253),
+        254 => (4, 0x1_0000),
+        255 => (8, 0x1_0000_0000),
+    };
+    let bytes = buf.get(pos + 1..pos + 1 + n).ok_or(MALFORMED)?;
+    let v = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    if v < min {
+        return Err(MALFORMED);
+    }
+    Ok((v, pos + 1 + n))
+}
+
+/// The TLV at `pos` in `buf`: (TLV-TYPE, value start, value end), bounds checked.
+///
+/// The forwarder's own scans (LpPacket headers, Data envelope) use this instead of a reader
+/// that slices a `Bytes` handle per element: only the fields kept are sliced.
+fn read_tl(buf: &[u8], pos: usize) -> Result<(u32, usize, usize), DropReason> {
+    let (typ, p) = read_var(buf, pos)?;
+    let (len, p) = read_var(buf, p)?;
+    let typ = u32::try_from(typ)
+        .ok()
+        .filter(|t| *t != 0)
+        .ok_or(MALFORMED)?;
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|l| p.checked_add(l))
+        .ok_or(MALFORMED)?;
+    if end > buf.len() {
+        return Err(MALFORMED);
+    }
+    Ok((typ, p, end))
+}
+
+/// A NonNegativeInteger value (1, 2, 4 or 8 octets).
+fn nni(v: &[u8]) -> Result<u64, DropReason> {
+    match v.len() {
+        1 | 2 | 4 | 8 => Ok(v.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))),
+        _ => Err(MALFORMED),
+    }
+}
+
+fn is_critical(typ: u32) -> bool {
+    typ < 32 || typ & 1 == 1
+}
+
 /// Whether an unknown LP header field may be ignored (NDNLPv2: [800, 959] with the two low bits
 /// clear).
 fn lp_ignorable(typ: u32) -> bool {
     (800..=959).contains(&typ) && typ & 0b11 == 0
 }
 
-fn nack_reason(value: Bytes) -> Result<NackReason, DropReason> {
-    let mut r = TlvReader::new(value);
+fn nack_reason(value: &[u8]) -> Result<NackReason, DropReason> {
+    let mut pos = 0;
     let mut reason = NackReason::None;
-    while !r.is_empty() {
-        let e = r.read().map_err(|e| classify(&e))?;
-        if e.typ == lp::NACK_REASON {
-            reason = NackReason::from_code(e.nni().map_err(|e| classify(&e))?);
+    while pos < value.len() {
+        let (t, s, e) = read_tl(value, pos)?;
+        if t == lp::NACK_REASON {
+            reason = NackReason::from_code(nni(&value[s..e])?);
         }
+        pos = e;
     }
     Ok(reason)
 }
@@ -64,44 +115,42 @@ pub(crate) struct DataView {
     pub(crate) freshness_ms: Option<u64>,
 }
 
-fn is_critical(typ: u32) -> bool {
-    typ < 32 || typ & 1 == 1
-}
-
-fn meta_freshness(meta: &Element) -> Result<Option<u64>, DropReason> {
-    let mut r = meta.reader();
+fn meta_freshness(meta: &[u8]) -> Result<Option<u64>, DropReason> {
+    let mut pos = 0;
     let mut fresh = None;
-    while !r.is_empty() {
-        let e = r.read().map_err(|e| classify(&e))?;
-        match e.typ {
-            tt::FRESHNESS_PERIOD => fresh = Some(e.nni().map_err(|e| classify(&e))?),
+    while pos < meta.len() {
+        let (t, s, e) = read_tl(meta, pos)?;
+        match t {
+            tt::FRESHNESS_PERIOD => fresh = Some(nni(&meta[s..e])?),
             tt::CONTENT_TYPE | tt::FINAL_BLOCK_ID => {}
             t if is_critical(t) => return Err(DropReason::UnknownCritical),
             _ => {}
         }
+        pos = e;
     }
     Ok(fresh)
 }
 
 /// Decodes the Data TLV `wire` (exactly one element) into a [`DataView`].
 pub(crate) fn decode_data(wire: &Bytes) -> Result<DataView, DropReason> {
-    let mut r = TlvReader::new(wire.clone());
-    let top = r.read().map_err(|e| classify(&e))?;
-    if !r.is_empty() || top.typ != tt::DATA {
-        return Err(DropReason::Malformed);
+    let (t, vs, ve) = read_tl(wire, 0)?;
+    if t != tt::DATA || ve != wire.len() {
+        return Err(MALFORMED);
     }
-    let mut f = top.reader();
-    let name_el = f.read().map_err(|e| classify(&e))?;
-    if name_el.typ != tt::NAME {
-        return Err(DropReason::Malformed);
+    let body = &wire[..ve];
+    let (nt, ns, ne) = read_tl(body, vs)?;
+    if nt != tt::NAME {
+        return Err(MALFORMED);
     }
-    let name = Name::decode(name_el.wire).map_err(|e| classify(&e))?;
+    let name = Name::from_value(wire.slice(ns..ne)).map_err(|e| classify(&e))?;
+    let mut pos = ne;
     let mut stage = 0u8;
     let mut saw_sig_info = false;
     let mut freshness_ms = None;
-    while !f.is_empty() {
-        let e = f.read().map_err(|e| classify(&e))?;
-        let st = match e.typ {
+    while pos < ve {
+        let (t, s, e) = read_tl(body, pos)?;
+        pos = e;
+        let st = match t {
             tt::META_INFO => 1,
             tt::CONTENT => 2,
             tt::SIGNATURE_INFO => 3,
@@ -110,86 +159,78 @@ pub(crate) fn decode_data(wire: &Bytes) -> Result<DataView, DropReason> {
             _ => continue,
         };
         if st <= stage {
-            return Err(DropReason::Malformed);
+            return Err(MALFORMED);
         }
         saw_sig_info |= st == 3;
         if st == 1 {
-            freshness_ms = meta_freshness(&e)?;
+            freshness_ms = meta_freshness(&body[s..e])?;
         }
         stage = st;
     }
     if stage != 4 || !saw_sig_info {
-        return Err(DropReason::Malformed);
+        return Err(MALFORMED);
     }
     Ok(DataView { name, freshness_ms })
 }
 
 /// Decodes one received packet (bare Interest/Data or LpPacket).
 pub(crate) fn decode(pkt: Bytes) -> Result<Incoming, DropReason> {
-    match pkt.first() {
-        // Bare packets skip the generic reader: one buffer handle less per packet.
-        Some(&b) if u32::from(b) == tt::INTEREST => {
+    let (t, vs, ve) = read_tl(&pkt, 0)?;
+    if ve != pkt.len() {
+        return Err(MALFORMED);
+    }
+    match t {
+        tt::INTEREST => {
             let i = Interest::decode(pkt.clone()).map_err(|e| classify(&e))?;
-            return Ok(Incoming::Interest(i, pkt, LpIn::default()));
+            Ok(Incoming::Interest(i, pkt, LpIn::default()))
         }
-        Some(&b) if u32::from(b) == tt::DATA => {
+        tt::DATA => {
             let d = decode_data(&pkt)?;
-            return Ok(Incoming::Data(d, pkt, LpIn::default()));
+            Ok(Incoming::Data(d, pkt, LpIn::default()))
         }
-        _ => {}
-    }
-    let mut outer = TlvReader::new(pkt);
-    let top = outer.read().map_err(|e| classify(&e))?;
-    if !outer.is_empty() {
-        return Err(DropReason::Malformed);
-    }
-    match top.typ {
-        lp::LP_PACKET => decode_lp(top.value),
+        lp::LP_PACKET => decode_lp(&pkt, vs, ve),
         t if is_critical(t) => Err(DropReason::UnknownCritical),
-        _ => Err(DropReason::Malformed),
+        _ => Err(MALFORMED),
     }
 }
 
-fn decode_lp(value: Bytes) -> Result<Incoming, DropReason> {
-    let mut r = TlvReader::new(value);
+fn decode_lp(pkt: &Bytes, vs: usize, ve: usize) -> Result<Incoming, DropReason> {
+    let body = &pkt[..ve];
     let mut lpin = LpIn::default();
     let mut nack: Option<NackReason> = None;
-    let mut fragment: Option<Bytes> = None;
+    let mut fragment: Option<(usize, usize)> = None;
     let mut fragmented = false;
-    while !r.is_empty() {
-        let e = r.read().map_err(|e| classify(&e))?;
+    let mut pos = vs;
+    while pos < ve {
+        let (t, s, e) = read_tl(body, pos)?;
+        pos = e;
         if fragment.is_some() {
             // Nothing may follow the Fragment.
-            return Err(DropReason::Malformed);
+            return Err(MALFORMED);
         }
-        match e.typ {
-            lp::FRAGMENT => fragment = Some(e.value),
+        let v = &body[s..e];
+        match t {
+            lp::FRAGMENT => fragment = Some((s, e)),
             lp::PIT_TOKEN => {
-                if e.value.is_empty() || e.value.len() > 32 {
-                    return Err(DropReason::Malformed);
+                if v.is_empty() || v.len() > 32 {
+                    return Err(MALFORMED);
                 }
-                lpin.pit_token = Some(e.value);
+                lpin.pit_token = Some(pkt.slice(s..e));
             }
-            lp::NACK => nack = Some(nack_reason(e.value)?),
-            lp::NEXT_HOP_FACE_ID => {
-                lpin.next_hop_face_id = Some(e.nni().map_err(|e| classify(&e))?)
-            }
-            lp::CONGESTION_MARK => lpin.congestion_mark = e.nni().map_err(|e| classify(&e))?,
+            lp::NACK => nack = Some(nack_reason(v)?),
+            lp::NEXT_HOP_FACE_ID => lpin.next_hop_face_id = Some(nni(v)?),
+            lp::CONGESTION_MARK => lpin.congestion_mark = nni(v)?,
             lp::CACHE_POLICY => {
-                let mut cr = e.reader();
-                while !cr.is_empty() {
-                    let c = cr.read().map_err(|e| classify(&e))?;
-                    if c.typ == lp::CACHE_POLICY_TYPE {
-                        lpin.no_cache =
-                            c.nni().map_err(|e| classify(&e))? == lp::CACHE_POLICY_NO_CACHE;
+                let mut cp = 0;
+                while cp < v.len() {
+                    let (ct, cs, ce) = read_tl(v, cp)?;
+                    if ct == lp::CACHE_POLICY_TYPE {
+                        lpin.no_cache = nni(&v[cs..ce])? == lp::CACHE_POLICY_NO_CACHE;
                     }
+                    cp = ce;
                 }
             }
-            lp::FRAG_COUNT => {
-                if e.nni().map_err(|e| classify(&e))? > 1 {
-                    fragmented = true;
-                }
-            }
+            lp::FRAG_COUNT => fragmented = nni(v)? > 1,
             lp::FRAG_INDEX | lp::SEQUENCE | lp::INCOMING_FACE_ID | lp::ACK | lp::TX_SEQUENCE => {}
             lp::HOP_COUNT | lp::NON_DISCOVERY | lp::PREFIX_ANNOUNCEMENT => {}
             t if lp_ignorable(t) => {}
@@ -199,28 +240,28 @@ fn decode_lp(value: Bytes) -> Result<Incoming, DropReason> {
     if fragmented {
         return Err(DropReason::Fragment);
     }
-    let Some(frag) = fragment else {
+    let Some((fs, fe)) = fragment else {
         return Ok(Incoming::Empty);
     };
-    let mut inner = TlvReader::new(frag);
-    let pkt = inner.read().map_err(|e| classify(&e))?;
-    if !inner.is_empty() {
-        return Err(DropReason::Malformed);
+    let (pt, _, pe) = read_tl(&body[..fe], fs)?;
+    if pe != fe {
+        return Err(MALFORMED);
     }
-    match (pkt.typ, nack) {
+    let inner = pkt.slice(fs..fe);
+    match (pt, nack) {
         (tt::INTEREST, None) => {
-            let i = Interest::decode(pkt.wire.clone()).map_err(|e| classify(&e))?;
-            Ok(Incoming::Interest(i, pkt.wire, lpin))
+            let i = Interest::decode(inner.clone()).map_err(|e| classify(&e))?;
+            Ok(Incoming::Interest(i, inner, lpin))
         }
         (tt::INTEREST, Some(reason)) => {
-            let i = Interest::decode(pkt.wire).map_err(|e| classify(&e))?;
+            let i = Interest::decode(inner).map_err(|e| classify(&e))?;
             Ok(Incoming::Nack(reason, i, lpin))
         }
         (tt::DATA, None) => {
-            let d = decode_data(&pkt.wire)?;
-            Ok(Incoming::Data(d, pkt.wire, lpin))
+            let d = decode_data(&inner)?;
+            Ok(Incoming::Data(d, inner, lpin))
         }
-        _ => Err(DropReason::Malformed),
+        _ => Err(MALFORMED),
     }
 }
 
@@ -495,5 +536,83 @@ mod data_tests {
             0x00,
         ]);
         assert!(matches!(decode_data(&swapped), Err(DropReason::Malformed)));
+    }
+}
+
+#[cfg(test)]
+mod robustness_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn var_numbers_must_be_minimal() {
+        assert_eq!(read_var(&[0xFC], 0), Ok((252, 1)));
+        assert_eq!(read_var(&[0xFD, 0x00, 0xFD], 0), Ok((253, 3)));
+        assert_eq!(read_var(&[0xFD, 0x00, 0x05], 0), Err(DropReason::Malformed));
+        assert_eq!(
+            read_var(&[0xFE, 0x00, 0x00, 0xFF, 0xFF], 0),
+            Err(DropReason::Malformed)
+        );
+        assert_eq!(read_var(&[0xFD, 0x01], 0), Err(DropReason::Malformed));
+        assert_eq!(
+            read_tl(&[0x05, 0x03, 0x00], 0),
+            Err(DropReason::Malformed),
+            "length past end"
+        );
+        assert_eq!(
+            read_tl(&[0x00, 0x00], 0),
+            Err(DropReason::Malformed),
+            "type 0"
+        );
+    }
+
+    /// Random and mutated packets: decoding returns a result, never panics.
+    #[test]
+    fn decoding_garbage_never_panics() {
+        let mut i = Interest::new(Name::from_uri("/a/b/c").unwrap());
+        i.nonce = Some(5);
+        let mut d = amicn_tlv::Data::new(Name::from_uri("/a/b").unwrap(), Bytes::from_static(b"x"));
+        d.meta_info.freshness_period_ms = Some(10);
+        let seeds = [
+            i.encode(),
+            d.sign_digest_sha256(),
+            wrap(
+                &i.encode(),
+                &LpOut {
+                    pit_token: Some(&[1, 2]),
+                    nack: Some(NackReason::NoRoute),
+                    ..LpOut::default()
+                },
+            ),
+        ];
+        let mut rng = 0x1234_5678_9abc_def1u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut accepted = 0;
+        for round in 0..20_000 {
+            let seed = &seeds[round % seeds.len()];
+            let mut buf = seed.to_vec();
+            let flips = 1 + (next() % 4) as usize;
+            for _ in 0..flips {
+                let at = (next() as usize) % buf.len();
+                buf[at] = next() as u8;
+            }
+            if next() % 8 == 0 {
+                buf.truncate((next() as usize) % buf.len());
+            }
+            if decode(Bytes::from(buf)).is_ok() {
+                accepted += 1;
+            }
+        }
+        assert!(accepted < 20_000, "mutations must be rejected sometimes");
+        for _ in 0..5_000 {
+            let len = (next() % 64) as usize;
+            let buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let _ = decode(Bytes::from(buf));
+        }
     }
 }
