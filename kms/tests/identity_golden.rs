@@ -192,11 +192,8 @@ signer = "/example/ami/meter/<id>/KEY/..."
     assert!(v.validate_data(&data, &store, 1_900_000_000_000).is_err());
 }
 
-/// Prints a certificate chain, a Data and a signed Interest made by this crate, for checking with
-/// python-ndn (`cargo test -p amicn-kms --test identity_golden -- --ignored --nocapture`).
-#[test]
-#[ignore = "prints packets for an external cross-check"]
-fn print_packets_for_python_ndn() {
+/// A certificate chain, a Data and a signed Interest made by this crate, as `label hex` lines.
+fn our_packets() -> String {
     use amicn_kms::cert::{Certificate, Validity};
     use amicn_kms::identity::KeyPair;
     use amicn_tlv::Name;
@@ -216,9 +213,71 @@ fn print_packets_for_python_ndn() {
     );
     let data = meter.sign_data(&mut d).unwrap();
     let mut i = Interest::new(Name::from_uri("/example/ami/meter/7/cmd/read").unwrap());
+    i.app_parameters = Some(Bytes::from_static(b"now"));
     let interest = meter.sign_interest(&mut i, 1_795_564_800_000).unwrap();
-    println!("root-cert {}", hex::encode(root_cert.to_wire()));
-    println!("meter-cert {}", hex::encode(meter_cert.to_wire()));
-    println!("data {}", hex::encode(data));
-    println!("interest {}", hex::encode(interest));
+    format!(
+        "root-cert {}\nmeter-cert {}\ndata {}\ninterest {}\n",
+        hex::encode(root_cert.to_wire()),
+        hex::encode(meter_cert.to_wire()),
+        hex::encode(data),
+        hex::encode(interest)
+    )
+}
+
+/// python-ndn parses our certificates, Data and signed Interest, computes the same signed
+/// portions and verifies our Ed25519 signatures and parameters digest. Skipped when python-ndn is
+/// not installed, unless `AMICN_REQUIRE_INTEROP=1` (as in `scripts/test`).
+#[test]
+fn python_ndn_verifies_our_packets() {
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import ndn, Cryptodome"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        assert!(
+            std::env::var("AMICN_REQUIRE_INTEROP").as_deref() != Ok("1"),
+            "python-ndn is required (AMICN_REQUIRE_INTEROP=1) but not importable"
+        );
+        eprintln!("python-ndn not installed; skipping");
+        return;
+    }
+    let mut rnd = [0u8; 8];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut rnd);
+    let file = std::env::temp_dir().join(format!("amicn-kms-ours-{}.txt", hex::encode(rnd)));
+    std::fs::write(&file, our_packets()).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/identity_vectors/check_with_python_ndn.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "root /example/KEY/r/self/v=1 2 3600000 b'20261125T000000' b'20261126T000000'",
+        "root cert signature ok",
+        "meter cert signature ok",
+        "data ok /example/ami/meter/7/reading/1 /example/ami/meter/7/KEY/m",
+        "interest ok",
+        "digest ok True",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "missing {line:?} in:\n{stdout}"
+        );
+    }
+}
+
+/// Prints [`our_packets`] for checking by hand
+/// (`cargo test -p amicn-kms --test identity_golden -- --ignored --nocapture`).
+#[test]
+#[ignore = "prints packets for an external cross-check"]
+fn print_packets_for_python_ndn() {
+    print!("{}", our_packets());
 }

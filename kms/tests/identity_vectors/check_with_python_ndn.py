@@ -1,12 +1,13 @@
-# Verifies packets printed by `cargo test -p amicn-kms --test identity_golden -- --ignored --nocapture`
-# (saved to /tmp/ours.txt) with python-ndn 0.5.2 and PyCryptodome.
+# Verifies packets made by amicn-kms (`label hex` lines, file given as the first argument; see
+# `python_ndn_verifies_our_packets` in ../identity_golden.rs) with python-ndn 0.5.2 and
+# PyCryptodome. Any failed check raises, so the exit status is non-zero.
 import sys
 from Cryptodome.PublicKey import ECC
 from Cryptodome.Signature import eddsa
 from ndn.encoding import parse_data, parse_interest
 from ndn.app_support.security_v2 import parse_certificate
 from ndn.encoding import Name
-vals = dict(l.split() for l in open('/tmp/ours.txt'))
+vals = dict(l.split() for l in open(sys.argv[1] if len(sys.argv) > 1 else '/tmp/ours.txt') if l.strip())
 b = {k: bytes.fromhex(v) for k, v in vals.items()}
 def ver(pub_der, covered, sig):
     eddsa.new(ECC.import_key(pub_der), 'rfc8032').verify(b''.join(bytes(c) for c in covered), bytes(sig))
