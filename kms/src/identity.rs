@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::cert::check_key_name;
 use crate::error::{Error, Result};
-use crate::key::fill_random;
+use crate::key::{SymmetricKey, fill_random};
 
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): SEQUENCE { SEQUENCE { OID 1.3.101.112 },
 /// BIT STRING (0 unused bits) } followed by the 32 key bytes.
@@ -339,6 +339,97 @@ pub fn verify_interest_digest(interest: &Interest) -> Result<()> {
         });
     }
     check_digest(&interest.name, &portion, value)
+}
+
+/// Length of a SignatureHmacWithSha256 value.
+pub const HMAC_LEN: usize = 32;
+
+fn hmac_sha256(key: &SymmetricKey, msg: &[u8]) -> [u8; HMAC_LEN] {
+    use hkdf::hmac::{Hmac, KeyInit, Mac};
+    // HMAC takes keys of any length; a 32-byte key never fails.
+    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes()) else {
+        return [0u8; HMAC_LEN];
+    };
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
+}
+
+/// Signs `data` with SignatureHmacWithSha256 (type 4) under a shared key named `key_name` — for
+/// meters that hold only a pre-shared key and cannot afford Ed25519.
+pub fn sign_data_hmac(data: &mut Data, key: &SymmetricKey, key_name: &Name) -> Bytes {
+    let info = SignatureInfo::with_key(amicn_tlv::sig::HMAC_WITH_SHA256, key_name.clone());
+    data.sign_with(info, |portion| hmac_sha256(key, portion).to_vec())
+}
+
+/// Verifies a SignatureHmacWithSha256 Data with the shared key (constant-time comparison).
+pub fn verify_data_hmac(data: &Data, key: &SymmetricKey) -> Result<()> {
+    let info = &data.signature_info;
+    if info.sig_type != amicn_tlv::sig::HMAC_WITH_SHA256 {
+        return Err(Error::UnsupportedSignatureType {
+            name: data.name.to_string(),
+            sig_type: info.sig_type,
+        });
+    }
+    check_hmac(
+        &data.name,
+        &locator_name(info),
+        &data.signed_portion(),
+        &data.signature_value,
+        key,
+    )
+}
+
+/// Signs an Interest with SignatureHmacWithSha256 (with SignatureNonce and SignatureTime).
+pub fn sign_interest_hmac(
+    interest: &mut Interest,
+    key: &SymmetricKey,
+    key_name: &Name,
+    now_ms: u64,
+) -> Bytes {
+    let mut nonce = [0u8; 8];
+    fill_random(&mut nonce);
+    let info = SignatureInfo {
+        nonce: Some(Bytes::copy_from_slice(&nonce)),
+        time_ms: Some(now_ms),
+        ..SignatureInfo::with_key(amicn_tlv::sig::HMAC_WITH_SHA256, key_name.clone())
+    };
+    interest.sign_with(info, |portion| hmac_sha256(key, portion).to_vec())
+}
+
+/// Verifies a SignatureHmacWithSha256 signed Interest with the shared key.
+pub fn verify_interest_hmac(interest: &Interest, key: &SymmetricKey) -> Result<()> {
+    let (info, value, portion) = interest_signed_parts(interest)?;
+    if info.sig_type != amicn_tlv::sig::HMAC_WITH_SHA256 {
+        return Err(Error::UnsupportedSignatureType {
+            name: interest.name.to_string(),
+            sig_type: info.sig_type,
+        });
+    }
+    check_hmac(&interest.name, &locator_name(info), &portion, value, key)
+}
+
+fn check_hmac(
+    name: &Name,
+    signer: &Name,
+    portion: &[u8],
+    value: &[u8],
+    key: &SymmetricKey,
+) -> Result<()> {
+    if value.len() != HMAC_LEN {
+        return Err(Error::SignatureLength {
+            name: name.to_string(),
+            len: value.len(),
+            expected: HMAC_LEN,
+        });
+    }
+    if bool::from(hmac_sha256(key, portion).ct_eq(value)) {
+        Ok(())
+    } else {
+        Err(Error::BadSignature {
+            name: name.to_string(),
+            signer: signer.to_string(),
+        })
+    }
 }
 
 /// Parts of a pre-v0.3 command Interest (`.../<timestamp>/<nonce>/<SignatureInfo>/<SignatureValue>`
