@@ -59,6 +59,9 @@ pub struct Config {
     pub measurements_max: usize,
     /// Seed of the generator for Nonces the forwarder adds (deterministic tests).
     pub rng_seed: u64,
+    /// Identifies this core among several forwarding threads: the first byte of the PitTokens
+    /// it puts on Interests (see [`crate::core::token_shard`]).
+    pub shard_id: u8,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             asf_probing_interval: Duration::from_secs(60),
             measurements_max: 1 << 16,
             rng_seed: 0x616d_6963_6e00_0001,
+            shard_id: 0,
         }
     }
 }

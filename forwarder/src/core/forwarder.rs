@@ -85,6 +85,7 @@ impl Forwarder {
         let mut strategies = NameMap::new();
         strategies.insert(&Name::new(), config.default_strategy);
         let lifetime_ns = u64::try_from(config.dead_nonce_lifetime.as_nanos()).unwrap_or(u64::MAX);
+        let shard = config.shard_id;
         Forwarder {
             cs: Cs::new(
                 config.cs_capacity_packets,
@@ -99,7 +100,7 @@ impl Forwarder {
             fib: NameMap::new(),
             strategies,
             measurements: NameMap::new(),
-            pit: Pit::default(),
+            pit: Pit::with_shard(shard),
             wheel: TimerWheel::new(),
             out: VecDeque::new(),
             mgmt: VecDeque::new(),

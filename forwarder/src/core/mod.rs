@@ -22,6 +22,9 @@
 //! - [`Forwarder::on_packet`]`(Time, FaceId, Bytes)`, [`Forwarder::on_timeout`]`(Time)`,
 //!   [`Forwarder::poll_transmit`]` -> Option<(FaceId, Bytes)>`,
 //!   [`Forwarder::poll_timeout`]` -> Option<Time>`.
+//! - Several cores (one per thread): give each a distinct [`Config::shard_id`]; returning Data
+//!   and Nacks whose PitToken satisfies [`token_shard`]` == Some(id)` belong to that core,
+//!   token-less ones to the core chosen by the name-prefix hash.
 //! - Packets larger than [`Config::max_packet_size`] are dropped; fragments must be reassembled
 //!   by the face before `on_packet` (an LpPacket with FragCount > 1 is dropped as `Fragment`).
 //!
@@ -88,6 +91,12 @@ pub use forwarder::{CONTENT_STORE_FACE_ID, FibEntry, Forwarder, NextHop};
 pub use name_map::NameMap;
 pub use strategy::{FaceMeasurement, Measurements, StrategyKind};
 pub use time::{Time, TimerWheel};
+
+/// The shard (forwarding core) a PitToken returned by an upstream belongs to, if the token is
+/// one of ours: lets a multi-threaded runtime route Data and Nacks to the owning core.
+pub fn token_shard(token: &[u8]) -> Option<u8> {
+    (token.len() == 8).then(|| token[0])
+}
 
 /// A management Interest handed to the management module.
 #[derive(Clone, Debug)]

@@ -143,9 +143,18 @@ pub(crate) struct Pit {
     /// Entries whose name ends in an ImplicitSha256DigestComponent; when zero, Data never needs
     /// its digest computed.
     pub(crate) digest_entries: usize,
+    /// First byte of every token this table hands out.
+    pub(crate) shard: u8,
 }
 
 impl Pit {
+    pub(crate) fn with_shard(shard: u8) -> Self {
+        Pit {
+            shard,
+            ..Pit::default()
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -162,21 +171,25 @@ impl Pit {
         self.slots.get(idx as usize).map_or(0, |s| s.generation)
     }
 
-    /// The 8-byte token put on Interests sent upstream for this entry.
+    /// The 8-byte token put on Interests sent upstream for this entry:
+    /// `[shard][slot: 4 bytes][generation: low 3 bytes]`, big-endian. The shard byte lets a
+    /// multi-threaded runtime send returning Data to the core that owns the entry.
     pub(crate) fn token(&self, idx: u32) -> [u8; 8] {
-        let mut t = [0u8; 8];
-        t[..4].copy_from_slice(&idx.to_be_bytes());
-        t[4..].copy_from_slice(&self.generation(idx).to_be_bytes());
-        t
+        let g = self.generation(idx).to_be_bytes();
+        let i = idx.to_be_bytes();
+        [self.shard, i[0], i[1], i[2], i[3], g[1], g[2], g[3]]
     }
 
     /// The live entry a token designates.
     pub(crate) fn by_token(&self, token: &[u8]) -> Option<u32> {
         let t: [u8; 8] = token.try_into().ok()?;
-        let idx = u32::from_be_bytes([t[0], t[1], t[2], t[3]]);
-        let generation = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+        if t[0] != self.shard {
+            return None;
+        }
+        let idx = u32::from_be_bytes([t[1], t[2], t[3], t[4]]);
+        let generation = u32::from_be_bytes([0, t[5], t[6], t[7]]);
         let slot = self.slots.get(idx as usize)?;
-        (slot.generation == generation && slot.entry.is_some()).then_some(idx)
+        (slot.generation & 0x00FF_FFFF == generation && slot.entry.is_some()).then_some(idx)
     }
 
     /// The entry for (name, CanBePrefix, MustBeFresh).
@@ -363,6 +376,22 @@ mod tests {
         assert_eq!(pit.by_token(&tok), None, "old generation");
         assert_eq!(pit.by_token(&pit.token(b)), Some(b));
         assert_eq!(pit.by_token(&[1, 2, 3]), None, "foreign token length");
+    }
+
+    #[test]
+    fn tokens_carry_the_shard() {
+        let mut pit = Pit {
+            shard: 7,
+            ..Pit::default()
+        };
+        let a = pit.insert(entry("/s/1", false, false));
+        let tok = pit.token(a);
+        assert_eq!(tok[0], 7);
+        assert_eq!(crate::core::token_shard(&tok), Some(7));
+        assert_eq!(pit.by_token(&tok), Some(a));
+        let mut other = tok;
+        other[0] = 8;
+        assert_eq!(pit.by_token(&other), None, "another shard's token");
     }
 
     #[test]
