@@ -42,6 +42,8 @@ enum Command {
     Fwd(Box<cmd::fwd::FwdArgs>),
     /// Benchmarks (`bench fwd`: forwarder vs. direct connection and a null relay)
     Bench(cmd::bench::BenchArgs),
+    /// Run a complete AMI scenario on this machine and check its security properties
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::Admin(c) => cmd::admin::run(c),
         Command::Fwd(a) => cmd::fwd::run(*a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Subcommand implementations, one module each.
 pub(crate) mod admin;
 pub(crate) mod bench;
+pub(crate) mod demo;
 pub(crate) mod dissect;
 pub(crate) mod fwd;
 pub(crate) mod get;

@@ -39,7 +39,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    /// Every reason, in the order of [`DropCounters::as_array`].
+    /// Every reason, in the order of [`DropCounters::iter`].
     pub const ALL: [DropReason; 16] = [
         DropReason::Malformed,
         DropReason::Oversized,
