@@ -7,7 +7,7 @@
 //! sequence number and Nonce are patched in place, reads and writes are batched, and each runs
 //! on its own blocking thread so the forwarder (or relay) keeps a core to itself.
 
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -208,6 +208,8 @@ fn producer(mut s: UnixStream, size: usize, stop: Arc<AtomicBool>) {
     let mut buf = BytesMut::with_capacity(1 << 16);
     let mut chunk = vec![0u8; 1 << 16];
     let mut out: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut heads: Vec<usize> = Vec::new();
+    let big = tail.len() >= 1024;
     let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
     loop {
         let n = match s.read(&mut chunk) {
@@ -231,6 +233,7 @@ fn producer(mut s: UnixStream, size: usize, stop: Arc<AtomicBool>) {
             return;
         };
         out.clear();
+        heads.clear();
         for f in &frames {
             let Some(Unwrapped {
                 packet: pkt,
@@ -264,12 +267,42 @@ fn producer(mut s: UnixStream, size: usize, stop: Arc<AtomicBool>) {
             }
             out.extend_from_slice(&data_hdr);
             out.extend_from_slice(name);
-            out.extend_from_slice(&tail);
+            if big {
+                // Large content goes out by reference (writev), never copied per Data.
+                heads.push(out.len());
+            } else {
+                out.extend_from_slice(&tail);
+            }
         }
-        if !out.is_empty() && s.write_all(&out).is_err() {
+        let res = if big {
+            let mut slices = Vec::with_capacity(2 * heads.len());
+            let mut start = 0;
+            for &end in &heads {
+                slices.push(IoSlice::new(out.get(start..end).unwrap_or_default()));
+                slices.push(IoSlice::new(&tail));
+                start = end;
+            }
+            write_all_iov(&mut s, &mut slices)
+        } else if out.is_empty() {
+            Ok(())
+        } else {
+            s.write_all(&out)
+        };
+        if res.is_err() {
             return;
         }
     }
+}
+
+fn write_all_iov(s: &mut UnixStream, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        let n = s.write_vectored(slices.get(..1024).unwrap_or(slices))?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
 }
 
 fn var_len(v: usize) -> usize {
@@ -965,6 +998,28 @@ mod tests {
         let d = amicn_tlv::Data::decode(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap();
         assert_eq!(d.name.len(), 3);
         assert_eq!(d.content.len(), 100);
+        drop(a);
+        h.join().unwrap();
+
+        // Large content leaves by writev; two answers must arrive whole and in order.
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = std::thread::spawn(move || producer(b, 8000, stop));
+        let mut two = t.to_vec();
+        two.extend_from_slice(&t);
+        a.write_all(&two).unwrap();
+        let mut acc = BytesMut::new();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let n = a.read(&mut buf).unwrap();
+            assert!(n > 0);
+            acc.extend_from_slice(&buf[..n]);
+            got.extend(split_frames(&mut acc).unwrap());
+        }
+        for f in got {
+            let d = amicn_tlv::Data::decode(f).unwrap();
+            assert_eq!(d.content.len(), 8000);
+        }
         drop(a);
         h.join().unwrap();
     }
