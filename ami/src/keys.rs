@@ -1,6 +1,6 @@
 //! Keys the KMS hands to the head-end roles that run beside it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
 use amicn_kms::SymmetricKey;
@@ -14,7 +14,10 @@ struct Inner {
     projects: HashMap<String, (Name, SymmetricKey)>,
     /// Current members and when they became members (µs since the Unix epoch).
     active: BTreeMap<u32, u64>,
-    revoked: HashSet<u32>,
+    /// Meters that left, and when (µs): their readings stamped before that stay decryptable.
+    departed: HashMap<u32, u64>,
+    /// Revoked meters, and when (µs).
+    revoked: HashMap<u32, u64>,
 }
 
 /// What the MDMS, the pricing publisher and the DR operator get from the KMS: each meter's user
@@ -77,25 +80,35 @@ impl HeadEndKeys {
         self.read().active.iter().map(|(m, t)| (*m, *t)).collect()
     }
 
-    /// Whether `meter` was revoked.
-    pub fn is_revoked(&self, meter: u32) -> bool {
-        self.read().revoked.contains(&meter)
+    /// When `meter` was revoked (µs since the Unix epoch), if it was.
+    pub fn revoked_at(&self, meter: u32) -> Option<u64> {
+        self.read().revoked.get(&meter).copied()
+    }
+
+    /// When `meter` left the key graph (µs since the Unix epoch), if it did.
+    pub fn departed_at(&self, meter: u32) -> Option<u64> {
+        self.read().departed.get(&meter).copied()
     }
 
     pub(crate) fn add_user(&self, meter: u32, key_name: Name, key: SymmetricKey) {
         let mut g = self.write();
         g.user.insert(key_name, (meter, key));
+        g.departed.remove(&meter);
         g.active.entry(meter).or_insert_with(crate::net::now_us);
     }
 
-    pub(crate) fn remove_meter(&self, meter: u32) {
+    /// Marks `meter` as departed now. Its user keys are kept so that readings it stamped while
+    /// a member (still on their way to the MDMS) can be opened; the MDMS refuses later ones.
+    pub(crate) fn depart(&self, meter: u32) {
         let mut g = self.write();
-        g.user.retain(|_, (m, _)| *m != meter);
         g.active.remove(&meter);
+        let now = crate::net::now_us();
+        g.departed.entry(meter).or_insert(now);
     }
 
     pub(crate) fn revoke(&self, meter: u32) {
-        self.write().revoked.insert(meter);
+        let now = crate::net::now_us();
+        self.write().revoked.entry(meter).or_insert(now);
     }
 
     pub(crate) fn set_root(&self, key: Option<(Name, SymmetricKey)>) {

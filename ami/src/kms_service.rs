@@ -93,6 +93,8 @@ pub struct EpochRecord {
     pub departs: Vec<u32>,
     /// Names of the wrap objects.
     pub wraps: Vec<Name>,
+    /// The same names exactly as the key graph wrote them (the AEAD associated data).
+    pub wrap_uris: Vec<String>,
     /// Name of the manifest.
     pub manifest: Name,
     /// Encoded size of the manifest Data.
@@ -406,7 +408,7 @@ impl KmsService {
             }
         }
         for &m in &rekey.manifest.departs {
-            self.keys.remove_meter(m);
+            self.keys.depart(m);
             st.user_keys.remove(&m);
             st.projects_of.remove(&m);
         }
@@ -443,6 +445,7 @@ impl KmsService {
             joins,
             departs: rekey.manifest.departs.clone(),
             wraps,
+            wrap_uris: rekey.wraps.iter().map(|w| w.name.clone()).collect(),
             manifest,
             manifest_wire_bytes,
             wraps_wire_bytes,

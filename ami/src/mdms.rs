@@ -70,8 +70,10 @@ pub enum Rejection {
         /// Collector's clock.
         now_us: u64,
     },
-    /// The meter was revoked.
+    /// The meter was revoked before the reading's timestamp.
     Revoked,
+    /// The meter had left the key graph before the reading's timestamp.
+    Departed,
     /// Signature, trust rule or certificate chain failed.
     Untrusted(String),
     /// The user key named in the envelope is not one of this meter's keys.
@@ -90,6 +92,7 @@ impl Rejection {
             Rejection::Duplicate => "duplicate",
             Rejection::OutOfWindow { .. } => "out-of-window",
             Rejection::Revoked => "revoked",
+            Rejection::Departed => "departed",
             Rejection::Untrusted(_) => "untrusted",
             Rejection::UnknownKey(_) => "unknown-key",
             Rejection::DecryptFailed(_) => "decrypt-failed",
@@ -277,6 +280,8 @@ pub struct MdmsCounters {
     pub stored: AtomicU64,
     /// Requested readings that never arrived.
     pub missing: AtomicU64,
+    /// Schedule slots skipped because the collector fell more than half a window behind.
+    pub skipped_slots: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -320,6 +325,7 @@ pub struct MdmsCollector {
     fetch: Consumer,
     store: Mutex<Box<dyn ReadingStore>>,
     running: AtomicBool,
+    stopped: tokio::sync::Notify,
     /// Counters.
     pub counters: MdmsCounters,
     /// Interest-to-Data time of reading fetches.
@@ -351,6 +357,7 @@ impl MdmsCollector {
             fetch,
             store: Mutex::new(store),
             running: AtomicBool::new(true),
+            stopped: tokio::sync::Notify::new(),
             counters: MdmsCounters::default(),
             fetch_latency: Latencies::new(),
         })
@@ -385,8 +392,13 @@ impl MdmsCollector {
         if t_us < oldest || t_us > newest {
             return Err(Rejection::OutOfWindow { t_us, now_us: now });
         }
-        if self.keys.is_revoked(meter) {
+        // A reading stamped after revocation is refused outright. One stamped before it is
+        // judged like any other: the window bounds how far a compromised meter can backdate.
+        if self.keys.revoked_at(meter).is_some_and(|at| t_us >= at) {
             return Err(Rejection::Revoked);
+        }
+        if self.keys.departed_at(meter).is_some_and(|at| t_us >= at) {
+            return Err(Rejection::Departed);
         }
         Ok((meter, t_us))
     }
@@ -546,11 +558,24 @@ impl MdmsCollector {
         let mut k = now_us().saturating_sub(start_us).div_ceil(iv);
         let mut rounds = Vec::new();
         loop {
+            let now = now_us();
+            // Far behind schedule (an overloaded host): jump to the newest due slot rather than
+            // chase readings that are about to leave the acceptance window.
+            let slack = (self.cfg.window.as_micros() as u64) / 2;
+            if now > start_us + k * iv + grace + slack {
+                let newest = ((now - grace).saturating_sub(start_us) / iv).max(k);
+                self.counters
+                    .skipped_slots
+                    .fetch_add(newest - k, Ordering::Relaxed);
+                k = newest;
+            }
             let t = start_us + k * iv;
             let due = t + grace;
-            let now = now_us();
             if due > now {
-                tokio::time::sleep(Duration::from_micros(due - now)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_micros(due - now)) => {}
+                    () = self.stopped.notified() => break,
+                }
             }
             if Instant::now() >= until || !self.running.load(Ordering::Relaxed) {
                 break;
@@ -571,6 +596,7 @@ impl MdmsCollector {
     /// Stops [`MdmsCollector::run`] at its next slot.
     pub fn stop(&self) {
         self.running.store(false, Ordering::Relaxed);
+        self.stopped.notify_waiters();
     }
 
     /// Rejections so far, by kind.

@@ -7,7 +7,7 @@
 //! the wraps on its own path by name. Those fetches are ordinary Interests, so the forwarder's
 //! cache answers most of them: every meter under the same tree node asks for the same wrap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +36,9 @@ use crate::wire::{self, EnrolReply, EnrolRequest};
 const CONTENT_TYPE_NACK: u64 = 3;
 /// Upper bound of wrap fetches while ingesting one manifest (a path plus group keys is far less).
 const MAX_WRAPS_PER_EPOCH: usize = 256;
+/// Interval readings a meter keeps while it waits for its keys (then publishes them late, as a
+/// meter back-fills its load profile after an outage).
+const MAX_BACKLOG: usize = 64;
 
 /// Settings of one meter.
 #[derive(Debug, Clone)]
@@ -126,6 +129,7 @@ pub struct Meter {
     keys: Mutex<KeyState>,
     energy_wh: AtomicU64,
     readings_on: AtomicBool,
+    backlog: Mutex<VecDeque<u64>>,
     /// Counters.
     pub counters: MeterCounters,
     /// Time to ingest one manifest with its wraps.
@@ -165,6 +169,7 @@ impl Meter {
                 next_epoch: 0,
             }),
             readings_on: AtomicBool::new(true),
+            backlog: Mutex::new(VecDeque::new()),
             counters: MeterCounters::default(),
             sync_latency: Latencies::new(),
         }))
@@ -258,10 +263,37 @@ impl Meter {
             rep.departed |= one.departed;
             rep.epoch = e;
             if one.departed {
+                self.backlog
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
                 break;
             }
         }
+        if self.is_member() {
+            self.flush_backlog();
+        }
         Ok(rep)
+    }
+
+    /// Enrolled and waiting for the manifest that places it (not departed).
+    fn awaiting_keys(&self) -> bool {
+        let st = self.lock();
+        st.next_epoch != 0 && st.member.as_ref().is_some_and(|m| m.place().is_none())
+    }
+
+    fn flush_backlog(&self) {
+        let slots: Vec<u64> = self
+            .backlog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for t in slots {
+            if let Err(e) = self.publish_reading(t) {
+                tracing::debug!("meter {}: back-filled reading at {t}: {e}", self.cfg.id);
+            }
+        }
     }
 
     async fn ingest_epoch(&self, e: u32) -> Result<SyncReport> {
@@ -410,7 +442,9 @@ impl Meter {
     }
 
     /// Publishes a reading at every interval boundary `start_us + k·interval` until
-    /// [`Meter::stop_readings`] (or until `until`). Skips slots while not a member.
+    /// [`Meter::stop_readings`] (or until `until`). Slots that pass between enrolment and the
+    /// manifest that places the meter are kept and published once the keys arrive; slots
+    /// before enrolment or after departure are skipped.
     pub async fn run_readings(self: Arc<Self>, start_us: u64, until: Instant) {
         let interval = (self.cfg.reading_interval.as_micros() as u64).max(1);
         let now = now_us();
@@ -424,10 +458,16 @@ impl Meter {
             if Instant::now() >= until || !self.readings_on.load(Ordering::Relaxed) {
                 break;
             }
-            if self.is_member()
-                && let Err(e) = self.publish_reading(t)
-            {
-                tracing::debug!("meter {}: reading at {t}: {e}", self.cfg.id);
+            if self.is_member() {
+                if let Err(e) = self.publish_reading(t) {
+                    tracing::debug!("meter {}: reading at {t}: {e}", self.cfg.id);
+                }
+            } else if self.awaiting_keys() {
+                let mut b = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+                if b.len() == MAX_BACKLOG {
+                    b.pop_front();
+                }
+                b.push_back(t);
             }
             k += 1;
         }

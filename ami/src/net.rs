@@ -117,8 +117,9 @@ fn no_class(_: &Name) -> &'static str {
 }
 
 impl Publisher {
-    /// A publisher on `client` whose handler answers are signed with `key`.
-    pub(crate) fn new(
+    /// A publisher on `client` whose handler answers are signed with `key`; `classify` labels
+    /// the Interests its store answers (see [`Publisher::served`]).
+    pub fn new(
         client: &Client,
         key: Arc<KeyPair>,
         classify: Option<fn(&Name) -> &'static str>,
@@ -139,7 +140,7 @@ impl Publisher {
 
     /// Registers `prefix` with the forwarder and answers Interests under it in the background.
     /// Returns once the forwarder accepted the registration.
-    pub(crate) async fn serve(&self, prefix: Name) -> Result<()> {
+    pub async fn serve(&self, prefix: Name) -> Result<()> {
         let rx = self.client.register(prefix).await?;
         let producer = self.producer.clone();
         let client = self.client.clone();
@@ -153,7 +154,7 @@ impl Publisher {
     }
 
     /// Adds an already signed Data (its wire encoding) to the store.
-    pub(crate) fn put_wire(&self, wire: Bytes) -> Result<Data> {
+    pub fn put_wire(&self, wire: Bytes) -> Result<Data> {
         let data = Data::decode(wire)?;
         self.store.insert(data.clone());
         self.published.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,7 @@
 //! packets against the AMI trust policy and fetches missing certificates over NDN by their
 //! KeyLocator, so a role needs nothing but the anchor to start.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use amicn_kms::identity::{KeyPair, PublicKey};
 use amicn_kms::trust::{
     CertSource, CertStore, OneOrMany, RuleConfig, TrustPolicy, Validated, Validator,
 };
-use amicn_tlv::{Data, Interest, Name};
+use amicn_tlv::{Data, Interest, KeyLocator, Name};
 
 use crate::error::{AmiError, Result};
 use crate::names::AmiNames;
@@ -25,6 +26,8 @@ use crate::net::{consumer, now_ms};
 const CERT_VALIDITY_S: u64 = 30 * 24 * 3600;
 /// Certificates a chain may need fetched for one packet before giving up.
 const MAX_CERT_FETCHES: usize = 4;
+/// How long a validated certificate chain is reused without walking it again.
+const CHAIN_CACHE_S: u64 = 60;
 
 /// A signing key with its certificate.
 #[derive(Debug)]
@@ -111,10 +114,22 @@ pub fn ami_policy(names: &AmiNames) -> Result<TrustPolicy> {
 
 /// Validates packets against the AMI policy and the root anchor, fetching certificates that are
 /// not known yet by their KeyLocator through the forwarder.
+///
+/// A chain, once validated, is remembered per signing key for a minute (never beyond the
+/// certificates' NotAfter), so the next packet from the same signer costs one signature check
+/// plus the policy rule instead of a walk to the anchor.
 pub struct Trust {
     validator: Validator,
     certs: Mutex<CertStore>,
+    chains: Mutex<HashMap<Name, CachedChain>>,
     fetcher: Consumer,
+}
+
+#[derive(Clone)]
+struct CachedChain {
+    key: PublicKey,
+    chain: Vec<Name>,
+    until_s: u64,
 }
 
 impl std::fmt::Debug for Trust {
@@ -133,6 +148,7 @@ impl Trust {
         Ok(Arc::new(Trust {
             validator,
             certs: Mutex::new(CertStore::new()),
+            chains: Mutex::new(HashMap::new()),
             fetcher: consumer(client, Duration::from_millis(1000), 2),
         }))
     }
@@ -167,9 +183,74 @@ impl Trust {
         Ok(())
     }
 
+    fn chains(&self) -> std::sync::MutexGuard<'_, HashMap<Name, CachedChain>> {
+        self.chains.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Checks `data` against a chain validated before: policy rule and the packet's own
+    /// signature. `None` when no usable chain is cached for its signer.
+    fn verify_cached(&self, data: &Data) -> Option<Result<Validated>> {
+        if data.signature_info.sig_type != amicn_tlv::sig::ED25519 {
+            return None;
+        }
+        let Some(KeyLocator::Name(signer)) = &data.signature_info.key_locator else {
+            return None;
+        };
+        let cached = self.chains().get(signer).cloned()?;
+        if now_ms() / 1000 > cached.until_s {
+            return None;
+        }
+        let rule = match self.validator.policy().check(&data.name, signer) {
+            Ok(r) => r.to_string(),
+            Err(e) => return Some(Err(e.into())),
+        };
+        Some(
+            amicn_kms::identity::verify_data(data, &cached.key)
+                .map(|()| Validated {
+                    signer: signer.clone(),
+                    rule,
+                    chain: cached.chain,
+                })
+                .map_err(AmiError::from),
+        )
+    }
+
+    fn remember(&self, v: &Validated) {
+        let now_s = now_ms() / 1000;
+        let (key, until_s) = {
+            let certs = self.lock();
+            let Some(key) = v
+                .chain
+                .first()
+                .and_then(|n| certs.certificate(n))
+                .map(|c| *c.public_key())
+            else {
+                return;
+            };
+            let until = v
+                .chain
+                .iter()
+                .filter_map(|n| certs.certificate(n))
+                .map(|c| c.validity().not_after)
+                .fold(now_s + CHAIN_CACHE_S, u64::min);
+            (key, until)
+        };
+        self.chains().insert(
+            v.signer.clone(),
+            CachedChain {
+                key,
+                chain: v.chain.clone(),
+                until_s,
+            },
+        );
+    }
+
     /// Validates a Data packet: signature, policy rule for its name, certificate chain to the
     /// anchor (fetching missing certificates).
     pub async fn verify_data(&self, data: &Data) -> Result<Validated> {
+        if let Some(r) = self.verify_cached(data) {
+            return r;
+        }
         for _ in 0..=MAX_CERT_FETCHES {
             let r = {
                 let certs = self.lock();
@@ -180,7 +261,11 @@ impl Trust {
                 Err(amicn_kms::Error::CertificateNotFound { key_locator }) => {
                     self.fetch_certificate(&key_locator).await?
                 }
-                other => return Ok(other?),
+                Ok(v) => {
+                    self.remember(&v);
+                    return Ok(v);
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         Err(AmiError::protocol(
