@@ -789,8 +789,11 @@ pub(crate) fn write_component_uri(f: &mut dyn fmt::Write, typ: u32, value: &[u8]
             write_hex(f, value)
         }
         _ => {
+            // Only a shortest-form number prints as `seg=` etc.: `seq=109` must parse back to
+            // the same octets, so a padded value keeps the numeric-type form.
             if let Some((p, _)) = NUMERIC_PREFIXES.iter().find(|(_, t)| *t == typ)
                 && let Ok(n) = decode_nni(value, typ, 0)
+                && value.len() == crate::encoding::nni_len(n)
             {
                 return write!(f, "{p}={n}");
             }
@@ -953,6 +956,9 @@ pub(crate) mod tests {
         assert_eq!(n("/50=%01").to_string(), "/seg=1");
         // A segment component whose value is not a valid NNI prints in numeric form.
         assert_eq!(n("/50=%01%02%03").to_string(), "/50=%01%02%03");
+        // A padded number keeps the numeric form so the URI round-trips to the same octets.
+        assert_eq!(n("/58=%00m").to_string(), "/58=%00m");
+        assert_eq!(n("/58=%00m").get(0).unwrap().as_sequence_num(), Some(109));
         let d = "sha256digest=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         assert_eq!(n(&format!("/x/{d}")).to_string(), format!("/x/{d}"));
         let p = "params-sha256=0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef";
