@@ -965,28 +965,37 @@ async fn forward(
     d
 }
 
+async fn wait_signal(s: Option<&mut tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the forwarder on this thread until SIGINT/SIGTERM, then shuts down cleanly.
 pub fn run_until_signal(config: RuntimeConfig) -> Result<serde_json::Value, RuntimeError> {
-    let fwd = RunningForwarder::start(config)?;
-    let stop = fwd.stop_token();
+    use tokio::signal::unix::{SignalKind, signal};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| RuntimeError::Thread(e.to_string()))?;
+    // Handlers go in before any socket exists: a supervisor may signal as soon as the socket
+    // accepts, and the default action would leave the socket file behind.
+    let (mut int, mut term) = {
+        let _ctx = rt.enter();
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    let fwd = RunningForwarder::start(config)?;
+    let stop = fwd.stop_token();
     rt.block_on(async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term_fut = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
-            () = term_fut => tracing::info!("SIGTERM"),
+            () = wait_signal(int.as_mut()) => tracing::info!("SIGINT"),
+            () = wait_signal(term.as_mut()) => tracing::info!("SIGTERM"),
             () = stop.cancelled() => {}
         }
     });
