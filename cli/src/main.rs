@@ -36,6 +36,8 @@ enum Command {
     Get(cmd::get::GetArgs),
     /// Manage signing identities and certificates
     Key(cmd::key::KeyArgs),
+    /// Key-management tools (`kms cost`: rekey counts of a rollout)
+    Kms(cmd::kms::KmsArgs),
     #[command(flatten)]
     Admin(cmd::admin::AdminCommand),
     /// Run the forwarder (NFD-compatible; Unix socket, TCP/UDP 6363)
@@ -58,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::Put(a) => cmd::put::run(a),
         Command::Get(a) => cmd::get::run(a),
         Command::Key(a) => cmd::key::run(a),
+        Command::Kms(a) => cmd::kms::run(a),
         Command::Admin(c) => cmd::admin::run(c),
         Command::Fwd(a) => cmd::fwd::run(*a),
         Command::Bench(a) => cmd::bench::run(a),

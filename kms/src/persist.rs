@@ -466,8 +466,14 @@ fn read(path: &Path) -> GraphResult<Vec<u8>> {
     fs::read(path).map_err(io(path))
 }
 
-/// Saves the server state to `path` atomically.
+/// Saves the server state to `path` atomically. Refused while changes are staged: the image
+/// must describe a committed epoch.
 pub fn save_graph(g: &KeyGraph, path: &Path) -> GraphResult<()> {
+    if g.has_staged() {
+        return Err(GraphError::BadParameter(
+            "commit staged changes before saving the key graph".into(),
+        ));
+    }
     let mut bytes = encode_graph(g);
     let r = write_atomic(path, &bytes);
     bytes.zeroize();

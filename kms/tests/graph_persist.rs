@@ -67,7 +67,8 @@ fn interrupted_save_keeps_previous_state_and_torn_images_are_refused() {
     let mut w = world();
     save_graph(&w.g, &path).unwrap();
     let v1 = encode_graph(&w.g);
-    w.g.leave(5, w.signer.as_ref()).unwrap();
+    let r = w.g.leave(5, w.signer.as_ref()).unwrap();
+    w.publish(&r);
     let v2 = encode_graph(&w.g);
     assert_ne!(v1, v2);
     let cuts: Vec<usize> = (0..v2.len())
@@ -99,6 +100,14 @@ fn interrupted_save_keeps_previous_state_and_torn_images_are_refused() {
             "flip at {i}"
         );
     }
+    // A half-applied epoch is never written.
+    w.g.stage_leave(6).unwrap();
+    assert!(matches!(
+        save_graph(&w.g, &path),
+        Err(GraphError::BadParameter(_))
+    ));
+    w.commit();
+    let v2 = encode_graph(&w.g);
     // Completing the save switches to the new image.
     save_graph(&w.g, &path).unwrap();
     assert_eq!(encode_graph(&load_graph(&path).unwrap()), v2);

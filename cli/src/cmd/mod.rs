@@ -6,6 +6,7 @@ pub(crate) mod dissect;
 pub(crate) mod fwd;
 pub(crate) mod get;
 pub(crate) mod key;
+pub(crate) mod kms;
 pub(crate) mod name;
 pub(crate) mod peek;
 pub(crate) mod ping;

@@ -318,6 +318,11 @@ impl KeyGraph {
         g
     }
 
+    /// Whether membership changes or refreshes are staged and not yet committed.
+    pub fn has_staged(&self) -> bool {
+        !self.pending.is_empty() || !self.pending.marks.is_empty()
+    }
+
     /// Configuration.
     pub fn config(&self) -> &GraphConfig {
         &self.cfg

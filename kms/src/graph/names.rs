@@ -13,8 +13,9 @@
 //! identified by (height above the leaves, position within that level), which stays stable when a
 //! tree grows a new level on top.
 //!
-//! Names are kept as canonical URI strings here; the AEAD associated data of a wrap is the UTF-8
-//! bytes of its URI.
+//! Names are kept as URI strings here; the AEAD associated data of a wrap is the UTF-8 bytes of
+//! the URI exactly as written by this module (subgroup labels keep `+` unescaped, whereas the
+//! canonical NDN URI of the same Name writes `%2B`). Publishers convert with [`to_ndn_name`].
 
 use std::fmt::Write as _;
 
@@ -118,6 +119,12 @@ pub fn label_projects(label: &str) -> Vec<&str> {
     }
 }
 
+/// Parses one of these names into an NDN [`amicn_tlv::Name`] (`v=` becomes a
+/// VersionNameComponent), e.g. to publish a wrap as a Data packet.
+pub fn to_ndn_name(uri: &str) -> amicn_tlv::Result<amicn_tlv::Name> {
+    amicn_tlv::Name::from_uri(uri)
+}
+
 /// Checks that a DR project name can serve as a name component and inside a subgroup label.
 pub fn valid_project_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > 64 {
@@ -189,6 +196,32 @@ mod tests {
             ))
         );
         assert_eq!(manifest_name(p, 12), "/example-utility/ami/KMS/rekey/12");
+    }
+
+    #[test]
+    fn names_parse_as_ndn_names() {
+        let p = "/example-utility";
+        let w = wrap_name(
+            p,
+            KeyRef::Project("peak-shave_2"),
+            12,
+            KeyRef::Node {
+                subgroup: "p1+p2",
+                height: 2,
+                pos: 5,
+            },
+            11,
+        );
+        let n = to_ndn_name(&w).unwrap_or_default();
+        assert_eq!(n.len(), 16);
+        assert_eq!(n.get(5).and_then(|c| c.as_version()), Some(12));
+        assert_eq!(n.get(15).and_then(|c| c.as_version()), Some(11));
+        assert_eq!(
+            n.get(11).map(|c| c.value().to_vec()),
+            Some(b"p1+p2".to_vec())
+        );
+        // The canonical URI escapes '+'; it names the same packet.
+        assert_eq!(to_ndn_name(&n.to_string()).unwrap_or_default(), n);
     }
 
     #[test]
