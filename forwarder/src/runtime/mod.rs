@@ -28,7 +28,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::{FaceId, FaceOptions, FacePersistency, FaceScope, Forwarder, LinkType, Time};
+use crate::core::{
+    FaceId, FaceOptions, FacePersistency, FaceScope, Forwarder, IdHasher, LinkType, Time,
+};
 use crate::mgmt::{FaceCreateError, FaceCreateRequest, FaceSystem, Management, MgmtConfig, Route};
 
 pub use config::{MulticastFace, RuntimeConfig, StaticFace, StaticRoute};
@@ -187,8 +189,9 @@ struct FaceEntry {
 
 /// The sockets side: face handles by id, channels, and face creation for management.
 struct FaceRegistry {
-    by_token: HashMap<FaceToken, FaceId>,
-    by_id: HashMap<FaceId, FaceEntry>,
+    // Looked up for every packet: keyed by small integers, so a multiply hash beats SipHash.
+    by_token: HashMap<FaceToken, FaceId, IdHasher>,
+    by_id: HashMap<FaceId, FaceEntry, IdHasher>,
     channels: Vec<Channel>,
     udp: Vec<Arc<UdpChannel>>,
     inbound: mpsc::Sender<Inbound>,
@@ -724,8 +727,8 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
             ..MgmtConfig::default()
         }),
         faces: FaceRegistry {
-            by_token: HashMap::new(),
-            by_id: HashMap::new(),
+            by_token: HashMap::default(),
+            by_id: HashMap::default(),
             channels: Vec::new(),
             udp: Vec::new(),
             inbound: inbound_tx.clone(),
