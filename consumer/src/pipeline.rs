@@ -47,6 +47,8 @@ pub struct FetchOptions {
     pub min_rto: Duration,
     /// Segments verified together (batch verification amortises Ed25519 cost).
     pub verify_batch: usize,
+    /// Batches verified concurrently, each on its own blocking thread.
+    pub verify_parallel: usize,
 }
 
 impl Default for FetchOptions {
@@ -60,6 +62,7 @@ impl Default for FetchOptions {
             initial_rto: Duration::from_secs(1),
             min_rto: Duration::from_millis(200),
             verify_batch: 64,
+            verify_parallel: 2,
         }
     }
 }
@@ -473,17 +476,34 @@ impl Consumer {
         };
         let writer = async {
             let mut prog = Progress::default();
-            while let Some((batch, snap)) = batch_rx.recv().await {
-                let batch = self.finish_batch(batch).await?;
-                for d in &batch {
-                    out.write_all(&d.content).await?;
-                    prog.bytes += d.content.len() as u64;
+            // Up to `verify_parallel` batches are verified at once (each on a blocking thread);
+            // results are taken in order, so output order never changes.
+            let mut verifying = futures_util::stream::FuturesOrdered::new();
+            let mut input_open = true;
+            loop {
+                tokio::select! {
+                    next = batch_rx.recv(), if input_open && verifying.len() < opts.verify_parallel.max(1) => {
+                        match next {
+                            Some((batch, snap)) => verifying.push_back(async move {
+                                (self.finish_batch(batch).await, snap)
+                            }),
+                            None => input_open = false,
+                        }
+                    }
+                    Some((checked, snap)) = verifying.next(), if !verifying.is_empty() => {
+                        let batch: Vec<Data> = checked?;
+                        for d in &batch {
+                            out.write_all(&d.content).await?;
+                            prog.bytes += d.content.len() as u64;
+                        }
+                        prog.segments += snap.segments;
+                        prog.total_segments = snap.total_segments;
+                        prog.window = snap.window;
+                        prog.retransmissions = snap.retransmissions;
+                        progress(&prog);
+                    }
+                    else => break,
                 }
-                prog.segments += snap.segments;
-                prog.total_segments = snap.total_segments;
-                prog.window = snap.window;
-                prog.retransmissions = snap.retransmissions;
-                progress(&prog);
             }
             out.flush().await?;
             Ok::<Progress, Error>(prog)

@@ -23,6 +23,13 @@ use crate::Error;
 const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Longest certificate chain followed.
 const MAX_CHAIN: usize = 5;
 
@@ -250,6 +257,14 @@ impl Validator {
                 name: cert.name.clone(),
                 why: "content is not an Ed25519 public key",
             })?;
+            if let Some(v) = &cert.signature_info.validity
+                && !v.contains(now_s())
+            {
+                return Err(Error::BadCertificate {
+                    name: cert.name.clone(),
+                    why: "outside its ValidityPeriod (expired or not yet valid)",
+                });
+            }
             let issuer = match &cert.signature_info.key_locator {
                 Some(KeyLocator::Name(n)) => n.clone(),
                 _ => {
@@ -506,6 +521,31 @@ mod tests {
             Error::BadSignature { name: n, .. } => assert_eq!(n, name("/alice/f/seg=5")),
             e => panic!("unexpected {e}"),
         }
+    }
+
+    #[tokio::test]
+    async fn expired_certificate_is_refused() {
+        let k = ed25519_dalek::SigningKey::from_bytes(&[6; 32]);
+        let mut c = Data::new(
+            name("/old/KEY/k/self/v=1"),
+            spki(k.verifying_key().to_bytes()),
+        );
+        c.meta_info.content_type = 2;
+        let si = amicn_tlv::SignatureInfo {
+            sig_type: amicn_tlv::sig::ED25519,
+            key_locator: Some(KeyLocator::Name(name("/old/KEY/k"))),
+            validity: Some(amicn_tlv::ValidityPeriod::from_unix(1_000_000, 2_000_000)),
+            ..Default::default()
+        };
+        let c = Data::decode(c.sign_with(si, |p| k.sign(p).to_bytes().to_vec())).unwrap();
+        let v = Validator::new(TrustMode::Integrity, false).with_fetcher(fetcher(vec![c]));
+        let d = signed(
+            Data::new(name("/old/x"), Bytes::from_static(b"y")),
+            &k,
+            "/old/KEY/k",
+        );
+        let err = v.verify(&[d]).await.unwrap_err();
+        assert!(err.to_string().contains("ValidityPeriod"), "{err}");
     }
 
     #[tokio::test]

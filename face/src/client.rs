@@ -1187,4 +1187,67 @@ mod tests {
         assert!(client.counters().connects.load(Ordering::Relaxed) >= 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[tokio::test]
+    async fn dropping_an_express_future_withdraws_the_interest() {
+        let (near, mut far) = tokio::io::duplex(1 << 16);
+        let client = Client::from_stream(near, ClientOptions::default());
+        let mut i = Interest::new("/never/answered".parse().unwrap());
+        i.lifetime_ms = Some(60_000);
+        let r = tokio::time::timeout(Duration::from_millis(50), client.express(&i)).await;
+        assert!(r.is_err(), "nothing can answer this Interest");
+        assert!(
+            client.lock_pending().is_empty(),
+            "a cancelled Interest stays pending"
+        );
+        // It did go out, wrapped with our PitToken.
+        let mut buf = BytesMut::new();
+        far.read_buf(&mut buf).await.unwrap();
+        let rx = amicn_tlv::decode_packet(buf.freeze()).unwrap();
+        assert_eq!(rx.lp.pit_token.map(|t| t.len()), Some(8));
+        assert!(matches!(rx.packet, NetPacket::Interest(ref x) if x.name == i.name));
+    }
+
+    #[tokio::test]
+    async fn nack_and_tokenless_data_reach_their_interests() {
+        let (near, mut far) = tokio::io::duplex(1 << 16);
+        let client = Client::from_stream(near, ClientOptions::default());
+        let c2 = client.clone();
+        let asked = tokio::spawn(async move {
+            let mut a = Interest::new("/a".parse().unwrap());
+            a.can_be_prefix = true;
+            let b = Interest::new("/b".parse().unwrap());
+            let (ra, rb) = tokio::join!(c2.express(&a), c2.express(&b));
+            (ra.unwrap(), rb.unwrap())
+        });
+        let mut buf = BytesMut::new();
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            far.read_buf(&mut buf).await.unwrap();
+            while let Ok(Some(n)) = amicn_tlv::split_first_tlv(&buf) {
+                let rx = amicn_tlv::decode_packet(buf.split_to(n).freeze()).unwrap();
+                if let NetPacket::Interest(i) = rx.packet {
+                    seen.push(i);
+                }
+            }
+        }
+        for i in seen {
+            if i.name.to_string() == "/a" {
+                // Answer without a PitToken, under a longer name: matched by CanBePrefix.
+                let mut d = Data::new("/a/v=1".parse().unwrap(), Bytes::from_static(b"x"));
+                far.write_all(&d.sign_digest_sha256()).await.unwrap();
+            } else {
+                let nack = amicn_tlv::encode_nack(i.encode(), NackReason::NoRoute, None);
+                far.write_all(&nack).await.unwrap();
+            }
+        }
+        let (ra, rb) = asked.await.unwrap();
+        assert!(matches!(ra, Reply::Data { ref data, .. } if data.name.to_string() == "/a/v=1"));
+        assert!(matches!(
+            rb,
+            Reply::Nack {
+                reason: NackReason::NoRoute
+            }
+        ));
+    }
 }
