@@ -289,3 +289,24 @@ fn wrap_forged_by_an_insider_fails_the_commitment() {
         Err(GraphError::CommitmentMismatch { .. })
     ));
 }
+
+#[test]
+fn periodic_refresh_replaces_group_keys_only() {
+    let mut w = world();
+    let before = w.states[&9].root_key().unwrap().0;
+    w.g.stage_refresh(true, true);
+    let r = w.commit();
+    // p1 under its 2 subgroups, p2 under 1, the broadcast key under all 3; no tree key moves.
+    assert_eq!(
+        (
+            r.stats.project_wraps,
+            r.stats.root_wraps,
+            r.stats.tree_wraps
+        ),
+        (3, 3, 0)
+    );
+    assert_eq!(r.stats.fresh_keys, 3);
+    assert_eq!(w.states[&9].root_key().unwrap().0, r.manifest.epoch);
+    assert!(r.manifest.epoch > before);
+    assert_eq!(w.states[&9].project_key("p2").unwrap().0, r.manifest.epoch);
+}

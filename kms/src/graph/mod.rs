@@ -965,18 +965,13 @@ fn rekey_tree(
                 }
                 let commit = wrap::commitment(&target_name, &new_key);
                 tree.set_key(h, parent, &new_key, epoch);
-                let children: Vec<u32> = if fresh {
-                    (parent * d..parent * d + d)
-                        .filter(|&c| tree.occupied(h - 1, c))
-                        .collect()
-                } else {
-                    group
-                        .iter()
-                        .filter(|&&(c, f)| f & JOIN != 0 && tree.occupied(h - 1, c))
-                        .map(|&(c, _)| c)
-                        .collect()
-                };
-                for c in children {
+                // Fresh: every occupied child. Ratchet: only children with a joiner below.
+                for c in parent * d..parent * d + d {
+                    let wanted = tree.occupied(h - 1, c)
+                        && (fresh || group.iter().any(|&(gc, f)| gc == c && f & JOIN != 0));
+                    if !wanted {
+                        continue;
+                    }
                     let (ck, ce) = tree.key(h - 1, c);
                     let (by, mode) = if h == 1 {
                         (
