@@ -687,3 +687,53 @@ fn no_cache_policy_keeps_data_out_of_the_cs() {
     // R1 forwards the Data without the hop-by-hop CachePolicy, so R0 may cache it.
     assert_eq!(sim.nodes[r0].cs_info().n_entries, 1);
 }
+
+#[test]
+fn next_hop_face_id_and_incoming_face_id_on_local_faces() {
+    let (mut sim, r0, r1) = chain(22, Config::default());
+    let _p1 = sim.producer(r1, "/p", echo_producer(None));
+    // A second local producer on R0 that the route does not point to.
+    let p0 = sim.producer(r0, "/other", echo_producer(None));
+    let p0_face = sim.apps[p0].face;
+    let c = sim.attach_app(r0, FaceScope::Local);
+    let cf = sim.apps[c].face;
+    sim.nodes[r0].face_mut(cf).unwrap().options.local_fields_enabled = true;
+    let lp = LpHeaders { next_hop_face_id: Some(p0_face.0), ..Default::default() };
+    sim.app_send(c, wrap_fragment(interest("/p/direct", 1).encode(), &lp, None));
+    sim.run_for(ms(50));
+    assert_eq!(sim.apps[p0].interests_seen, 1, "NextHopFaceId overrides the FIB");
+    let inbox = sim.take_inbox(c);
+    assert_eq!(count_data(&inbox), 1);
+    assert_eq!(inbox[0].1.lp.incoming_face_id, Some(p0_face.0), "IncomingFaceId = producer face");
+    // Served again from the CS: IncomingFaceId is the Content Store's reserved id 254.
+    sim.express(c, &interest("/p/direct", 2));
+    sim.run_for(ms(50));
+    let inbox = sim.take_inbox(c);
+    assert_eq!(inbox[0].1.lp.incoming_face_id, Some(254));
+    // NextHopFaceId from a non-local face is ignored: the FIB decides.
+    let remote = sim.attach_app(r0, FaceScope::NonLocal);
+    let lp = LpHeaders { next_hop_face_id: Some(p0_face.0), ..Default::default() };
+    sim.app_send(remote, wrap_fragment(interest("/p/viafib", 3).encode(), &lp, None));
+    sim.run_for(ms(50));
+    assert_eq!(sim.apps[p0].interests_seen, 1);
+    assert_eq!(sim.data_names(remote), vec!["/p/viafib"]);
+}
+
+#[test]
+fn aggregated_entry_lives_as_long_as_its_longest_in_record() {
+    let (mut sim, r0, r1) = chain(23, Config::default());
+    let _silent = sim.producer(r1, "/p", Box::new(|_| None));
+    let c1 = sim.attach_app(r0, FaceScope::Local);
+    let c2 = sim.attach_app(r0, FaceScope::Local);
+    let mut short = interest("/p/agg", 1);
+    short.lifetime_ms = Some(200);
+    let mut long = interest("/p/agg", 2);
+    long.lifetime_ms = Some(2000);
+    sim.express(c1, &short);
+    sim.express(c2, &long);
+    sim.run_for(ms(1000));
+    assert_eq!(sim.nodes[r0].pit_len(), 1, "kept for the longer lifetime");
+    sim.run_for(ms(1100));
+    assert_eq!(sim.nodes[r0].pit_len(), 0);
+    assert_eq!(sim.nodes[r0].status().counters.n_unsatisfied_interests, 1);
+}
