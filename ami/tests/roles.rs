@@ -1,0 +1,232 @@
+//! The AMI roles through a real forwarder (in-process, on a private Unix socket).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use amicn_ami::{
+    AmiError, AmiNames, DrEvent, DrOperator, KmsConfig, KmsService, MdmsCollector, MdmsConfig,
+    MemoryReadingStore, Meter, MeterConfig, Pki, Price, PricingPublisher, Rejection, Trust,
+    connect, now_us,
+};
+use amicn_face::client::TransportUri;
+use amicn_forwarder::runtime::{RunningForwarder, RuntimeConfig};
+
+struct Net {
+    _fwd: RunningForwarder,
+    dir: PathBuf,
+    uri: TransportUri,
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn forwarder(tag: &str) -> Net {
+    let dir = std::env::temp_dir().join(format!(
+        "amicn-ami-{tag}-{}-{}",
+        std::process::id(),
+        now_us()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("fwd.sock");
+    let fwd = RunningForwarder::start(RuntimeConfig {
+        unix_path: Some(sock.clone()),
+        listen_best_effort: true,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    Net {
+        _fwd: fwd,
+        dir,
+        uri: TransportUri::Unix(sock),
+    }
+}
+
+async fn meter(
+    net: &Net,
+    names: &AmiNames,
+    pki: &Pki,
+    id: u32,
+    as_id: u32,
+    projects: &[&str],
+) -> Arc<Meter> {
+    let c = connect(&net.uri).await.unwrap();
+    let cfg = MeterConfig {
+        reading_interval: Duration::from_secs(1),
+        ..MeterConfig::new(
+            names.clone(),
+            id,
+            projects.iter().map(|p| p.to_string()).collect(),
+        )
+    };
+    let trust = Trust::new(names, pki.anchor(), &c).unwrap();
+    Meter::start(cfg, pki.issue(&names.meter(as_id)).unwrap(), trust, &c)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrol_rekey_readings_prices_and_events_end_to_end() {
+    let net = forwarder("e2e");
+    let names = AmiNames::new("/test-utility").unwrap();
+    let pki = Pki::new(&names).unwrap();
+    let kc = connect(&net.uri).await.unwrap();
+    let kms = KmsService::start(
+        KmsConfig::new(names.clone(), vec!["p1".into()]),
+        pki.issue(&names.kms()).unwrap(),
+        Trust::new(&names, pki.anchor(), &kc).unwrap(),
+        &kc,
+    )
+    .await
+    .unwrap();
+    let keys = kms.head_end_keys();
+    let m1 = meter(&net, &names, &pki, 1, 1, &["p1"]).await;
+    let m2 = meter(&net, &names, &pki, 2, 2, &[]).await;
+    let m3 = meter(&net, &names, &pki, 3, 3, &["p1"]).await;
+    for m in [&m1, &m2, &m3] {
+        assert_eq!(
+            m.enrol().await.unwrap(),
+            2,
+            "joins take effect in the next epoch"
+        );
+    }
+    let rec = kms.commit_epoch("enrol").unwrap();
+    assert_eq!(rec.epoch, 2);
+    assert_eq!(rec.joins, vec![1, 2, 3]);
+    for m in [&m1, &m2, &m3] {
+        let r = m.sync_keys(None).await.unwrap();
+        assert_eq!((r.manifests, r.epoch, r.departed), (1, 2, false));
+        assert!(r.wraps_fetched > 0);
+        assert_eq!(
+            m.held_keys().len() as u64,
+            kms.member_key_count(m.id()).unwrap()
+        );
+    }
+
+    // A reading goes to the MDMS, which verifies, decrypts and stores it once.
+    let mc = connect(&net.uri).await.unwrap();
+    let mdms = MdmsCollector::new(
+        MdmsConfig::new(names.clone(), Duration::from_secs(30)),
+        Trust::new(&names, pki.anchor(), &mc).unwrap(),
+        keys.clone(),
+        &mc,
+        Box::new(MemoryReadingStore::default()),
+    );
+    let t = now_us();
+    let sent = m1.publish_reading(t).unwrap();
+    let round = mdms.collect(vec![names.reading(1, t)]).await;
+    assert_eq!(round.stored.len(), 1, "{round:?}");
+    let stored = &round.stored[0];
+    assert_eq!(
+        (stored.meter, stored.t_us, stored.energy_wh, stored.power_w),
+        (1, t, sent.energy_wh, sent.power_w)
+    );
+    assert_eq!(stored.key_name, "/test-utility/ami/meter/1/KEK/v=2");
+    let again = mdms.fetch_and_ingest(names.reading(1, t)).await.unwrap();
+    assert_eq!(again, Err(Rejection::Duplicate));
+
+    // Price under the root key: all decrypt. DR event under p1: only p1 members.
+    let pc = connect(&net.uri).await.unwrap();
+    let pricing = PricingPublisher::start(
+        names.clone(),
+        pki.issue(&names.price_prefix()).unwrap(),
+        keys.clone(),
+        &pc,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let price = Price {
+        tariff: "tou".into(),
+        version: 7,
+        millicents_per_kwh: 12_345,
+        valid_from_s: 1,
+    };
+    let (_, key) = pricing.publish(&price).unwrap();
+    assert_eq!(key.to_string(), "/test-utility/ami/bcast/KEK/v=2");
+    for m in [&m1, &m2, &m3] {
+        assert_eq!(m.fetch_price("tou", 7).await.unwrap(), price);
+    }
+    let dc = connect(&net.uri).await.unwrap();
+    let dr = DrOperator::start(
+        names.clone(),
+        pki.issue(&names.role("dr")).unwrap(),
+        keys.clone(),
+        &dc,
+        &["p1".to_string()],
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let ev = DrEvent {
+        project: "p1".into(),
+        seq: 1,
+        start_s: 10,
+        duration_s: 60,
+        reduce_w: 700,
+    };
+    dr.publish(&ev).unwrap();
+    assert_eq!(m1.fetch_dr_event("p1", 1).await.unwrap(), ev);
+    assert_eq!(m3.fetch_dr_event("p1", 1).await.unwrap(), ev);
+    assert!(matches!(
+        m2.fetch_dr_event("p1", 1).await,
+        Err(AmiError::KeyNotHeld { .. })
+    ));
+
+    // Meter 3 leaves: after the rekey the others follow, meter 3 cannot read the next event.
+    kms.stage_leave(3).unwrap();
+    let rec = kms.commit_epoch("leave").unwrap();
+    assert_eq!(rec.departs, vec![3]);
+    assert!(
+        m3.wraps_opened_with_held_keys(&rec.wrap_uris)
+            .await
+            .unwrap()
+            == 0
+    );
+    for m in [&m1, &m2] {
+        assert!(!m.sync_keys(Some(rec.epoch)).await.unwrap().departed);
+    }
+    let ev2 = DrEvent {
+        seq: 2,
+        ..ev.clone()
+    };
+    let (name2, key2) = dr.publish(&ev2).unwrap();
+    assert_eq!(key2.to_string(), "/test-utility/ami/dr/p1/KEK/v=3");
+    assert_eq!(m1.fetch_dr_event("p1", 2).await.unwrap(), ev2);
+    let d2 = m3.fetch_verified(name2).await.unwrap();
+    assert_eq!(m3.keys_that_open(&d2).unwrap(), 0);
+    assert!(m3.sync_keys(Some(rec.epoch)).await.unwrap().departed);
+    assert!(m3.held_keys().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meter_cannot_enrol_under_another_meters_name() {
+    let net = forwarder("impostor");
+    let names = AmiNames::new("/test-utility").unwrap();
+    let pki = Pki::new(&names).unwrap();
+    let kc = connect(&net.uri).await.unwrap();
+    let kms = KmsService::start(
+        KmsConfig::new(names.clone(), vec![]),
+        pki.issue(&names.kms()).unwrap(),
+        Trust::new(&names, pki.anchor(), &kc).unwrap(),
+        &kc,
+    )
+    .await
+    .unwrap();
+    // Configured as meter 1 but holding meter 2's certified key.
+    let impostor = meter(&net, &names, &pki, 1, 2, &[]).await;
+    match impostor.enrol().await {
+        Err(AmiError::EnrolRefused { meter: 1, why }) => {
+            assert!(why.contains("not this meter's"), "{why}")
+        }
+        other => panic!("impostor enrolment should be refused, got {other:?}"),
+    }
+    assert_eq!(kms.enrolments(), (0, 1));
+    // Nothing was staged: the next commit places nobody.
+    assert!(kms.commit_epoch("empty").unwrap().joins.is_empty());
+}
