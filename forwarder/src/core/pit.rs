@@ -18,6 +18,70 @@ const NONE: u32 = u32::MAX;
 const LOCALHOST: &[u8] = b"\x08\x09localhost";
 const LOCALHOP: &[u8] = b"\x08\x08localhop";
 
+/// A short list stored inline while it has one element (the common case: one downstream,
+/// one upstream), so a PIT entry needs no allocation for its records.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Records<T> {
+    #[default]
+    Empty,
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> std::ops::Deref for Records<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Records::Empty => &[],
+            Records::One(t) => std::slice::from_ref(t),
+            Records::Many(v) => v,
+        }
+    }
+}
+
+impl<T> std::ops::DerefMut for Records<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            Records::Empty => &mut [],
+            Records::One(t) => std::slice::from_mut(t),
+            Records::Many(v) => v,
+        }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Records<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<T> Records<T> {
+    pub(crate) fn push(&mut self, x: T) {
+        *self = match std::mem::take(self) {
+            Records::Empty => Records::One(x),
+            Records::One(a) => Records::Many(vec![a, x]),
+            Records::Many(mut v) => {
+                v.push(x);
+                Records::Many(v)
+            }
+        };
+    }
+
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        match self {
+            Records::Empty => {}
+            Records::One(t) => {
+                if !keep(t) {
+                    *self = Records::Empty;
+                }
+            }
+            Records::Many(v) => v.retain(|t| keep(t)),
+        }
+    }
+}
+
 /// A downstream that is waiting for Data.
 #[derive(Clone, Debug)]
 pub(crate) struct InRecord {
@@ -60,8 +124,8 @@ pub(crate) struct PitEntry {
     pub(crate) nonce: u32,
     /// The bare Interest wire sent upstream (HopLimit decremented, Nonce present).
     pub(crate) fwd_wire: Bytes,
-    pub(crate) in_records: Vec<InRecord>,
-    pub(crate) out_records: Vec<OutRecord>,
+    pub(crate) in_records: Records<InRecord>,
+    pub(crate) out_records: Records<OutRecord>,
     pub(crate) expiry: Time,
     pub(crate) strategy: StrategyKind,
     pub(crate) retx: RetxSuppression,
@@ -85,8 +149,8 @@ impl PitEntry {
             localhop: name.component_wire(0) == Some(LOCALHOP),
             nonce: interest.nonce.unwrap_or(0),
             fwd_wire,
-            in_records: Vec::with_capacity(1),
-            out_records: Vec::with_capacity(1),
+            in_records: Records::Empty,
+            out_records: Records::Empty,
             expiry: Time::ZERO,
             strategy,
             retx: RetxSuppression::default(),
@@ -335,6 +399,23 @@ impl Pit {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn records_grow_and_shrink() {
+        let mut r: Records<u32> = Records::Empty;
+        assert!(r.is_empty());
+        r.push(1);
+        assert!(matches!(r, Records::One(1)));
+        r.push(2);
+        r.push(3);
+        assert_eq!(&r[..], &[1, 2, 3]);
+        r.iter_mut().for_each(|x| *x *= 10);
+        r.retain(|x| *x != 20);
+        assert_eq!(&r[..], &[10, 30]);
+        let mut one = Records::One(5u32);
+        one.retain(|x| *x != 5);
+        assert!(one.is_empty());
+    }
 
     fn entry(uri: &str, cbp: bool, mbf: bool) -> PitEntry {
         let mut i = Interest::new(Name::from_uri(uri).unwrap());
