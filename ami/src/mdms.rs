@@ -283,9 +283,20 @@ pub struct MdmsCounters {
     /// Schedule slots skipped because the collector fell more than half a window behind.
     pub skipped_slots: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+    per_meter: Mutex<HashMap<u32, u64>>,
 }
 
 impl MdmsCounters {
+    /// Readings stored from `meter`.
+    pub fn stored_from(&self, meter: u32) -> u64 {
+        self.per_meter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&meter)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Rejections by kind.
     pub fn rejected(&self) -> BTreeMap<&'static str, u64> {
         self.rejected
@@ -444,8 +455,15 @@ impl MdmsCollector {
 
     fn account(&self, r: &std::result::Result<StoredReading, Rejection>) {
         match r {
-            Ok(_) => {
+            Ok(r) => {
                 self.counters.stored.fetch_add(1, Ordering::Relaxed);
+                *self
+                    .counters
+                    .per_meter
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(r.meter)
+                    .or_insert(0) += 1;
             }
             Err(rej) => self.counters.reject(rej),
         }

@@ -548,6 +548,14 @@ fn epoch_report(rec: &EpochRecord, formula: Option<(String, bool)>) -> EpochRepo
     }
 }
 
+/// Waits until `cond` holds, checking every `step`, for at most 10 s plus 20 steps.
+async fn wait_for(cond: impl Fn() -> bool, step: Duration) {
+    let deadline = Instant::now() + Duration::from_secs(10) + step * 20;
+    while !cond() && Instant::now() < deadline {
+        tokio::time::sleep(step / 4).await;
+    }
+}
+
 async fn sleep_until(t: Instant) {
     tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await;
 }
@@ -728,8 +736,15 @@ async fn scenario(s: &Settings, socket: &Path) -> anyhow::Result<Report> {
         dr_reach(&initial, p, 1, &mut checks, "multicast").await;
     }
 
-    // 4. One meter leaves, one is revoked: one batch rekey committed at once.
+    // 4. One meter leaves, one is revoked: one batch rekey committed at once. (First make sure
+    // the MDMS has had readings from both, so "heard from every meter" does not depend on how
+    // fast this host is.)
     sleep_until(at(0.35)).await;
+    wait_for(
+        || mdms.counters.stored_from(leaver) > 0 && mdms.counters.stored_from(revoked) > 0,
+        s.interval,
+    )
+    .await;
     let departed = [
         (leaver, projects_of(leaver, &projects)),
         (revoked, projects_of(revoked, &projects)),
@@ -1001,6 +1016,7 @@ async fn scenario(s: &Settings, socket: &Path) -> anyhow::Result<Report> {
     // 7. Wind down and account: let the collector take the last slot of the run, stop it, then
     // stop the meters (in that order, so it never asks for a reading nobody will publish).
     sleep_until(until + s.interval).await;
+    wait_for(|| mdms.counters.stored_from(late) > 0, s.interval).await;
     mdms.stop();
     let rounds: Vec<RoundReport> =
         match tokio::time::timeout(s.interval * 4 + Duration::from_secs(10), mdms_task).await {
