@@ -80,6 +80,18 @@ pub(crate) struct CsQuery<'a> {
     pub(crate) must_be_fresh: bool,
 }
 
+/// A copy of `wire` in its own allocation, and the name's TLV-VALUE as a slice of that copy.
+fn compact(name: &Name, wire: &Bytes) -> (Bytes, Bytes) {
+    let copy = Bytes::copy_from_slice(wire);
+    let value = name.value_wire();
+    let off = (value.as_ptr() as usize).wrapping_sub(wire.as_ptr() as usize);
+    let key = match copy.get(off..off.wrapping_add(value.len())) {
+        Some(k) if k == value => copy.slice(off..off + value.len()),
+        _ => Bytes::copy_from_slice(value),
+    };
+    (copy, key)
+}
+
 fn digest(wire: &[u8]) -> [u8; 32] {
     Sha256::digest(wire).into()
 }
@@ -250,10 +262,13 @@ impl Cs {
             Some(ms) if ms > 0 => now.add_millis(ms),
             _ => Time::ZERO,
         };
+        // Keep a compact copy: a received packet is usually a slice of a larger read buffer,
+        // and caching the slice would pin that whole buffer for as long as the entry lives
+        // (and make the byte capacity meaningless).
+        let (wire, key) = compact(name, &wire);
         let h = name.prefix_hash(name.len());
         if let Some(i) = self.find_exact(h, name.value_wire()) {
             let old_len = self.entry(i).map_or(0, |e| e.wire.len());
-            let key = name.value_bytes().clone();
             if let Some(e) = self.entry_mut(i) {
                 e.wire = wire;
                 e.fresh_until = fresh_until;
@@ -266,7 +281,6 @@ impl Cs {
             self.ordered.insert(key, i);
             self.touch(i);
         } else {
-            let key = name.value_bytes().clone();
             let len = wire.len();
             let entry = CsEntry {
                 key: key.clone(),
@@ -474,6 +488,32 @@ mod tests {
         assert_eq!(cs.erase(&n("/p"), 10), 1);
         assert_eq!(cs.len(), 1);
         assert_eq!(cs.info().n_bytes, 10);
+    }
+
+    #[test]
+    fn cached_packets_do_not_pin_the_receive_buffer() {
+        let name = n("/pin/1");
+        let mut big = vec![0u8; 65_536];
+        let nv = name.value_wire().to_vec();
+        big[100..100 + nv.len()].copy_from_slice(&nv);
+        let big = Bytes::from(big);
+        let wire = big.slice(100..300);
+        let sliced_name = Name::from_value(wire.slice(..nv.len())).unwrap();
+        let mut cs = Cs::new(10, 10_000, true, true);
+        cs.insert(&sliced_name, wire, None, Time::ZERO);
+        let e = cs.entry(cs.head).unwrap();
+        let range = big.as_ptr() as usize..big.as_ptr() as usize + big.len();
+        assert!(
+            !range.contains(&(e.wire.as_ptr() as usize)),
+            "packet copied out"
+        );
+        assert!(
+            !range.contains(&(e.key.as_ptr() as usize)),
+            "key points into the copy"
+        );
+        assert_eq!(&e.key[..], &nv[..]);
+        let hit = cs.find(&q(&name, false, false), Time::ZERO).unwrap();
+        assert_eq!(hit.len(), 200);
     }
 
     #[test]
