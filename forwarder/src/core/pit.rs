@@ -135,10 +135,17 @@ pub(crate) struct PitEntry {
 }
 
 impl PitEntry {
+    /// A new entry. `fwd_wire` must be a buffer of its own (not a slice of a receive buffer)
+    /// so a long-lived entry pins nothing else; the name is kept as a slice of it.
     pub(crate) fn new(interest: &Interest, fwd_wire: Bytes, strategy: StrategyKind) -> Self {
         let name = &interest.name;
+        let value = name.value_wire();
+        let key = match super::wire::name_value_range(&fwd_wire) {
+            Some((s, e)) if fwd_wire.get(s..e) == Some(value) => fwd_wire.slice(s..e),
+            _ => Bytes::copy_from_slice(value),
+        };
         PitEntry {
-            name: name.value_bytes().clone(),
+            name: key,
             name_hash: name.prefix_hash(name.len()),
             name_len: u16::try_from(name.len()).unwrap_or(u16::MAX),
             can_be_prefix: interest.can_be_prefix,
@@ -457,6 +464,23 @@ mod tests {
         assert_eq!(pit.by_token(&tok), None, "old generation");
         assert_eq!(pit.by_token(&pit.token(b)), Some(b));
         assert_eq!(pit.by_token(&[1, 2, 3]), None, "foreign token length");
+    }
+
+    #[test]
+    fn entry_name_is_a_slice_of_its_own_wire() {
+        let mut i = Interest::new(Name::from_uri("/own/wire").unwrap());
+        i.nonce = Some(3);
+        let orig = i.encode();
+        let fwd = crate::core::wire::interest_wire(&orig, &i, false, false);
+        assert_ne!(
+            fwd.as_ptr(),
+            orig.as_ptr(),
+            "copied out of the received buffer"
+        );
+        let e = PitEntry::new(&i, fwd.clone(), StrategyKind::BestRoute);
+        let range = fwd.as_ptr() as usize..fwd.as_ptr() as usize + fwd.len();
+        assert!(range.contains(&(e.name.as_ptr() as usize)));
+        assert!(e.is_named(&i.name));
     }
 
     #[test]

@@ -322,6 +322,13 @@ pub(crate) fn wrap(fragment: &Bytes, h: &LpOut<'_>) -> Bytes {
     out.freeze()
 }
 
+/// Where the Name TLV-VALUE sits in an Interest's wire.
+pub(crate) fn name_value_range(interest_wire: &[u8]) -> Option<(usize, usize)> {
+    let (t, vs, _) = read_tl(interest_wire, 0).ok()?;
+    let (nt, ns, ne) = read_tl(interest_wire, vs).ok()?;
+    (t == tt::INTEREST && nt == tt::NAME).then_some((ns, ne))
+}
+
 /// A copy of an Interest's wire with the Nonce and/or HopLimit values replaced in place; `None`
 /// when a field to set is absent from the wire (the caller then re-encodes).
 pub(crate) fn patch_interest(
@@ -363,7 +370,9 @@ pub(crate) fn interest_wire(
     hop_changed: bool,
 ) -> Bytes {
     if !nonce_changed && !hop_changed {
-        return orig.clone();
+        // Copied, not sliced: the PIT keeps this for the Interest's lifetime and must not pin
+        // the receive buffer the packet arrived in.
+        return Bytes::copy_from_slice(orig);
     }
     let nonce = if nonce_changed { interest.nonce } else { None };
     let hop = if hop_changed {
