@@ -4,6 +4,19 @@
 //!
 //! Run: `cargo bench -p amicn-kms --bench rekey -- --warm-up-time 1 --measurement-time 2`.
 //! Manifests are "signed" by a no-op signer: the numbers exclude the one signature per rekey.
+//!
+//! One run on the shared 2-vCPU EPYC VM (`RUSTFLAGS="-C target-cpu=native"`; default flags in
+//! parentheses), every figure next to its count formula and the same-run wrap baseline:
+//!
+//! | measurement | count (formula) | time | ratio to one wrap |
+//! | --- | --- | --- | --- |
+//! | one wrap = XChaCha20-Poly1305 seal of 32 B + random nonce | 1 | 1.53 µs (3.67 µs) | 1 |
+//! | leave, n = 10^3, d = 2 | 19 tree wraps (d·H − 1, H = 10) + 1 broadcast | 40.4 µs (81.6 µs) | 26× (22×) |
+//! | leave, n = 10^6, d = 2 | 39 tree wraps (d·H − 1, H = 20) + 1 broadcast | 76.4 µs (185 µs) | 50× (51×) |
+//! | leave, n = 10^6, d = 4 | 39 tree wraps (d·H − 1, H = 10) + 1 broadcast | 66.9 µs (153 µs) | 44× (42×) |
+//! | batch of 1000 leaves, n = 10^6, d = 2 | ≈19.1 k wraps (expected ≈19.3 k; 39 k one by one) | 39.5 ms (108 ms) | 25.8 k× (29.6 k×) |
+//! | server arrays, n = 10^6 | 2,000,008 keys d = 2 / 1,333,338 d = 4 | 88.0 MiB / 61.3 MiB | — |
+//! | save / restore state, n = 10^6, d = 2 (92 MB file) | — | (716 ms / 319 ms) | — |
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
