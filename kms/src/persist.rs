@@ -394,11 +394,17 @@ pub fn decode_member(bytes: &[u8], path: &Path) -> GraphResult<MemberState> {
     m.epoch = r.u32()?;
     m.place = match r.u8()? {
         0 => None,
-        _ => Some(Place {
-            label: r.str()?,
-            degree: r.u32()?,
-            pos: r.u32()?,
-        }),
+        _ => {
+            let place = Place {
+                label: r.str()?,
+                degree: r.u32()?,
+                pos: r.u32()?,
+            };
+            if !(2..=255).contains(&place.degree) {
+                return Err(r.corrupt("bad degree"));
+            }
+            Some(place)
+        }
     };
     fn held(r: &mut R<'_>) -> GraphResult<Option<(u32, SymmetricKey)>> {
         Ok(match r.u8()? {

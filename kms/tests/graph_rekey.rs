@@ -85,6 +85,11 @@ fn revoked_meter_cannot_rejoin() {
         w.stage_join(5, &["p1"]),
         Err(GraphError::Revoked { meter: 5 })
     ));
+    // The vacant-leaf marker is not a meter id.
+    assert!(matches!(
+        w.stage_join(u32::MAX, &["p1"]),
+        Err(GraphError::BadParameter(_))
+    ));
 }
 
 /// Names of the wraps meter `m` fetches to follow `r`, from an honest run.

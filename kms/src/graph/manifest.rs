@@ -231,7 +231,14 @@ impl Manifest {
         let mut sections = Vec::with_capacity(n);
         for _ in 0..n {
             let label = r.string("section label")?;
+            let at = r.off;
             let degree = r.u8("degree")?;
+            if degree < 2 {
+                return Err(GraphError::MalformedManifest {
+                    what: "degree",
+                    offset: at,
+                });
+            }
             let height = r.u8("height")?;
             let k = r.count("changes", 26)?;
             let mut changes = Vec::with_capacity(k);
@@ -433,6 +440,16 @@ mod tests {
         let mut huge = b.clone();
         huge[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(Manifest::decode(&huge).is_err());
+    }
+
+    #[test]
+    fn degree_below_two_is_rejected() {
+        let mut m = sample();
+        m.sections[0].degree = 0;
+        assert!(matches!(
+            Manifest::decode(&m.encode()),
+            Err(GraphError::MalformedManifest { what: "degree", .. })
+        ));
     }
 
     #[test]

@@ -426,6 +426,11 @@ impl KeyGraph {
         }
         let set = self.resolve(projects)?;
         for &m in meters {
+            if m == ABSENT {
+                return Err(GraphError::BadParameter(format!(
+                    "meter id {m} is reserved"
+                )));
+            }
             if self.is_member(m) {
                 return Err(GraphError::AlreadyMember { meter: m });
             }
@@ -473,6 +478,11 @@ impl KeyGraph {
         projects: &[&str],
         user_key: SymmetricKey,
     ) -> GraphResult<()> {
+        if meter == ABSENT {
+            return Err(GraphError::BadParameter(format!(
+                "meter id {meter} is reserved"
+            )));
+        }
         if self.revoked.contains(&meter) {
             return Err(GraphError::Revoked { meter });
         }
