@@ -14,6 +14,9 @@ use bytes::Bytes;
 
 use crate::error::Result;
 
+/// NFD route flag Capture.
+const ROUTE_FLAG_CAPTURE: u64 = 2;
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -142,6 +145,27 @@ impl Publisher {
     /// Returns once the forwarder accepted the registration.
     pub async fn serve(&self, prefix: Name) -> Result<()> {
         let rx = self.client.register(prefix).await?;
+        let producer = self.producer.clone();
+        let client = self.client.clone();
+        tokio::spawn(async move { producer.run(&client, rx, 2).await });
+        Ok(())
+    }
+
+    /// Registers `prefix` with NFD's Capture flag, so the forwarder does not also send its
+    /// Interests to routes of shorter prefixes (ChildInherit): this publisher alone answers
+    /// under it. Returns once the forwarder accepted the registration.
+    pub async fn serve_captured(&self, prefix: Name) -> Result<()> {
+        let rx = self.client.serve_local(prefix.clone());
+        let cp = amicn_tlv::mgmt::ControlParameters {
+            name: Some(prefix.clone()),
+            origin: Some(0),
+            cost: Some(0),
+            flags: Some(ROUTE_FLAG_CAPTURE),
+            ..Default::default()
+        };
+        self.client
+            .command("rib/register", &cp.encode(), &prefix)
+            .await?;
         let producer = self.producer.clone();
         let client = self.client.clone();
         tokio::spawn(async move { producer.run(&client, rx, 2).await });

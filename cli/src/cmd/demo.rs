@@ -755,12 +755,6 @@ async fn scenario(s: &Settings, socket: &Path) -> anyhow::Result<Report> {
     // Neither departed meter is stopped: the leaver stops once the manifest tells it it left,
     // the revoked one (an adversary) keeps signing readings that the MDMS no longer asks for.
     let rec1 = kms.revoke(revoked, "leave + revoke")?;
-    let gone = pick(&all, &[leaver, revoked]);
-    // The departed keep every key they had (an adversary would): none opens any new wrap.
-    let mut opened_by_gone = 0;
-    for m in &gone {
-        opened_by_gone += m.wraps_opened_with_held_keys(&rec1.wrap_uris).await?;
-    }
     let remaining: Vec<Arc<Meter>> = initial
         .iter()
         .filter(|m| m.id() != leaver && m.id() != revoked)
@@ -769,6 +763,13 @@ async fn scenario(s: &Settings, socket: &Path) -> anyhow::Result<Report> {
     let sync1 = sync_all(&remaining, rec1.epoch, &sync_lat).await;
     let cs_b = cs_hits(&orch).await.unwrap_or(0);
     let served_b = kms.publisher().served();
+    let gone = pick(&all, &[leaver, revoked]);
+    // The departed keep every key they had (an adversary would): none opens any new wrap.
+    // (Tried after the measurement above so that their fetches do not count as key distribution.)
+    let mut opened_by_gone = 0;
+    for m in &gone {
+        opened_by_gone += m.wraps_opened_with_held_keys(&rec1.wrap_uris).await?;
+    }
     // Control for the test above: the same routine run by a remaining meter does open wraps.
     let control = match remaining.first() {
         Some(m) => m.wraps_opened_with_held_keys(&rec1.wrap_uris).await?,
@@ -846,7 +847,8 @@ async fn scenario(s: &Settings, socket: &Path) -> anyhow::Result<Report> {
         extra_readings += 1;
         match mdms
             .fetch_and_ingest(names.reading(revoked, r.t_us))
-            .await?
+            .await
+            .context("revoked meter's reading")?
         {
             Err(rej) => {
                 revoked_refused = matches!(rej, Rejection::Revoked);
@@ -957,8 +959,14 @@ async fn scenario(s: &Settings, socket: &Path) -> anyhow::Result<Report> {
         // Replay: the same reading delivered twice.
         let r = v.publish_reading(now_us())?;
         extra_readings += 1;
-        let first = mdms.fetch_and_ingest(names.reading(vid, r.t_us)).await?;
-        let again = mdms.fetch_and_ingest(names.reading(vid, r.t_us)).await?;
+        let first = mdms
+            .fetch_and_ingest(names.reading(vid, r.t_us))
+            .await
+            .context("replay test, first delivery")?;
+        let again = mdms
+            .fetch_and_ingest(names.reading(vid, r.t_us))
+            .await
+            .context("replay test, second delivery")?;
         checks.add(
             "replay: a reading delivered twice is stored once",
             first.is_ok() && matches!(again, Err(Rejection::Duplicate)),
@@ -968,14 +976,18 @@ async fn scenario(s: &Settings, socket: &Path) -> anyhow::Result<Report> {
         let old_t = now_us().saturating_sub(window.as_micros() as u64 * 10);
         v.publish_reading(old_t)?;
         extra_readings += 1;
-        let old = mdms.fetch_and_ingest(names.reading(vid, old_t)).await?;
+        let old = mdms
+            .fetch_and_ingest(names.reading(vid, old_t))
+            .await
+            .context("window test")?;
         checks.add(
             "replay: a reading stamped outside the MDMS window is refused",
             matches!(old, Err(Rejection::OutOfWindow { .. })),
             verdict(&old),
         );
         // Forgery: another certified meter signs a reading under the victim's name and
-        // registers that exact name, so the forwarder routes the MDMS's Interest to it.
+        // registers that exact name with Capture, so the forwarder routes the MDMS's Interest
+        // to it alone (NDN does not authorise prefix registrations from local apps).
         let rogue_id = late + 100;
         let rogue_client = connect(&uri).await?;
         let rogue = pki.issue(&names.meter(rogue_id))?;
@@ -986,8 +998,11 @@ async fn scenario(s: &Settings, socket: &Path) -> anyhow::Result<Report> {
         let forged_name = names.reading(vid, forged_t);
         let mut fd = Data::new(forged_name.clone(), Bytes::from_static(b"forged"));
         rogue_pub.put_wire(rogue.key.sign_data(&mut fd)?)?;
-        rogue_pub.serve(forged_name.clone()).await?;
-        let forged = mdms.fetch_and_ingest(forged_name).await?;
+        rogue_pub.serve_captured(forged_name.clone()).await?;
+        let forged = mdms
+            .fetch_and_ingest(forged_name)
+            .await
+            .context("forgery test")?;
         checks.add(
             "integrity: a reading for meter X signed by another meter's key is refused (hijacked route)",
             matches!(forged, Err(Rejection::Untrusted(_))),
@@ -1142,6 +1157,14 @@ async fn orch_fetch(c: &Client, name: &Name) -> anyhow::Result<Data> {
     bail!("no Data for {name}")
 }
 
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
 fn us(v: Option<u64>) -> String {
     match v {
         Some(v) if v >= 10_000 => format!("{:.1} ms", v as f64 / 1000.0),
@@ -1212,18 +1235,34 @@ fn print_text(r: &Report) {
     );
     let k = &r.key_distribution;
     println!();
-    println!("Key distribution through the forwarder (after the initial enrolment)");
+    println!("Key distribution through the forwarder (rekeys after the initial enrolment)");
+    let by_fwd = k
+        .wrap_fetches_by_meters
+        .saturating_sub(k.wraps_served_by_kms);
+    let m_fwd = k
+        .manifest_fetches_by_meters
+        .saturating_sub(k.manifests_served_by_kms);
     println!(
-        "  meters fetched {} wraps; the KMS served {} of them, the forwarder the other {} (CS hits during these phases: {})",
+        "  wraps:     meters fetched {:>5}, the KMS answered {:>5}, the forwarder {:>5} ({:.0} % of the demand)",
         k.wrap_fetches_by_meters,
         k.wraps_served_by_kms,
-        k.wrap_fetches_by_meters
-            .saturating_sub(k.wraps_served_by_kms),
+        by_fwd,
+        pct(by_fwd, k.wrap_fetches_by_meters)
+    );
+    println!(
+        "  manifests: meters fetched {:>5}, the KMS answered {:>5}, the forwarder {:>5} ({:.0} % of the demand)",
+        k.manifest_fetches_by_meters,
+        k.manifests_served_by_kms,
+        m_fwd,
+        pct(m_fwd, k.manifest_fetches_by_meters)
+    );
+    println!(
+        "  Content Store hits while meters followed these rekeys: {} (the forwarder's other answers came from PIT aggregation)",
         k.cs_hits
     );
     println!(
-        "  meters fetched {} manifests; the KMS served {}",
-        k.manifest_fetches_by_meters, k.manifests_served_by_kms
+        "  without in-network caching (IP unicast pull) the KMS would answer all {} fetches",
+        k.wrap_fetches_by_meters + k.manifest_fetches_by_meters
     );
     println!();
     println!("Latency");
