@@ -230,29 +230,34 @@ fn memory_per_entry() {
     let fib_key = route_name(500, 500).value_wire().len();
     drop(fw);
 
-    // PIT: 1 M pending Interests toward an upstream that never answers.
-    let cfg = Config {
-        pit_max_entries: 2_000_000,
-        pit_max_per_face: 2_000_000,
-        cs_capacity_packets: 0,
-        ..Config::default()
-    };
-    let mut r = rig(cfg);
-    let mut wire_bytes = 0usize;
-    let region = Region::new(GLOBAL);
-    for i in 0..M {
-        let w = interest_wire(&meter_name(i), i);
-        wire_bytes += w.len();
-        r.fw.on_packet(Time::from_millis(1), r.consumer, w);
-        if i % 1024 == 0 {
-            drain(&mut r.fw);
+    // PIT: 1 M pending Interests toward an upstream that never answers. The same loop with
+    // a PIT limit of 0 (every Interest dropped) measures what the harness itself keeps.
+    let mut pit_net = [0f64; 2];
+    let mut pit_wire = 0f64;
+    for (k, cap) in [0usize, 2_000_000].into_iter().enumerate() {
+        let cfg = Config {
+            pit_max_entries: cap,
+            pit_max_per_face: cap,
+            cs_capacity_packets: 0,
+            ..Config::default()
+        };
+        let mut r = rig(cfg);
+        let mut wire_bytes = 0usize;
+        let region = Region::new(GLOBAL);
+        for i in 0..M {
+            let w = interest_wire(&meter_name(i), i);
+            wire_bytes += w.len();
+            r.fw.on_packet(Time::from_millis(1), r.consumer, w);
+            if i % 1024 == 0 {
+                drain(&mut r.fw);
+            }
         }
+        drain(&mut r.fw);
+        pit_net[k] = net_bytes(&region) as f64 / f64::from(M);
+        pit_wire = wire_bytes as f64 / f64::from(M);
+        assert_eq!(r.fw.pit_len(), cap.min(M as usize));
     }
-    drain(&mut r.fw);
-    let pit_total = net_bytes(&region) as f64 / f64::from(M);
-    let pit_wire = wire_bytes as f64 / f64::from(M);
-    assert_eq!(r.fw.pit_len(), M as usize);
-    drop(r);
+    let pit_total = pit_net[1] - pit_net[0];
 
     // CS: 1 M cached Data (admitted as unsolicited to isolate the CS).
     let cfg = Config {
@@ -277,8 +282,9 @@ fn memory_per_entry() {
     println!("memory per entry with 1,000,000 entries (allocator bytes):");
     println!("  FIB entry  {fib:7.1} B  (prefix TLV-VALUE of {fib_key} B copied into the entry)");
     println!(
-        "  PIT entry  {pit_total:7.1} B  = {pit_wire:.1} B retained Interest packet + {:.1} B overhead",
-        pit_total - pit_wire
+        "  PIT entry  {pit_total:7.1} B  = {pit_wire:.1} B retained Interest packet + {:.1} B overhead (harness baseline {:.1} B subtracted)",
+        pit_total - pit_wire,
+        pit_net[0]
     );
     println!(
         "  CS entry   {cs_total:7.1} B  = {cs_wire:.1} B cached Data packet + {:.1} B overhead",
