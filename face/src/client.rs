@@ -301,9 +301,18 @@ struct Pending {
     tx: oneshot::Sender<Reply>,
 }
 
+/// A synchronous Interest handler run on the connection's reader task: returns the encoded
+/// answer, or `None` to stay silent. For cheap answers (lookups of pre-signed Data) only.
+pub type InlineHandler = Arc<dyn Fn(&Interest) -> Option<Bytes> + Send + Sync>;
+
+enum Sink {
+    Queue(mpsc::Sender<IncomingInterest>),
+    Inline(InlineHandler),
+}
+
 struct Handler {
     prefix: Name,
-    tx: mpsc::Sender<IncomingInterest>,
+    sink: Sink,
     /// Registered with the forwarder (re-registered after reconnect) or local only.
     announce: bool,
 }
@@ -563,6 +572,27 @@ impl Client {
 
     fn add_handler(&self, prefix: Name, announce: bool) -> mpsc::Receiver<IncomingInterest> {
         let (tx, rx) = mpsc::channel(self.inner.options.handler_queue.max(1));
+        self.install(prefix, Sink::Queue(tx), announce);
+        rx
+    }
+
+    /// Answers Interests under `prefix` with `handler`, called on the reader task as each
+    /// Interest arrives (no task hop); registers the prefix with the forwarder when `announce`.
+    /// The answer is sent with the Interest's PitToken echoed.
+    pub async fn serve_inline(
+        &self,
+        prefix: Name,
+        handler: InlineHandler,
+        announce: bool,
+    ) -> Result<(), ClientError> {
+        self.install(prefix.clone(), Sink::Inline(handler), announce);
+        if announce {
+            register_prefix(self, &prefix).await?;
+        }
+        Ok(())
+    }
+
+    fn install(&self, prefix: Name, sink: Sink, announce: bool) {
         let mut handlers = self
             .inner
             .handlers
@@ -571,10 +601,9 @@ impl Client {
         handlers.retain(|h| h.prefix != prefix);
         handlers.push(Handler {
             prefix,
-            tx,
+            sink,
             announce,
         });
-        rx
     }
 
     /// Registers `prefix` with the forwarder (`rib/register`) and returns the stream of
@@ -959,27 +988,29 @@ fn on_packet(inner: &Inner, pkt: Bytes) {
                 .iter()
                 .filter(|h| h.prefix.is_prefix_of(&interest.name))
                 .max_by_key(|h| h.prefix.len());
-            match best {
-                Some(h) => {
-                    if h.tx
-                        .try_send(IncomingInterest {
-                            interest,
-                            pit_token: token,
-                        })
-                        .is_err()
-                    {
-                        inner
-                            .counters
-                            .interests_dropped
-                            .fetch_add(1, Ordering::Relaxed);
+            let dropped = match best.map(|h| &h.sink) {
+                Some(Sink::Queue(tx)) => tx
+                    .try_send(IncomingInterest {
+                        interest,
+                        pit_token: token,
+                    })
+                    .is_err(),
+                Some(Sink::Inline(f)) => match f(&interest) {
+                    Some(body) => {
+                        let head = token.as_ref().map(|t| lp_header(t, body.len()));
+                        // Never block the reader: a full send queue drops the answer and the
+                        // consumer retransmits.
+                        inner.out.try_send(Outgoing { head, body }).is_err()
                     }
-                }
-                None => {
-                    inner
-                        .counters
-                        .interests_dropped
-                        .fetch_add(1, Ordering::Relaxed);
-                }
+                    None => false,
+                },
+                None => true,
+            };
+            if dropped {
+                inner
+                    .counters
+                    .interests_dropped
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
         NetPacket::Data(data) => {
@@ -1249,5 +1280,39 @@ mod tests {
                 reason: NackReason::NoRoute
             }
         ));
+    }
+
+    #[tokio::test]
+    async fn inline_handler_answers_with_the_pit_token_echoed() {
+        let (near, mut far) = tokio::io::duplex(1 << 16);
+        let client = Client::from_stream(near, ClientOptions::default());
+        let handler: InlineHandler = Arc::new(|i: &Interest| {
+            let mut d = Data::new(i.name.clone(), Bytes::from_static(b"ok"));
+            Some(d.sign_digest_sha256())
+        });
+        client
+            .serve_inline("/svc".parse().unwrap(), handler, false)
+            .await
+            .unwrap();
+        let interest = Interest::new("/svc/x".parse().unwrap());
+        far.write_all(&lp_wrap(&[7, 7, 7], &interest.encode()))
+            .await
+            .unwrap();
+        // An Interest outside the prefix is not answered (and counted as dropped).
+        far.write_all(&Interest::new("/other".parse().unwrap()).encode())
+            .await
+            .unwrap();
+        let mut buf = BytesMut::new();
+        while amicn_tlv::split_first_tlv(&buf).unwrap().is_none() {
+            far.read_buf(&mut buf).await.unwrap();
+        }
+        let rx = amicn_tlv::decode_packet(buf.freeze()).unwrap();
+        assert_eq!(rx.lp.pit_token.as_deref(), Some(&[7u8, 7, 7][..]));
+        assert!(matches!(rx.packet, NetPacket::Data(ref d) if d.name.to_string() == "/svc/x"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            client.counters().interests_dropped.load(Ordering::Relaxed),
+            1
+        );
     }
 }

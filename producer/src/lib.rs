@@ -200,6 +200,22 @@ impl Producer {
         self.run(client, rx, workers).await;
     }
 
+    /// Answers Interests under `prefix` on the connection's reader task itself, with no
+    /// hand-off to worker tasks: the fastest path, for producers whose answers are already
+    /// signed (objects published with `sign_eagerly`, stored Data). Application handlers and
+    /// on-the-fly signing would stall the connection there; use [`Producer::serve`] for those.
+    pub async fn serve_inline(
+        self: &Arc<Self>,
+        client: &Client,
+        prefix: Name,
+        announce: bool,
+    ) -> Result<()> {
+        let me = self.clone();
+        let handler: amicn_face::client::InlineHandler = Arc::new(move |i: &Interest| me.answer(i));
+        client.serve_inline(prefix, handler, announce).await?;
+        Ok(())
+    }
+
     /// Answers Interests from `rx` on `client` with `workers` tasks until `rx` ends.
     pub async fn run(
         self: &Arc<Self>,

@@ -183,7 +183,9 @@ pub(crate) fn run_server(args: PingServerArgs) -> anyhow::Result<()> {
         println!("ping-server on {base}");
         let mut answered = 0u64;
         while let Some(incoming) = rx.recv().await {
-            if incoming.interest.name.len() != base.len() + 1 {
+            // ndnping protocol: /<prefix>/ping/<seq> or /<prefix>/ping/<client-id>/<seq>.
+            let extra = incoming.interest.name.len().saturating_sub(base.len());
+            if !(1..=2).contains(&extra) {
                 continue;
             }
             let mut d = Data::new(incoming.interest.name.clone(), payload.clone());

@@ -130,6 +130,12 @@ async fn run_async(args: PutArgs) -> anyhow::Result<()> {
         }
     };
 
+    // Pre-signed segments are answered on the connection's reader task (no hand-off);
+    // on-the-fly signing runs on worker tasks so it never stalls the connection.
+    let inline = !args.lazy_sign;
+    let prefixes: Vec<Name> = std::iter::once(prefix.clone())
+        .chain(cert_prefix.clone())
+        .collect();
     let serve = async {
         if let Some(path) = &args.listen {
             let _ = std::fs::remove_file(path);
@@ -140,47 +146,50 @@ async fn run_async(args: PutArgs) -> anyhow::Result<()> {
                 let (stream, _) = listener.accept().await?;
                 let client = Client::from_stream(stream, ClientOptions::default());
                 let producer = producer.clone();
-                let prefixes: Vec<Name> = std::iter::once(prefix.clone())
-                    .chain(cert_prefix.clone())
-                    .collect();
+                let prefixes = prefixes.clone();
+                let workers = args.workers;
                 tokio::spawn(async move {
-                    let mut tasks = Vec::new();
                     for p in prefixes {
-                        let rx = client.serve_local(p);
-                        let producer = producer.clone();
-                        let client = client.clone();
-                        tasks.push(tokio::spawn(
-                            async move { producer.run(&client, rx, 2).await },
-                        ));
+                        if inline {
+                            let _ = producer.serve_inline(&client, p, false).await;
+                        } else {
+                            let rx = client.serve_local(p);
+                            let (producer, client) = (producer.clone(), client.clone());
+                            tokio::spawn(async move { producer.run(&client, rx, workers).await });
+                        }
                     }
-                    for t in tasks {
-                        let _ = t.await;
-                    }
+                    client.wait_connected(false).await;
                 });
             }
         } else {
             let client = args.connect.client().await?;
-            let rx = client
-                .register(prefix.clone())
-                .await
-                .with_context(|| format!("registering {prefix}"))?;
             let mut tasks = Vec::new();
-            if let Some(cp) = &cert_prefix
-                && !prefix.is_prefix_of(cp)
-            {
-                let crx = client
-                    .register(cp.clone())
-                    .await
-                    .with_context(|| format!("registering {cp}"))?;
-                let (p, c) = (producer.clone(), client.clone());
-                tasks.push(tokio::spawn(async move { p.run(&c, crx, 1).await }));
+            for p in &prefixes {
+                if p != &prefix && prefix.is_prefix_of(p) {
+                    continue;
+                }
+                if inline {
+                    producer
+                        .serve_inline(&client, p.clone(), true)
+                        .await
+                        .with_context(|| format!("registering {p}"))?;
+                } else {
+                    let rx = client
+                        .register(p.clone())
+                        .await
+                        .with_context(|| format!("registering {p}"))?;
+                    let (producer, client) = (producer.clone(), client.clone());
+                    let workers = args.workers;
+                    tasks.push(tokio::spawn(async move {
+                        producer.run(&client, rx, workers).await
+                    }));
+                }
             }
             announce();
-            producer.run(&client, rx, args.workers).await;
-            for t in tasks {
-                t.abort();
-            }
-            anyhow::bail!("connection to the forwarder closed")
+            // The client reconnects and registers again by itself; serve until stopped.
+            std::future::pending::<()>().await;
+            drop(tasks);
+            Ok(())
         }
     };
     let stop = async {
