@@ -424,3 +424,70 @@ fn faces_create_and_destroy_through_management() {
     }
     fwd.shutdown().unwrap();
 }
+
+#[test]
+fn large_data_crosses_udp_as_ndnlp_fragments_both_ways() {
+    use amicn_face::fragment::{Fragmenter, Reassembled, Reassembler};
+    let dir = temp_dir("frag");
+    let sock = dir.join("nfd.sock");
+    let cfg = RuntimeConfig {
+        unix_path: Some(sock.clone()),
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        udp_mtu: 1400,
+        ..RuntimeConfig::default()
+    };
+    let fwd = RunningForwarder::start(cfg).unwrap();
+    let fudp = fwd.endpoints().udp[0];
+    let big = Bytes::from(vec![0x5Au8; 6000]);
+
+    // A producer on UDP (loopback, so local: it may register).
+    let prod = UdpSocket::bind("127.0.0.1:0").unwrap();
+    prod.set_read_timeout(Some(WAIT)).unwrap();
+    prod.send_to(&register_command("/udpbig", 31), fudp)
+        .unwrap();
+    let mut dg = [0u8; 9000];
+    let (n, _) = prod.recv_from(&mut dg).unwrap();
+    let resp =
+        ControlResponse::decode(expect_data(Bytes::copy_from_slice(&dg[..n])).content).unwrap();
+    assert_eq!(resp.status_code, 200);
+
+    // Unix consumer -> forwarder -> UDP producer; the 6000-byte answer goes back in fragments.
+    let mut c = UnixStream::connect(&sock).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.write_all(&interest("/udpbig/a", 32).encode()).unwrap();
+    let (n, _) = prod.recv_from(&mut dg).unwrap();
+    let rx = decode_packet(Bytes::copy_from_slice(&dg[..n])).unwrap();
+    let NetPacket::Interest(i) = rx.packet else {
+        panic!("producer expected an Interest")
+    };
+    let mut d = Data::new(i.name.clone(), big.clone());
+    let wire = d.sign_digest_sha256();
+    let mut frag = Fragmenter::new(1400, 1);
+    let pieces = frag.fragment(wire).unwrap();
+    assert!(pieces.len() >= 5);
+    for p in pieces {
+        assert!(p.len() <= 1400);
+        prod.send_to(&p, fudp).unwrap();
+    }
+    let mut cbuf = BytesMut::new();
+    let got = expect_data(read_tlv(&mut c, &mut cbuf));
+    assert_eq!(got.content, big, "reassembled by the forwarder");
+
+    // The other way: a UDP consumer gets the cached 6000-byte Data as fragments <= MTU.
+    let cons = UdpSocket::bind("127.0.0.1:0").unwrap();
+    cons.set_read_timeout(Some(WAIT)).unwrap();
+    cons.send_to(&interest("/udpbig/a", 33).encode(), fudp)
+        .unwrap();
+    let mut r = Reassembler::default();
+    let whole = loop {
+        let (n, _) = cons.recv_from(&mut dg).unwrap();
+        assert!(n <= 1400, "datagram of {n} bytes over a 1400-byte MTU");
+        if let Reassembled::Packet(p) =
+            r.push(std::time::Instant::now(), Bytes::copy_from_slice(&dg[..n]))
+        {
+            break p;
+        }
+    };
+    assert_eq!(expect_data(whole).content, big);
+    fwd.shutdown().unwrap();
+}
