@@ -530,6 +530,9 @@ impl Forwarder {
             }
         };
         let name_hash = interest.name.prefix_hash(interest.name.len());
+        // Age the list first: no timer is armed for it, so an entry past its lifetime must
+        // not be mistaken for a loop when the core was idle.
+        self.dnl.expire(now);
         if self.dnl.contains(DeadNonceList::key(name_hash, nonce)) {
             self.on_loop(in_face, link, &wire, &lp);
             return;
