@@ -697,14 +697,31 @@ fn next_hop_face_id_and_incoming_face_id_on_local_faces() {
     let p0_face = sim.apps[p0].face;
     let c = sim.attach_app(r0, FaceScope::Local);
     let cf = sim.apps[c].face;
-    sim.nodes[r0].face_mut(cf).unwrap().options.local_fields_enabled = true;
-    let lp = LpHeaders { next_hop_face_id: Some(p0_face.0), ..Default::default() };
-    sim.app_send(c, wrap_fragment(interest("/p/direct", 1).encode(), &lp, None));
+    sim.nodes[r0]
+        .face_mut(cf)
+        .unwrap()
+        .options
+        .local_fields_enabled = true;
+    let lp = LpHeaders {
+        next_hop_face_id: Some(p0_face.0),
+        ..Default::default()
+    };
+    sim.app_send(
+        c,
+        wrap_fragment(interest("/p/direct", 1).encode(), &lp, None),
+    );
     sim.run_for(ms(50));
-    assert_eq!(sim.apps[p0].interests_seen, 1, "NextHopFaceId overrides the FIB");
+    assert_eq!(
+        sim.apps[p0].interests_seen, 1,
+        "NextHopFaceId overrides the FIB"
+    );
     let inbox = sim.take_inbox(c);
     assert_eq!(count_data(&inbox), 1);
-    assert_eq!(inbox[0].1.lp.incoming_face_id, Some(p0_face.0), "IncomingFaceId = producer face");
+    assert_eq!(
+        inbox[0].1.lp.incoming_face_id,
+        Some(p0_face.0),
+        "IncomingFaceId = producer face"
+    );
     // Served again from the CS: IncomingFaceId is the Content Store's reserved id 254.
     sim.express(c, &interest("/p/direct", 2));
     sim.run_for(ms(50));
@@ -712,8 +729,14 @@ fn next_hop_face_id_and_incoming_face_id_on_local_faces() {
     assert_eq!(inbox[0].1.lp.incoming_face_id, Some(254));
     // NextHopFaceId from a non-local face is ignored: the FIB decides.
     let remote = sim.attach_app(r0, FaceScope::NonLocal);
-    let lp = LpHeaders { next_hop_face_id: Some(p0_face.0), ..Default::default() };
-    sim.app_send(remote, wrap_fragment(interest("/p/viafib", 3).encode(), &lp, None));
+    let lp = LpHeaders {
+        next_hop_face_id: Some(p0_face.0),
+        ..Default::default()
+    };
+    sim.app_send(
+        remote,
+        wrap_fragment(interest("/p/viafib", 3).encode(), &lp, None),
+    );
     sim.run_for(ms(50));
     assert_eq!(sim.apps[p0].interests_seen, 1);
     assert_eq!(sim.data_names(remote), vec!["/p/viafib"]);
