@@ -56,8 +56,10 @@
 //! another face, in an out-record or in the Dead Nonce List is a loop (Nack Duplicate on
 //! point-to-point faces, silent drop on multi-access). HopLimit 0 on arrival is dropped, else
 //! decremented; an Interest with HopLimit 0 left only goes to local faces. Interests sent
-//! upstream carry our 8-byte PitToken (PIT slot + generation) and returning Data is matched by
-//! it first, by name otherwise; the downstream's own token is echoed on Data and Nacks.
+//! upstream carry our 8-byte PitToken (shard, PIT slot, generation) and returning Data is
+//! matched by it first, by name otherwise; the downstream's own token is echoed on Data and
+//! Nacks. The PIT and CS keep their own compact copies of packets, never slices of receive
+//! buffers, so table caps bound memory.
 //! `/localhost` never crosses a non-local face; `/localhop` from a non-local face only goes to
 //! local faces. Unsolicited Data is dropped by default.
 
