@@ -1325,6 +1325,28 @@ mod tests {
     }
 
     #[test]
+    fn example_scenario_file_states_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo.toml");
+        let from_file = Settings::resolve(&DemoArgs {
+            config: Some(path.into()),
+            ..DemoArgs::default()
+        })
+        .unwrap();
+        let defaults = Settings::resolve(&DemoArgs::default()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&from_file).unwrap(),
+            serde_json::to_value(&defaults).unwrap()
+        );
+        // Flags win over the file.
+        let a = DemoArgs {
+            config: Some(path.into()),
+            meters: Some(8),
+            ..DemoArgs::default()
+        };
+        assert_eq!(Settings::resolve(&a).unwrap().meters, 8);
+    }
+
+    #[test]
     fn settings_reject_unusable_values() {
         let a = DemoArgs {
             meters: Some(3),
