@@ -177,14 +177,14 @@ pub fn encode_graph(g: &KeyGraph) -> Vec<u8> {
         w.u64(t.levels.len() as u64);
         for l in &t.levels {
             w.u64(l.len() as u64);
-            for k in l.keys.iter() {
-                w.0.extend_from_slice(k);
+            for n in l.nodes.iter() {
+                w.0.extend_from_slice(&n.key);
             }
-            for &e in l.epochs.iter() {
-                w.u32(e);
+            for n in l.nodes.iter() {
+                w.u32(n.epoch);
             }
-            for &o in l.occ.iter() {
-                w.u32(o);
+            for n in l.nodes.iter() {
+                w.u32(n.occ);
             }
         }
     }
@@ -266,21 +266,21 @@ pub fn decode_graph(bytes: &[u8], path: &Path) -> GraphResult<KeyGraph> {
         for _ in 0..nl {
             let len = r.len(KEY_LEN + 8)?;
             let keys_raw = r.take(len * KEY_LEN)?;
-            let mut keys = vec![[0u8; KEY_LEN]; len].into_boxed_slice();
-            for (k, c) in keys.iter_mut().zip(keys_raw.chunks_exact(KEY_LEN)) {
-                k.copy_from_slice(c);
-            }
             let e_raw = r.take(len * 4)?;
-            let epochs: Box<[u32]> = e_raw
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
             let o_raw = r.take(len * 4)?;
-            let occ: Box<[u32]> = o_raw
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            levels.push(Level { keys, epochs, occ });
+            let mut level = Level::new(len, false);
+            for (((n, k), e), o) in level
+                .nodes
+                .iter_mut()
+                .zip(keys_raw.chunks_exact(KEY_LEN))
+                .zip(e_raw.chunks_exact(4))
+                .zip(o_raw.chunks_exact(4))
+            {
+                n.key.copy_from_slice(k);
+                n.epoch = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
+                n.occ = u32::from_le_bytes([o[0], o[1], o[2], o[3]]);
+            }
+            levels.push(level);
         }
         // Level sizes must shrink by the degree up to a single root.
         for h in 1..levels.len() {

@@ -458,13 +458,13 @@ impl KeyGraph {
             let level = &mut tree.levels[h];
             for i in 0..level.len() {
                 let occupied = if h == 0 {
-                    level.occ[i] != tree::VACANT
+                    level.nodes[i].occ != tree::VACANT
                 } else {
-                    level.occ[i] > 0
+                    level.nodes[i].occ > 0
                 };
-                if occupied && level.epochs[i] == 0 {
-                    rng.fill_bytes(&mut level.keys[i]);
-                    level.epochs[i] = epoch;
+                if occupied && level.nodes[i].epoch == 0 {
+                    rng.fill_bytes(&mut level.nodes[i].key);
+                    level.nodes[i].epoch = epoch;
                 }
             }
         }
