@@ -760,3 +760,33 @@ fn aggregated_entry_lives_as_long_as_its_longest_in_record() {
     assert_eq!(sim.nodes[r0].pit_len(), 0);
     assert_eq!(sim.nodes[r0].status().counters.n_unsatisfied_interests, 1);
 }
+
+#[test]
+fn duplicate_nonce_on_a_multi_access_link_is_dropped_without_nack() {
+    let mut sim = Sim::new(24);
+    let r0 = sim.add_node(Config::default());
+    let r1 = sim.add_node(Config::default());
+    let opts = LinkOpts {
+        link_type: LinkType::MultiAccess,
+        ..LinkOpts::default()
+    };
+    let (f01, f10) = sim.link(r0, r1, opts);
+    sim.nodes[r0].fib_add_nexthop(&name("/ma"), f01, 1).unwrap();
+    sim.nodes[r1].fib_add_nexthop(&name("/ma"), f10, 1).unwrap();
+    let _silent = sim.producer(r0, "/ma/x", Box::new(|_| None));
+    let c = sim.attach_app(r1, FaceScope::Local);
+    // R1 forwards the consumer's Interest to R0 over the multi-access link; R0's producer is
+    // silent, so the entry stays pending.
+    sim.express(c, &interest("/ma/x/1", 9));
+    sim.run_for(ms(20));
+    // The same Interest (same nonce) heard again on the multi-access face.
+    let dup = interest("/ma/x/1", 9).encode();
+    sim.nodes[r0].on_packet(sim.now, f01, dup);
+    sim.run_for(ms(20));
+    assert_eq!(sim.nodes[r0].counters().drops.get(DropReason::Loop), 1);
+    assert_eq!(
+        sim.nodes[r0].counters().n_out_nacks,
+        0,
+        "no Nack on multi-access links"
+    );
+}
