@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::UdpSocket;
@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::emulation;
 use crate::fragment::{Fragmenter, Reassembled, Reassembler};
 use crate::link::{
-    Channel, FaceCounters, FaceKind, FaceMeta, FaceToken, FaceTx, Inbound, InboundTx, Persistency,
-    next_face_token,
+    Channel, CloseReason, FaceCounters, FaceKind, FaceMeta, FaceToken, FaceTx, Inbound, InboundTx,
+    Persistency, next_face_token,
 };
 use crate::stream::FaceOptions;
 use crate::uri::FaceUri;
@@ -32,6 +32,8 @@ const RECV_BATCH: usize = 64;
 /// Most peers with an on-demand face on one channel; datagrams from further new peers are
 /// dropped (spoofed-source floods must not grow memory without bound).
 pub const MAX_PEERS: usize = 4096;
+/// How long an on-demand UDP face may stay silent before it is closed (NFD: 600 s).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Receive buffer chunk; datagrams are sliced out of it without copying.
 const RECV_CHUNK: usize = 256 * 1024;
 
@@ -40,6 +42,8 @@ struct Peer {
     cancel: CancellationToken,
     reassembler: Reassembler,
     counters: Arc<FaceCounters>,
+    persistency: Persistency,
+    last_seen: Instant,
 }
 
 type PeerMap = Arc<Mutex<HashMap<SocketAddr, Peer>>>;
@@ -53,6 +57,7 @@ pub struct UdpChannel {
     inbound: InboundTx,
     opts: FaceOptions,
     mtu: usize,
+    idle: Duration,
 }
 
 impl std::fmt::Debug for Peer {
@@ -68,6 +73,17 @@ impl UdpChannel {
         inbound: InboundTx,
         opts: FaceOptions,
         mtu: usize,
+    ) -> crate::Result<Self> {
+        Self::bind_with_idle(addr, inbound, opts, mtu, DEFAULT_IDLE_TIMEOUT).await
+    }
+
+    /// Like [`UdpChannel::bind`], closing on-demand faces silent for longer than `idle`.
+    pub async fn bind_with_idle(
+        addr: SocketAddr,
+        inbound: InboundTx,
+        opts: FaceOptions,
+        mtu: usize,
+        idle: Duration,
     ) -> crate::Result<Self> {
         let socket = UdpSocket::bind(addr)
             .await
@@ -90,6 +106,7 @@ impl UdpChannel {
             inbound: inbound.clone(),
             opts,
             mtu,
+            idle,
         };
         let ctx = PeerCtx {
             socket,
@@ -98,6 +115,7 @@ impl UdpChannel {
             opts,
             mtu,
             local: bound,
+            idle,
         };
         tokio::spawn(recv_loop(ctx, cancel));
         Ok(chan)
@@ -132,6 +150,7 @@ impl UdpChannel {
             opts: self.opts,
             mtu: self.mtu,
             local: self.local_addr()?,
+            idle: self.idle,
         };
         ctx.open_peer(remote, persistency).await
     }
@@ -145,6 +164,7 @@ struct PeerCtx {
     opts: FaceOptions,
     mtu: usize,
     local: SocketAddr,
+    idle: Duration,
 }
 
 impl PeerCtx {
@@ -178,18 +198,20 @@ impl PeerCtx {
                     cancel: cancel.clone(),
                     reassembler: Reassembler::default(),
                     counters: counters.clone(),
+                    persistency,
+                    last_seen: Instant::now(),
                 },
             );
         }
-        tokio::spawn(send_loop(
-            self.socket.clone(),
-            remote,
-            rx,
-            counters,
-            cancel,
-            self.mtu,
-            self.opts.queue.batch,
-        ));
+        let socket = self.socket.clone();
+        let (mtu, batch, inbound) = (self.mtu, self.opts.queue.batch, self.inbound.clone());
+        tokio::spawn(async move {
+            send_loop(socket, remote, rx, counters, cancel, mtu, batch).await;
+            // Tell the runtime when the channel closed the face (idle expiry); after a
+            // runtime-initiated close the token is already unknown there and this is ignored.
+            let reason = CloseReason::Requested;
+            let _ = inbound.send(Inbound::Closed { face, reason }).await;
+        });
         Some(face)
     }
 }
@@ -197,7 +219,14 @@ impl PeerCtx {
 async fn recv_loop(ctx: PeerCtx, cancel: CancellationToken) {
     let mut buf = BytesMut::with_capacity(RECV_CHUNK);
     let mut batch: Vec<(SocketAddr, Bytes)> = Vec::with_capacity(RECV_BATCH);
+    let sweep_every = (ctx.idle / 2).min(Duration::from_secs(10));
+    let mut next_sweep = Instant::now() + sweep_every;
     loop {
+        let now = Instant::now();
+        if now >= next_sweep {
+            next_sweep = now + sweep_every;
+            close_idle(&ctx, now);
+        }
         if buf.capacity() - buf.len() < MAX_PACKET_SIZE + 1024 {
             buf = BytesMut::with_capacity(RECV_CHUNK);
         }
@@ -227,6 +256,22 @@ async fn recv_loop(ctx: PeerCtx, cancel: CancellationToken) {
     }
 }
 
+/// Closes on-demand peer faces that have been silent longer than the idle timeout.
+fn close_idle(ctx: &PeerCtx, now: Instant) {
+    if let Ok(mut map) = ctx.peers.lock() {
+        map.retain(|_, p| {
+            let idle = p.persistency == Persistency::OnDemand
+                && now.saturating_duration_since(p.last_seen) > ctx.idle;
+            if idle || p.cancel.is_cancelled() {
+                p.cancel.cancel();
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
 /// Hands a batch of datagrams to the forwarder grouped by peer, opening faces for new peers.
 async fn deliver(ctx: &PeerCtx, batch: &mut Vec<(SocketAddr, Bytes)>) -> bool {
     let now = Instant::now();
@@ -252,11 +297,17 @@ async fn deliver(ctx: &PeerCtx, batch: &mut Vec<(SocketAddr, Bytes)>) -> bool {
             .map(|m| m.contains_key(&from))
             .unwrap_or(false);
         if !known {
-            let full = ctx
-                .peers
-                .lock()
-                .map(|m| m.len() >= MAX_PEERS)
-                .unwrap_or(true);
+            let table_full = || {
+                ctx.peers
+                    .lock()
+                    .map(|m| m.len() >= MAX_PEERS)
+                    .unwrap_or(true)
+            };
+            let mut full = table_full();
+            if full {
+                close_idle(ctx, now);
+                full = table_full();
+            }
             if full {
                 tracing::debug!(%from, "udp peer table full; datagram dropped");
                 continue;
@@ -290,6 +341,7 @@ fn push_datagram(
     dgram: Bytes,
     out: &mut Vec<(FaceToken, Vec<Bytes>)>,
 ) {
+    peer.last_seen = now;
     FaceCounters::add(&peer.counters.in_bytes, dgram.len() as u64);
     let pkt = match peer.reassembler.push(now, dgram) {
         Reassembled::Packet(p) => p,
@@ -523,5 +575,57 @@ mod tests {
         };
         assert_eq!(face, made);
         assert_eq!(meta.persistency, Persistency::Persistent);
+    }
+
+    #[tokio::test]
+    async fn idle_on_demand_faces_close_and_persistent_ones_stay() {
+        let t0 = Instant::now();
+        let (itx, mut irx) = mpsc::channel(16);
+        let ch = UdpChannel::bind_with_idle(
+            "127.0.0.1:0".parse().unwrap(),
+            itx,
+            FaceOptions::default(),
+            1400,
+            Duration::from_millis(60),
+        )
+        .await
+        .unwrap();
+        let addr = ch.local_addr().unwrap();
+        let kept = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let persistent = ch
+            .create_face(kept.local_addr().unwrap(), Persistency::Persistent)
+            .await
+            .unwrap();
+        let quiet = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        quiet.send_to(&[5, 1, 0], addr).await.unwrap();
+        // The runtime keeps every face's send handle; a face whose handles are all gone ends.
+        let mut handles = Vec::new();
+        let mut on_demand = None;
+        while on_demand.is_none() {
+            if let Some(Inbound::Opened { face, meta, tx }) = irx.recv().await {
+                handles.push(tx);
+                if meta.persistency == Persistency::OnDemand {
+                    on_demand = Some(face);
+                }
+            }
+        }
+        // Keep datagrams flowing from another peer so the channel sweeps; the quiet peer's
+        // face must be reported closed, the persistent one never.
+        let chatty = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let closed = loop {
+            chatty.send_to(&[5, 1, 1], addr).await.unwrap();
+            match tokio::time::timeout(Duration::from_millis(20), irx.recv()).await {
+                Ok(Some(Inbound::Closed { face, .. })) => break face,
+                Ok(Some(Inbound::Opened { tx, .. })) => handles.push(tx),
+                Ok(Some(_)) | Err(_) => {}
+                Ok(None) => panic!("channel ended"),
+            }
+        };
+        assert!(
+            t0.elapsed() >= Duration::from_millis(60),
+            "closed before the idle timeout"
+        );
+        assert_eq!(Some(closed), on_demand);
+        assert_ne!(closed, persistent);
     }
 }
