@@ -344,6 +344,12 @@ impl KmsService {
         Ok(self.lock().graph.stage_leave(meter)?)
     }
 
+    /// Stages a periodic refresh of every project key and/or the broadcast key for the next
+    /// commit (fresh keys even without membership changes, bounding how long one key is used).
+    pub fn stage_refresh(&self, projects: bool, root: bool) {
+        self.lock().graph.stage_refresh(projects, root);
+    }
+
     /// Commits everything staged as one epoch and publishes it.
     pub fn commit_epoch(&self, label: &str) -> Result<EpochRecord> {
         let mut st = self.lock();

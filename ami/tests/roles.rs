@@ -202,6 +202,25 @@ async fn enrol_rekey_readings_prices_and_events_end_to_end() {
     assert_eq!(m3.keys_that_open(&d2).unwrap(), 0);
     assert!(m3.sync_keys(Some(rec.epoch)).await.unwrap().departed);
     assert!(m3.held_keys().is_empty());
+
+    // A periodic refresh with no membership change: fresh broadcast key, members follow.
+    kms.stage_refresh(false, true);
+    let rec = kms.commit_epoch("refresh").unwrap();
+    assert!(rec.joins.is_empty() && rec.departs.is_empty());
+    assert_eq!(rec.stats.root_wraps, 2, "one wrap per non-empty subgroup");
+    for m in [&m1, &m2] {
+        m.sync_keys(Some(rec.epoch)).await.unwrap();
+    }
+    let price2 = Price {
+        version: 8,
+        ..price
+    };
+    let (_, key) = pricing.publish(&price2).unwrap();
+    assert_eq!(
+        key.to_string(),
+        format!("/test-utility/ami/bcast/KEK/v={}", rec.epoch)
+    );
+    assert_eq!(m2.fetch_price("tou", 8).await.unwrap(), price2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
