@@ -5,16 +5,17 @@
 //! Run: `cargo bench -p amicn-kms --bench rekey -- --warm-up-time 1 --measurement-time 2`.
 //! Manifests are "signed" by a no-op signer: the numbers exclude the one signature per rekey.
 //!
-//! One run on the shared 2-vCPU EPYC VM (`RUSTFLAGS="-C target-cpu=native"`; default flags in
-//! parentheses), every figure next to its count formula and the same-run wrap baseline:
+//! Two runs on the shared, noisy 2-vCPU EPYC VM: `RUSTFLAGS="-C target-cpu=native"` (current
+//! code), and default flags in parentheses (same code before nodes were packed into one array).
+//! Every figure sits next to its count formula and the same-run wrap baseline:
 //!
-//! | measurement | count (formula) | time | ratio to one wrap |
+//! | measurement | count (formula) | native | ratio to one wrap |
 //! | --- | --- | --- | --- |
-//! | one wrap = XChaCha20-Poly1305 seal of 32 B + random nonce | 1 | 1.53 µs (3.67 µs) | 1 |
-//! | leave, n = 10^3, d = 2 | 19 tree wraps (d·H − 1, H = 10) + 1 broadcast | 40.4 µs (81.6 µs) | 26× (22×) |
-//! | leave, n = 10^6, d = 2 | 39 tree wraps (d·H − 1, H = 20) + 1 broadcast | 76.4 µs (185 µs) | 50× (51×) |
-//! | leave, n = 10^6, d = 4 | 39 tree wraps (d·H − 1, H = 10) + 1 broadcast | 66.9 µs (153 µs) | 44× (42×) |
-//! | batch of 1000 leaves, n = 10^6, d = 2 | ≈19.1 k wraps (expected ≈19.3 k; 39 k one by one) | 39.5 ms (108 ms) | 25.8 k× (29.6 k×) |
+//! | one wrap = XChaCha20-Poly1305 seal of 32 B + random nonce | 1 | 1.21 µs (3.67 µs) | 1 |
+//! | leave, n = 10^3, d = 2 | 19 tree wraps (d·H − 1, H = 10) + 1 broadcast | 35.3 µs (81.6 µs) | 29× (22×) |
+//! | leave, n = 10^6, d = 2 | 39 tree wraps (d·H − 1, H = 20) + 1 broadcast | 80.0 µs (185 µs) | 66× (51×) |
+//! | leave, n = 10^6, d = 4 | 39 tree wraps (d·H − 1, H = 10) + 1 broadcast | 79.0 µs (153 µs) | 65× (42×) |
+//! | batch of 1000 leaves, n = 10^6, d = 2 | 19,082 wraps (expected ≈19.3 k; 39 k one by one) | 41.4 ms (108 ms) | 34 k× (29.6 k×) |
 //! | server arrays, n = 10^6 | 2,000,008 keys d = 2 / 1,333,338 d = 4 | 88.0 MiB / 61.3 MiB | — |
 //! | save / restore state, n = 10^6, d = 2 (92 MB file) | — | (716 ms / 319 ms) | — |
 
