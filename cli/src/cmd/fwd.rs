@@ -50,7 +50,7 @@ pub(crate) struct FwdArgs {
     /// Face to open at start (repeatable): tcp4://HOST:PORT or udp4://HOST:PORT.
     #[arg(long, value_name = "FACEURI")]
     pub(crate) face: Vec<String>,
-    /// Static route PREFIX=FACEURI[,COST] (repeatable); the face is opened if needed.
+    /// Static route `PREFIX=FACEURI[,COST]` (repeatable); the face is opened if needed.
     #[arg(long, value_name = "PREFIX=FACEURI")]
     pub(crate) route: Vec<String>,
     /// Strategy choice PREFIX=STRATEGY (repeatable), e.g. /=/localhost/nfd/strategy/multicast.

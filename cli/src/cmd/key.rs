@@ -17,7 +17,7 @@ use clap::{Args, Subcommand};
 /// Where the forwarder is.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ConnectArgs {
-    /// Forwarder to connect to: unix:///path, tcp://host[:port], udp://host[:port]
+    /// Forwarder to connect to: `unix:///path`, `tcp://host[:port]`, `udp://host[:port]`
     /// [default: AMICN_SOCKET, NDN_CLIENT_TRANSPORT, client.conf transport=, /run/nfd/nfd.sock]
     #[arg(long, value_name = "URI")]
     pub(crate) connect: Option<String>,

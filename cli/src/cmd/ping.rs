@@ -18,7 +18,7 @@ use super::key::{ConnectArgs, SignArgs};
   amicn ping /example-utility/router1 -c 5
   amicn ping --json -c 100 -i 10 /lab/node2")]
 pub(crate) struct PingArgs {
-    /// Prefix the server answers under (Interests are /<prefix>/ping/<seq>)
+    /// Prefix the server answers under (Interests are `/<prefix>/ping/<seq>`)
     prefix: String,
     /// Number of pings [default: until interrupted]
     #[arg(short = 'c', long)]
@@ -49,7 +49,7 @@ Examples:
   amicn ping-server -s 1000 /lab/node2"
 )]
 pub(crate) struct PingServerArgs {
-    /// Prefix to answer under (registers /<prefix>/ping)
+    /// Prefix to answer under (registers `/<prefix>/ping`)
     prefix: String,
     /// Payload size of each reply in bytes
     #[arg(short = 's', long, default_value_t = 0)]
