@@ -1,10 +1,14 @@
-//! Content Store: Data packets kept as the received `Bytes` (no copy), capped in packets and
-//! bytes, evicted least-recently-used first.
+//! Content Store: Data packets kept as a compact copy of the received packet, capped in packets
+//! and bytes, evicted least-recently-used first.
 //!
-//! Two indices: a hash chain by full-name hash for exact lookups (the common case: segment
-//! fetches, meter readings by exact name) and an ordered map keyed by the Name TLV-VALUE, whose
-//! byte order is the canonical name order, so a CanBePrefix lookup is one range scan from the
-//! prefix. The ordered map's keys are slices of the cached packet itself.
+//! Entries live in a slab threaded by an intrusive LRU list. Exact lookups (the common case:
+//! segment fetches, meter readings by exact name) go through a hash chain keyed by the full-name
+//! hash, comparing the Name TLV-VALUE only on a hash hit. CanBePrefix lookups and prefix erasure
+//! need names in canonical order; the TLV-VALUE's byte order is that order, so an ordered map
+//! keyed by it answers them with one range scan from the prefix. That map is maintained lazily:
+//! new entries wait in a pending list and are merged only when an ordered query arrives, so a
+//! store that only sees exact lookups (and churns through entries that are evicted unseen)
+//! never pays for ordered insertion and removal.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,16 +25,56 @@ const NONE: u32 = u32::MAX;
 const MAX_PREFIX_SCAN: usize = 256;
 
 struct CsEntry {
-    /// Data name TLV-VALUE (a slice of `wire`).
-    key: Bytes,
+    /// The bare Data packet, possibly followed by a copy of the name TLV-VALUE when the name
+    /// could not be located inside the packet (see [`compact`]).
+    buf: Bytes,
+    /// Length of the Data packet at the start of `buf`.
+    wire_len: u32,
+    /// Where the name TLV-VALUE sits in `buf`.
+    key_start: u32,
+    key_len: u32,
     name_hash: u64,
-    /// The bare Data packet.
-    wire: Bytes,
     /// Fresh strictly before this time; `Time::ZERO` = never fresh.
     fresh_until: Time,
     prev: u32,
     next: u32,
     chain: u32,
+    /// Whether the entry is in the ordered map (otherwise it is on the pending list).
+    in_ordered: bool,
+}
+
+impl CsEntry {
+    /// Name TLV-VALUE.
+    fn key(&self) -> &[u8] {
+        let s = self.key_start as usize;
+        self.buf
+            .get(s..s + self.key_len as usize)
+            .unwrap_or_default()
+    }
+
+    /// Name TLV-VALUE as a slice of the cached buffer (no copy), for the ordered map.
+    fn key_bytes(&self) -> Bytes {
+        let s = self.key_start as usize;
+        let e = s + self.key_len as usize;
+        if e <= self.buf.len() {
+            self.buf.slice(s..e)
+        } else {
+            Bytes::new()
+        }
+    }
+
+    fn wire(&self) -> &[u8] {
+        self.buf.get(..self.wire_len as usize).unwrap_or_default()
+    }
+
+    fn wire_bytes(&self) -> Bytes {
+        if self.wire_len as usize == self.buf.len() {
+            self.buf.clone()
+        } else {
+            self.buf
+                .slice(..(self.wire_len as usize).min(self.buf.len()))
+        }
+    }
 }
 
 /// Content Store statistics and settings (what `cs/info` reports).
@@ -59,7 +103,12 @@ pub(crate) struct Cs {
     slots: Vec<Option<CsEntry>>,
     free: Vec<u32>,
     by_hash: HashMap<u64, u32, IdHasher>,
+    /// Entries in canonical name order; complete only after [`Cs::sync_ordered`].
     ordered: BTreeMap<Bytes, u32>,
+    /// Slots inserted since the last merge into `ordered`. May hold slots that were evicted
+    /// (or evicted and reused) since; the merge skips those by their `in_ordered` flag.
+    pending: Vec<u32>,
+    n_entries: usize,
     /// Most recently used.
     head: u32,
     /// Least recently used.
@@ -80,16 +129,26 @@ pub(crate) struct CsQuery<'a> {
     pub(crate) must_be_fresh: bool,
 }
 
-/// A copy of `wire` in its own allocation, and the name's TLV-VALUE as a slice of that copy.
-fn compact(name: &Name, wire: &Bytes) -> (Bytes, Bytes) {
-    let copy = Bytes::copy_from_slice(wire);
+/// A copy of `wire` in its own allocation, and where the name's TLV-VALUE sits in it. The name
+/// is normally a slice of `wire`; if it is not, the copy carries the TLV-VALUE after the packet.
+fn compact(name: &Name, wire: &[u8]) -> (Bytes, u32, u32) {
     let value = name.value_wire();
     let off = (value.as_ptr() as usize).wrapping_sub(wire.as_ptr() as usize);
-    let key = match copy.get(off..off.wrapping_add(value.len())) {
-        Some(k) if k == value => copy.slice(off..off + value.len()),
-        _ => Bytes::copy_from_slice(value),
-    };
-    (copy, key)
+    let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+    let inside = off
+        .checked_add(value.len())
+        .and_then(|end| wire.get(off..end))
+        .is_some_and(|k| k.as_ptr() == value.as_ptr());
+    match u32::try_from(off) {
+        Ok(start) if inside => (Bytes::copy_from_slice(wire), start, len),
+        _ => {
+            let mut v = Vec::with_capacity(wire.len() + value.len());
+            v.extend_from_slice(wire);
+            v.extend_from_slice(value);
+            let start = u32::try_from(wire.len()).unwrap_or(u32::MAX);
+            (Bytes::from(v), start, len)
+        }
+    }
 }
 
 fn digest(wire: &[u8]) -> [u8; 32] {
@@ -108,6 +167,8 @@ impl Cs {
             free: Vec::new(),
             by_hash: HashMap::default(),
             ordered: BTreeMap::new(),
+            pending: Vec::new(),
+            n_entries: 0,
             head: NONE,
             tail: NONE,
             n_bytes: 0,
@@ -121,7 +182,7 @@ impl Cs {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.ordered.len()
+        self.n_entries
     }
 
     pub(crate) fn info(&self) -> CsInfo {
@@ -183,12 +244,43 @@ impl Cs {
     fn find_exact(&self, name_hash: u64, key: &[u8]) -> Option<u32> {
         let mut cur = self.by_hash.get(&name_hash).copied().unwrap_or(NONE);
         while let Some(e) = self.entry(cur) {
-            if e.key == key {
+            if e.key() == key {
                 return Some(cur);
             }
             cur = e.chain;
         }
         None
+    }
+
+    /// Merges the pending entries into the ordered map.
+    fn sync_ordered(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        for &i in &pending {
+            if let Some(e) = self.slots.get_mut(i as usize).and_then(Option::as_mut)
+                && !e.in_ordered
+            {
+                e.in_ordered = true;
+                self.ordered.insert(e.key_bytes(), i);
+            }
+        }
+        pending.clear();
+        self.pending = pending;
+    }
+
+    /// Queues a slot for the ordered map, rebuilding the queue from the live entries when stale
+    /// slots make it outgrow the slab (so it stays O(capacity) without ever being merged).
+    fn queue_ordered(&mut self, i: u32) {
+        self.pending.push(i);
+        if self.pending.len() > 2 * self.slots.len() + 64 {
+            self.pending.clear();
+            for (j, s) in self.slots.iter().enumerate() {
+                if let Some(e) = s
+                    && !e.in_ordered
+                {
+                    self.pending.push(u32::try_from(j).unwrap_or(NONE));
+                }
+            }
+        }
     }
 
     fn usable(e: &CsEntry, must_be_fresh: bool, now: Time) -> bool {
@@ -197,12 +289,15 @@ impl Cs {
 
     /// Looks an Interest up; on a hit returns the cached packet and refreshes its LRU position.
     pub(crate) fn find(&mut self, q: &CsQuery<'_>, now: Time) -> Option<Bytes> {
+        if q.can_be_prefix && !self.pending.is_empty() {
+            self.sync_ordered();
+        }
         let found = self.lookup(q, now);
         match found {
             Some(i) => {
                 self.hits += 1;
                 self.touch(i);
-                self.entry(i).map(|e| e.wire.clone())
+                self.entry(i).map(CsEntry::wire_bytes)
             }
             None => {
                 self.misses += 1;
@@ -211,6 +306,7 @@ impl Cs {
         }
     }
 
+    /// Needs the ordered map synced when `q.can_be_prefix`.
     fn lookup(&self, q: &CsQuery<'_>, now: Time) -> Option<u32> {
         let name = q.name;
         // An Interest naming a Data by its full name (last component = implicit digest).
@@ -221,8 +317,9 @@ impl Cs {
             let data_name = name.prefix(n);
             let i = self.find_exact(name.prefix_hash(n), data_name.value_wire())?;
             let e = self.entry(i)?;
-            return (Self::usable(e, q.must_be_fresh, now) && digest(&e.wire)[..] == *last.value())
-                .then_some(i);
+            return (Self::usable(e, q.must_be_fresh, now)
+                && digest(e.wire())[..] == *last.value())
+            .then_some(i);
         }
         if !q.can_be_prefix {
             let i = self.find_exact(name.prefix_hash(name.len()), name.value_wire())?;
@@ -248,48 +345,63 @@ impl Cs {
 
     /// Caches a Data packet (replacing one with the same name) and evicts to stay within both
     /// capacities. `freshness_ms` is the FreshnessPeriod (absent or 0: never fresh).
+    ///
+    /// The packet is copied: a received packet is usually a slice of a larger read buffer, and
+    /// caching the slice would pin that whole buffer for as long as the entry lives (and make
+    /// the byte capacity meaningless). Taking `&[u8]` lets the caller keep its own handle.
     pub(crate) fn insert(
         &mut self,
         name: &Name,
-        wire: Bytes,
+        wire: &[u8],
         freshness_ms: Option<u64>,
         now: Time,
     ) {
         if self.capacity_packets == 0 || wire.len() > self.capacity_bytes {
             return;
         }
+        let Ok(wire_len) = u32::try_from(wire.len()) else {
+            return;
+        };
         let fresh_until = match freshness_ms {
             Some(ms) if ms > 0 => now.add_millis(ms),
             _ => Time::ZERO,
         };
-        // Keep a compact copy: a received packet is usually a slice of a larger read buffer,
-        // and caching the slice would pin that whole buffer for as long as the entry lives
-        // (and make the byte capacity meaningless).
-        let (wire, key) = compact(name, &wire);
+        let (buf, key_start, key_len) = compact(name, wire);
         let h = name.prefix_hash(name.len());
         if let Some(i) = self.find_exact(h, name.value_wire()) {
-            let old_len = self.entry(i).map_or(0, |e| e.wire.len());
+            let mut stale_key = None;
             if let Some(e) = self.entry_mut(i) {
-                e.wire = wire;
+                let old_len = e.wire_len as usize;
+                e.buf = buf;
+                e.wire_len = wire_len;
+                e.key_start = key_start;
+                e.key_len = key_len;
                 e.fresh_until = fresh_until;
-                e.key = key.clone();
-                let new_len = e.wire.len();
-                self.n_bytes = self.n_bytes - old_len + new_len;
+                // The ordered map's key points into the old packet: re-key it so the old
+                // packet is released.
+                if e.in_ordered {
+                    e.in_ordered = false;
+                    stale_key = Some(i);
+                }
+                self.n_bytes = self.n_bytes - old_len + wire.len();
             }
-            // Re-key so the ordered map points into the new packet, releasing the old one.
-            self.ordered.remove(name.value_wire());
-            self.ordered.insert(key, i);
+            if stale_key.is_some() {
+                self.ordered.remove(name.value_wire());
+                self.queue_ordered(i);
+            }
             self.touch(i);
         } else {
-            let len = wire.len();
             let entry = CsEntry {
-                key: key.clone(),
+                buf,
+                wire_len,
+                key_start,
+                key_len,
                 name_hash: h,
-                wire,
                 fresh_until,
                 prev: NONE,
                 next: NONE,
                 chain: self.by_hash.get(&h).copied().unwrap_or(NONE),
+                in_ordered: false,
             };
             let i = match self.free.pop() {
                 Some(i) => {
@@ -304,8 +416,9 @@ impl Cs {
                 }
             };
             self.by_hash.insert(h, i);
-            self.ordered.insert(key, i);
-            self.n_bytes += len;
+            self.queue_ordered(i);
+            self.n_entries += 1;
+            self.n_bytes += wire.len();
             self.push_front(i);
         }
         self.evict();
@@ -320,8 +433,8 @@ impl Cs {
         }
     }
 
-    /// Removes one entry, returning its packet.
-    fn remove(&mut self, i: u32) -> Option<Bytes> {
+    /// Removes one entry; `None` if the slot was empty.
+    fn remove(&mut self, i: u32) -> Option<()> {
         self.unlink(i);
         let e = self.slots.get_mut(i as usize)?.take()?;
         // Unlink from the hash chain.
@@ -345,10 +458,13 @@ impl Cs {
                 cur = next;
             }
         }
-        self.ordered.remove(&e.key);
-        self.n_bytes -= e.wire.len();
+        if e.in_ordered {
+            self.ordered.remove(e.key());
+        }
+        self.n_entries -= 1;
+        self.n_bytes -= e.wire_len as usize;
         self.free.push(i);
-        Some(e.wire)
+        Some(())
     }
 
     /// Applies new capacities, evicting as needed.
@@ -360,6 +476,7 @@ impl Cs {
 
     /// Erases up to `limit` entries under `prefix`; returns how many.
     pub(crate) fn erase(&mut self, prefix: &Name, limit: usize) -> usize {
+        self.sync_ordered();
         let p = prefix.value_wire();
         let victims: Vec<u32> = self
             .ordered
@@ -381,7 +498,7 @@ impl Cs {
         let mut cur = self.head;
         while let Some(e) = self.entry(cur) {
             v.push(
-                Name::from_value(e.key.clone())
+                Name::from_value(e.key_bytes())
                     .map(|n| n.to_string())
                     .unwrap_or_default(),
             );
@@ -408,7 +525,7 @@ mod tests {
         w.resize(size.max(w.len()), 0xAA);
         let wire = Bytes::from(w);
         let name = Name::from_value(wire.slice(..name.value_wire().len())).unwrap();
-        cs.insert(&name, wire, fresh, now);
+        cs.insert(&name, &wire, fresh, now);
     }
 
     fn q<'a>(name: &'a Name, cbp: bool, mbf: bool) -> CsQuery<'a> {
@@ -500,18 +617,19 @@ mod tests {
         let wire = big.slice(100..300);
         let sliced_name = Name::from_value(wire.slice(..nv.len())).unwrap();
         let mut cs = Cs::new(10, 10_000, true, true);
-        cs.insert(&sliced_name, wire, None, Time::ZERO);
+        cs.insert(&sliced_name, &wire, None, Time::ZERO);
         let e = cs.entry(cs.head).unwrap();
         let range = big.as_ptr() as usize..big.as_ptr() as usize + big.len();
         assert!(
-            !range.contains(&(e.wire.as_ptr() as usize)),
+            !range.contains(&(e.buf.as_ptr() as usize)),
             "packet copied out"
         );
         assert!(
-            !range.contains(&(e.key.as_ptr() as usize)),
+            !range.contains(&(e.key().as_ptr() as usize)),
             "key points into the copy"
         );
-        assert_eq!(&e.key[..], &nv[..]);
+        assert_eq!(e.key(), &nv[..]);
+        assert_eq!(e.wire(), &wire[..]);
         let hit = cs.find(&q(&name, false, false), Time::ZERO).unwrap();
         assert_eq!(hit.len(), 200);
     }
@@ -527,5 +645,59 @@ mod tests {
         let bad = name.append(amicn_tlv::Component::implicit_sha256_digest([0; 32]));
         assert!(cs.find(&q(&good, false, false), Time::ZERO).is_some());
         assert!(cs.find(&q(&bad, false, false), Time::ZERO).is_none());
+    }
+
+    #[test]
+    fn prefix_lookups_see_entries_added_and_removed_between_them() {
+        let mut cs = Cs::new(4, 1 << 20, true, true);
+        let t = Time::ZERO;
+        // Churn well past the capacity before the first ordered query: the evicted entries
+        // were never ordered and must not surface.
+        for k in 0..300 {
+            put(&mut cs, &format!("/c/{k}"), 40, None, t);
+        }
+        assert_eq!(cs.len(), 4);
+        assert!(cs.pending.len() <= 2 * cs.slots.len() + 64);
+        assert!(cs.find(&q(&n("/c/1"), true, false), t).is_none());
+        let hit = cs.find(&q(&n("/c"), true, false), t).unwrap();
+        // Canonical order: /c/296 < /c/297 < /c/298 < /c/299 (same length, bytewise).
+        assert_eq!(
+            &hit[..n("/c/296").value_wire().len()],
+            n("/c/296").value_wire()
+        );
+        // Replacing an ordered entry re-keys it; the old packet is released.
+        put(&mut cs, "/c/296", 80, Some(10), t);
+        assert_eq!(
+            cs.find(&q(&n("/c"), true, true), t).unwrap().len(),
+            80,
+            "the fresh replacement is found by prefix"
+        );
+        assert_eq!(cs.ordered.len(), 4);
+        for e in cs.slots.iter().flatten() {
+            assert!(cs.ordered.keys().any(|k| k.as_ptr() == e.key().as_ptr()));
+        }
+        // Entries added after a sync are merged on the next ordered query, evicted ones leave.
+        put(&mut cs, "/c/0", 40, None, t);
+        put(&mut cs, "/b/0", 40, None, t);
+        assert_eq!(cs.lru_names(), vec!["/b/0", "/c/0", "/c/296", "/c/299"]);
+        let hit = cs.find(&q(&n("/c"), true, false), t).unwrap();
+        assert_eq!(&hit[..n("/c/0").value_wire().len()], n("/c/0").value_wire());
+        assert_eq!(cs.ordered.len(), 4);
+        assert_eq!(cs.erase(&n("/c"), 10), 3);
+        assert_eq!(cs.lru_names(), vec!["/b/0"]);
+        assert!(cs.ordered.len() == 1 && cs.by_hash.len() == 1);
+    }
+
+    #[test]
+    fn name_outside_the_packet_is_kept_after_it() {
+        let mut cs = Cs::new(4, 1 << 20, true, true);
+        let name = n("/o/1");
+        let wire = Bytes::from(vec![0x55u8; 30]);
+        cs.insert(&name, &wire, None, Time::ZERO);
+        assert_eq!(cs.info().n_bytes, 30);
+        let hit = cs.find(&q(&name, false, false), Time::ZERO).unwrap();
+        assert_eq!(hit, wire, "only the packet is returned");
+        assert!(cs.find(&q(&n("/o"), true, false), Time::ZERO).is_some());
+        assert_eq!(cs.lru_names(), vec!["/o/1"]);
     }
 }

@@ -1154,7 +1154,7 @@ impl Forwarder {
                 UnsolicitedPolicy::AdmitAll => true,
             };
             if admit && self.cs.admit && !lp.no_cache {
-                self.cs.insert(&data.name, wire, data.freshness_ms, now);
+                self.cs.insert(&data.name, &wire, data.freshness_ms, now);
             } else {
                 self.drop_in(in_face, DropReason::Unsolicited);
             }
@@ -1162,8 +1162,7 @@ impl Forwarder {
             return;
         }
         if self.cs.admit && !lp.no_cache {
-            self.cs
-                .insert(&data.name, wire.clone(), data.freshness_ms, now);
+            self.cs.insert(&data.name, &wire, data.freshness_ms, now);
         }
         for &idx in &matches {
             // Adaptive strategy: RTT sample from the out-record of the face the Data came from.
