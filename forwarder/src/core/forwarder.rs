@@ -600,7 +600,12 @@ impl Forwarder {
                 if let Some(e) = self.pit.get_mut(idx)
                     && e.nonce != nonce
                 {
-                    e.fwd_wire = wire::interest_wire(&wire, &interest, nonce_changed, hop_changed);
+                    e.set_fwd_wire(wire::interest_wire(
+                        &wire,
+                        &interest,
+                        nonce_changed,
+                        hop_changed,
+                    ));
                     e.nonce = nonce;
                     e.hop_zero = interest.hop_limit == Some(0);
                 }
@@ -964,7 +969,7 @@ impl Forwarder {
             },
             congestion_mark: u64::from(f.congested),
         };
-        let pkt = wire::wrap(&e.fwd_wire, &lp);
+        let pkt = wire::wrap(e.fwd_wire(), &lp);
         self.enqueue(out_face, pkt, OutKind::Interest);
     }
 
@@ -1022,7 +1027,7 @@ impl Forwarder {
             .map(|r| (r.face, r.nonce, r.pit_token.clone()))
             .collect();
         let current = e.nonce;
-        let fwd = e.fwd_wire.clone();
+        let fwd = e.fwd_wire().clone();
         for (face, nonce, token) in records {
             // The forwarded wire always carries a Nonce, so patching cannot fail in practice.
             let w = if nonce == current {

@@ -103,11 +103,14 @@ pub(crate) struct OutRecord {
     pub(crate) suppress: RetxSuppression,
 }
 
-/// One PIT entry. The name is kept as a slice of the retained Interest packet (no copy, no
-/// decoded Interest) so an entry costs a few hundred bytes.
+/// One PIT entry. The name is kept as a range of the retained Interest packet (no copy, no
+/// decoded Interest, no second handle on the buffer) so an entry costs a few hundred bytes.
 pub(crate) struct PitEntry {
-    /// Name TLV-VALUE (a slice of `fwd_wire`'s original buffer).
-    pub(crate) name: Bytes,
+    /// Where the Name TLV-VALUE sits in `fwd_wire`.
+    name_at: (u32, u32),
+    /// The Name TLV-VALUE when `fwd_wire` does not hold it where an Interest's name belongs
+    /// (never for wires built by this crate; kept so a foreign encoding cannot break matching).
+    name_spill: Option<Bytes>,
     pub(crate) name_hash: u64,
     pub(crate) name_len: u16,
     pub(crate) can_be_prefix: bool,
@@ -122,8 +125,9 @@ pub(crate) struct PitEntry {
     pub(crate) localhop: bool,
     /// Nonce of the Interest in `fwd_wire`.
     pub(crate) nonce: u32,
-    /// The bare Interest wire sent upstream (HopLimit decremented, Nonce present).
-    pub(crate) fwd_wire: Bytes,
+    /// The bare Interest wire sent upstream (HopLimit decremented, Nonce present); replaced
+    /// only through [`PitEntry::set_fwd_wire`], which keeps `name_at` pointing into it.
+    fwd_wire: Bytes,
     pub(crate) in_records: Records<InRecord>,
     pub(crate) out_records: Records<OutRecord>,
     pub(crate) expiry: Time,
@@ -139,13 +143,10 @@ impl PitEntry {
     /// so a long-lived entry pins nothing else; the name is kept as a slice of it.
     pub(crate) fn new(interest: &Interest, fwd_wire: Bytes, strategy: StrategyKind) -> Self {
         let name = &interest.name;
-        let value = name.value_wire();
-        let key = match super::wire::name_value_range(&fwd_wire) {
-            Some((s, e)) if fwd_wire.get(s..e) == Some(value) => fwd_wire.slice(s..e),
-            _ => Bytes::copy_from_slice(value),
-        };
+        let (name_at, name_spill) = locate_name(&fwd_wire, name.value_wire());
         PitEntry {
-            name: key,
+            name_at,
+            name_spill,
             name_hash: name.prefix_hash(name.len()),
             name_len: u16::try_from(name.len()).unwrap_or(u16::MAX),
             can_be_prefix: interest.can_be_prefix,
@@ -166,15 +167,44 @@ impl PitEntry {
         }
     }
 
+    /// The bare Interest wire sent upstream.
+    pub(crate) fn fwd_wire(&self) -> &Bytes {
+        &self.fwd_wire
+    }
+
+    /// Replaces the Interest sent upstream (same name, another Nonce or HopLimit).
+    pub(crate) fn set_fwd_wire(&mut self, fwd_wire: Bytes) {
+        let (name_at, spill) = locate_name(&fwd_wire, self.name());
+        if spill.is_some() && self.name_spill.is_some() {
+            // Already spilled: keep that copy rather than making another.
+            self.name_at = name_at;
+        } else {
+            self.name_at = name_at;
+            self.name_spill = spill;
+        }
+        self.fwd_wire = fwd_wire;
+    }
+
+    /// Name TLV-VALUE.
+    pub(crate) fn name(&self) -> &[u8] {
+        if let Some(n) = &self.name_spill {
+            return n;
+        }
+        let (s, e) = self.name_at;
+        self.fwd_wire
+            .get(s as usize..e as usize)
+            .unwrap_or_default()
+    }
+
     /// Whether this entry's name is exactly `name`.
     pub(crate) fn is_named(&self, name: &Name) -> bool {
-        self.name_len as usize == name.len() && self.name[..] == *name.value_wire()
+        self.name_len as usize == name.len() && self.name() == name.value_wire()
     }
 
     /// Whether this entry's name is a prefix of `name` (a byte prefix of a sequence of whole
     /// component TLVs is a component prefix).
     pub(crate) fn is_prefix_of(&self, name: &Name) -> bool {
-        self.name_len as usize <= name.len() && name.value_wire().starts_with(&self.name)
+        self.name_len as usize <= name.len() && name.value_wire().starts_with(self.name())
     }
 
     /// Whether this entry is satisfied by a Data named `data_name` (without digest matching).
@@ -198,7 +228,21 @@ struct Slot {
 }
 
 fn is_digest_name(name: &Name) -> bool {
-    name.last().is_some_and(|c| c.is_implicit_digest())
+    name.len()
+        .checked_sub(1)
+        .and_then(|i| name.component_type(i))
+        == Some(amicn_tlv::tt::IMPLICIT_SHA256_DIGEST_COMPONENT)
+}
+
+/// Where the name `value` sits in an Interest `wire`, or a copy of it when it is not there.
+fn locate_name(wire: &[u8], value: &[u8]) -> ((u32, u32), Option<Bytes>) {
+    if let Some((s, e)) = super::wire::name_value_range(wire)
+        && wire.get(s..e) == Some(value)
+        && let (Ok(s), Ok(e)) = (u32::try_from(s), u32::try_from(e))
+    {
+        return ((s, e), None);
+    }
+    ((0, 0), Some(Bytes::copy_from_slice(value)))
 }
 
 /// The table.
@@ -407,6 +451,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    use amicn_tlv::Component;
+
     #[test]
     fn records_grow_and_shrink() {
         let mut r: Records<u32> = Records::Empty;
@@ -479,8 +525,23 @@ mod tests {
         );
         let e = PitEntry::new(&i, fwd.clone(), StrategyKind::BestRoute);
         let range = fwd.as_ptr() as usize..fwd.as_ptr() as usize + fwd.len();
-        assert!(range.contains(&(e.name.as_ptr() as usize)));
+        assert!(range.contains(&(e.name().as_ptr() as usize)));
+        assert!(e.name_spill.is_none());
         assert!(e.is_named(&i.name));
+        // A new Nonce re-encodes the wire; the name follows it into the new buffer.
+        let mut j = i.clone();
+        j.nonce = Some(4);
+        j.lifetime_ms = Some(300_000);
+        let fwd2 = j.encode();
+        let mut e = e;
+        e.set_fwd_wire(fwd2.clone());
+        let range = fwd2.as_ptr() as usize..fwd2.as_ptr() as usize + fwd2.len();
+        assert!(range.contains(&(e.name().as_ptr() as usize)));
+        assert!(e.is_named(&i.name) && e.name_spill.is_none());
+        // A wire without the name where it belongs keeps a copy instead.
+        e.set_fwd_wire(Bytes::from_static(&[0x05, 0x00]));
+        assert!(e.is_named(&i.name) && e.is_prefix_of(&i.name.append(Component::segment(1))));
+        assert!(!e.is_named(&Name::from_uri("/own").unwrap()));
     }
 
     #[test]
