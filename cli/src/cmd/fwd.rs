@@ -71,9 +71,13 @@ pub(crate) struct FwdArgs {
     /// Send-queue length above which packets get a CongestionMark.
     #[arg(long, value_name = "PACKETS")]
     pub(crate) congestion_threshold: Option<usize>,
-    /// Forwarding threads (sharded by name-prefix hash; only 1 is implemented).
+    /// Forwarding threads, each with its own PIT and Content Store; Interests are spread by a
+    /// hash of their first name components, Data follows its PitToken.
     #[arg(long, value_name = "N")]
     pub(crate) workers: Option<usize>,
+    /// Name components hashed to choose a forwarding thread (default 2).
+    #[arg(long, value_name = "K")]
+    pub(crate) shard_components: Option<usize>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     pub(crate) metrics: Option<SocketAddr>,
@@ -101,6 +105,7 @@ pub(crate) struct FileConfig {
     udp: Option<Vec<SocketAddr>>,
     udp_mtu: Option<usize>,
     workers: Option<usize>,
+    shard_components: Option<usize>,
     metrics: Option<SocketAddr>,
     stats_json: Option<PathBuf>,
     log_level: Option<String>,
@@ -272,8 +277,17 @@ pub(crate) fn build_config(args: &FwdArgs) -> anyhow::Result<(RuntimeConfig, Opt
         rc.udp_mtu = m;
     }
     rc.workers = args.workers.or(file.workers).unwrap_or(1);
-    if rc.workers == 0 {
-        bail!("--workers must be at least 1");
+    if rc.workers == 0 || rc.workers > amicn_forwarder::runtime::MAX_WORKERS {
+        bail!(
+            "--workers must be between 1 and {}",
+            amicn_forwarder::runtime::MAX_WORKERS
+        );
+    }
+    if let Some(k) = args.shard_components.or(file.shard_components) {
+        if !(1..=8).contains(&k) {
+            bail!("--shard-components must be between 1 and 8");
+        }
+        rc.shard_prefix_components = k;
     }
     rc.metrics = args.metrics.or(file.metrics);
     rc.stats_json = args.stats_json.clone().or(file.stats_json.clone());
@@ -479,6 +493,24 @@ cost = 3
             ..FwdArgs::default()
         };
         assert!(build_config(&zero).is_err());
+        let sharded = FwdArgs {
+            workers: Some(2),
+            shard_components: Some(1),
+            ..FwdArgs::default()
+        };
+        let (rc, _) = build_config(&sharded).unwrap();
+        assert_eq!((rc.workers, rc.shard_prefix_components), (2, 1));
+        let too_many = FwdArgs {
+            workers: Some(amicn_forwarder::runtime::MAX_WORKERS + 1),
+            ..FwdArgs::default()
+        };
+        assert!(build_config(&too_many).is_err());
+        let no_components = FwdArgs {
+            workers: Some(2),
+            shard_components: Some(0),
+            ..FwdArgs::default()
+        };
+        assert!(build_config(&no_components).is_err());
 
         let dir = std::env::temp_dir().join(format!("amicn-fwd-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

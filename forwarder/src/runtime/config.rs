@@ -77,8 +77,11 @@ pub struct RuntimeConfig {
     /// Treat TCP/UDP peers on loopback addresses as local (NFD's rule). Turn off when several
     /// forwarders on one host talk over loopback and must not exchange `/localhost` traffic.
     pub loopback_is_local: bool,
-    /// Forwarding threads requested (only 1 is implemented; more is reported and ignored).
+    /// Forwarding threads, each with its own PIT and CS (1 = everything on one thread).
     pub workers: usize,
+    /// Name components hashed to pick a forwarding thread when `workers > 1` (names shorter
+    /// than this hash whole). Traffic under one prefix of this length stays on one thread.
+    pub shard_prefix_components: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -100,6 +103,7 @@ impl Default for RuntimeConfig {
             listen_best_effort: false,
             loopback_is_local: true,
             workers: 1,
+            shard_prefix_components: 2,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The tokio driver of the sans-IO core: one forwarding thread runs a current-thread runtime
-//! that owns the core, management and every face task.
+//! that owns the core, management and every face task. With `workers > 1` that thread is
+//! shard 0 and also hands packets to shards 1..N (see `shard.rs`): Interests by a hash of
+//! their first name components, Data and Nacks by the shard byte of our PitToken.
 //!
 //! Data path: face tasks cut whole packets out of their sockets and send them, batched per
 //! wakeup and tagged with the face, on one bounded channel; the forwarding loop drains up to
@@ -11,6 +13,7 @@
 
 pub mod config;
 pub mod metrics;
+mod shard;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,15 +32,20 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::{
-    FaceId, FaceOptions, FacePersistency, FaceScope, Forwarder, IdHasher, LinkType, Time,
+    DropReason, FaceId, FaceOptions, FacePersistency, FaceScope, Forwarder, ForwarderStatus,
+    IdHasher, LinkType, Time,
 };
 use crate::mgmt::{FaceCreateError, FaceCreateRequest, FaceSystem, Management, MgmtConfig, Route};
 
 pub use config::{MulticastFace, RuntimeConfig, StaticFace, StaticRoute};
 use metrics::{Histogram, MetricsRequest, render_metric};
+use shard::{Mirrored, ShardMsg, Shards};
 
 /// Most events drained from the inbound channel per loop iteration.
 pub const EVENT_BATCH: usize = 64;
+
+/// Most forwarding threads: a shard's id is one byte of the PitTokens it issues.
+pub const MAX_WORKERS: usize = 64;
 
 /// Errors starting or running the forwarder.
 #[derive(Debug, thiserror::Error)]
@@ -322,6 +330,8 @@ struct Driver {
     /// Framing errors of faces already closed (their counters leave with them).
     closed_oversized: u64,
     closed_malformed: u64,
+    /// Forwarding shards 1..N when `workers > 1`; this thread's core is shard 0.
+    shards: Option<Shards>,
 }
 
 fn core_options(meta: &FaceMeta) -> FaceOptions {
@@ -358,8 +368,20 @@ impl Driver {
         match ev {
             Inbound::Packets { face, packets } => {
                 if let Some(id) = self.faces.by_token.get(&face).copied() {
-                    for p in packets {
-                        self.core.on_packet(now, id, p);
+                    match &mut self.shards {
+                        None => {
+                            for p in packets {
+                                self.core.on_packet(now, id, p);
+                            }
+                        }
+                        Some(shards) => {
+                            for p in packets {
+                                match shards.pick(&p) {
+                                    0 => self.core.on_packet(now, id, p),
+                                    s => shards.queue(s, id, p),
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -368,7 +390,14 @@ impl Driver {
                 if !self.loopback_is_local && matches!(meta.kind, FaceKind::Tcp | FaceKind::Udp) {
                     options.scope = FaceScope::NonLocal;
                 }
-                let id = self.core.add_face(options);
+                let id = self.core.add_face(options.clone());
+                if let Some(shards) = &mut self.shards {
+                    shards.broadcast(ShardMsg::AddFace {
+                        id,
+                        options,
+                        tx: tx.clone(),
+                    });
+                }
                 tracing::info!(face = %id, remote = %meta.remote_uri, local = %meta.local_uri, "face up");
                 self.faces.by_token.insert(face, id);
                 self.faces.by_id.insert(
@@ -395,6 +424,9 @@ impl Driver {
 
     fn remove_face(&mut self, id: FaceId) {
         self.core.remove_face(id);
+        if let Some(shards) = &mut self.shards {
+            shards.broadcast(ShardMsg::RemoveFace(id));
+        }
         if let Some(e) = self.faces.by_id.remove(&id) {
             e.tx.close();
             self.closed_oversized += LinkCounters::get(&e.tx.counters().oversized);
@@ -410,7 +442,17 @@ impl Driver {
         result: Result<FaceId, FaceCreateError>,
     ) {
         if let Some(r) = request {
-            self.mgmt.on_face_created(now, r, result, &mut self.core);
+            match &mut self.shards {
+                None => self.mgmt.on_face_created(now, r, result, &mut self.core),
+                Some(shards) => {
+                    let mut t = Mirrored {
+                        core: &mut self.core,
+                        shards,
+                    };
+                    self.mgmt.on_face_created(now, r, result, &mut t);
+                    self.mgmt.flush(&mut self.core);
+                }
+            }
         }
     }
 
@@ -433,15 +475,60 @@ impl Driver {
 
     /// Runs management and drains every output into the face queues.
     fn flush(&mut self, now: Time) {
-        self.mgmt.process(now, &mut self.core, &mut self.faces);
+        self.process_mgmt(now);
         if !self.faces.to_destroy.is_empty() {
             for id in std::mem::take(&mut self.faces.to_destroy) {
                 self.remove_face(id);
             }
-            self.mgmt.process(now, &mut self.core, &mut self.faces);
+            self.process_mgmt(now);
         }
         while let Some((face, pkt)) = self.core.poll_transmit() {
             self.send(face, pkt);
+        }
+        if let Some(shards) = &mut self.shards {
+            shards.flush();
+        }
+    }
+
+    /// [`Management::process`], with table changes mirrored to every shard when sharded.
+    fn process_mgmt(&mut self, now: Time) {
+        let Some(shards) = &mut self.shards else {
+            self.mgmt.process(now, &mut self.core, &mut self.faces);
+            return;
+        };
+        let mut t = Mirrored {
+            core: &mut self.core,
+            shards,
+        };
+        while let Some(ev) = t.core.poll_face_event() {
+            match ev.kind {
+                crate::core::FaceEventKind::Created => {
+                    self.mgmt.on_face_added(now, ev.face, &mut t)
+                }
+                crate::core::FaceEventKind::Destroyed => {
+                    self.mgmt.on_face_removed(now, ev.face, &mut t)
+                }
+            }
+        }
+        while let Some(req) = t.core.poll_management() {
+            self.mgmt.on_interest(
+                now,
+                req.face,
+                &req.interest,
+                req.pit_token,
+                &mut t,
+                &mut self.faces,
+            );
+        }
+        self.mgmt.flush(&mut self.core);
+    }
+
+    /// Counters of every shard added up (table sizes too; the mirrored FIB counts once).
+    fn status(&self) -> (ForwarderStatus, Vec<(DropReason, u64)>) {
+        let first = self.core.status();
+        match &self.shards {
+            None => (first, first.counters.drops.iter().collect()),
+            Some(s) => shard::merge_status(first, &s.statuses()),
         }
     }
 
@@ -469,7 +556,17 @@ impl Driver {
 
     fn on_timeout(&mut self, now: Time) {
         self.core.on_timeout(now);
-        self.mgmt.on_timeout_core(now, &mut self.core);
+        match &mut self.shards {
+            None => self.mgmt.on_timeout_core(now, &mut self.core),
+            Some(shards) => {
+                let mut t = Mirrored {
+                    core: &mut self.core,
+                    shards,
+                };
+                self.mgmt.on_timeout(now, &mut t);
+                self.mgmt.flush(&mut self.core);
+            }
+        }
     }
 
     /// Framing errors over all faces, open or closed: (oversized, malformed).
@@ -500,7 +597,7 @@ impl Driver {
             "Stream frames that were not TLV (face closed)",
             malformed,
         );
-        let st = self.core.status();
+        let (st, drops) = self.status();
         let c = st.counters;
         for (name, help, v) in [
             (
@@ -548,7 +645,7 @@ impl Driver {
             "# HELP amicn_drops_total Packets dropped by the forwarding core, by reason\n",
         );
         out.push_str("# TYPE amicn_drops_total counter\n");
-        for (reason, n) in c.drops.iter() {
+        for (reason, n) in drops {
             out.push_str(&format!(
                 "amicn_drops_total{{reason=\"{}\"}} {n}\n",
                 reason.as_str()
@@ -610,15 +707,23 @@ impl Driver {
             "Forwarding loop wakeups",
             self.loops,
         );
+        if let Some(s) = &self.shards {
+            render_metric(
+                &mut out,
+                "counter",
+                "amicn_shard_queue_drops_total",
+                "Packets dropped because a forwarding shard's queue was full",
+                s.queue_drops,
+            );
+        }
         out
     }
 
     fn snapshot(&self) -> serde_json::Value {
-        let st = self.core.status();
+        let (st, drops) = self.status();
         let c = st.counters;
-        let drops: serde_json::Map<String, serde_json::Value> = c
-            .drops
-            .iter()
+        let drops: serde_json::Map<String, serde_json::Value> = drops
+            .into_iter()
             .map(|(r, n)| (r.as_str().to_string(), n.into()))
             .collect();
         let mut faces = Vec::new();
@@ -663,6 +768,8 @@ impl Driver {
             "faces": faces,
             "forwarding_batch_p50_us": self.batch_latency.quantile_us(0.5),
             "forwarding_batch_p99_us": self.batch_latency.quantile_us(0.99),
+            "workers": self.shards.as_ref().map_or(1, Shards::len),
+            "shard_queue_drops": self.shards.as_ref().map_or(0, |s| s.queue_drops),
         })
     }
 }
@@ -675,7 +782,10 @@ async fn run(
     match setup(&config, &stop).await {
         Ok((driver, inbound_rx, control_rx, endpoints)) => {
             let _ = ready.send(Ok(endpoints));
-            let driver = forward(driver, inbound_rx, control_rx, stop).await;
+            let mut driver = forward(driver, inbound_rx, control_rx, stop).await;
+            if let Some(s) = &mut driver.shards {
+                s.stop();
+            }
             let snap = driver.snapshot();
             if let Some(path) = &config.stats_json {
                 let text = serde_json::to_string_pretty(&snap).unwrap_or_default();
@@ -703,10 +813,12 @@ type Setup = (
 );
 
 async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup, RuntimeError> {
-    if config.workers > 1 {
+    let workers = config.workers.clamp(1, MAX_WORKERS);
+    if workers != config.workers {
         tracing::warn!(
-            workers = config.workers,
-            "name-prefix sharding across forwarding threads is not available yet; using one"
+            requested = config.workers,
+            workers,
+            "forwarding threads limited"
         );
     }
     let (inbound_tx, mut inbound_rx) = mpsc::channel(config.inbound_capacity.max(16));
@@ -720,8 +832,26 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
+    let shards = if workers > 1 {
+        let k = config.shard_prefix_components.max(1);
+        tracing::info!(
+            workers,
+            components = k,
+            "forwarding shards by name-prefix hash"
+        );
+        Some(
+            Shards::start(workers, k, &config.core, epoch)
+                .map_err(|e| RuntimeError::Thread(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let mut core_config = config.core.clone();
+    if shards.is_some() {
+        core_config.shard_id = 0;
+    }
     let mut driver = Driver {
-        core: Forwarder::new(config.core.clone()),
+        core: Forwarder::new(core_config),
         mgmt: Management::new(MgmtConfig {
             epoch_unix_ms,
             ..MgmtConfig::default()
@@ -744,6 +874,7 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
         loopback_is_local: config.loopback_is_local,
         closed_oversized: 0,
         closed_malformed: 0,
+        shards,
     };
     let mut endpoints = Endpoints::default();
 
@@ -833,6 +964,10 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
             && let Some(face) = driver.core.face_mut(id)
         {
             face.options.mtu = Some(mtu);
+            let options = face.options.clone();
+            if let Some(s) = &mut driver.shards {
+                s.broadcast(ShardMsg::UpdateFace(id, options));
+            }
         }
     }
     for r in &config.routes {
@@ -850,9 +985,18 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
             flags: 1,
             expires: None,
         };
-        driver
-            .mgmt
-            .add_route(&mut driver.core, r.prefix.clone(), route);
+        match &mut driver.shards {
+            None => driver
+                .mgmt
+                .add_route(&mut driver.core, r.prefix.clone(), route),
+            Some(shards) => {
+                let mut t = Mirrored {
+                    core: &mut driver.core,
+                    shards,
+                };
+                driver.mgmt.add_route(&mut t, r.prefix.clone(), route);
+            }
+        }
     }
     for (prefix, strategy) in &config.strategies {
         if let Err(e) = driver.core.set_strategy(prefix, strategy) {
@@ -860,6 +1004,9 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
                 uri: strategy.to_string(),
                 why: e.to_string(),
             });
+        }
+        if let Some(s) = &mut driver.shards {
+            s.broadcast(ShardMsg::StrategySet(prefix.clone(), strategy.clone()));
         }
     }
 
