@@ -309,11 +309,12 @@ impl Cs {
     /// Needs the ordered map synced when `q.can_be_prefix`.
     fn lookup(&self, q: &CsQuery<'_>, now: Time) -> Option<u32> {
         let name = q.name;
-        // An Interest naming a Data by its full name (last component = implicit digest).
-        if let Some(last) = name.last()
-            && last.is_implicit_digest()
+        // An Interest naming a Data by its full name (last component = implicit digest). The
+        // type is checked on the wire first so the common case slices no component.
+        if let Some(n) = name.len().checked_sub(1)
+            && name.component_type(n) == Some(amicn_tlv::tt::IMPLICIT_SHA256_DIGEST_COMPONENT)
+            && let Some(last) = name.get(n)
         {
-            let n = name.len() - 1;
             let data_name = name.prefix(n);
             let i = self.find_exact(name.prefix_hash(n), data_name.value_wire())?;
             let e = self.entry(i)?;
