@@ -3,6 +3,8 @@
 //! - `pipeline/decode_only`: decoding the Interest and the Data of one exchange (the floor any
 //!   forwarder pays); `pipeline/cs_miss`: Interest in → Interest upstream → Data in → Data
 //!   downstream through the whole core (PIT insert, FIB LPM, strategy, CS insert and eviction);
+//!   `pipeline/cs_miss_prefix`: the same with CanBePrefix Interests, whose CS lookups use (and
+//!   keep up to date) the name-ordered index that exact lookups skip;
 //!   `pipeline/cs_hit`: Interest in → Data out of the Content Store.
 //! - `fib_lpm/1M_routes`: longest-prefix match against a FIB of 1,000,000 prefixes.
 //! - Memory per PIT entry, per CS entry (beyond the cached packet) and per FIB entry with
@@ -36,8 +38,13 @@ fn meter_name(i: u32) -> Name {
 }
 
 fn interest_wire(name: &Name, nonce: u32) -> Bytes {
+    interest_wire_cbp(name, nonce, false)
+}
+
+fn interest_wire_cbp(name: &Name, nonce: u32, can_be_prefix: bool) -> Bytes {
     let mut i = Interest::new(name.clone());
     i.nonce = Some(nonce);
+    i.can_be_prefix = can_be_prefix;
     i.lifetime_ms = Some(4000);
     i.encode()
 }
@@ -133,6 +140,35 @@ fn pipeline(c: &mut Criterion) {
         r.fw.counters().n_in_interests
     );
     assert_eq!(r.fw.cs_info().n_hits, 0);
+
+    let prefix_interests: Vec<Bytes> = (0..N)
+        .map(|i| interest_wire_cbp(&meter_name(i), i.wrapping_mul(2_654_435_761), true))
+        .collect();
+    let mut r = rig(Config {
+        cs_capacity_packets: 1024,
+        ..Config::default()
+    });
+    let mut k = 0usize;
+    g.bench_function("cs_miss_prefix", |b| {
+        b.iter(|| {
+            let i = &prefix_interests[k % packets.len()];
+            let (_, d) = &packets[k % packets.len()];
+            k += 1;
+            now = now.saturating_add(Duration::from_micros(1));
+            r.fw.on_packet(now, r.consumer, i.clone());
+            let up = r.fw.poll_transmit();
+            r.fw.on_packet(now, r.producer, d.clone());
+            let down = r.fw.poll_transmit();
+            r.fw.on_timeout(now);
+            black_box((up.is_some(), down.is_some()))
+        })
+    });
+    assert_eq!(
+        r.fw.counters().n_satisfied_interests,
+        r.fw.counters().n_in_interests
+    );
+    assert_eq!(r.fw.cs_info().n_hits, 0);
+    drop(prefix_interests);
 
     let mut r = rig(Config::default());
     let hot = 1024usize;
