@@ -49,6 +49,10 @@ struct FwdBenchArgs {
     /// Forwarding threads for the forwarder under test.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// Name components the forwarder hashes to pick a thread. Bench names are
+    /// /bench/<cell>/<seq>, so only 3 spreads one cell's traffic over several threads.
+    #[arg(long, default_value_t = 2)]
+    shard_components: usize,
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -706,7 +710,7 @@ struct Setup {
     dir: Option<PathBuf>,
 }
 
-fn setup(mode: Mode, size: usize, workers: usize, cell: usize) -> anyhow::Result<Setup> {
+fn setup(mode: Mode, size: usize, workers: (usize, usize), cell: usize) -> anyhow::Result<Setup> {
     let stop = Arc::new(AtomicBool::new(false));
     let spawn_producer = |s: UnixStream, stop: Arc<AtomicBool>| {
         std::thread::Builder::new()
@@ -745,7 +749,8 @@ fn setup(mode: Mode, size: usize, workers: usize, cell: usize) -> anyhow::Result
             let sock = dir.join("fwd.sock");
             let cfg = RuntimeConfig {
                 unix_path: Some(sock.clone()),
-                workers,
+                workers: workers.0,
+                shard_prefix_components: workers.1,
                 ..RuntimeConfig::default()
             };
             let fwd = RunningForwarder::start(cfg).context("starting the forwarder")?;
@@ -782,7 +787,7 @@ fn run_cell(
     window: usize,
     duration: Duration,
     rate: Option<f64>,
-    workers: usize,
+    workers: (usize, usize),
     cell: usize,
 ) -> anyhow::Result<CellResult> {
     let st = setup(mode, size, workers, cell)?;
@@ -826,12 +831,7 @@ fn run_cell(
 }
 
 fn bench_fwd(a: FwdBenchArgs) -> anyhow::Result<()> {
-    if a.workers > 1 {
-        eprintln!(
-            "note: --workers {} requested; name-prefix sharding is not implemented, the forwarder runs one forwarding thread",
-            a.workers
-        );
-    }
+    let workers = (a.workers, a.shard_components);
     let mut cells: Vec<CellResult> = Vec::new();
     let mut n = 0usize;
     for &size in &a.sizes {
@@ -841,7 +841,7 @@ fn bench_fwd(a: FwdBenchArgs) -> anyhow::Result<()> {
         for &window in &a.windows {
             for mode in [Mode::Direct, Mode::Relay, Mode::FwdMiss, Mode::FwdHit] {
                 n += 1;
-                let r = run_cell(mode, size, window, a.duration, None, a.workers, n)?;
+                let r = run_cell(mode, size, window, a.duration, None, workers, n)?;
                 if !a.json {
                     eprintln!(
                         "  {:<12} {:>5} B  w={:<4} {:>10.0} pairs/s",
@@ -863,12 +863,17 @@ fn bench_fwd(a: FwdBenchArgs) -> anyhow::Result<()> {
             .fold(0.0, f64::max);
         if peak > 0.0 {
             n += 1;
-            let r = run_cell(mode, small, 128, a.duration, Some(peak / 2.0), a.workers, n)?;
+            let r = run_cell(mode, small, 128, a.duration, Some(peak / 2.0), workers, n)?;
             half.push(r);
         }
     }
     if a.json {
-        let v = serde_json::json!({ "cells": cells, "half_load": half, "workers": a.workers });
+        let v = serde_json::json!({
+            "cells": cells,
+            "half_load": half,
+            "workers": a.workers,
+            "shard_components": a.shard_components,
+        });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
