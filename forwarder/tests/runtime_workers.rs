@@ -216,3 +216,28 @@ fn two_shards_fetch_nack_cache_and_share_routes() {
     assert!(stats["out_nacks"].as_u64().unwrap() >= 16, "{stats}");
     assert_eq!(stats["shard_queue_drops"].as_u64(), Some(0), "{stats}");
 }
+
+#[test]
+fn cs_capacity_is_forwarder_wide_across_shards() {
+    let (fwd, sock) = start("csinfo");
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = BytesMut::new();
+    let cp = ControlParameters {
+        capacity: Some(1000),
+        ..ControlParameters::default()
+    };
+    let name = Name::from_uri("/localhost/nfd/cs/config")
+        .unwrap()
+        .append_generic(cp.encode());
+    let mut i = Interest::new(name);
+    i.nonce = Some(9);
+    s.write_all(&i.encode()).unwrap();
+    let NetPacket::Data(reply) = decode_packet(read_tlv(&mut s, &mut buf)).unwrap().packet else {
+        panic!("expected the cs/config reply");
+    };
+    let resp = ControlResponse::decode(reply.content.clone()).unwrap();
+    assert_eq!(resp.status_code, 200, "{}", resp.status_text);
+    assert_eq!(resp.body.unwrap().capacity, Some(1000));
+    drop(fwd);
+}

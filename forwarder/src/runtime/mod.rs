@@ -848,6 +848,7 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
     };
     let mut core_config = config.core.clone();
     if shards.is_some() {
+        core_config = shard::share_limits(&config.core, workers);
         core_config.shard_id = 0;
     }
     let mut driver = Driver {

@@ -137,6 +137,8 @@ pub(crate) struct Shards {
     n: usize,
     k: usize,
     peers: Vec<Peer>,
+    /// Forwarder-wide CS capacity in packets, as configured (each shard holds a share).
+    cs_capacity: u64,
     /// Packets dropped because a shard's channel was full.
     pub(crate) queue_drops: u64,
 }
@@ -150,6 +152,8 @@ impl Shards {
         epoch: Instant,
     ) -> std::io::Result<Self> {
         let mut peers = Vec::with_capacity(n.saturating_sub(1));
+        let cs_capacity = core.cs_capacity_packets as u64;
+        let core = &share_limits(core, n);
         for i in 1..n {
             let (tx, rx) = mpsc::unbounded_channel();
             let in_flight = Arc::new(AtomicUsize::new(0));
@@ -191,6 +195,7 @@ impl Shards {
             n,
             k,
             peers,
+            cs_capacity,
             queue_drops: 0,
         })
     }
@@ -264,6 +269,18 @@ impl Drop for Shards {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// One shard's share of the forwarder-wide table limits: the PIT and CS caps are totals, so
+/// N shards together hold what one core would.
+pub(crate) fn share_limits(core: &CoreConfig, n: usize) -> CoreConfig {
+    let n = n.max(1);
+    let mut c = core.clone();
+    c.cs_capacity_packets = c.cs_capacity_packets.div_ceil(n);
+    c.cs_capacity_bytes = c.cs_capacity_bytes.div_ceil(n);
+    c.pit_max_entries = c.pit_max_entries.div_ceil(n);
+    c.pit_max_per_face = c.pit_max_per_face.div_ceil(n);
+    c
 }
 
 /// Forwarder-wide figures from shard 0's status plus the other shards': counters and table
@@ -340,6 +357,7 @@ impl Tables for Mirrored<'_> {
 
     fn cs_state(&self) -> CsState {
         let mut s = Tables::cs_state(&*self.core);
+        s.capacity = self.shards.cs_capacity;
         for o in self.shards.statuses() {
             s.entries += o.n_cs_entries;
             s.hits += o.counters.n_cs_hits;
@@ -349,6 +367,10 @@ impl Tables for Mirrored<'_> {
     }
 
     fn cs_configure(&mut self, capacity: Option<u64>, admit: Option<bool>, serve: Option<bool>) {
+        if let Some(c) = capacity {
+            self.shards.cs_capacity = c;
+        }
+        let capacity = capacity.map(|c| c.div_ceil(self.shards.n as u64));
         Tables::cs_configure(self.core, capacity, admit, serve);
         self.shards
             .broadcast(ShardMsg::CsConfigure(capacity, admit, serve));
@@ -592,6 +614,15 @@ mod tests {
             RouteKey::Zero
         );
         assert_eq!(route_key(&Bytes::new(), 1), RouteKey::Zero);
+    }
+
+    #[test]
+    fn limits_are_shared_not_multiplied() {
+        let c = CoreConfig::default();
+        let s = share_limits(&c, 3);
+        assert_eq!(s.cs_capacity_packets, 65_536usize.div_ceil(3));
+        assert_eq!(s.pit_max_entries, (1usize << 20).div_ceil(3));
+        assert_eq!(share_limits(&c, 1).cs_capacity_packets, 65_536);
     }
 
     #[test]
