@@ -45,6 +45,7 @@ pub use wrap::{WRAP_LEN, Wrap, WrapMode};
 
 use crate::key::{KEY_LEN, SymmetricKey};
 use manifest::{Change, ChangeKind, Placement, Section};
+use wrap::SealBatch;
 
 const LEAVE: u8 = 1;
 const JOIN: u8 = 2;
@@ -116,8 +117,8 @@ impl RekeyStats {
         self.wrap_payload_bytes + self.wrap_name_bytes + self.manifest_bytes + self.signature_bytes
     }
 
-    fn count(&mut self, w: &Wrap, class: WrapClass) {
-        match w.mode {
+    fn count(&mut self, mode: WrapMode, name_len: usize, class: WrapClass) {
+        match mode {
             WrapMode::Unicast => self.unicast_wraps += 1,
             WrapMode::Multicast => self.multicast_wraps += 1,
             WrapMode::Broadcast => self.broadcast_wraps += 1,
@@ -128,7 +129,7 @@ impl RekeyStats {
             WrapClass::Root => self.root_wraps += 1,
         }
         self.wrap_payload_bytes += WRAP_LEN as u64;
-        self.wrap_name_bytes += w.name.len() as u64;
+        self.wrap_name_bytes += name_len as u64;
     }
 }
 
@@ -616,7 +617,7 @@ impl KeyGraph {
             epoch,
             ..RekeyStats::default()
         };
-        let mut wraps = Vec::new();
+        let mut wraps = SealBatch::new();
         let mut manifest = Manifest {
             epoch,
             prefix: prefix.clone(),
@@ -754,7 +755,7 @@ impl KeyGraph {
         Rekey {
             manifest,
             signed: SignedManifest { bytes, signature },
-            wraps,
+            wraps: wraps.finish(),
             stats,
         }
     }
@@ -920,7 +921,7 @@ fn rekey_tree(
     mut marks: Vec<(u32, u8)>,
     ratchet: bool,
     epoch: u32,
-    wraps: &mut Vec<Wrap>,
+    wraps: &mut SealBatch,
     stats: &mut RekeyStats,
 ) -> Section {
     let d = tree.degree();
@@ -1002,9 +1003,8 @@ fn rekey_tree(
                     name.push_str(&target_name);
                     name.push_str("/ENCRYPTED-BY");
                     names::write_key_name(&mut name, prefix, by, ce);
-                    let w = wrap::seal(rng, ck, name, mode, &new_key);
-                    stats.count(&w, WrapClass::Tree);
-                    wraps.push(w);
+                    stats.count(mode, name.len(), WrapClass::Tree);
+                    wraps.push(rng, ck, name, mode, &new_key);
                 }
                 new_key.zeroize();
                 changes.push((
@@ -1059,7 +1059,7 @@ fn rekey_group(
     epoch: u32,
     mode: WrapMode,
     class: WrapClass,
-    wraps: &mut Vec<Wrap>,
+    wraps: &mut SealBatch,
     stats: &mut RekeyStats,
 ) -> Change {
     let from = *key_epoch;
@@ -1107,9 +1107,8 @@ fn rekey_group(
             },
             se,
         );
-        let w = wrap::seal(rng, sk, name, mode, key);
-        stats.count(&w, class);
-        wraps.push(w);
+        stats.count(mode, name.len(), class);
+        wraps.push(rng, sk, name, mode, key);
     }
     Change {
         kind: if fresh {

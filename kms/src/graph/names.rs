@@ -17,8 +17,6 @@
 //! the URI exactly as written by this module (subgroup labels keep `+` unescaped, whereas the
 //! canonical NDN URI of the same Name writes `%2B`). Publishers convert with [`to_ndn_name`].
 
-use std::fmt::Write as _;
-
 /// Subgroup label of meters that subscribe to no DR project.
 pub const BASE_SUBGROUP: &str = "base";
 
@@ -44,22 +42,52 @@ pub enum KeyRef<'a> {
 
 /// Appends the name of `key` at `epoch` under utility prefix `prefix` to `out`.
 pub fn write_key_name(out: &mut String, prefix: &str, key: KeyRef<'_>, epoch: u32) {
-    // Writing into a String cannot fail.
-    let _ = match key {
-        KeyRef::Meter(id) => write!(out, "{prefix}/ami/meter/{id}/KEK/v={epoch}"),
+    // A batch rekey writes two key names per wrap (tens of thousands per epoch), so the digits
+    // are written directly rather than through the formatting machinery.
+    out.push_str(prefix);
+    match key {
+        KeyRef::Meter(id) => {
+            out.push_str("/ami/meter/");
+            push_decimal(out, id);
+        }
         KeyRef::Node {
             subgroup,
             height,
             pos,
         } => {
-            write!(
-                out,
-                "{prefix}/ami/KMS/tree/{subgroup}/node/{height}.{pos}/KEK/v={epoch}"
-            )
+            out.push_str("/ami/KMS/tree/");
+            out.push_str(subgroup);
+            out.push_str("/node/");
+            push_decimal(out, u32::from(height));
+            out.push('.');
+            push_decimal(out, pos);
         }
-        KeyRef::Project(p) => write!(out, "{prefix}/ami/dr/{p}/KEK/v={epoch}"),
-        KeyRef::Root => write!(out, "{prefix}/ami/bcast/KEK/v={epoch}"),
-    };
+        KeyRef::Project(p) => {
+            out.push_str("/ami/dr/");
+            out.push_str(p);
+        }
+        KeyRef::Root => out.push_str("/ami/bcast"),
+    }
+    out.push_str("/KEK/v=");
+    push_decimal(out, epoch);
+}
+
+/// Appends `v` in decimal, without leading zeros.
+fn push_decimal(out: &mut String, mut v: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        // `v % 10` is a single digit.
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        out.push(char::from(b));
+    }
 }
 
 /// The name of `key` at `epoch`.
@@ -145,6 +173,30 @@ pub fn valid_project_name(name: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_match_decimal_formatting() {
+        for v in [0u32, 1, 9, 10, 99, 100, 1_000_000, 4_294_967_295] {
+            let mut s = String::from("x");
+            push_decimal(&mut s, v);
+            assert_eq!(s, format!("x{v}"));
+        }
+        let n = key_name(
+            "/u",
+            KeyRef::Node {
+                subgroup: "a+b",
+                height: 255,
+                pos: u32::MAX,
+            },
+            0,
+        );
+        assert_eq!(n, "/u/ami/KMS/tree/a+b/node/255.4294967295/KEK/v=0");
+        assert_eq!(key_name("/u", KeyRef::Root, 10), "/u/ami/bcast/KEK/v=10");
+        assert_eq!(
+            key_name("/u", KeyRef::Project("p1"), 3),
+            "/u/ami/dr/p1/KEK/v=3"
+        );
+    }
 
     #[test]
     fn names_follow_the_design() {

@@ -63,22 +63,114 @@ pub fn seal<R: Rng + ?Sized>(
 ) -> Wrap {
     let mut payload = [0u8; WRAP_LEN];
     rng.fill_bytes(&mut payload[..24]);
-    let (nonce, rest) = payload.split_at_mut(24);
-    let (body, tag_out) = rest.split_at_mut(KEY_LEN);
-    body.copy_from_slice(key);
-    let cipher = XChaCha20Poly1305::new(kek.into());
-    let nonce_arr: &[u8; 24] = (&*nonce).try_into().unwrap_or(&[0u8; 24]);
-    // A 32-byte message and a short AAD are far below the cipher's length limits, so sealing
-    // cannot fail; keep the tag zeroed (and thus unverifiable) rather than panic if it ever did.
-    if let Ok(tag) =
-        cipher.encrypt_inout_detached(nonce_arr.into(), name.as_bytes(), InOutBuf::from(body))
-    {
-        tag_out.copy_from_slice(&tag);
-    }
+    payload[24..24 + KEY_LEN].copy_from_slice(key);
+    seal_in_place(kek, &mut payload, name.as_bytes());
     Wrap {
         name,
         mode,
         payload,
+    }
+}
+
+/// Encrypts `payload[24..56]` in place under `kek` with nonce `payload[..24]` and writes the tag.
+fn seal_in_place(kek: &[u8; KEY_LEN], payload: &mut [u8; WRAP_LEN], aad: &[u8]) {
+    let (nonce, rest) = payload.split_at_mut(24);
+    let (body, tag_out) = rest.split_at_mut(KEY_LEN);
+    let cipher = XChaCha20Poly1305::new(kek.into());
+    let nonce_arr: &[u8; 24] = (&*nonce).try_into().unwrap_or(&[0u8; 24]);
+    // A 32-byte message and a short AAD are far below the cipher's length limits, so sealing
+    // cannot fail; keep the tag zeroed (and thus unverifiable) rather than panic if it ever did.
+    if let Ok(tag) = cipher.encrypt_inout_detached(nonce_arr.into(), aad, InOutBuf::from(body)) {
+        tag_out.copy_from_slice(&tag);
+    }
+}
+
+/// Below this many wraps an epoch is sealed on the calling thread: spawning workers costs more
+/// than the ~40 wraps of a single leave.
+const PARALLEL_MIN: usize = 512;
+
+/// The wraps of one epoch, named and given their nonces in order, sealed together at the end.
+///
+/// Nonces are drawn from the caller's generator when a wrap is added, so the output (and the
+/// generator's state) is the same as sealing each wrap on the spot; only the AEAD work is
+/// deferred, which lets a large batch spread it over the machine's cores. Until [`Self::finish`]
+/// a pending payload holds the plaintext key; both it and the stored wrapping keys are wiped on
+/// drop.
+pub(crate) struct SealBatch {
+    wraps: Vec<Wrap>,
+    keks: Vec<[u8; KEY_LEN]>,
+}
+
+impl SealBatch {
+    /// An empty batch.
+    pub(crate) fn new() -> Self {
+        Self {
+            wraps: Vec::new(),
+            keks: Vec::new(),
+        }
+    }
+
+    /// Queues `key` sealed under `kek` as `name`.
+    pub(crate) fn push<R: Rng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        kek: &[u8; KEY_LEN],
+        name: String,
+        mode: WrapMode,
+        key: &[u8; KEY_LEN],
+    ) {
+        let mut payload = [0u8; WRAP_LEN];
+        rng.fill_bytes(&mut payload[..24]);
+        payload[24..24 + KEY_LEN].copy_from_slice(key);
+        self.keks.push(*kek);
+        self.wraps.push(Wrap {
+            name,
+            mode,
+            payload,
+        });
+    }
+
+    /// Seals every queued wrap and returns them in the order they were queued.
+    pub(crate) fn finish(mut self) -> Vec<Wrap> {
+        let mut wraps = std::mem::take(&mut self.wraps);
+        let threads = if wraps.len() < PARALLEL_MIN {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        };
+        if threads <= 1 {
+            seal_all(&mut wraps, &self.keks);
+        } else {
+            let chunk = wraps.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let mut parts = wraps.chunks_mut(chunk).zip(self.keks.chunks(chunk));
+                let own = parts.next();
+                for (w, k) in parts {
+                    s.spawn(move || seal_all(w, k));
+                }
+                if let Some((w, k)) = own {
+                    seal_all(w, k);
+                }
+            });
+        }
+        wraps
+    }
+}
+
+fn seal_all(wraps: &mut [Wrap], keks: &[[u8; KEY_LEN]]) {
+    for (w, kek) in wraps.iter_mut().zip(keks) {
+        seal_in_place(kek, &mut w.payload, w.name.as_bytes());
+    }
+}
+
+impl Drop for SealBatch {
+    fn drop(&mut self) {
+        for k in &mut self.keks {
+            k.zeroize();
+        }
+        for w in &mut self.wraps {
+            w.payload.zeroize();
+        }
     }
 }
 
@@ -189,6 +281,45 @@ mod tests {
             open(&moved, "/u/c/ENCRYPTED-BY/u/b", &kek),
             Err(GraphError::WrapAuthFailed { .. })
         ));
+    }
+
+    #[test]
+    fn batch_sealing_matches_one_by_one_on_every_thread_count() {
+        use rand::SeedableRng;
+        use rand::rngs::StdRng;
+        // Above and below the threshold, so both the spread-out and the inline path run.
+        for n in [3usize, PARALLEL_MIN + 7] {
+            let mut one = StdRng::seed_from_u64(5);
+            let mut batched = StdRng::seed_from_u64(5);
+            let mut batch = SealBatch::new();
+            let mut expect = Vec::new();
+            for i in 0..n {
+                let kek = [(i % 251) as u8; KEY_LEN];
+                let key = [(i % 13) as u8 ^ 0x5a; KEY_LEN];
+                let name = format!("/u/k/v={i}/ENCRYPTED-BY/u/c/v={i}");
+                expect.push(seal(
+                    &mut one,
+                    &kek,
+                    name.clone(),
+                    WrapMode::Multicast,
+                    &key,
+                ));
+                batch.push(&mut batched, &kek, name, WrapMode::Multicast, &key);
+            }
+            let got = batch.finish();
+            assert_eq!(got.len(), n);
+            for (i, (g, e)) in got.iter().zip(&expect).enumerate() {
+                assert_eq!(g.name, e.name);
+                assert_eq!(g.payload, e.payload, "wrap {i} of {n}");
+                let kek = [(i % 251) as u8; KEY_LEN];
+                assert_eq!(
+                    open(g, &e.name, &kek).unwrap().as_bytes(),
+                    &[(i % 13) as u8 ^ 0x5a; KEY_LEN]
+                );
+            }
+            // The generators advanced identically, so later draws stay deterministic too.
+            assert_eq!(one.next_u64(), batched.next_u64());
+        }
     }
 
     #[test]
