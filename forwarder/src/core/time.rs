@@ -90,7 +90,10 @@ const SLOTS: usize = 1 << BITS;
 const SLOT_MASK: u64 = SLOTS as u64 - 1;
 /// 6 levels of 64 slots at 1 ms cover 2^36 ms (about two years); later deadlines are clamped.
 const LEVELS: usize = 6;
-const MAX_DELTA: u64 = (1u64 << (BITS as usize * LEVELS)) - 1;
+/// The farthest a deadline may be armed ahead: 63 top-level slots (about 2.1 years). A full
+/// 64 would let a deadline land in the top-level slot that is current, which `poll` would then
+/// cascade back into itself forever.
+const MAX_DELTA: u64 = SLOT_MASK << (BITS as usize * (LEVELS - 1));
 
 struct Level<T> {
     slots: Vec<Vec<(u64, T)>>,
@@ -283,6 +286,18 @@ mod tests {
         w.poll(Time::from_millis(500), &mut Vec::new());
         w.insert(Time::from_millis(100), 9);
         assert_eq!(fire(&mut w, 500), vec![9]);
+    }
+
+    #[test]
+    fn farthest_deadline_neither_spins_nor_fires_early() {
+        // An Interest can ask for a lifetime of years; the clamped deadline must sit in a
+        // future top-level slot, not the current one.
+        let mut w = TimerWheel::new();
+        w.poll(Time::from_millis(1), &mut Vec::new());
+        w.insert(Time::from_nanos(u64::MAX), 4);
+        assert_eq!(fire(&mut w, 2), Vec::<u32>::new());
+        assert_eq!(fire(&mut w, MAX_DELTA), Vec::<u32>::new());
+        assert_eq!(fire(&mut w, 1 + MAX_DELTA), vec![4]);
     }
 
     #[test]
