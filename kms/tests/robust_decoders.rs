@@ -332,3 +332,53 @@ fn damaged_saved_state_gives_errors() {
         let _ = ReplayChecker::from_bytes(&m);
     }
 }
+
+/// Writes the undamaged encodings above as starting corpora for the `kms_*` fuzz targets:
+/// `AMICN_FUZZ_SEEDS=fuzz/corpus cargo test -p amicn-kms --test robust_decoders -- --ignored`.
+#[test]
+#[ignore = "writes files; run by hand to refresh fuzz seeds"]
+fn write_fuzz_seeds() {
+    let Some(dir) = std::env::var_os("AMICN_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    let put = |target: &str, name: &str, bytes: &[u8]| {
+        let d = dir.join(target);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), bytes).unwrap();
+    };
+    let (g, signed, wraps) = world();
+    for (i, s) in signed.iter().enumerate().skip(2).step_by(2) {
+        let mut input = (s.bytes.len() as u16).to_be_bytes().to_vec();
+        input.extend_from_slice(&s.bytes);
+        for w in wraps.values().take(4) {
+            input.extend_from_slice(&w.payload);
+        }
+        put("kms_manifest", &format!("manifest-{i}"), &input);
+    }
+    let key_name = Name::from_uri("/ami/kms/KEY/root/v=1").unwrap();
+    let data_name = Name::from_uri("/ami/meter/7/reading/seq=1").unwrap();
+    let key = EnvelopeKey::derive(
+        &SymmetricKey::from_bytes([9; 32]),
+        &key_name,
+        Purpose::Content,
+    );
+    put(
+        "kms_envelope",
+        "sealed",
+        &key.seal(&data_name, b"kWh=12.5").unwrap(),
+    );
+    let kp = KeyPair::from_seed(&[4; 32], Name::from_uri("/ami/meter/7/KEY/%01").unwrap()).unwrap();
+    let validity = Validity {
+        not_before: 1_700_000_000,
+        not_after: 1_800_000_000,
+    };
+    let cert = Certificate::self_signed(&kp, 1, validity).unwrap();
+    put("kms_cert", "self-signed", &cert.to_wire());
+    put("kms_persist", "graph", &encode_graph(&g));
+    put(
+        "kms_persist",
+        "member",
+        &encode_member(&member_before(&signed, &wraps, 3, signed.len())),
+    );
+}
