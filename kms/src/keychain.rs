@@ -45,6 +45,9 @@ const EXPORT_KDF: &str = "pbkdf2-hmac-sha256+hkdf-sha256";
 const EXPORT_AEAD: &str = "xchacha20poly1305";
 /// PBKDF2 iterations used by [`Keychain::export_identity`] unless told otherwise.
 pub const DEFAULT_EXPORT_ITERATIONS: u32 = 200_000;
+/// The most PBKDF2 iterations an export may use: the count comes from the file, and a damaged
+/// or hostile one must not keep an import busy for hours.
+pub const MAX_EXPORT_ITERATIONS: u32 = 10_000_000;
 
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
@@ -295,6 +298,11 @@ impl Keychain {
         let (secret, encrypted) = match passphrase {
             None => (Some(hex::encode(seed.as_ref())), None),
             Some(p) => {
+                if iterations > MAX_EXPORT_ITERATIONS {
+                    return Err(Error::Import(format!(
+                        "{iterations} PBKDF2 iterations is above the limit of {MAX_EXPORT_ITERATIONS}"
+                    )));
+                }
                 let iterations = iterations.max(1);
                 let mut salt = [0u8; 16];
                 let mut nonce = [0u8; 24];
@@ -361,6 +369,12 @@ pub fn decode_export(text: &str, passphrase: Option<&str>) -> Result<(KeyPair, C
                 return Err(Error::Import(format!(
                     "unsupported protection {} / {}",
                     enc.kdf, enc.aead
+                )));
+            }
+            if enc.iterations > MAX_EXPORT_ITERATIONS {
+                return Err(Error::Import(format!(
+                    "{} PBKDF2 iterations is above the limit of {MAX_EXPORT_ITERATIONS}",
+                    enc.iterations
                 )));
             }
             let salt =

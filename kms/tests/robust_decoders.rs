@@ -382,3 +382,25 @@ fn write_fuzz_seeds() {
         &encode_member(&member_before(&signed, &wraps, 3, signed.len())),
     );
 }
+
+#[test]
+fn an_export_asking_for_billions_of_kdf_iterations_is_refused_at_once() {
+    let kp = KeyPair::from_seed(&[4; 32], Name::from_uri("/ami/meter/7/KEY/%01").unwrap()).unwrap();
+    let validity = Validity {
+        not_before: 1_700_000_000,
+        not_after: 1_800_000_000,
+    };
+    let cert = Certificate::self_signed(&kp, 1, validity).unwrap();
+    let text = format!(
+        "format = \"amicn-identity-v1\"\nkey_name = \"{}\"\ncertificate = \"{}\"\n\n[encrypted]\n\
+         kdf = \"pbkdf2-hmac-sha256+hkdf-sha256\"\naead = \"xchacha20poly1305\"\n\
+         iterations = 4294967295\nsalt = \"{}\"\nnonce = \"{}\"\nciphertext = \"{}\"\n",
+        kp.key_name(),
+        hex(&cert.to_wire()),
+        hex(&[1; 16]),
+        hex(&[2; 24]),
+        hex(&[3; 48]),
+    );
+    let err = decode_export(&text, Some("pw")).unwrap_err();
+    assert!(err.to_string().contains("iterations"), "{err}");
+}
