@@ -5,19 +5,21 @@
 //! Run: `cargo bench -p amicn-kms --bench rekey -- --warm-up-time 1 --measurement-time 2`.
 //! Manifests are "signed" by a no-op signer: the numbers exclude the one signature per rekey.
 //!
-//! Two runs on the shared, noisy 2-vCPU EPYC VM: `RUSTFLAGS="-C target-cpu=native"` (current
-//! code), and default flags in parentheses (same code before nodes were packed into one array).
-//! Every figure sits next to its count formula and the same-run wrap baseline:
+//! Runs on the shared 2-vCPU EPYC VM, all four binaries back to back within three minutes while
+//! two other single-threaded jobs kept both cores ~90 % busy (load average 2.1–2.7), so the
+//! batch's spread-out sealing had no idle core to use. "Before" seals each wrap as it is named;
+//! "after" seals an epoch's wraps together at the end (across the cores above 512 wraps). Default
+//! flags, then `RUSTFLAGS="-C target-cpu=native"`; ratio = time / same-run one-wrap baseline:
 //!
-//! | measurement | count (formula) | native | ratio to one wrap |
+//! | measurement | count (formula) | default before → after | native before → after |
 //! | --- | --- | --- | --- |
-//! | one wrap = XChaCha20-Poly1305 seal of 32 B + random nonce | 1 | 1.21 µs (3.67 µs) | 1 |
-//! | leave, n = 10^3, d = 2 | 19 tree wraps (d·H − 1, H = 10) + 1 broadcast | 35.3 µs (81.6 µs) | 29× (22×) |
-//! | leave, n = 10^6, d = 2 | 39 tree wraps (d·H − 1, H = 20) + 1 broadcast | 80.0 µs (185 µs) | 66× (51×) |
-//! | leave, n = 10^6, d = 4 | 39 tree wraps (d·H − 1, H = 10) + 1 broadcast | 79.0 µs (153 µs) | 65× (42×) |
-//! | batch of 1000 leaves, n = 10^6, d = 2 | 19,082 wraps (expected ≈19.3 k; 39 k one by one) | 41.4 ms (108 ms) | 34 k× (29.6 k×) |
+//! | one wrap = XChaCha20-Poly1305 seal of 32 B + random nonce | 1 | 1.43 → 1.48 µs | 629 → 607 ns |
+//! | leave, n = 10^3, d = 2 | 19 tree wraps (d·H − 1, H = 10) + 1 broadcast | 33.1 µs (23×) → 33.4 µs (23×) | 15.8 µs (25×) → 13.8 µs (23×) |
+//! | leave, n = 10^6, d = 2 | 39 tree wraps (d·H − 1, H = 20) + 1 broadcast | 68.1 µs (48×) → 67.7 µs (46×) | 32.2 µs (51×) → 30.4 µs (50×) |
+//! | leave, n = 10^6, d = 4 | 39 tree wraps (d·H − 1, H = 10) + 1 broadcast | 65.8 µs (46×) → 64.2 µs (43×) | 31.1 µs (50×) → 29.9 µs (49×) |
+//! | batch of 1000 leaves, n = 10^6, d = 2 | 19,068 wraps (expected ≈19.3 k; 39 k one by one) | 35.1 ms (24.5 k×) → 36.8 ms (24.8 k×) | 17.8 ms (28.2 k×) → 16.5 ms (27.1 k×) |
 //! | server arrays, n = 10^6 | 2,000,008 keys d = 2 / 1,333,338 d = 4 | 88.0 MiB / 61.3 MiB | — |
-//! | save / restore state, n = 10^6, d = 2 (92 MB file) | — | (716 ms / 319 ms) | — |
+//! | save / restore state, n = 10^6, d = 2 (92 MB file) | — | 716 ms / 319 ms (earlier default-flag run, not re-measured) | — |
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
