@@ -6,7 +6,8 @@ use amicn_tlv::Name;
 
 use super::{CsState, FaceSystem, ForwarderCounters, Management, Tables};
 use crate::core::{
-    FaceCounters, FaceEventKind as CoreFaceEvent, FaceId, FaceOptions, Forwarder, Time,
+    FaceCounters, FaceEventKind as CoreFaceEvent, FaceId, FaceOptions, Forwarder, ForwarderStatus,
+    Time,
 };
 
 impl Tables for Forwarder {
@@ -88,7 +89,12 @@ impl Tables for Forwarder {
     }
 
     fn forwarder_counters(&self) -> ForwarderCounters {
-        let s = self.status();
+        ForwarderCounters::from(&self.status())
+    }
+}
+
+impl From<&ForwarderStatus> for ForwarderCounters {
+    fn from(s: &ForwarderStatus) -> Self {
         ForwarderCounters {
             n_name_tree_entries: s.n_name_tree_entries,
             n_fib_entries: s.n_fib_entries,

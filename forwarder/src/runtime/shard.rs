@@ -405,21 +405,7 @@ impl Tables for Mirrored<'_> {
 
     fn forwarder_counters(&self) -> ForwarderCounters {
         let (s, _) = merge_status(self.core.status(), &self.shards.statuses());
-        ForwarderCounters {
-            n_name_tree_entries: s.n_name_tree_entries,
-            n_fib_entries: s.n_fib_entries,
-            n_pit_entries: s.n_pit_entries,
-            n_measurements_entries: s.n_measurements_entries,
-            n_cs_entries: s.n_cs_entries,
-            n_in_interests: s.counters.n_in_interests,
-            n_in_data: s.counters.n_in_data,
-            n_in_nacks: s.counters.n_in_nacks,
-            n_out_interests: s.counters.n_out_interests,
-            n_out_data: s.counters.n_out_data,
-            n_out_nacks: s.counters.n_out_nacks,
-            n_satisfied_interests: s.counters.n_satisfied_interests,
-            n_unsatisfied_interests: s.counters.n_unsatisfied_interests,
-        }
+        ForwarderCounters::from(&s)
     }
 }
 
