@@ -705,19 +705,10 @@ impl Management {
         tables: &mut dyn Tables,
     ) -> ControlResponse {
         params::register_defaults(&mut cp);
-        let Some(prefix) = cp.name.clone() else {
-            return response(status::BAD_REQUEST, "failed in validating parameters", None);
+        let prefix = match route_prefix(&mut cp, face) {
+            Ok(prefix) => prefix,
+            Err((code, text)) => return response(code, text, None),
         };
-        if prefix.len() > MAX_PREFIX_COMPONENTS {
-            return response(
-                status::NAME_TOO_LONG,
-                "Route prefix cannot exceed 32 components",
-                None,
-            );
-        }
-        if cp.face_id == Some(0) {
-            cp.face_id = Some(face.0);
-        }
         let route = Route {
             face: cp.face_id.unwrap_or(face.0),
             origin: cp.origin.unwrap_or(rib::ORIGIN_APP),
@@ -750,19 +741,10 @@ impl Management {
         tables: &mut dyn Tables,
     ) -> ControlResponse {
         params::unregister_defaults(&mut cp);
-        let Some(prefix) = cp.name.clone() else {
-            return response(status::BAD_REQUEST, "failed in validating parameters", None);
+        let prefix = match route_prefix(&mut cp, face) {
+            Ok(prefix) => prefix,
+            Err((code, text)) => return response(code, text, None),
         };
-        if prefix.len() > MAX_PREFIX_COMPONENTS {
-            return response(
-                status::NAME_TOO_LONG,
-                "Route prefix cannot exceed 32 components",
-                None,
-            );
-        }
-        if cp.face_id == Some(0) {
-            cp.face_id = Some(face.0);
-        }
         let target = cp.face_id.unwrap_or(face.0);
         if let Some(updates) =
             self.rib
@@ -936,6 +918,25 @@ fn response(code: u64, text: &str, body: Option<ControlParameters>) -> ControlRe
         status_text: text.to_string(),
         body,
     }
+}
+
+/// The prefix of a `rib/register` or `rib/unregister` command, checked as NFD does (a Name is
+/// required, at most 32 components), with FaceId 0 completed to the requesting face.
+/// A refusal comes back as the status code and text of the reply.
+fn route_prefix(cp: &mut ControlParameters, face: FaceId) -> Result<Name, (u64, &'static str)> {
+    let Some(prefix) = cp.name.clone() else {
+        return Err((status::BAD_REQUEST, "failed in validating parameters"));
+    };
+    if prefix.len() > MAX_PREFIX_COMPONENTS {
+        return Err((
+            status::NAME_TOO_LONG,
+            "Route prefix cannot exceed 32 components",
+        ));
+    }
+    if cp.face_id == Some(0) {
+        cp.face_id = Some(face.0);
+    }
+    Ok(prefix)
 }
 
 fn apply_fib(tables: &mut dyn Tables, updates: &[FibUpdate]) {
