@@ -50,7 +50,7 @@ struct FwdBenchArgs {
     #[arg(long, default_value_t = 1)]
     workers: usize,
     /// Name components the forwarder hashes to pick a thread. Bench names are
-    /// /bench/<cell>/<seq>, so only 3 spreads one cell's traffic over several threads.
+    /// `/bench/<cell>/<seq>`, so only 3 spreads one cell's traffic over several threads.
     #[arg(long, default_value_t = 2)]
     shard_components: usize,
     /// Print JSON instead of the table.
