@@ -58,6 +58,24 @@ pub enum AmiError {
     /// The reading store failed.
     #[error("reading store: {0}")]
     Store(Box<rusqlite::Error>),
+    /// A state file or database is unusable (damaged, wrong version, unsafe to open).
+    #[error("state {}: {why}", path.display())]
+    State {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A command or request was refused by its receiver.
+    #[error("{what} refused ({code}): {why}")]
+    Refused {
+        /// What was refused.
+        what: String,
+        /// Status code (403 not allowed, 404 unknown, 409 conflicts with state).
+        code: u64,
+        /// Reason given.
+        why: String,
+    },
     /// A role was configured with unusable parameters.
     #[error("invalid configuration: {0}")]
     Config(String),

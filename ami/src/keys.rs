@@ -1,14 +1,44 @@
-//! Keys the KMS hands to the head-end roles that run beside it.
+//! The keys the head-end roles work with, and how a reading key is derived from a user key.
+//!
+//! A meter encrypts its readings under a *reading key* derived one-way from its user key (HKDF,
+//! labelled with the reading key's name). The MDMS holds reading keys only: holding every one
+//! of them yields no user key, hence no tree, project or broadcast key.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
 use amicn_kms::SymmetricKey;
-use amicn_tlv::Name;
+use amicn_kms::envelope::{Purpose, derive_subkey};
+use amicn_tlv::{Component, Name};
+use bytes::Bytes;
+
+use crate::error::{AmiError, Result};
+
+/// The reading key of the user key named `user_key_name` (`/<u>/ami/meter/<id>/KEK/v=<e>`):
+/// named `/<u>/ami/meter/<id>/READ/v=<e>`, derived by HKDF from the user key.
+pub fn reading_key(user_key: &SymmetricKey, user_key_name: &Name) -> Result<(Name, SymmetricKey)> {
+    let n = user_key_name.len();
+    let kek = user_key_name.get(n.wrapping_sub(2));
+    let version = user_key_name.last();
+    match (kek, version) {
+        (Some(k), Some(v)) if n >= 2 && k.value() == b"KEK" && v.as_version().is_some() => {
+            let name = user_key_name
+                .prefix(n - 2)
+                .append(Component::generic(Bytes::from_static(b"READ")))
+                .append(v);
+            let key = derive_subkey(user_key, &name, Purpose::Other("reading-key"));
+            Ok((name, key))
+        }
+        _ => Err(AmiError::protocol(
+            user_key_name,
+            "not a user key name (.../KEK/v=<epoch>)",
+        )),
+    }
+}
 
 #[derive(Default)]
 struct Inner {
-    /// User keys by key name (`/<u>/ami/meter/<id>/KEK/v=<e>`), with the meter they belong to.
+    /// Reading keys by key name (`/<u>/ami/meter/<id>/READ/v=<e>`), with their meter.
     user: HashMap<Name, (u32, SymmetricKey)>,
     root: Option<(Name, SymmetricKey)>,
     projects: HashMap<String, (Name, SymmetricKey)>,
@@ -20,12 +50,12 @@ struct Inner {
     revoked: HashMap<u32, u64>,
 }
 
-/// What the MDMS, the pricing publisher and the DR operator get from the KMS: each meter's user
-/// keys (to decrypt readings), the current broadcast and project keys (to encrypt prices and DR
-/// events), the set of current members and the revocation list.
+/// What the MDMS, the pricing publisher and the DR operator hold: each meter's reading keys (to
+/// decrypt readings), the current broadcast and project keys (to encrypt prices and DR events),
+/// the set of current members and the revocation list.
 ///
-/// This is the in-process form of the utility's internal head-end key channel; the KMS updates it
-/// after every committed epoch and the roles only read it. Keys leave it as explicit duplicates.
+/// Networked roles fill it from the KMS with signed key requests ([`crate::KeyClient`]); in one
+/// process the KMS updates it after every committed epoch. Keys leave it as explicit duplicates.
 #[derive(Default)]
 pub struct HeadEndKeys {
     inner: RwLock<Inner>,
@@ -51,7 +81,7 @@ impl HeadEndKeys {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The user key named `key_name` and the meter it belongs to.
+    /// The reading key named `key_name` and the meter it belongs to.
     pub fn user_key(&self, key_name: &Name) -> Option<(u32, SymmetricKey)> {
         self.read()
             .user
@@ -90,32 +120,40 @@ impl HeadEndKeys {
         self.read().departed.get(&meter).copied()
     }
 
-    pub(crate) fn add_user(&self, meter: u32, key_name: Name, key: SymmetricKey) {
+    /// Whether `meter` is a current member here.
+    pub fn has_member(&self, meter: u32) -> bool {
+        self.read().active.contains_key(&meter)
+    }
+
+    /// Adds the reading key of `meter` (a member since `since_us`).
+    pub fn add_user(&self, meter: u32, key_name: Name, key: SymmetricKey, since_us: u64) {
         let mut g = self.write();
         g.user.insert(key_name, (meter, key));
         g.departed.remove(&meter);
-        g.active.entry(meter).or_insert_with(crate::net::now_us);
+        g.active.entry(meter).or_insert(since_us);
     }
 
     /// Marks `meter` as departed now. Its user keys are kept so that readings it stamped while
     /// a member (still on their way to the MDMS) can be opened; the MDMS refuses later ones.
-    pub(crate) fn depart(&self, meter: u32) {
+    pub fn depart(&self, meter: u32) {
         let mut g = self.write();
         g.active.remove(&meter);
         let now = crate::net::now_us();
         g.departed.entry(meter).or_insert(now);
     }
 
-    pub(crate) fn revoke(&self, meter: u32) {
-        let now = crate::net::now_us();
-        self.write().revoked.entry(meter).or_insert(now);
+    /// Records that `meter` is revoked since `at_us`.
+    pub fn revoke_at(&self, meter: u32, at_us: u64) {
+        self.write().revoked.entry(meter).or_insert(at_us);
     }
 
-    pub(crate) fn set_root(&self, key: Option<(Name, SymmetricKey)>) {
+    /// Replaces the current broadcast key.
+    pub fn set_root(&self, key: Option<(Name, SymmetricKey)>) {
         self.write().root = key;
     }
 
-    pub(crate) fn set_project(&self, project: &str, key: Option<(Name, SymmetricKey)>) {
+    /// Replaces the current key of `project`.
+    pub fn set_project(&self, project: &str, key: Option<(Name, SymmetricKey)>) {
         let mut g = self.write();
         match key {
             Some(k) => {
@@ -125,5 +163,23 @@ impl HeadEndKeys {
                 g.projects.remove(project);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn reading_keys_are_named_and_one_way() {
+        let uk = SymmetricKey::from_bytes([9; 32]);
+        let n = Name::from_uri("/u/ami/meter/7/KEK/v=3").unwrap();
+        let (rn, rk) = reading_key(&uk, &n).unwrap();
+        assert_eq!(rn.to_string(), "/u/ami/meter/7/READ/v=3");
+        assert_ne!(rk.as_bytes(), uk.as_bytes());
+        let (_, again) = reading_key(&uk, &n).unwrap();
+        assert_eq!(again.as_bytes(), rk.as_bytes());
+        assert!(reading_key(&uk, &Name::from_uri("/u/ami/meter/7/READ/v=3").unwrap()).is_err());
     }
 }

@@ -27,23 +27,30 @@
 //! reading store; scenario scripting (which meter joins or leaves when) belongs to the caller,
 //! e.g. `amicn demo`.
 
+pub mod daemon;
 mod dr;
 mod error;
+mod key_client;
 mod keys;
 mod kms_service;
+mod kms_store;
 mod mdms;
 mod meter;
 pub mod names;
 mod net;
 mod pki;
 mod pricing;
+pub mod provision;
 mod stats;
 mod wire;
 
 pub use dr::{DrEvent, DrOperator};
 pub use error::{AmiError, Result};
-pub use keys::HeadEndKeys;
-pub use kms_service::{EpochRecord, KmsConfig, KmsService, SubgroupInfo};
+pub use key_client::{KeyClient, entitle, meter_command, send_command};
+pub use keys::{HeadEndKeys, reading_key};
+pub use kms_service::{
+    EpochRecord, EpochSummary, KmsConfig, KmsCounters, KmsService, SubgroupInfo, label_of,
+};
 pub use mdms::{
     MdmsCollector, MdmsConfig, MdmsCounters, MemoryReadingStore, ReadingStore, Rejection,
     RoundReport, SqliteReadingStore, StoredReading,
@@ -54,3 +61,4 @@ pub use net::{Publisher, connect, now_ms, now_us};
 pub use pki::{Credentials, Pki, Trust, ami_policy};
 pub use pricing::{Price, PricingPublisher};
 pub use stats::Latencies;
+pub use wire::Status;

@@ -2,11 +2,17 @@
 //! meter's user key and stores them, rejecting duplicates, out-of-window timestamps, revoked
 //! meters and anything the trust policy refuses.
 //!
-//! Readings are interval reads on a fixed schedule (`start + k·interval`), as AMI meters take
-//! them, so the collector knows every name it wants: at each slot it asks each member for
-//! `/<u>/ami/meter/<id>/reading/t=<slot>`, verifies the round's signatures in one batch and
-//! stores what passes. Cheap checks (name, duplicate, window, revocation) run before any
-//! signature check.
+//! The collector does not need the meters' clocks: in each round it fetches every member's
+//! signed latest pointer `/<u>/ami/meter/<id>/latest` (CanBePrefix, MustBeFresh), which lists
+//! the readings the meter still serves by timestamp and implicit digest, and fetches each one it
+//! has not stored by that digest, so only the packet the meter signed can answer, whatever a
+//! cache holds under the name. After an outage it catches up on everything the meters kept.
+//! Signatures of a round are verified in one batch; cheap checks (name, duplicate, window,
+//! revocation) run before any signature check. A reading counts as stored only after the
+//! database commit, and the SQLite store keeps the signed Data byte for byte beside the values.
+//!
+//! (The fixed-schedule mode, [`MdmsCollector::run`], asks for `/reading/t=<slot>` by exact name
+//! and needs meter and collector clocks to agree; it serves the in-process scenario.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -17,7 +23,7 @@ use std::time::{Duration, Instant};
 use amicn_consumer::Consumer;
 use amicn_face::client::Client;
 use amicn_kms::envelope::{EncryptedContent, EnvelopeKey, Purpose};
-use amicn_tlv::{Data, Name};
+use amicn_tlv::{Component, Data, Interest, Name};
 
 use crate::error::Result;
 use crate::keys::HeadEndKeys;
@@ -26,6 +32,9 @@ use crate::net::{consumer, fetch_exact, now_us};
 use crate::pki::Trust;
 use crate::stats::Latencies;
 use crate::wire;
+
+/// Fetches a collector keeps in flight at once (bounded like a pipeline window).
+const MAX_IN_FLIGHT: usize = 256;
 
 /// Settings of the collector.
 #[derive(Debug, Clone)]
@@ -145,6 +154,14 @@ pub trait ReadingStore: Send {
     fn get(&self, meter: u32, t_us: u64) -> Result<Option<StoredReading>>;
     /// Number of stored readings.
     fn len(&self) -> Result<u64>;
+    /// Stores `r` with the signed Data it came in (`wire`); `false` if already stored.
+    fn insert_wire(&mut self, r: &StoredReading, _wire: &[u8]) -> Result<bool> {
+        self.insert(r)
+    }
+    /// The newest stored timestamp of every meter.
+    fn newest(&self) -> Result<HashMap<u32, u64>> {
+        Ok(HashMap::new())
+    }
     /// Whether nothing is stored.
     fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
@@ -206,8 +223,10 @@ impl SqliteReadingStore {
                  power_w INTEGER NOT NULL,
                  key_name TEXT NOT NULL,
                  received_us INTEGER NOT NULL,
+                 wire BLOB,
                  PRIMARY KEY (meter, t_us)
-             ) WITHOUT ROWID;",
+             ) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS reading_by_time ON reading (t_us);",
         )?;
         Ok(SqliteReadingStore { conn })
     }
@@ -237,6 +256,37 @@ impl ReadingStore for SqliteReadingStore {
 
     fn contains(&self, meter: u32, t_us: u64) -> Result<bool> {
         Ok(self.get(meter, t_us)?.is_some())
+    }
+
+    fn insert_wire(&mut self, r: &StoredReading, wire: &[u8]) -> Result<bool> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO reading
+                 (meter, t_us, energy_wh, power_w, key_name, received_us, wire)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![
+                r.meter,
+                to_sql(r.t_us),
+                to_sql(r.energy_wh),
+                r.power_w,
+                r.key_name,
+                to_sql(r.received_us),
+                wire
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn newest(&self) -> Result<HashMap<u32, u64>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT meter, MAX(t_us) FROM reading GROUP BY meter")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (m, t) = row?;
+            out.insert(m, u64::try_from(t).unwrap_or(0));
+        }
+        Ok(out)
     }
 
     fn get(&self, meter: u32, t_us: u64) -> Result<Option<StoredReading>> {
@@ -282,6 +332,12 @@ pub struct MdmsCounters {
     pub missing: AtomicU64,
     /// Schedule slots skipped because the collector fell more than half a window behind.
     pub skipped_slots: AtomicU64,
+    /// Latest pointers fetched and validated.
+    pub pointers: AtomicU64,
+    /// Latest pointers that did not arrive (meter unreachable).
+    pub pointers_missing: AtomicU64,
+    /// Latest pointers that failed validation (forged or damaged).
+    pub pointers_rejected: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     per_meter: Mutex<HashMap<u32, u64>>,
 }
@@ -335,6 +391,8 @@ pub struct MdmsCollector {
     keys: Arc<HeadEndKeys>,
     fetch: Consumer,
     store: Mutex<Box<dyn ReadingStore>>,
+    /// Newest stored timestamp per meter (loaded from the store at start).
+    newest: Mutex<HashMap<u32, u64>>,
     running: AtomicBool,
     stopped: tokio::sync::Notify,
     /// Counters.
@@ -361,12 +419,14 @@ impl MdmsCollector {
         store: Box<dyn ReadingStore>,
     ) -> Arc<Self> {
         let fetch = consumer(client, cfg.lifetime, cfg.retries);
+        let newest = store.newest().unwrap_or_default();
         Arc::new(MdmsCollector {
             cfg,
             trust,
             keys,
             fetch,
             store: Mutex::new(store),
+            newest: Mutex::new(newest),
             running: AtomicBool::new(true),
             stopped: tokio::sync::Notify::new(),
             counters: MdmsCounters::default(),
@@ -446,7 +506,11 @@ impl MdmsCollector {
             key_name: ec.key_name.to_string(),
             received_us: now_us(),
         };
-        match self.store().insert(&r) {
+        let stored = match data.wire() {
+            Some(w) => self.store().insert_wire(&r, w),
+            None => self.store().insert(&r),
+        };
+        match stored {
             Ok(true) => Ok(r),
             Ok(false) => Err(Rejection::Duplicate),
             Err(e) => Err(Rejection::Malformed(format!("store: {e}"))),
@@ -505,10 +569,13 @@ impl MdmsCollector {
             ..RoundReport::default()
         };
         let mut tasks = tokio::task::JoinSet::new();
+        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
         for name in names {
             self.counters.requested.fetch_add(1, Ordering::Relaxed);
             let c = self.fetch.clone();
+            let limit = limit.clone();
             tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
                 let started = Instant::now();
                 let r = fetch_exact(&c, name.clone()).await;
                 (name, r, started.elapsed())
@@ -560,6 +627,104 @@ impl MdmsCollector {
             }
         }
         report
+    }
+
+    /// One collection round without synchronised clocks: every member's latest pointer, then
+    /// every listed reading not stored yet, each by its implicit digest.
+    pub async fn poll_round(&self) -> RoundReport {
+        let meters = self.keys.active_meters();
+        let mut tasks = tokio::task::JoinSet::new();
+        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+        for (m, _) in meters {
+            let c = self.fetch.clone();
+            let limit = limit.clone();
+            let mut i = Interest::new(self.cfg.names.latest_prefix(m));
+            i.can_be_prefix = true;
+            i.must_be_fresh = true;
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                (m, c.fetch_unverified(i).await)
+            });
+        }
+        let mut arrived = Vec::new();
+        while let Some(j) = tasks.join_next().await {
+            let Ok((m, r)) = j else { continue };
+            match r {
+                Ok(d) => arrived.push((m, d)),
+                Err(_) => {
+                    self.counters
+                        .pointers_missing
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let packets: Vec<Data> = arrived.iter().map(|(_, d)| d.clone()).collect();
+        let verdicts = self.trust.verify_batch(&packets).await;
+        let now = now_us();
+        let oldest = now.saturating_sub(self.cfg.window.as_micros() as u64);
+        let mut names = Vec::new();
+        for ((m, d), v) in arrived.into_iter().zip(verdicts) {
+            // The rule "meter X signs /<u>/ami/meter/X/..." ties the pointer to its meter.
+            let ok = v.is_ok() && self.cfg.names.latest_prefix(m).is_prefix_of(&d.name);
+            let entries = if ok {
+                crate::wire::decode_pointer(d.content.clone()).ok()
+            } else {
+                None
+            };
+            let Some(entries) = entries else {
+                self.counters
+                    .pointers_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            self.counters.pointers.fetch_add(1, Ordering::Relaxed);
+            let since = self.newest_stored(m);
+            for (t, digest) in entries {
+                if since.is_some_and(|s| t <= s) || t < oldest {
+                    continue;
+                }
+                if self.store().contains(m, t).unwrap_or(false) {
+                    continue;
+                }
+                names.push(
+                    self.cfg
+                        .names
+                        .reading(m, t)
+                        .append(Component::implicit_sha256_digest(digest)),
+                );
+            }
+        }
+        let report = self.collect(names).await;
+        let mut newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
+        for r in &report.stored {
+            let e = newest.entry(r.meter).or_insert(r.t_us);
+            *e = (*e).max(r.t_us);
+        }
+        report
+    }
+
+    fn newest_stored(&self, meter: u32) -> Option<u64> {
+        self.newest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&meter)
+            .copied()
+    }
+
+    /// Runs [`MdmsCollector::poll_round`] every `interval` until [`MdmsCollector::stop`].
+    pub async fn run_polling(self: Arc<Self>, interval: Duration) {
+        loop {
+            let started = Instant::now();
+            let _ = self.poll_round().await;
+            let wait = interval.saturating_sub(started.elapsed());
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.stopped.notified() => break,
+            }
+            if !self.running.load(Ordering::Relaxed) {
+                break;
+            }
+        }
     }
 
     /// Collects every member's reading of each slot `start_us + k·interval`, half an interval

@@ -8,6 +8,7 @@
 //! cache answers most of them: every meter under the same tree node asks for the same wrap.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,14 +20,16 @@ use amicn_kms::establish::{EphemeralAgreement, Role};
 use amicn_kms::graph::manifest::SignedManifest;
 use amicn_kms::graph::wrap::{self, WRAP_LEN, Wrap, WrapMode};
 use amicn_kms::graph::{GraphError, MemberState};
-use amicn_tlv::{Data, Interest, Name};
+use amicn_tlv::{Component, Data, Interest, Name};
+use bytes::Bytes;
 use rand::RngExt;
 use zeroize::Zeroizing;
 
 use crate::dr::DrEvent;
 use crate::error::{AmiError, Result};
+use crate::keys::reading_key;
 use crate::names::AmiNames;
-use crate::net::{Publisher, consumer, fetch_exact, now_ms, now_us};
+use crate::net::{Publisher, consumer, fetch_exact, fetch_segmented, now_ms, now_us};
 use crate::pki::{Credentials, Trust};
 use crate::pricing::Price;
 use crate::stats::Latencies;
@@ -56,6 +59,10 @@ pub struct MeterConfig {
     pub sync_jitter: Duration,
     /// InterestLifetime of the meter's fetches.
     pub lifetime: Duration,
+    /// Readings kept and served (the MDMS catches up from these after an outage).
+    pub keep_readings: usize,
+    /// Where the meter keeps its key state and registers across restarts; `None` = memory.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl MeterConfig {
@@ -68,6 +75,8 @@ impl MeterConfig {
             reading_interval: Duration::from_secs(900),
             sync_jitter: Duration::ZERO,
             lifetime: Duration::from_millis(1000),
+            keep_readings: 64,
+            state_dir: None,
         }
     }
 }
@@ -83,6 +92,10 @@ pub struct MeterCounters {
     pub wraps_fetched: AtomicU64,
     /// Keys advanced by the join ratchet.
     pub ratcheted: AtomicU64,
+    /// Received Data that failed validation (forged or damaged), fetched again past the cache.
+    pub rejected_data: AtomicU64,
+    /// Enrolment refusals.
+    pub enrol_refused: AtomicU64,
 }
 
 /// What one key synchronisation did.
@@ -130,6 +143,8 @@ pub struct Meter {
     energy_wh: AtomicU64,
     readings_on: AtomicBool,
     backlog: Mutex<VecDeque<u64>>,
+    /// Readings served, newest first: timestamp and implicit digest (the latest pointer).
+    recent: Mutex<VecDeque<(u64, [u8; 32])>>,
     /// Counters.
     pub counters: MeterCounters,
     /// Time to ingest one manifest with its wraps.
@@ -153,21 +168,29 @@ impl Meter {
         trust: Arc<Trust>,
         client: &Client,
     ) -> Result<Arc<Self>> {
-        let publisher = Publisher::new(client, creds.key.clone(), None);
+        // Readings, their pointers and the certificate.
+        let capacity = cfg.keep_readings.max(1) * 2 + 8;
+        let publisher = Publisher::with_capacity(client, creds.key.clone(), None, capacity);
         publisher.put_wire(creds.cert.to_wire())?;
         publisher.serve(cfg.names.meter(cfg.id)).await?;
         let fetch = consumer(client, cfg.lifetime, 3);
+        let saved = match &cfg.state_dir {
+            Some(d) => load_state(d)?,
+            None => None,
+        };
+        let (member, next_epoch, energy) = match saved {
+            Some((m, e, w)) => (Some(m), e, w),
+            None => (None, 0, u64::from(cfg.id) * 1_000 + 10_000),
+        };
         Ok(Arc::new(Meter {
-            energy_wh: AtomicU64::new(u64::from(cfg.id) * 1_000 + 10_000),
+            energy_wh: AtomicU64::new(energy),
+            recent: Mutex::new(VecDeque::new()),
             cfg,
             creds,
             trust,
             publisher,
             fetch,
-            keys: Mutex::new(KeyState {
-                member: None,
-                next_epoch: 0,
-            }),
+            keys: Mutex::new(KeyState { member, next_epoch }),
             readings_on: AtomicBool::new(true),
             backlog: Mutex::new(VecDeque::new()),
             counters: MeterCounters::default(),
@@ -206,6 +229,7 @@ impl Meter {
         let data = self.fetch.fetch_unverified(interest).await?;
         self.trust.verify_data(&data).await?;
         if data.meta_info.content_type == CONTENT_TYPE_NACK {
+            self.counters.enrol_refused.fetch_add(1, Ordering::Relaxed);
             return Err(AmiError::EnrolRefused {
                 meter: self.cfg.id,
                 why: String::from_utf8_lossy(&data.content).into_owned(),
@@ -219,10 +243,33 @@ impl Meter {
             &rep.x25519,
             &rep.salt,
         )?;
-        let mut st = self.lock();
-        st.member = Some(MemberState::new(names.prefix_str(), self.cfg.id, user_key));
-        st.next_epoch = rep.epoch;
+        {
+            let mut st = self.lock();
+            st.member = Some(MemberState::new(names.prefix_str(), self.cfg.id, user_key));
+            st.next_epoch = rep.epoch;
+        }
+        self.save()?;
         Ok(rep.epoch)
+    }
+
+    /// Whether the meter holds enrolment state (enrolled, possibly waiting for its placement).
+    pub fn is_enrolled(&self) -> bool {
+        let st = self.lock();
+        st.member.is_some() && st.next_epoch != 0
+    }
+
+    /// Writes the key state and the energy register to the state directory, if there is one.
+    pub fn save(&self) -> Result<()> {
+        let Some(dir) = &self.cfg.state_dir else {
+            return Ok(());
+        };
+        let st = self.lock();
+        save_state(
+            dir,
+            st.member.as_ref(),
+            st.next_epoch,
+            self.energy_wh.load(Ordering::Relaxed),
+        )
     }
 
     /// The latest manifest epoch, found with CanBePrefix + MustBeFresh.
@@ -231,10 +278,21 @@ impl Meter {
         i.can_be_prefix = true;
         i.must_be_fresh = true;
         let d = self.fetch.fetch_unverified(i).await?;
+        // Only a validated segment moves the meter forward; a forged one is counted and the
+        // meter stays where it is until the next discovery.
+        if let Err(e) = self.trust.verify_data(&d).await {
+            self.counters.rejected_data.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
         self.cfg
             .names
             .parse_manifest(&d.name)
             .ok_or_else(|| AmiError::protocol(&d.name, "not a manifest name"))
+    }
+
+    /// The next manifest epoch this meter will ingest (0 when it is not following).
+    pub fn next_epoch(&self) -> u32 {
+        self.lock().next_epoch
     }
 
     /// Ingests every manifest from the next one up to `target` (or the latest discovered).
@@ -297,14 +355,24 @@ impl Meter {
     }
 
     async fn ingest_epoch(&self, e: u32) -> Result<SyncReport> {
-        let data = fetch_exact(&self.fetch, self.cfg.names.manifest(e)).await?;
-        let validated = self.trust.verify_data(&data).await?;
+        let (content, validated) = fetch_segmented(
+            &self.fetch,
+            &self.trust,
+            &self.cfg.names.manifest(e),
+            &self.counters.rejected_data,
+        )
+        .await?;
+        let manifest_name = self.cfg.names.manifest(e);
         let kms_key = self
             .trust
             .signer_key(&validated)
-            .ok_or_else(|| AmiError::protocol(&data.name, "signer certificate vanished"))?;
-        let (bytes, signature) = wire::decode_manifest(data.content.clone())?;
-        let signed = SignedManifest { bytes, signature };
+            .ok_or_else(|| AmiError::protocol(&manifest_name, "signer certificate vanished"))?;
+        let obj = wire::decode_manifest(Bytes::from(content))?;
+        let digests = obj.wraps;
+        let signed = SignedManifest {
+            bytes: obj.bytes,
+            signature: obj.signature,
+        };
         let verifier = move |b: &[u8], s: &[u8]| {
             if kms_key.verify(b, s) {
                 Ok(())
@@ -337,8 +405,11 @@ impl Meter {
             };
             match (result, missing) {
                 (Ok(ir), _) => {
-                    let mut st = self.lock();
-                    st.next_epoch = if ir.departed { 0 } else { e + 1 };
+                    {
+                        let mut st = self.lock();
+                        st.next_epoch = if ir.departed { 0 } else { e + 1 };
+                    }
+                    self.save()?;
                     self.counters.manifests.fetch_add(1, Ordering::Relaxed);
                     self.counters
                         .wraps_fetched
@@ -355,20 +426,30 @@ impl Meter {
                     });
                 }
                 (Err(GraphError::MissingWrap { .. }), Some(name)) => {
-                    let w = self.fetch_wrap(&name).await?;
+                    let n = Name::from_uri(&name)?;
+                    let digest = digests.get(&n).copied().ok_or_else(|| {
+                        AmiError::protocol(&manifest_name, format!("lists no digest for {name}"))
+                    })?;
+                    let w = self.fetch_wrap(&name, Some(digest)).await?;
                     cache.insert(name, w);
                 }
                 (Err(err), _) => return Err(err.into()),
             }
         }
         Err(AmiError::protocol(
-            &data.name,
+            &manifest_name,
             "manifest needs too many wraps",
         ))
     }
 
-    async fn fetch_wrap(&self, uri: &str) -> Result<Wrap> {
-        let d = fetch_exact(&self.fetch, Name::from_uri(uri)?).await?;
+    /// Fetches a wrap; with `digest` (from the signed manifest) by its implicit digest, so only
+    /// the exact packet the KMS published can answer, whatever caches hold under its name.
+    async fn fetch_wrap(&self, uri: &str, digest: Option<[u8; 32]>) -> Result<Wrap> {
+        let mut name = Name::from_uri(uri)?;
+        if let Some(d) = digest {
+            name = name.append(Component::implicit_sha256_digest(d));
+        }
+        let d = fetch_exact(&self.fetch, name).await?;
         let payload: [u8; WRAP_LEN] = d
             .content
             .as_ref()
@@ -408,7 +489,8 @@ impl Meter {
             .unwrap_or(0)
     }
 
-    /// Encrypts a new reading stamped `t_us` under the user key, signs it and serves it.
+    /// Encrypts a new reading stamped `t_us` under the reading key (derived from the user key),
+    /// signs it, serves it, and publishes a new latest pointer listing it.
     pub fn publish_reading(&self, t_us: u64) -> Result<Reading> {
         let (key_name, key) = {
             let st = self.lock();
@@ -420,7 +502,7 @@ impl Meter {
             let (n, k) = keys
                 .first()
                 .ok_or(AmiError::NotJoined { meter: self.cfg.id })?;
-            (Name::from_uri(n)?, k.duplicate())
+            reading_key(k, &Name::from_uri(n)?)?
         };
         let step = rand::rng().random_range(1..=50u64);
         let energy_wh = self.energy_wh.fetch_add(step, Ordering::Relaxed) + step;
@@ -431,14 +513,39 @@ impl Meter {
         let mut d = Data::new(name, content);
         d.meta_info.freshness_period_ms = Some(self.cfg.reading_interval.as_millis() as u64);
         let wire = self.creds.key.sign_data(&mut d)?;
+        let digest = Data::decode(wire.clone())?.implicit_digest();
         self.publisher.put_wire(wire)?;
         self.counters.readings.fetch_add(1, Ordering::Relaxed);
+        self.publish_pointer(t_us, digest)?;
         Ok(Reading {
             meter: self.cfg.id,
             t_us,
             energy_wh,
             power_w,
         })
+    }
+
+    /// Adds a reading to the latest pointer and publishes the pointer's next version
+    /// (`/<u>/ami/meter/<id>/latest/v=<t>`, short-lived so MustBeFresh discovery sees new ones).
+    fn publish_pointer(&self, t_us: u64, digest: [u8; 32]) -> Result<()> {
+        let entries: Vec<(u64, [u8; 32])> = {
+            let mut r = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            r.retain(|(t, _)| *t != t_us);
+            r.push_front((t_us, digest));
+            r.make_contiguous()
+                .sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+            r.truncate(self.cfg.keep_readings.max(1));
+            r.iter().copied().collect()
+        };
+        let newest = entries.first().map_or(t_us, |e| e.0);
+        let mut p = Data::new(
+            self.cfg.names.latest(self.cfg.id, newest),
+            wire::encode_pointer(&entries),
+        );
+        let fresh = (self.cfg.reading_interval.as_millis() as u64 / 2).max(50);
+        p.meta_info.freshness_period_ms = Some(fresh);
+        self.publisher.put_wire(self.creds.key.sign_data(&mut p)?)?;
+        Ok(())
     }
 
     /// Publishes a reading at every interval boundary `start_us + k·interval` until
@@ -522,7 +629,7 @@ impl Meter {
     pub async fn wraps_opened_with_held_keys(&self, uris: &[String]) -> Result<usize> {
         let mut opened = 0;
         for uri in uris {
-            let w = self.fetch_wrap(uri).await?;
+            let w = self.fetch_wrap(uri, None).await?;
             let st = self.lock();
             if let Some(member) = st.member.as_ref() {
                 opened += member
@@ -540,6 +647,61 @@ impl Meter {
         let d = fetch_exact(&self.fetch, name).await?;
         self.trust.verify_data(&d).await?;
         Ok(d)
+    }
+
+    /// Fetches the newest Data under `prefix` (CanBePrefix, MustBeFresh) and validates it; a
+    /// forged answer is counted and asked for again past the cache.
+    async fn fetch_latest(&self, prefix: Name) -> Result<Data> {
+        let mut last = None;
+        for _ in 0..2 {
+            let mut i = Interest::new(prefix.clone());
+            i.can_be_prefix = true;
+            i.must_be_fresh = true;
+            let d = self.fetch.fetch_unverified(i).await?;
+            match self.trust.verify_data(&d).await {
+                Ok(_) => return Ok(d),
+                Err(e) => {
+                    self.counters.rejected_data.fetch_add(1, Ordering::Relaxed);
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| AmiError::protocol(&prefix, "validation failed")))
+    }
+
+    /// Fetches, validates and decrypts the newest version of `tariff`.
+    pub async fn fetch_latest_price(&self, tariff: &str) -> Result<Price> {
+        let d = self.fetch_latest(self.cfg.names.tariff(tariff)).await?;
+        let plain = self.decrypt(&d)?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| AmiError::protocol(&d.name, format!("price: {e}")))
+    }
+
+    /// Fetches, validates and decrypts the newest DR event of `project`.
+    pub async fn fetch_latest_dr_event(&self, project: &str) -> Result<DrEvent> {
+        let d = self
+            .fetch_latest(self.cfg.names.dr_event_prefix(project))
+            .await?;
+        let plain = self.decrypt(&d)?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| AmiError::protocol(&d.name, format!("DR event: {e}")))
+    }
+
+    /// DR projects whose key this meter holds now.
+    pub fn held_projects(&self) -> Vec<String> {
+        let dr = format!("{}/ami/dr/", self.cfg.names.prefix_str());
+        let mut out: Vec<String> = self
+            .held_keys()
+            .into_iter()
+            .filter_map(|n| {
+                n.strip_prefix(&dr)
+                    .and_then(|r| r.split('/').next())
+                    .map(str::to_string)
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Fetches, validates and decrypts a price.
@@ -566,4 +728,64 @@ impl Meter {
     pub fn publisher(&self) -> &Publisher {
         &self.publisher
     }
+}
+
+/// The member state file and the small record beside it (next epoch, energy register).
+fn state_files(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("member.bin"), dir.join("meter.json"))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MeterRecord {
+    next_epoch: u32,
+    energy_wh: u64,
+    enrolled: bool,
+}
+
+fn save_state(
+    dir: &Path,
+    member: Option<&MemberState>,
+    next_epoch: u32,
+    energy: u64,
+) -> Result<()> {
+    let io = |e: std::io::Error| AmiError::State {
+        path: dir.to_path_buf(),
+        why: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let (m, r) = state_files(dir);
+    if let Some(member) = member {
+        amicn_kms::persist::save_member(member, &m)?;
+    }
+    let rec = MeterRecord {
+        next_epoch,
+        energy_wh: energy,
+        enrolled: member.is_some(),
+    };
+    let json = serde_json::to_vec(&rec).map_err(|e| AmiError::Config(e.to_string()))?;
+    amicn_kms::persist::write_atomic(&r, &json)?;
+    Ok(())
+}
+
+fn load_state(dir: &Path) -> Result<Option<(MemberState, u32, u64)>> {
+    let (m, r) = state_files(dir);
+    let text = match std::fs::read(&r) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(AmiError::State {
+                path: r,
+                why: e.to_string(),
+            });
+        }
+    };
+    let rec: MeterRecord = serde_json::from_slice(&text).map_err(|e| AmiError::State {
+        path: r.clone(),
+        why: format!("damaged: {e}"),
+    })?;
+    if !rec.enrolled {
+        return Ok(None);
+    }
+    let member = amicn_kms::persist::load_member(&m)?;
+    Ok(Some((member, rec.next_epoch, rec.energy_wh)))
 }

@@ -147,14 +147,56 @@ impl AmiNames {
         self.manifest_prefix().append(generic(&epoch.to_string()))
     }
 
-    /// Epoch of a manifest name.
+    /// `/<u>/ami/KMS/rekey/<epoch>/seg=<k>`: one segment of a manifest object.
+    pub fn manifest_segment(&self, epoch: u32, seg: u64) -> Name {
+        self.manifest(epoch).append(Component::segment(seg))
+    }
+
+    /// Epoch of a manifest name, with or without its segment component.
     pub fn parse_manifest(&self, name: &Name) -> Option<u32> {
         let p = self.manifest_prefix();
-        if name.len() != p.len() + 1 || !p.is_prefix_of(name) {
+        let extra = name.len().checked_sub(p.len())?;
+        if !(1..=2).contains(&extra) || !p.is_prefix_of(name) {
             return None;
         }
+        if extra == 2 {
+            name.get(p.len() + 1)?.as_segment()?;
+        }
         let c = name.get(p.len())?;
-        std::str::from_utf8(c.value()).ok()?.parse().ok()
+        let e: u32 = std::str::from_utf8(c.value()).ok()?.parse().ok()?;
+        (e.to_string().as_bytes() == c.value()).then_some(e)
+    }
+
+    /// `/<u>/ami/meter/<id>/latest`: where a meter's signed latest pointer is discovered.
+    pub fn latest_prefix(&self, id: u32) -> Name {
+        self.meter(id).append(generic("latest"))
+    }
+
+    /// `/<u>/ami/meter/<id>/latest/v=<n>`: one version of the pointer.
+    pub fn latest(&self, id: u32, version: u64) -> Name {
+        self.latest_prefix(id).append(Component::version(version))
+    }
+
+    /// `/<u>/ami/KMS/svc/<role>`: where service `role` asks the KMS for its keys.
+    pub fn service_keys(&self, role: &str) -> Name {
+        self.kms().append(generic("svc")).append(generic(role))
+    }
+
+    /// `/<u>/ami/KMS/cmd/<verb>`: authority commands (signed Interests) to the KMS.
+    pub fn command(&self, verb: &str) -> Name {
+        self.kms().append(generic("cmd")).append(generic(verb))
+    }
+
+    /// `/<u>/ami/KMS/revoked`: the published revocation list.
+    pub fn revocations_prefix(&self) -> Name {
+        self.kms().append(generic("revoked"))
+    }
+
+    /// `/<u>/ami/KMS/revoked/v=<n>/seg=<k>`.
+    pub fn revocations(&self, version: u64, seg: u64) -> Name {
+        self.revocations_prefix()
+            .append(Component::version(version))
+            .append(Component::segment(seg))
     }
 
     /// `/<u>/ami/KMS/enrol`.
@@ -202,6 +244,23 @@ mod tests {
             amicn_kms::graph::names::manifest_name(n.prefix_str(), 12)
         );
         assert_eq!(n.parse_manifest(&n.manifest(12)), Some(12));
+        assert_eq!(n.parse_manifest(&n.manifest_segment(12, 3)), Some(12));
+        assert_eq!(
+            n.parse_manifest(&n.manifest(12).append_generic(Bytes::from_static(b"x"))),
+            None
+        );
+        assert_eq!(
+            n.latest(4, 9).to_string(),
+            "/example-utility/ami/meter/4/latest/v=9"
+        );
+        assert_eq!(
+            n.service_keys("mdms").to_string(),
+            "/example-utility/ami/KMS/svc/mdms"
+        );
+        assert_eq!(
+            n.command("entitle").to_string(),
+            "/example-utility/ami/KMS/cmd/entitle"
+        );
         assert_eq!(n.enrol(4).to_string(), "/example-utility/ami/KMS/enrol/4");
     }
 

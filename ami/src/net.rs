@@ -127,8 +127,18 @@ impl Publisher {
         key: Arc<KeyPair>,
         classify: Option<fn(&Name) -> &'static str>,
     ) -> Self {
+        Self::with_capacity(client, key, classify, 1 << 20)
+    }
+
+    /// Like [`Publisher::new`], keeping at most `capacity` packets (oldest dropped first).
+    pub fn with_capacity(
+        client: &Client,
+        key: Arc<KeyPair>,
+        classify: Option<fn(&Name) -> &'static str>,
+        capacity: usize,
+    ) -> Self {
         let store = Arc::new(CountingStore {
-            inner: MemoryStore::with_capacity(1 << 20),
+            inner: MemoryStore::with_capacity(capacity),
             classify: classify.unwrap_or(no_class),
             served: Mutex::new(HashMap::new()),
         });
@@ -203,4 +213,102 @@ impl Publisher {
     pub fn client(&self) -> &Client {
         &self.client
     }
+}
+
+/// Content bytes per segment of a segmented object (leaves room for name and signature within
+/// the 8800-byte packet limit).
+pub(crate) const SEGMENT_SIZE: usize = 7_000;
+
+/// Splits `content` into Data `<prefix>/seg=<k>`, each with FinalBlockId and signed by `key`.
+/// An empty object is one empty segment.
+pub(crate) fn segment_object(
+    prefix: &Name,
+    content: &[u8],
+    freshness_ms: u64,
+    key: &KeyPair,
+) -> Result<Vec<Bytes>> {
+    let chunks: Vec<&[u8]> = if content.is_empty() {
+        vec![&[][..]]
+    } else {
+        content.chunks(SEGMENT_SIZE).collect()
+    };
+    let last = amicn_tlv::Component::segment(chunks.len() as u64 - 1);
+    let mut out = Vec::with_capacity(chunks.len());
+    for (k, c) in chunks.iter().enumerate() {
+        let mut d = Data::new(
+            prefix.append(amicn_tlv::Component::segment(k as u64)),
+            Bytes::copy_from_slice(c),
+        );
+        d.meta_info.freshness_period_ms = Some(freshness_ms);
+        d.meta_info.final_block_id = Some(last.clone());
+        out.push(key.sign_data(&mut d)?);
+    }
+    Ok(out)
+}
+
+/// Most segments a segmented AMI object may have (a 100,000-meter rekey is far below).
+const MAX_SEGMENTS: u64 = 4_096;
+
+/// Fetches every segment of `<prefix>/seg=<k>`, validating each against the trust policy
+/// before using anything in it (FinalBlockId included), and returns the concatenated content.
+/// A segment that fails validation is counted in `bad` and fetched again with MustBeFresh, so a
+/// forged packet in a cache does not stop the fetch.
+pub(crate) async fn fetch_segmented(
+    c: &Consumer,
+    trust: &crate::pki::Trust,
+    prefix: &Name,
+    bad: &AtomicU64,
+) -> Result<(Vec<u8>, amicn_kms::trust::Validated)> {
+    let mut out = Vec::new();
+    let mut k = 0u64;
+    let mut last: Option<u64> = None;
+    let mut first = None;
+    loop {
+        let name = prefix.append(amicn_tlv::Component::segment(k));
+        let (d, v) = fetch_validated(c, trust, name, bad).await?;
+        let first_v = first.get_or_insert(v);
+        let fb = d
+            .meta_info
+            .final_block_id
+            .as_ref()
+            .and_then(amicn_tlv::Component::as_segment)
+            .ok_or_else(|| crate::AmiError::protocol(&d.name, "segment without FinalBlockId"))?;
+        if fb >= MAX_SEGMENTS || last.is_some_and(|l| l != fb) {
+            return Err(crate::AmiError::protocol(
+                &d.name,
+                "FinalBlockId changes between segments or is too large",
+            ));
+        }
+        last = Some(fb);
+        out.extend_from_slice(&d.content);
+        if k >= fb {
+            return Ok((out, first_v.clone()));
+        }
+        k += 1;
+    }
+}
+
+/// Fetches `name` and validates it; a Data that fails validation is counted in `bad` and the
+/// Interest sent again with MustBeFresh (past a poisoned cache entry), at most twice.
+pub(crate) async fn fetch_validated(
+    c: &Consumer,
+    trust: &crate::pki::Trust,
+    name: Name,
+    bad: &AtomicU64,
+) -> Result<(Data, amicn_kms::trust::Validated)> {
+    let mut last_err = None;
+    for attempt in 0..3 {
+        let mut i = Interest::new(name.clone());
+        i.must_be_fresh = attempt > 0;
+        let d = c.fetch_unverified(i).await?;
+        match trust.verify_data(&d).await {
+            Ok(v) => return Ok((d, v)),
+            Err(e) => {
+                bad.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("{}: failed validation ({e}); fetching again", d.name);
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| crate::AmiError::protocol(&name, "validation failed")))
 }

@@ -62,6 +62,37 @@ impl Pki {
         })
     }
 
+    /// The CA of `names` with an existing root key and its self-signed certificate.
+    pub fn from_root(names: &AmiNames, root: Credentials) -> Self {
+        Pki {
+            names: names.clone(),
+            root,
+        }
+    }
+
+    /// The root key and certificate (kept offline, in the CA directory).
+    pub fn root(&self) -> &Credentials {
+        &self.root
+    }
+
+    /// Like [`Pki::issue`] with an explicit validity (e.g. short-lived or already expired
+    /// certificates for tests).
+    pub fn issue_with_validity(&self, identity: &Name, validity: Validity) -> Result<Credentials> {
+        let key = KeyPair::generate(identity);
+        let cert = Certificate::issue(
+            key.key_name(),
+            &key.public_key(),
+            &self.root.key,
+            b"root",
+            now_ms(),
+            validity,
+        )?;
+        Ok(Credentials {
+            key: Arc::new(key),
+            cert,
+        })
+    }
+
     /// The trust anchor every role is provisioned with.
     pub fn anchor(&self) -> &Certificate {
         &self.root.cert
@@ -92,23 +123,48 @@ impl Pki {
     }
 }
 
-/// The AMI trust policy: the KMS crate's default rules for the utility, preceded by one rule
-/// that lets meter X sign (and the KMS answer) only enrolment Interests named for meter X.
+/// The AMI trust policy: the KMS crate's default rules for the utility, preceded by the rules of
+/// the networked roles: meter X signs only enrolment Interests named for meter X, the DR
+/// operator alone signs entitlement commands, the utility operator alone signs revocation and
+/// retirement commands, and service `r` asks for keys only under `/<u>/ami/KMS/svc/r`.
 pub fn ami_policy(names: &AmiNames) -> Result<TrustPolicy> {
     let base = TrustPolicy::ami(names.utility())?;
     let mut cfg = base.config().clone();
     let u = names.prefix_str();
-    cfg.rules.insert(
-        0,
-        RuleConfig {
-            id: "meter-enrolment".into(),
-            data: format!("{u}/ami/KMS/enrol/<id>/..."),
-            signer: OneOrMany::Many(vec![
-                format!("{u}/ami/meter/<id>/KEY/..."),
-                format!("{u}/ami/KMS/KEY/..."),
-            ]),
-        },
-    );
+    let rule = |id: &str, data: String, signers: Vec<String>| RuleConfig {
+        id: id.into(),
+        data,
+        signer: OneOrMany::Many(signers),
+    };
+    let kms = format!("{u}/ami/KMS/KEY/...");
+    let head: Vec<RuleConfig> = vec![
+        rule(
+            "meter-enrolment",
+            format!("{u}/ami/KMS/enrol/<id>/..."),
+            vec![format!("{u}/ami/meter/<id>/KEY/..."), kms.clone()],
+        ),
+        // Only the DR operator assigns meters to projects; only the utility operator revokes or
+        // retires them. The KMS signs the status answers under the same names.
+        rule(
+            "dr-entitlements",
+            format!("{u}/ami/KMS/cmd/entitle/..."),
+            vec![format!("{u}/ami/dr/KEY/..."), kms.clone()],
+        ),
+        rule(
+            "utility-commands",
+            format!("{u}/ami/KMS/cmd/..."),
+            vec![format!("{u}/ami/operator/KEY/..."), kms.clone()],
+        ),
+        // A service asks for keys only under its own role's name.
+        rule(
+            "service-keys",
+            format!("{u}/ami/KMS/svc/<role>/..."),
+            vec![format!("{u}/ami/<role>/KEY/..."), kms],
+        ),
+    ];
+    for (i, r) in head.into_iter().enumerate() {
+        cfg.rules.insert(i, r);
+    }
     Ok(TrustPolicy::from_config(cfg)?)
 }
 

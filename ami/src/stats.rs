@@ -31,6 +31,18 @@ impl Latencies {
         self.samples.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Up to `max` samples (µs), evenly spread over all recorded, for CDF plots.
+    pub fn samples(&self, max: usize) -> Vec<u64> {
+        let s = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+        if s.len() <= max || max == 0 {
+            return if max == 0 { Vec::new() } else { s.clone() };
+        }
+        let step = s.len() as f64 / max as f64;
+        (0..max)
+            .filter_map(|i| s.get((i as f64 * step) as usize).copied())
+            .collect()
+    }
+
     /// The `q`-quantile (0.0..=1.0) in microseconds, nearest rank; `None` without samples.
     pub fn quantile_us(&self, q: f64) -> Option<u64> {
         let mut s = self

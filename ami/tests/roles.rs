@@ -85,6 +85,13 @@ async fn enrol_rekey_readings_prices_and_events_end_to_end() {
     .await
     .unwrap();
     let keys = kms.head_end_keys();
+    // The DR operator's entitlements decide who joins p1 (the meters' own lists are only
+    // checked against them).
+    kms.entitle(
+        &[(1, vec!["p1".into()]), (3, vec!["p1".into()])],
+        "/test-utility/ami/dr",
+    )
+    .unwrap();
     let m1 = meter(&net, &names, &pki, 1, 1, &["p1"]).await;
     let m2 = meter(&net, &names, &pki, 2, 2, &[]).await;
     let m3 = meter(&net, &names, &pki, 3, 3, &["p1"]).await;
@@ -126,7 +133,7 @@ async fn enrol_rekey_readings_prices_and_events_end_to_end() {
         (stored.meter, stored.t_us, stored.energy_wh, stored.power_w),
         (1, t, sent.energy_wh, sent.power_w)
     );
-    assert_eq!(stored.key_name, "/test-utility/ami/meter/1/KEK/v=2");
+    assert_eq!(stored.key_name, "/test-utility/ami/meter/1/READ/v=2");
     let again = mdms.fetch_and_ingest(names.reading(1, t)).await.unwrap();
     assert_eq!(again, Err(Rejection::Duplicate));
 

@@ -36,7 +36,7 @@ enum Command {
     Get(cmd::get::GetArgs),
     /// Manage signing identities and certificates
     Key(cmd::key::KeyArgs),
-    /// Key-management tools (`kms cost`: rekey counts of a rollout)
+    /// The KMS daemon (`kms serve`) and key-management tools (`kms cost`)
     Kms(cmd::kms::KmsArgs),
     #[command(flatten)]
     Admin(cmd::admin::AdminCommand),
@@ -46,6 +46,18 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Run a complete AMI scenario on this machine and check its security properties
     Demo(cmd::demo::DemoArgs),
+    /// Provision a utility: trust anchor, certificates and one directory per node
+    Pki(Box<cmd::node::PkiArgs>),
+    /// Run the MDMS: collect, verify, decrypt and store every member's readings
+    Mdms(Box<cmd::node::NodeArgs>),
+    /// Run the pricing publisher (tariffs under the broadcast key)
+    Pricing(Box<cmd::node::NodeArgs>),
+    /// Run the DR operator (events under each project's key)
+    Dr(Box<cmd::node::NodeArgs>),
+    /// Run one or many simulated meters (each with its own identity, keys and state)
+    Meter(Box<cmd::node::MeterArgs>),
+    /// Operator commands to the KMS: entitle meters to DR projects, revoke, retire
+    Ami(Box<cmd::node::AmiArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +77,12 @@ fn main() -> std::process::ExitCode {
         Command::Fwd(a) => cmd::fwd::run(*a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Pki(a) => cmd::node::run_pki(*a),
+        Command::Mdms(a) => cmd::node::run_daemon("mdms", &a),
+        Command::Pricing(a) => cmd::node::run_daemon("pricing", &a),
+        Command::Dr(a) => cmd::node::run_daemon("dr", &a),
+        Command::Meter(a) => cmd::node::run_meter(*a),
+        Command::Ami(a) => cmd::node::run_ami(*a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

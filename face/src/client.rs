@@ -653,6 +653,36 @@ impl Client {
         Ok((code, text))
     }
 
+    /// Like [`Client::command`], returning the whole ControlResponse (with the completed
+    /// ControlParameters, e.g. the FaceId `faces/create` assigned).
+    pub async fn command_response(
+        &self,
+        verb: &'static str,
+        control_parameters: &[u8],
+        prefix: &Name,
+    ) -> Result<amicn_tlv::mgmt::ControlResponse, ClientError> {
+        let (name, wire) = make_command(verb, control_parameters)?;
+        let reply = self
+            .express_wire(&name, false, wire, Duration::from_secs(4))
+            .await?;
+        let fail = |code, text| ClientError::Command {
+            verb,
+            prefix: prefix.clone(),
+            code,
+            text,
+        };
+        let data = match reply {
+            Reply::Data { data, .. } => data,
+            Reply::Nack { reason } => return Err(fail(0, format!("Nack {reason:?}"))),
+        };
+        let resp = amicn_tlv::mgmt::ControlResponse::decode(data.content.clone())
+            .map_err(|e| fail(0, format!("unreadable ControlResponse: {e}")))?;
+        if resp.status_code >= 400 || resp.status_code == 0 {
+            return Err(fail(resp.status_code, resp.status_text));
+        }
+        Ok(resp)
+    }
+
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
         self.inner.pending.lock().unwrap_or_else(|e| e.into_inner())
     }

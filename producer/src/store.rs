@@ -3,8 +3,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::RwLock;
 
-use amicn_tlv::{Data, Interest, Name};
+use amicn_tlv::{Component, Data, Interest, Name};
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 
 /// Storage of signed Data, looked up by Interest. A durable repository implements this too.
 pub trait Store: Send + Sync {
@@ -78,6 +79,14 @@ impl Store for MemoryStore {
         if let Some((_, w)) = g.exact.get(&interest.name) {
             return Some(w.clone());
         }
+        // A name ending in an implicit digest asks for exactly one packet: the stored Data with
+        // the other components, if its SHA-256 is that digest.
+        if let Some(last) = interest.name.last().filter(Component::is_implicit_digest) {
+            let base = interest.name.prefix(interest.name.len() - 1);
+            let (_, w) = g.exact.get(&base)?;
+            let d: [u8; 32] = Sha256::digest(w).into();
+            return (d[..] == *last.value()).then(|| w.clone());
+        }
         if !interest.can_be_prefix {
             return None;
         }
@@ -132,5 +141,18 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert!(s.find(&Interest::new("/x/1".parse().unwrap())).is_none());
         assert!(s.find(&Interest::new("/x/3".parse().unwrap())).is_some());
+    }
+
+    #[test]
+    fn implicit_digest_lookup_matches_only_the_stored_packet() {
+        let s = MemoryStore::default();
+        let d = data("/w/KEK/v=3");
+        s.insert(d.clone());
+        let name = d
+            .name
+            .append(Component::implicit_sha256_digest(d.implicit_digest()));
+        assert!(s.find(&Interest::new(name)).is_some());
+        let wrong = d.name.append(Component::implicit_sha256_digest([0; 32]));
+        assert!(s.find(&Interest::new(wrong)).is_none());
     }
 }

@@ -627,6 +627,14 @@ async fn scenario(s: &Settings, socket: &Path) -> anyhow::Result<Report> {
     let revoked = 3u32;
     let late = n + 1;
     let mut all = Vec::new();
+    // The DR operator's entitlements: the meters enrol into exactly these projects.
+    let assignments: Vec<(u32, Vec<String>)> = (1..=late)
+        .map(|id| {
+            let p = if id == late { leaver } else { id };
+            (id, projects_of(p, &projects))
+        })
+        .collect();
+    kms.entitle(&assignments, &names.role("dr").to_string())?;
     for id in 1..=late {
         let client = connect(&uri).await?;
         let p = if id == late {

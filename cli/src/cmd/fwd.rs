@@ -382,7 +382,7 @@ pub(crate) fn build_config(args: &FwdArgs) -> anyhow::Result<(RuntimeConfig, Opt
     Ok((rc, log))
 }
 
-fn init_logging(filter: Option<&str>, json: bool) {
+pub(crate) fn init_logging(filter: Option<&str>, json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("RUST_LOG")
         .ok()

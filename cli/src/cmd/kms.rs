@@ -1,4 +1,4 @@
-//! `amicn kms`: key-management tools. `amicn kms cost` sizes a rollout by running the real key
+//! `amicn kms`: the KMS daemon (`amicn kms serve`) and key-management tools. `amicn kms cost` sizes a rollout by running the real key
 //! graph and printing the rekey counts of one join, leave, move, revocation and batch.
 
 use anyhow::Context as _;
@@ -16,6 +16,8 @@ pub(crate) struct KmsArgs {
 
 #[derive(Debug, Subcommand)]
 enum KmsCmd {
+    /// Run the KMS: enrolment, commands, epochs, key requests (durable state)
+    Serve(Box<crate::cmd::node::NodeArgs>),
     /// Rekey cost of a rollout: wraps per mode, bytes, keys per meter and at the KMS
     Cost(CostArgs),
 }
@@ -55,6 +57,7 @@ pub(crate) struct CostArgs {
 pub(crate) fn run(args: KmsArgs) -> anyhow::Result<()> {
     match args.cmd {
         KmsCmd::Cost(a) => cost(a),
+        KmsCmd::Serve(a) => crate::cmd::node::run_daemon("kms", &a),
     }
 }
 

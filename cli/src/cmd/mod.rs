@@ -8,6 +8,7 @@ pub(crate) mod get;
 pub(crate) mod key;
 pub(crate) mod kms;
 pub(crate) mod name;
+pub(crate) mod node;
 pub(crate) mod peek;
 pub(crate) mod ping;
 pub(crate) mod poke;

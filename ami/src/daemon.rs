@@ -1,0 +1,949 @@
+//! The AMI roles as long-running processes: one node config format, a state directory per
+//! node, counters as Prometheus text and JSON snapshots, readiness and clean shutdown.
+//!
+//! Every daemon reaches the network only through its local forwarder (`forwarder`, an NFD-style
+//! transport URI; default NFD's conventions). In its state directory it keeps its databases and
+//! files and writes, every `metrics_interval` and at exit:
+//! - `metrics.prom`: counters in the Prometheus text format (`amicn_<role>_<counter>`),
+//! - `metrics.json`: the same counters plus role details (epochs, per-meter state, latency
+//!   samples),
+//! - `ready`: created once the daemon has registered its prefixes and answers.
+//!
+//! Paths in a node config are relative to the config file's directory.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use amicn_face::client::{Client, TransportUri};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{AmiError, Result};
+use crate::key_client::KeyClient;
+use crate::keys::HeadEndKeys;
+use crate::kms_service::{KmsConfig, KmsService};
+use crate::mdms::{MdmsCollector, MdmsConfig, SqliteReadingStore};
+use crate::meter::{Meter, MeterConfig};
+use crate::names::AmiNames;
+use crate::net::{connect, now_ms, now_us};
+use crate::pki::{Credentials, Trust};
+use crate::pricing::{Price, PricingPublisher};
+use crate::provision::{load_anchor, load_certificates, load_credentials, load_meter_credentials};
+use crate::stats::Latencies;
+use crate::{DrEvent, DrOperator};
+
+/// Latency samples kept in a metrics snapshot per traffic class.
+const SNAPSHOT_SAMPLES: usize = 2_000;
+
+/// The node config file (every field optional; flags override, defaults fill the rest).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// `kms`, `mdms`, `pricing`, `dr` or `meter`.
+    pub role: Option<String>,
+    /// Utility prefix [default: /example-utility].
+    pub utility: Option<String>,
+    /// The local forwarder (`unix:///path`, `tcp://host:port`) [default: NFD's conventions].
+    pub forwarder: Option<String>,
+    /// State directory [default: state].
+    pub state_dir: Option<PathBuf>,
+    /// Keychain directory [default: keychain].
+    pub keychain: Option<PathBuf>,
+    /// Trust anchor certificate [default: anchor.cert].
+    pub anchor: Option<PathBuf>,
+    /// KMS: the DR projects the utility runs; DR: projects it sends events to; meter: the
+    /// projects a meter asks for at enrolment (the KMS admits only entitled ones).
+    pub projects: Option<Vec<String>>,
+    /// KMS: key-tree degree [default: 2].
+    pub degree: Option<u32>,
+    /// KMS: how often staged joins, leaves and moves are committed as one epoch [default: 2s].
+    pub rekey_interval: Option<String>,
+    /// Meter: reading interval [default: 15m].
+    pub reading_interval: Option<String>,
+    /// Meter: how often it looks for a new epoch, price and DR event [default: 5s].
+    pub sync_interval: Option<String>,
+    /// MDMS: collection round interval [default: 60s].
+    pub poll_interval: Option<String>,
+    /// MDMS, pricing, DR: how often keys are fetched from the KMS [default: 10s].
+    pub key_refresh: Option<String>,
+    /// Pricing, DR: how often a new price or event is published [default: 60s].
+    pub publish_interval: Option<String>,
+    /// MDMS: readings older than this are refused [default: 1d].
+    pub window: Option<String>,
+    /// Meter: readings each meter keeps for the MDMS to catch up [default: 64].
+    pub keep_readings: Option<usize>,
+    /// Meter: simulate only the first N meters of the keychain.
+    pub count: Option<u32>,
+    /// Counters snapshot interval [default: 1s].
+    pub metrics_interval: Option<String>,
+    /// Pricing: tariff id [default: tou].
+    pub tariff: Option<String>,
+}
+
+impl NodeConfig {
+    /// Reads a node config; returns it with the directory its relative paths start from.
+    pub fn load(path: &Path) -> Result<(Self, PathBuf)> {
+        let text = std::fs::read_to_string(path).map_err(|e| AmiError::State {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        })?;
+        let cfg: NodeConfig = toml::from_str(&text)
+            .map_err(|e| AmiError::Config(format!("{}: {e}", path.display())))?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        Ok((cfg, base))
+    }
+
+    /// `self` with every field set in `flags` replaced.
+    pub fn overridden_by(mut self, flags: NodeConfig) -> Self {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if flags.$f.is_some() { self.$f = flags.$f; } )* };
+        }
+        take!(
+            role,
+            utility,
+            forwarder,
+            state_dir,
+            keychain,
+            anchor,
+            projects,
+            degree,
+            rekey_interval,
+            reading_interval,
+            sync_interval,
+            poll_interval,
+            key_refresh,
+            publish_interval,
+            window,
+            keep_readings,
+            count,
+            metrics_interval,
+            tariff
+        );
+        self
+    }
+}
+
+/// Parses `10s`, `2500ms`, `1m`, `2h`, `1d`, `1.5s` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (try 10s or 500ms)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" | "min" => v * 60.0,
+        "h" => v * 3600.0,
+        "d" => v * 86_400.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?} (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A node config with every default applied and every path resolved.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Role.
+    pub role: String,
+    /// Utility names.
+    pub names: AmiNames,
+    /// The local forwarder.
+    pub forwarder: TransportUri,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Keychain directory.
+    pub keychain: PathBuf,
+    /// Trust anchor file.
+    pub anchor: PathBuf,
+    /// Projects (meaning depends on the role, see [`NodeConfig::projects`]).
+    pub projects: Vec<String>,
+    /// Key-tree degree.
+    pub degree: u32,
+    /// Epoch commit interval.
+    pub rekey_interval: Duration,
+    /// Reading interval.
+    pub reading_interval: Duration,
+    /// Meter sync interval.
+    pub sync_interval: Duration,
+    /// MDMS round interval.
+    pub poll_interval: Duration,
+    /// Key refresh interval.
+    pub key_refresh: Duration,
+    /// Publish interval of prices and DR events.
+    pub publish_interval: Duration,
+    /// MDMS acceptance window.
+    pub window: Duration,
+    /// Readings kept per meter.
+    pub keep_readings: usize,
+    /// Meters simulated (meter role), `None` = all in the keychain.
+    pub count: Option<u32>,
+    /// Metrics snapshot interval.
+    pub metrics_interval: Duration,
+    /// Tariff id.
+    pub tariff: String,
+}
+
+impl Node {
+    /// Applies defaults and resolves paths against `base`.
+    pub fn resolve(c: NodeConfig, base: &Path) -> Result<Self> {
+        let dur = |v: &Option<String>, d: &str, what: &str| -> Result<Duration> {
+            parse_duration(v.as_deref().unwrap_or(d))
+                .map_err(|e| AmiError::Config(format!("{what}: {e}")))
+        };
+        let path = |v: &Option<PathBuf>, d: &str| -> PathBuf {
+            let p = v.clone().unwrap_or_else(|| PathBuf::from(d));
+            if p.is_absolute() { p } else { base.join(p) }
+        };
+        let role = c.role.clone().ok_or_else(|| {
+            AmiError::Config("no role given (kms, mdms, pricing, dr, meter)".into())
+        })?;
+        if !["kms", "mdms", "pricing", "dr", "meter"].contains(&role.as_str()) {
+            return Err(AmiError::Config(format!(
+                "unknown role {role:?} (kms, mdms, pricing, dr or meter)"
+            )));
+        }
+        let forwarder = match &c.forwarder {
+            Some(u) => u
+                .parse()
+                .map_err(|e| AmiError::Config(format!("forwarder {u:?}: {e}")))?,
+            None => amicn_face::client::default_transport()?,
+        };
+        let node = Node {
+            names: AmiNames::new(c.utility.as_deref().unwrap_or("/example-utility"))?,
+            forwarder,
+            state_dir: path(&c.state_dir, "state"),
+            keychain: path(&c.keychain, "keychain"),
+            anchor: path(&c.anchor, "anchor.cert"),
+            projects: c.projects.clone().unwrap_or_default(),
+            degree: c.degree.unwrap_or(2),
+            rekey_interval: dur(&c.rekey_interval, "2s", "rekey_interval")?,
+            reading_interval: dur(&c.reading_interval, "15m", "reading_interval")?,
+            sync_interval: dur(&c.sync_interval, "5s", "sync_interval")?,
+            poll_interval: dur(&c.poll_interval, "60s", "poll_interval")?,
+            key_refresh: dur(&c.key_refresh, "10s", "key_refresh")?,
+            publish_interval: dur(&c.publish_interval, "60s", "publish_interval")?,
+            window: dur(&c.window, "1d", "window")?,
+            keep_readings: c.keep_readings.unwrap_or(64).clamp(1, 4096),
+            count: c.count,
+            metrics_interval: dur(&c.metrics_interval, "1s", "metrics_interval")?,
+            tariff: c.tariff.clone().unwrap_or_else(|| "tou".into()),
+            role,
+        };
+        for (what, d) in [
+            ("rekey_interval", node.rekey_interval),
+            ("reading_interval", node.reading_interval),
+            ("sync_interval", node.sync_interval),
+            ("poll_interval", node.poll_interval),
+            ("key_refresh", node.key_refresh),
+            ("publish_interval", node.publish_interval),
+            ("metrics_interval", node.metrics_interval),
+        ] {
+            if d < Duration::from_millis(10) {
+                return Err(AmiError::Config(format!("{what} must be at least 10ms")));
+            }
+        }
+        if node.degree < 2 {
+            return Err(AmiError::Config("degree must be at least 2".into()));
+        }
+        Ok(node)
+    }
+}
+
+/// Writes counters snapshots into a state directory.
+#[derive(Debug, Clone)]
+pub struct MetricsSink {
+    dir: PathBuf,
+    role: String,
+}
+
+impl MetricsSink {
+    /// Snapshots of `role` in `dir`.
+    pub fn new(dir: &Path, role: &str) -> Self {
+        MetricsSink {
+            dir: dir.to_path_buf(),
+            role: role.to_string(),
+        }
+    }
+
+    /// Writes `metrics.prom` (the numeric `counters`) and `metrics.json` (counters plus
+    /// `details`), each atomically.
+    pub fn write(&self, counters: &BTreeMap<String, f64>, details: Value) -> Result<()> {
+        let mut prom = String::new();
+        for (k, v) in counters {
+            let metric = format!("amicn_{}_{}", self.role, k.replace(['-', '.'], "_"));
+            prom.push_str(&format!("# TYPE {metric} gauge\n{metric} {v}\n"));
+        }
+        amicn_kms::keychain::write_atomic(&self.dir.join("metrics.prom"), prom.as_bytes(), 0o644)?;
+        let doc = json!({
+            "role": self.role,
+            "pid": std::process::id(),
+            "at_ms": now_ms(),
+            "counters": counters,
+            "details": details,
+        });
+        let text = serde_json::to_vec_pretty(&doc).map_err(|e| AmiError::Config(e.to_string()))?;
+        amicn_kms::keychain::write_atomic(&self.dir.join("metrics.json"), &text, 0o644)?;
+        Ok(())
+    }
+
+    /// Marks the node ready.
+    pub fn ready(&self) -> Result<()> {
+        let body = format!("{}\n", std::process::id());
+        amicn_kms::keychain::write_atomic(&self.dir.join("ready"), body.as_bytes(), 0o644)?;
+        Ok(())
+    }
+}
+
+fn latency_json(l: &Latencies) -> Value {
+    json!({
+        "count": l.count(),
+        "p50_us": l.quantile_us(0.5),
+        "p99_us": l.quantile_us(0.99),
+        "samples_us": l.samples(SNAPSHOT_SAMPLES),
+    })
+}
+
+fn state_dir(node: &Node) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let d = &node.state_dir;
+    let e = |err: std::io::Error| AmiError::State {
+        path: d.clone(),
+        why: err.to_string(),
+    };
+    std::fs::create_dir_all(d).map_err(e)?;
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).map_err(e)?;
+    let _ = std::fs::remove_file(d.join("ready"));
+    Ok(())
+}
+
+async fn trust_for(node: &Node, client: &Client) -> Result<Arc<Trust>> {
+    let anchor = load_anchor(&node.anchor)?;
+    Trust::new(&node.names, &anchor, client)
+}
+
+/// Runs the node until `shutdown` resolves (SIGTERM/SIGINT in the binary), writing a final
+/// snapshot. Returns an error (non-zero exit) when the node cannot continue safely.
+pub async fn run(node: Node, shutdown: impl Future<Output = ()>) -> Result<()> {
+    state_dir(&node)?;
+    let client = connect(&node.forwarder).await?;
+    let sink = MetricsSink::new(&node.state_dir, &node.role);
+    tracing::info!(role = %node.role, forwarder = %node.forwarder, state = %node.state_dir.display(), "starting");
+    match node.role.as_str() {
+        "kms" => run_kms(&node, &client, &sink, shutdown).await,
+        "mdms" => run_mdms(&node, &client, &sink, shutdown).await,
+        "pricing" => run_pricing(&node, &client, &sink, shutdown).await,
+        "dr" => run_dr(&node, &client, &sink, shutdown).await,
+        _ => run_meters(&node, &client, &sink, shutdown).await,
+    }
+}
+
+/// Calls `snapshot` every `every` until `shutdown`, and once more at the end.
+async fn until_shutdown<F>(
+    every: Duration,
+    shutdown: impl Future<Output = ()>,
+    mut tick: impl FnMut() -> std::result::Result<(), AmiError>,
+    mut snapshot: F,
+) -> Result<()>
+where
+    F: FnMut() -> Result<()>,
+{
+    tokio::pin!(shutdown);
+    let mut iv = tokio::time::interval(every);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            _ = iv.tick() => {
+                if let Err(e) = tick() {
+                    let _ = snapshot();
+                    return Err(e);
+                }
+                if let Err(e) = snapshot() {
+                    tracing::warn!("metrics snapshot: {e}");
+                }
+            }
+        }
+    }
+    snapshot()
+}
+
+async fn run_kms(
+    node: &Node,
+    client: &Client,
+    sink: &MetricsSink,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let creds = load_credentials(&node.keychain)?;
+    let trust = trust_for(node, client).await?;
+    for c in load_certificates(&node.keychain)? {
+        trust.add_certificate(c);
+    }
+    let cfg = KmsConfig {
+        degree: node.degree,
+        state_db: Some(node.state_dir.join("kms.db")),
+        ..KmsConfig::new(node.names.clone(), node.projects.clone())
+    };
+    let kms = KmsService::start(cfg, creds, trust, client).await?;
+    tracing::info!(
+        epoch = kms.epoch(),
+        members = kms.members().len(),
+        "KMS serving"
+    );
+    sink.ready()?;
+    let rekey_every = node.rekey_interval;
+    let mut last_commit = Instant::now();
+    let k2 = kms.clone();
+    let tick = move || {
+        if let Some(f) = k2.failure() {
+            return Err(AmiError::Config(f));
+        }
+        if last_commit.elapsed() >= rekey_every && k2.has_staged() {
+            last_commit = Instant::now();
+            match k2.commit_epoch("batch") {
+                Ok(r) => tracing::info!(
+                    epoch = r.epoch,
+                    joins = r.joins.len(),
+                    departs = r.departs.len(),
+                    wraps = r.wraps.len(),
+                    "epoch committed"
+                ),
+                Err(e) => {
+                    tracing::error!("commit: {e}");
+                    if k2.failure().is_some() {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    let every = node.metrics_interval.min(node.rekey_interval);
+    let snap = || {
+        let c = kms.counters();
+        let mut m = BTreeMap::new();
+        m.insert("epoch".to_string(), f64::from(kms.epoch()));
+        m.insert("members".to_string(), kms.members().len() as f64);
+        m.insert("revoked".to_string(), kms.revoked().len() as f64);
+        m.insert("enrolled".to_string(), c.enrolled as f64);
+        m.insert(
+            "enrol_refused".to_string(),
+            c.enrol_refused.values().sum::<u64>() as f64,
+        );
+        m.insert("commands".to_string(), c.commands as f64);
+        m.insert(
+            "command_refused".to_string(),
+            c.command_refused.values().sum::<u64>() as f64,
+        );
+        m.insert("key_requests".to_string(), c.key_requests as f64);
+        m.insert("epochs_committed".to_string(), c.epochs_committed as f64);
+        for (k, v) in kms.publisher().served() {
+            m.insert(format!("served_{k}"), v as f64);
+        }
+        let members = kms.members();
+        let entitled: BTreeMap<u32, Vec<String>> = members
+            .iter()
+            .map(|&id| (id, kms.entitled_key_names(id)))
+            .collect();
+        sink.write(
+            &m,
+            json!({
+                "counters": c,
+                "epochs": kms.epoch_log()?,
+                "subgroups": kms.subgroups(),
+                "revoked": kms.revoked(),
+                "entitled_keys": entitled,
+            }),
+        )
+    };
+    until_shutdown(every, shutdown, tick, snap).await
+}
+
+async fn run_mdms(
+    node: &Node,
+    client: &Client,
+    sink: &MetricsSink,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let creds = load_credentials(&node.keychain)?;
+    let trust = trust_for(node, client).await?;
+    let keys = Arc::new(HeadEndKeys::default());
+    let kc = KeyClient::new(
+        node.names.clone(),
+        "mdms",
+        creds.key.clone(),
+        trust.clone(),
+        client,
+        keys.clone(),
+    );
+    let store = SqliteReadingStore::open(node.state_dir.join("readings.db"))?;
+    let cfg = MdmsConfig {
+        lifetime: Duration::from_millis(1_000),
+        ..MdmsConfig::new(node.names.clone(), node.window)
+    };
+    let mdms = MdmsCollector::new(cfg, trust, keys.clone(), client, Box::new(store));
+    if let Err(e) = kc.refresh().await {
+        tracing::warn!("first key refresh: {e}");
+    }
+    let keys_task = tokio::spawn(kc.clone().run(node.key_refresh));
+    let poll = tokio::spawn(mdms.clone().run_polling(node.poll_interval));
+    sink.ready()?;
+    let snap = || {
+        let c = &mdms.counters;
+        let mut m = BTreeMap::new();
+        for (k, v) in [
+            ("requested", &c.requested),
+            ("received", &c.received),
+            ("verified", &c.verified),
+            ("stored", &c.stored),
+            ("missing", &c.missing),
+            ("pointers", &c.pointers),
+            ("pointers_missing", &c.pointers_missing),
+            ("pointers_rejected", &c.pointers_rejected),
+            ("key_refreshes", &kc.refreshes),
+            ("key_failures", &kc.failures),
+        ] {
+            m.insert(k.to_string(), v.load(Ordering::Relaxed) as f64);
+        }
+        m.insert("rows".to_string(), mdms.stored() as f64);
+        m.insert(
+            "members_known".to_string(),
+            keys.active_meters().len() as f64,
+        );
+        let rejected = c.rejected();
+        for (k, v) in &rejected {
+            m.insert(format!("rejected_{k}"), *v as f64);
+        }
+        sink.write(
+            &m,
+            json!({
+                "rejected": rejected,
+                "reading_fetch_latency": latency_json(&mdms.fetch_latency),
+            }),
+        )
+    };
+    let r = until_shutdown(node.metrics_interval, shutdown, || Ok(()), snap).await;
+    mdms.stop();
+    keys_task.abort();
+    let _ = poll.await;
+    r
+}
+
+async fn run_pricing(
+    node: &Node,
+    client: &Client,
+    sink: &MetricsSink,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let creds = load_credentials(&node.keychain)?;
+    let trust = trust_for(node, client).await?;
+    let keys = Arc::new(HeadEndKeys::default());
+    let kc = KeyClient::new(
+        node.names.clone(),
+        "price",
+        creds.key.clone(),
+        trust,
+        client,
+        keys.clone(),
+    );
+    let freshness = node.publish_interval.min(Duration::from_secs(60));
+    let p =
+        PricingPublisher::start(node.names.clone(), creds, keys.clone(), client, freshness).await?;
+    sink.ready()?;
+    let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let pub_task = {
+        let published = published.clone();
+        let tariff = node.tariff.clone();
+        let every = node.publish_interval;
+        tokio::spawn(async move {
+            let mut last_key = None;
+            loop {
+                if let Err(e) = kc.refresh().await {
+                    tracing::debug!("pricing key refresh: {e}");
+                }
+                // A new broadcast key (a new epoch) gets a price under it at once.
+                let key = keys.root_key().map(|(n, _)| n);
+                let due = key.is_some() && key != last_key;
+                if due || last_key.is_some() {
+                    let version = now_ms();
+                    let price = Price {
+                        tariff: tariff.clone(),
+                        version,
+                        millicents_per_kwh: 20_000 + (version / 1000 % 17) * 250,
+                        valid_from_s: version / 1000,
+                    };
+                    match p.publish(&price) {
+                        Ok(_) => {
+                            published.fetch_add(1, Ordering::Relaxed);
+                            last_key = key;
+                        }
+                        Err(e) => tracing::debug!("price: {e}"),
+                    }
+                }
+                tokio::time::sleep(if due {
+                    Duration::from_millis(50)
+                } else {
+                    every
+                })
+                .await;
+            }
+        })
+    };
+    let snap = || {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "published".to_string(),
+            published.load(Ordering::Relaxed) as f64,
+        );
+        sink.write(&m, json!({}))
+    };
+    let r = until_shutdown(node.metrics_interval, shutdown, || Ok(()), snap).await;
+    pub_task.abort();
+    r
+}
+
+async fn run_dr(
+    node: &Node,
+    client: &Client,
+    sink: &MetricsSink,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let creds = load_credentials(&node.keychain)?;
+    let trust = trust_for(node, client).await?;
+    let keys = Arc::new(HeadEndKeys::default());
+    let kc = KeyClient::new(
+        node.names.clone(),
+        "dr",
+        creds.key.clone(),
+        trust,
+        client,
+        keys.clone(),
+    );
+    let freshness = node.publish_interval.min(Duration::from_secs(60));
+    let dr = DrOperator::start(
+        node.names.clone(),
+        creds,
+        keys.clone(),
+        client,
+        &node.projects,
+        freshness,
+    )
+    .await?;
+    sink.ready()?;
+    let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let task = {
+        let published = published.clone();
+        let projects = node.projects.clone();
+        let every = node.publish_interval;
+        tokio::spawn(async move {
+            let mut last: BTreeMap<String, String> = BTreeMap::new();
+            loop {
+                if let Err(e) = kc.refresh().await {
+                    tracing::debug!("DR key refresh: {e}");
+                }
+                let mut fresh_key = false;
+                for p in &projects {
+                    let Some((kn, _)) = keys.project_key(p) else {
+                        continue;
+                    };
+                    let kn = kn.to_string();
+                    fresh_key |= last.get(p) != Some(&kn);
+                    let seq = now_ms();
+                    let ev = DrEvent {
+                        project: p.clone(),
+                        seq,
+                        start_s: seq / 1000 + 300,
+                        duration_s: 1800,
+                        reduce_w: 500,
+                    };
+                    match dr.publish(&ev) {
+                        Ok(_) => {
+                            published.fetch_add(1, Ordering::Relaxed);
+                            last.insert(p.clone(), kn);
+                        }
+                        Err(e) => tracing::debug!("DR event: {e}"),
+                    }
+                }
+                tokio::time::sleep(if fresh_key {
+                    Duration::from_millis(50)
+                } else {
+                    every
+                })
+                .await;
+            }
+        })
+    };
+    let snap = || {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "published".to_string(),
+            published.load(Ordering::Relaxed) as f64,
+        );
+        sink.write(&m, json!({}))
+    };
+    let r = until_shutdown(node.metrics_interval, shutdown, || Ok(()), snap).await;
+    task.abort();
+    r
+}
+
+/// What one simulated meter reports in its group's snapshot.
+#[derive(Debug, Clone, Default, Serialize)]
+struct MeterView {
+    id: u32,
+    enrolled: bool,
+    member: bool,
+    epoch: u32,
+    next_epoch: u32,
+    projects: Vec<String>,
+    held_keys: Vec<String>,
+    readings: u64,
+    manifests: u64,
+    wraps_fetched: u64,
+    rejected_data: u64,
+    enrol_refused: u64,
+    last_error: Option<String>,
+    gave_up: bool,
+}
+
+struct SimMeter {
+    meter: Arc<Meter>,
+    last_error: std::sync::Mutex<Option<String>>,
+    gave_up: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct GroupLatency {
+    price: Latencies,
+    dr: Latencies,
+    rekey: Latencies,
+}
+
+async fn run_meters(
+    node: &Node,
+    client: &Client,
+    sink: &MetricsSink,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let mut creds = load_meter_credentials(&node.keychain, &node.names)?;
+    if let Some(n) = node.count {
+        creds.truncate(n as usize);
+    }
+    if creds.is_empty() {
+        return Err(AmiError::Config(format!(
+            "keychain {} holds no meter identity",
+            node.keychain.display()
+        )));
+    }
+    let trust = trust_for(node, client).await?;
+    let mut meters = Vec::with_capacity(creds.len());
+    for (id, c) in creds {
+        let cfg = MeterConfig {
+            reading_interval: node.reading_interval,
+            lifetime: Duration::from_millis(1_000),
+            keep_readings: node.keep_readings,
+            state_dir: Some(node.state_dir.join(format!("meter-{id}"))),
+            ..MeterConfig::new(node.names.clone(), id, node.projects.clone())
+        };
+        let m = Meter::start(cfg, c, trust.clone(), client).await?;
+        meters.push(Arc::new(SimMeter {
+            meter: m,
+            last_error: std::sync::Mutex::new(None),
+            gave_up: std::sync::atomic::AtomicBool::new(false),
+        }));
+    }
+    tracing::info!(meters = meters.len(), "meters registered");
+    sink.ready()?;
+    let lat = Arc::new(GroupLatency::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    for sm in &meters {
+        tasks.spawn(meter_loop(
+            sm.clone(),
+            lat.clone(),
+            node.sync_interval,
+            node.reading_interval,
+            node.tariff.clone(),
+        ));
+    }
+    let snap = || {
+        let views: Vec<MeterView> = meters.iter().map(|s| view(s)).collect();
+        let mut m = BTreeMap::new();
+        let sum = |f: fn(&MeterView) -> u64| views.iter().map(f).sum::<u64>() as f64;
+        m.insert("meters".to_string(), views.len() as f64);
+        m.insert("members".to_string(), sum(|v| u64::from(v.member)));
+        m.insert("readings".to_string(), sum(|v| v.readings));
+        m.insert("manifests".to_string(), sum(|v| v.manifests));
+        m.insert("wraps_fetched".to_string(), sum(|v| v.wraps_fetched));
+        m.insert("rejected_data".to_string(), sum(|v| v.rejected_data));
+        m.insert("enrol_refused".to_string(), sum(|v| v.enrol_refused));
+        m.insert("price_received".to_string(), lat.price.count() as f64);
+        m.insert("dr_received".to_string(), lat.dr.count() as f64);
+        sink.write(
+            &m,
+            json!({
+                "meters": views,
+                "price_latency": latency_json(&lat.price),
+                "dr_latency": latency_json(&lat.dr),
+                "rekey_latency": latency_json(&lat.rekey),
+            }),
+        )
+    };
+    let r = until_shutdown(node.metrics_interval, shutdown, || Ok(()), snap).await;
+    tasks.abort_all();
+    for sm in &meters {
+        let _ = sm.meter.save();
+    }
+    r
+}
+
+fn view(s: &SimMeter) -> MeterView {
+    let m = &s.meter;
+    let c = &m.counters;
+    MeterView {
+        id: m.id(),
+        enrolled: m.is_enrolled(),
+        member: m.is_member(),
+        epoch: m.epoch(),
+        next_epoch: m.next_epoch(),
+        projects: m.held_projects(),
+        held_keys: m.held_keys(),
+        readings: c.readings.load(Ordering::Relaxed),
+        manifests: c.manifests.load(Ordering::Relaxed),
+        wraps_fetched: c.wraps_fetched.load(Ordering::Relaxed),
+        rejected_data: c.rejected_data.load(Ordering::Relaxed),
+        enrol_refused: c.enrol_refused.load(Ordering::Relaxed),
+        last_error: s
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        gave_up: s.gave_up.load(Ordering::Relaxed),
+    }
+}
+
+/// One simulated meter: enrol (with back-off), follow epochs, publish readings on its interval
+/// boundaries, and fetch the newest price and DR events.
+async fn meter_loop(
+    s: Arc<SimMeter>,
+    lat: Arc<GroupLatency>,
+    sync_every: Duration,
+    reading_every: Duration,
+    tariff: String,
+) {
+    let m = &s.meter;
+    let note = |e: &AmiError| {
+        *s.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+    };
+    // Spread the meters over one sync interval, as independent meters would be.
+    let jitter = |d: Duration| {
+        let max = d.as_micros().max(1) as u64;
+        Duration::from_micros(rand::rng().random_range(0..max))
+    };
+    tokio::time::sleep(jitter(sync_every.min(Duration::from_secs(2)))).await;
+    let iv = (reading_every.as_micros() as u64).max(1);
+    let mut next_reading = (now_us() / iv + 1) * iv;
+    let mut next_sync = Instant::now();
+    let mut last_price = 0u64;
+    let mut last_dr: BTreeMap<String, u64> = BTreeMap::new();
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if s.gave_up.load(Ordering::Relaxed) {
+            return;
+        }
+        if Instant::now() >= next_sync {
+            next_sync = Instant::now() + sync_every + jitter(sync_every / 4);
+            if !m.is_enrolled() {
+                match m.enrol().await {
+                    Ok(_) => backoff = Duration::from_millis(500),
+                    Err(e) => {
+                        note(&e);
+                        // Refusals that no retry can change end the meter's attempts.
+                        let msg = e.to_string();
+                        if msg.contains("revoked") || msg.contains("not-entitled") {
+                            s.gave_up.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                        next_sync = Instant::now() + backoff + jitter(backoff);
+                        backoff = (backoff * 2).min(sync_every.max(Duration::from_secs(1)) * 4);
+                    }
+                }
+            } else {
+                let t = Instant::now();
+                match m.sync_keys(None).await {
+                    Ok(r) if r.manifests > 0 => lat.rekey.record(t.elapsed()),
+                    Ok(_) => {}
+                    Err(e) => note(&e),
+                }
+                if m.is_member() {
+                    if let Ok(p) = m.fetch_latest_price(&tariff).await
+                        && p.version > last_price
+                    {
+                        last_price = p.version;
+                        lat.price
+                            .record(Duration::from_millis(now_ms().saturating_sub(p.version)));
+                    }
+                    for p in m.held_projects() {
+                        if let Ok(ev) = m.fetch_latest_dr_event(&p).await
+                            && last_dr.get(&p).is_none_or(|&s| ev.seq > s)
+                        {
+                            last_dr.insert(p.clone(), ev.seq);
+                            lat.dr
+                                .record(Duration::from_millis(now_ms().saturating_sub(ev.seq)));
+                        }
+                    }
+                }
+            }
+        }
+        let now = now_us();
+        if now >= next_reading {
+            if m.is_member()
+                && let Err(e) = m.publish_reading(next_reading)
+            {
+                note(&e);
+            }
+            next_reading = (now / iv + 1) * iv;
+        }
+        let until_reading = Duration::from_micros(next_reading.saturating_sub(now_us()));
+        let until_sync = next_sync.saturating_duration_since(Instant::now());
+        tokio::time::sleep(until_reading.min(until_sync).max(Duration::from_millis(5))).await;
+    }
+}
+
+/// Enrols each meter of `creds` once, from fresh state, asking for `projects`; returns each
+/// outcome (`Ok(epoch)` or the refusal). What an operator runs to check a meter's standing.
+pub async fn probe_enrol(
+    node: &Node,
+    client: &Client,
+    creds: Vec<(u32, Credentials)>,
+) -> Result<Vec<(u32, std::result::Result<u32, String>)>> {
+    let trust = trust_for(node, client).await?;
+    let mut out = Vec::new();
+    for (id, c) in creds {
+        let cfg = MeterConfig {
+            lifetime: Duration::from_millis(2_000),
+            ..MeterConfig::new(node.names.clone(), id, node.projects.clone())
+        };
+        let m = Meter::start(cfg, c, trust.clone(), client).await?;
+        out.push((id, m.enrol().await.map_err(|e| e.to_string())));
+    }
+    Ok(out)
+}
