@@ -889,6 +889,13 @@ async fn meter_loop(
             } else {
                 let t = Instant::now();
                 match m.sync_keys(None).await {
+                    // Retired or revoked: the meter stops; it keeps serving what it published.
+                    Ok(r) if r.departed => {
+                        *s.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(format!("departed at epoch {}", r.epoch));
+                        s.gave_up.store(true, Ordering::Relaxed);
+                        return;
+                    }
                     Ok(r) if r.manifests > 0 => lat.rekey.record(t.elapsed()),
                     Ok(_) => {}
                     Err(e) => note(&e),

@@ -97,7 +97,7 @@ impl KmsConfig {
 }
 
 /// One subgroup of the key graph (meters with the same DR projects).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SubgroupInfo {
     /// Label (`p1+p2`, or `base` for no project).
     pub label: String,
@@ -157,6 +157,27 @@ pub struct EpochSummary {
     pub multicast_wraps: u64,
     /// Wraps by delivery mode.
     pub broadcast_wraps: u64,
+    /// Wraps of subgroup-tree keys.
+    #[serde(default)]
+    pub tree_wraps: u64,
+    /// Wraps of project keys.
+    #[serde(default)]
+    pub project_wraps: u64,
+    /// Wraps of the broadcast key.
+    #[serde(default)]
+    pub root_wraps: u64,
+    /// Meters placed.
+    #[serde(default)]
+    pub joined: Vec<u32>,
+    /// Meters departed.
+    #[serde(default)]
+    pub departed: Vec<u32>,
+    /// Subgroups before the epoch.
+    #[serde(default)]
+    pub before: Vec<SubgroupInfo>,
+    /// Subgroups after the epoch.
+    #[serde(default)]
+    pub after: Vec<SubgroupInfo>,
     /// Segments of the manifest object.
     pub manifest_segments: usize,
     /// Bytes of everything the epoch published (encoded Data).
@@ -1216,6 +1237,13 @@ impl KmsService {
             unicast_wraps: rekey.stats.unicast_wraps,
             multicast_wraps: rekey.stats.multicast_wraps,
             broadcast_wraps: rekey.stats.broadcast_wraps,
+            tree_wraps: rekey.stats.tree_wraps,
+            project_wraps: rekey.stats.project_wraps,
+            root_wraps: rekey.stats.root_wraps,
+            joined: joins.clone(),
+            departed: rekey.manifest.departs.clone(),
+            before: before.clone(),
+            after: summary(&st.graph),
             manifest_segments,
             wire_bytes: wires.iter().map(Bytes::len).sum(),
             content_digest: hex_lower(&hasher.finalize()),

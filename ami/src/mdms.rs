@@ -232,6 +232,43 @@ impl SqliteReadingStore {
     }
 }
 
+impl SqliteReadingStore {
+    /// Readings stored per meter, with the newest timestamp of each.
+    pub fn per_meter(&self) -> Result<BTreeMap<u32, (u64, u64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT meter, COUNT(*), MAX(t_us) FROM reading GROUP BY meter")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (m, c, t) = row?;
+            out.insert(
+                m,
+                (u64::try_from(c).unwrap_or(0), u64::try_from(t).unwrap_or(0)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The signed Data a stored reading arrived in, byte for byte.
+    pub fn signed_data(&self, meter: u32, t_us: u64) -> Result<Option<Vec<u8>>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT wire FROM reading WHERE meter = ?1 AND t_us = ?2")?;
+        let mut rows = st.query(rusqlite::params![meter, to_sql(t_us)])?;
+        Ok(match rows.next()? {
+            Some(r) => r.get(0)?,
+            None => None,
+        })
+    }
+}
+
 // SQLite integers are signed 64-bit; timestamps and registers fit (µs since 1970 < 2^63).
 fn to_sql(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)

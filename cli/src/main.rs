@@ -58,6 +58,9 @@ enum Command {
     Meter(Box<cmd::node::MeterArgs>),
     /// Operator commands to the KMS: entitle meters to DR projects, revoke, retire
     Ami(Box<cmd::node::AmiArgs>),
+    /// Forge answers to wrap and reading Interests (started by `amicn demo`)
+    #[command(hide = true)]
+    DemoAttacker(cmd::attacker::AttackerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -83,6 +86,7 @@ fn main() -> std::process::ExitCode {
         Command::Dr(a) => cmd::node::run_daemon("dr", &a),
         Command::Meter(a) => cmd::node::run_meter(*a),
         Command::Ami(a) => cmd::node::run_ami(*a),
+        Command::DemoAttacker(a) => cmd::attacker::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

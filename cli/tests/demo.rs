@@ -1,5 +1,5 @@
-//! `amicn demo` end to end: the scripted AMI scenario on an in-process forwarder, checked from
-//! its JSON report.
+//! `amicn demo` end to end, checked from its JSON report: the networked system (separate
+//! processes on a forwarder mesh) and the scripted scenario on an in-process forwarder.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,7 +23,15 @@ fn check<'a>(report: &'a Value, needle: &str) -> &'a Value {
 #[test]
 fn demo_with_eight_meters_passes_every_security_check() {
     let out = amicn()
-        .args(["demo", "--meters", "8", "--duration", "2s", "--json"])
+        .args([
+            "demo",
+            "--in-process",
+            "--meters",
+            "8",
+            "--duration",
+            "2s",
+            "--json",
+        ])
         .output()
         .expect("run amicn demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -135,4 +143,83 @@ fn demo_refuses_too_few_meters() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--meters must be at least 4"), "{stderr}");
+}
+
+#[test]
+fn networked_demo_passes_every_check_and_leaves_no_process_behind() {
+    let out_dir = std::env::temp_dir().join(format!("amicn-netdemo-test-{}", std::process::id()));
+    let out = amicn()
+        .args([
+            "demo",
+            "--meters",
+            "10",
+            "--duration",
+            "8s",
+            "--json",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .output()
+        .expect("run amicn demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("report is not JSON ({e}); stdout:\n{stdout}\nstderr:\n{stderr}")
+    });
+    let failed: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["pass"] != Value::Bool(true))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "failed checks: {failed:#?}; logs in {}",
+        report["dir"]
+    );
+    assert!(out.status.success(), "stderr:\n{stderr}");
+    for needle in [
+        "every meter joined",
+        "every member still derives exactly its current keys",
+        "no epoch reused",
+        "not entitled to is refused",
+        "cannot enrol after a KMS restart",
+        "stops neither rekeying nor collection",
+        "stored readings from every meter",
+        "stopped by PID",
+    ] {
+        assert_eq!(
+            check(&report, needle)["pass"],
+            Value::Bool(true),
+            "{needle}"
+        );
+    }
+    // Two SIGKILLs of the KMS, each followed by a restart.
+    let procs = report["processes"].as_array().unwrap();
+    let killed = procs
+        .iter()
+        .filter(|p| p["name"].as_str() == Some("kms (killed)"))
+        .count();
+    assert_eq!(killed, 2, "{procs:#?}");
+    // Nothing the demo started is still running.
+    for p in procs {
+        let pid = p["pid"].as_u64().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        assert!(
+            status.is_empty() || !status.contains("amicn"),
+            "process {} (pid {pid}) is still running",
+            p["name"]
+        );
+    }
+    assert!(report["readings"]["stored"].as_f64().unwrap() > 0.0);
+    for f in [
+        "report.json",
+        "latency_cdf.png",
+        "rekey_traffic.png",
+        "cache_hits.png",
+    ] {
+        let b = std::fs::read(out_dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(!b.is_empty(), "{f} is empty");
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
 }

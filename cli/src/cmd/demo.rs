@@ -1,6 +1,9 @@
 //! `amicn demo`: a whole AMI deployment on one machine, with nothing to configure.
 //!
-//! Starts an in-process forwarder on a private Unix socket, then the KMS, N meters, the MDMS
+//! By default the AMI runs as deployed, as separate processes on a forwarder mesh (see
+//! `netdemo`). With `--in-process` it plays the scripted scenario below in one process.
+//!
+//! The in-process scenario starts an in-process forwarder on a private Unix socket, then the KMS, N meters, the MDMS
 //! collector, the pricing publisher and the DR operator, each on its own forwarder connection,
 //! and plays a scripted scenario: meters enrol, readings flow to the MDMS, a price and DR events
 //! go out, one meter leaves and one is revoked, a meter joins late. It prints readings and rekey
@@ -58,6 +61,19 @@ pub(crate) struct DemoArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Play the scripted scenario in one process (one in-process forwarder) instead of the
+    /// networked system.
+    #[arg(long)]
+    pub(crate) in_process: bool,
+    /// Where the networked demo writes report.json and its PNG plots [default: amicn-demo-report].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+    /// Meter processes of the networked demo (split over the two concentrators) [default: 2].
+    #[arg(long, value_name = "K")]
+    pub(crate) meter_groups: Option<u32>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub(crate) quiet: bool,
 }
 
 /// The scenario file: every field optional, same meaning as the flag of the same name.
@@ -76,18 +92,18 @@ struct DemoFile {
 
 /// Resolved settings.
 #[derive(Debug, Clone, Serialize)]
-struct Settings {
-    meters: u32,
-    projects: u32,
+pub(crate) struct Settings {
+    pub(crate) meters: u32,
+    pub(crate) projects: u32,
     #[serde(serialize_with = "ser_ms")]
-    duration: Duration,
+    pub(crate) duration: Duration,
     #[serde(serialize_with = "ser_ms")]
-    interval: Duration,
-    utility: String,
-    degree: u32,
-    db: Option<PathBuf>,
+    pub(crate) interval: Duration,
+    pub(crate) utility: String,
+    pub(crate) degree: u32,
+    pub(crate) db: Option<PathBuf>,
     #[serde(serialize_with = "ser_ms")]
-    sync_jitter: Duration,
+    pub(crate) sync_jitter: Duration,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -134,12 +150,18 @@ impl Settings {
                     (None, None) => Ok(None),
                 }
             };
-        let duration = dur(a.duration, &file.duration)?.unwrap_or(Duration::from_secs(10));
+        // The networked system needs time for processes to start and meters to enrol.
+        let (default_meters, default_duration) = if a.in_process {
+            (20, Duration::from_secs(10))
+        } else {
+            (100, Duration::from_secs(30))
+        };
+        let duration = dur(a.duration, &file.duration)?.unwrap_or(default_duration);
         let interval = dur(a.interval, &file.interval)?.unwrap_or_else(|| {
             (duration / 10).clamp(Duration::from_millis(200), Duration::from_secs(1))
         });
         let s = Settings {
-            meters: a.meters.or(file.meters).unwrap_or(20),
+            meters: a.meters.or(file.meters).unwrap_or(default_meters),
             projects: a.projects.or(file.projects).unwrap_or(2),
             duration,
             interval,
@@ -273,6 +295,9 @@ struct Report {
 
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args)?;
+    if !args.in_process {
+        return run_networked(&args, &settings);
+    }
     let dir = std::env::temp_dir().join(format!("amicn-demo-{}-{}", std::process::id(), now_ms()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let socket = dir.join("fwd.sock");
@@ -298,6 +323,40 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_text(&report);
+    }
+    let failed = report.checks.iter().filter(|c| !c.pass).count();
+    if failed > 0 {
+        bail!("{failed} of {} checks FAILED", report.checks.len());
+    }
+    Ok(())
+}
+
+fn run_networked(args: &DemoArgs, settings: &Settings) -> anyhow::Result<()> {
+    crate::cmd::fwd::init_logging(Some("warn"), false);
+    let groups = args.meter_groups.unwrap_or(2).clamp(1, settings.meters);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("amicn-demo-report"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let progress = !args.quiet && !args.json;
+    // Ctrl-C ends the run; dropping the scenario stops every process it started by PID.
+    let report = rt.block_on(async {
+        tokio::select! {
+            r = super::netdemo::run(settings, groups, &out, progress) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    });
+    rt.shutdown_timeout(Duration::from_millis(500));
+    let report = report?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        super::netdemo::print_text(&report, &out);
     }
     let failed = report.checks.iter().filter(|c| !c.pass).count();
     if failed > 0 {
@@ -1366,8 +1425,14 @@ mod tests {
         assert!(Settings::resolve(&a).is_err());
         let s = Settings::resolve(&DemoArgs::default()).unwrap();
         assert_eq!(
-            (s.meters, s.projects, s.interval),
-            (20, 2, Duration::from_secs(1))
+            (s.meters, s.projects, s.interval, s.duration),
+            (100, 2, Duration::from_secs(1), Duration::from_secs(30))
         );
+        let s = Settings::resolve(&DemoArgs {
+            in_process: true,
+            ..DemoArgs::default()
+        })
+        .unwrap();
+        assert_eq!((s.meters, s.duration), (20, Duration::from_secs(10)));
     }
 }

@@ -457,4 +457,41 @@ mod tests {
         assert_eq!(g[2].1, vec![9, 10]);
         assert_eq!(g.iter().map(|(_, v)| v.len()).sum::<usize>(), 10);
     }
+
+    #[test]
+    fn example_node_configs_parse_and_flags_win() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+        for role in ["kms", "mdms", "pricing", "dr", "meter"] {
+            let path = PathBuf::from(format!("{dir}/node-{role}.toml"));
+            let a = NodeArgs {
+                config: Some(path.clone()),
+                ..NodeArgs::default()
+            };
+            let n = a
+                .node(role)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            assert_eq!(n.role, role);
+            assert!(n.state_dir.ends_with("examples/state"), "{:?}", n.state_dir);
+            // A config for one role is refused for another.
+            let other = if role == "kms" { "mdms" } else { "kms" };
+            assert!(a.node(other).is_err());
+        }
+        let a = NodeArgs {
+            config: Some(format!("{dir}/node-kms.toml").into()),
+            rekey_interval: Some("250ms".into()),
+            degree: Some(4),
+            ..NodeArgs::default()
+        };
+        let n = a.node("kms").unwrap();
+        assert_eq!(
+            (n.rekey_interval, n.degree),
+            (Duration::from_millis(250), 4)
+        );
+        let bad = NodeArgs {
+            config: Some(format!("{dir}/node-kms.toml").into()),
+            rekey_interval: Some("soon".into()),
+            ..NodeArgs::default()
+        };
+        assert!(bad.node("kms").is_err());
+    }
 }
