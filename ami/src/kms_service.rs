@@ -20,8 +20,9 @@
 //! signed) and the immutable wraps `.../KEK/v=<e>/ENCRYPTED-BY/<key>`, DigestSha256-signed: a
 //! meter fetches each wrap by the digest its signed manifest lists, so a forged wrap never
 //! matches. A revocation also publishes the revocation list `/<u>/ami/KMS/revoked/v=<e>`.
-//! Everything an epoch publishes is durable in the state database before it is served; a
-//! restarted KMS serves the same bytes and continues with the next epoch.
+//! Everything an epoch publishes is durable in the state database before it is served (with
+//! the epoch's journal entry, see [`crate::kms_journal`]); a restarted KMS replays the journal,
+//! serves the same bytes and continues with the next epoch.
 //!
 //! Service keys: the MDMS, pricing and DR roles send a signed Interest
 //! `/<u>/ami/KMS/svc/<role>/<params-digest>` with an ephemeral X25519 key; the answer is sealed
@@ -51,6 +52,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{AmiError, Result};
 use crate::keys::{HeadEndKeys, reading_key};
+use crate::kms_journal::{self, Op};
 use crate::kms_store::{EpochWrite, KmsStore, PendingJoin, StagedOp};
 use crate::names::AmiNames;
 use crate::net::{Publisher, now_ms, now_us, segment_object};
@@ -59,6 +61,15 @@ use crate::wire::{self, EnrolReply, EnrolRequest, KeyEntry, KeyReply, KeyRequest
 
 /// One of the KMS's Interest handlers.
 type Handler = fn(&KmsService, &Interest) -> Data;
+
+/// Epochs between two graph images (each epoch in between appends one journal entry).
+const JOURNAL_COMPACT_EVERY: u32 = 64;
+
+fn fresh_seed() -> Zeroizing<[u8; 32]> {
+    let mut s = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(s.as_mut());
+    s
+}
 
 /// ContentType NACK (application-level negative answer).
 const CONTENT_TYPE_NACK: u64 = 3;
@@ -222,6 +233,12 @@ struct State {
     counters: KmsCounters,
     /// A commit that could not be made durable leaves memory ahead of disk: refuse everything.
     failed: Option<String>,
+    /// Operations staged in this epoch, in order (its journal entry).
+    ops: Vec<Op>,
+    /// The key generator's seed for this epoch.
+    seed: Zeroizing<[u8; 32]>,
+    /// Journal entries since the last graph image.
+    journal_len: u32,
 }
 
 /// The KMS service (see the module documentation).
@@ -346,9 +363,21 @@ impl KmsService {
         let publisher = Publisher::new(client, creds.key.clone(), Some(classify));
         publisher.put_wire(creds.cert.to_wire())?;
         let mut restored = 0;
+        let mut journal_len = 0;
         let mut graph = match store.graph_image()? {
             Some(img) => {
-                let g = amicn_kms::persist::decode_graph(&img, store.path())?;
+                let mut g = amicn_kms::persist::decode_graph(&img, store.path())?;
+                let key = creds.key.clone();
+                let signer = move |b: &[u8]| key.sign(b).to_vec();
+                for (e, entry) in store.journal()? {
+                    let bad = |why: String| AmiError::State {
+                        path: store.path().to_path_buf(),
+                        why: format!("journal entry of epoch {e}: {why}"),
+                    };
+                    let ent = kms_journal::decode(&entry).map_err(bad)?;
+                    kms_journal::replay(&mut g, e, &ent, &signer).map_err(bad)?;
+                    journal_len += 1;
+                }
                 for wire in store.published()? {
                     publisher.put_wire(Bytes::from(wire))?;
                 }
@@ -357,14 +386,25 @@ impl KmsService {
             }
             None => KeyGraph::new(GraphConfig::new(cfg.names.prefix_str(), cfg.degree))?,
         };
+        let mut seed = fresh_seed();
+        graph.reseed(*seed);
+        let mut ops = Vec::new();
+        let existing: Vec<String> = graph.project_sizes().into_iter().map(|(p, _)| p).collect();
         for p in &cfg.projects {
-            graph.add_project(p)?;
+            if !existing.contains(p) {
+                graph.add_project(p)?;
+                ops.push(Op::AddProject(p.clone()));
+            }
         }
         if restored == 0 {
             let mut img = amicn_kms::persist::encode_graph(&graph);
             let r = store.save_graph_image(&img);
             zeroize::Zeroize::zeroize(&mut img);
             r?;
+            // The image holds the projects: the first epoch's journal starts after it.
+            ops.clear();
+            seed = fresh_seed();
+            graph.reseed(*seed);
         }
         let replay = match store.meta("replay")? {
             Some(b) => ReplayChecker::from_bytes(&b).map_err(|e| AmiError::State {
@@ -386,6 +426,9 @@ impl KmsService {
                 ..KmsCounters::default()
             },
             failed: None,
+            ops,
+            seed,
+            journal_len,
             store,
         };
         // Work accepted before a restart and not committed yet is staged again.
@@ -394,6 +437,11 @@ impl KmsService {
             let projects: Vec<&str> = p.projects.iter().map(String::as_str).collect();
             match st.graph.stage_join(p.meter, &projects, key.duplicate()) {
                 Ok(()) => {
+                    st.ops.push(Op::Join {
+                        meter: p.meter,
+                        key: Zeroizing::new(*key.as_bytes()),
+                        projects: p.projects.clone(),
+                    });
                     st.staged_keys.insert(p.meter, key);
                 }
                 Err(e) => tracing::warn!("pending enrolment of meter {}: {e}", p.meter),
@@ -401,14 +449,17 @@ impl KmsService {
         }
         for (m, op) in st.store.staged()? {
             let r = match &op {
-                StagedOp::Leave => st.graph.stage_leave(m),
+                StagedOp::Leave => st.graph.stage_leave(m).map(|()| Op::Leave(m)),
                 StagedOp::Move(p) => {
-                    let p: Vec<&str> = p.iter().map(String::as_str).collect();
-                    st.graph.stage_move(m, &p)
+                    let refs: Vec<&str> = p.iter().map(String::as_str).collect();
+                    st.graph
+                        .stage_move(m, &refs)
+                        .map(|()| Op::Move(m, p.clone()))
                 }
             };
-            if let Err(e) = r {
-                tracing::warn!("staged change of meter {m}: {e}");
+            match r {
+                Ok(op) => st.ops.push(op),
+                Err(e) => tracing::warn!("staged change of meter {m}: {e}"),
             }
         }
         let names = cfg.names.clone();
@@ -672,15 +723,21 @@ impl KmsService {
         st.graph
             .stage_join(id, &projects, user_key.duplicate())
             .map_err(AmiError::from)?;
+        st.ops.push(Op::Join {
+            meter: id,
+            key: Zeroizing::new(*user_key.as_bytes()),
+            projects: entitled.clone(),
+        });
         let pending = PendingJoin {
             meter: id,
             user_key: Zeroizing::new(*user_key.as_bytes()),
             projects: entitled.clone(),
         };
         if let Err(e) = st.store.put_pending(&pending, now_us()) {
-            // Not durable: undo the staging so memory and disk agree.
-            let _ = st.graph.stage_leave(id);
-            return Err(Refusal::new("state", 500, e.to_string()));
+            // Memory is ahead of disk now: stop accepting work (a restart resumes from disk).
+            let why = format!("enrolment of meter {id} could not be made durable: {e}");
+            st.failed = Some(why.clone());
+            return Err(Refusal::new("state", 500, why));
         }
         st.staged_keys.insert(id, user_key);
         let epoch = st.graph.epoch() + 1;
@@ -804,6 +861,7 @@ impl KmsService {
                 let refs: Vec<&str> = ps.iter().map(String::as_str).collect();
                 match st.graph.stage_move(*m, &refs) {
                     Ok(()) => {
+                        st.ops.push(Op::Move(*m, ps.clone()));
                         st.store
                             .put_staged(*m, &StagedOp::Move(ps.clone()))
                             .map_err(store_err)?;
@@ -1036,6 +1094,7 @@ impl KmsService {
 
     fn stage_leave_locked(st: &mut State, meter: u32) -> std::result::Result<(), Refusal> {
         st.graph.stage_leave(meter).map_err(AmiError::from)?;
+        st.ops.push(Op::Leave(meter));
         st.store
             .put_staged(meter, &StagedOp::Leave)
             .map_err(|e| Refusal::new("state", 500, e.to_string()))
@@ -1054,7 +1113,9 @@ impl KmsService {
     /// Stages a periodic refresh of every project key and/or the broadcast key for the next
     /// commit (fresh keys even without membership changes, bounding how long one key is used).
     pub fn stage_refresh(&self, projects: bool, root: bool) {
-        self.lock().graph.stage_refresh(projects, root);
+        let mut st = self.lock();
+        st.graph.stage_refresh(projects, root);
+        st.ops.push(Op::Refresh { projects, root });
     }
 
     /// Commits everything staged as one epoch and publishes it.
@@ -1124,7 +1185,9 @@ impl KmsService {
             }
         }
         let rekey = if was_member {
-            st.graph.revoke(meter, &signer).map_err(AmiError::from)?
+            let r = st.graph.revoke(meter, &signer).map_err(AmiError::from)?;
+            st.ops.push(Op::Revoke(meter));
+            r
         } else {
             st.graph.commit(&signer)
         };
@@ -1251,16 +1314,22 @@ impl KmsService {
         };
         let summary_json =
             serde_json::to_string(&sum).map_err(|e| AmiError::Config(e.to_string()))?;
-        let mut image = Zeroizing::new(amicn_kms::persist::encode_graph(&st.graph));
+        let entry = kms_journal::encode(&st.seed, &rekey.signed.bytes, &st.ops);
+        let compact = st.journal_len + 1 >= JOURNAL_COMPACT_EVERY;
+        let mut image =
+            Zeroizing::new(compact.then(|| amicn_kms::persist::encode_graph(&st.graph)));
         let r = st.store.commit_epoch(&EpochWrite {
             epoch,
-            graph_image: &image,
+            graph_image: image.as_deref(),
+            journal_entry: &entry,
             published: &rows,
             joined: &joined,
             departed: &rekey.manifest.departs,
             summary_json: &summary_json,
         });
-        image.iter_mut().for_each(|b| *b = 0);
+        if let Some(img) = image.as_mut() {
+            img.iter_mut().for_each(|b| *b = 0);
+        }
         if let Err(e) = r {
             let why = format!("epoch {epoch} could not be made durable: {e}");
             tracing::error!("{why}");
@@ -1268,6 +1337,12 @@ impl KmsService {
             return Err(e);
         }
         st.counters.epochs_committed += 1;
+        st.ops.clear();
+        st.journal_len = if compact { 0 } else { st.journal_len + 1 };
+        // The next epoch's keys come from a fresh seed, which its journal entry records.
+        st.seed = fresh_seed();
+        let seed = *st.seed;
+        st.graph.reseed(seed);
 
         // 3. Serve it.
         for w in wires {

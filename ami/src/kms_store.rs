@@ -6,6 +6,11 @@
 //! committed (with their user keys), staged leaves and moves, entitlements granted by the DR
 //! operator, revocations, and the replay records of signed commands.
 //!
+//! The key graph is saved as a journal: each epoch appends one small entry (the operations it
+//! carried out and the seed of its key generator) instead of a whole image, and every so many
+//! epochs the image is rewritten and the entries it covers are dropped (compaction), so saving
+//! an epoch does not cost a full snapshot of a million-member graph.
+//!
 //! Durability: WAL journal with `synchronous = FULL`, so a transaction is on disk (fsync of the
 //! WAL) when `COMMIT` returns. An epoch's rows, its graph image and the removal of the staged
 //! operations it carried out are one transaction, written before any of its Data is served: a
@@ -42,6 +47,7 @@ CREATE TABLE IF NOT EXISTS revoked (
     meter INTEGER PRIMARY KEY, at_us INTEGER NOT NULL, revoked_by TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS member_since (meter INTEGER PRIMARY KEY, since_us INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS epoch_log (epoch INTEGER PRIMARY KEY, summary TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (epoch INTEGER PRIMARY KEY, entry BLOB NOT NULL);
 ";
 
 /// A join accepted at enrolment and not committed yet.
@@ -62,7 +68,10 @@ pub(crate) enum StagedOp {
 /// What one committed epoch writes.
 pub(crate) struct EpochWrite<'a> {
     pub(crate) epoch: u32,
-    pub(crate) graph_image: &'a [u8],
+    /// A new image of the graph after this epoch (compaction), or `None` to append only.
+    pub(crate) graph_image: Option<&'a [u8]>,
+    /// The epoch's journal entry.
+    pub(crate) journal_entry: &'a [u8],
     pub(crate) published: &'a [(Vec<u8>, Vec<u8>)],
     pub(crate) joined: &'a [(u32, u64)],
     pub(crate) departed: &'a [u32],
@@ -175,6 +184,23 @@ impl KmsStore {
         Ok(v.map(Zeroizing::new))
     }
 
+    /// Journal entries after the saved image, ascending by epoch.
+    pub(crate) fn journal(&self) -> Result<Vec<(u32, Zeroizing<Vec<u8>>)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT epoch, entry FROM journal ORDER BY epoch")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (e, b) = row.map_err(|e| self.err(e))?;
+            out.push((e, Zeroizing::new(b)));
+        }
+        Ok(out)
+    }
+
     /// Saves the initial graph image (before any epoch).
     pub(crate) fn save_graph_image(&self, image: &[u8]) -> Result<()> {
         self.conn
@@ -270,10 +296,19 @@ impl KmsStore {
                 }
             }
             tx.execute(
-                "INSERT OR REPLACE INTO meta (k, v) VALUES ('graph', ?1)",
-                params![w.graph_image],
+                "INSERT OR REPLACE INTO journal (epoch, entry) VALUES (?1, ?2)",
+                params![w.epoch, w.journal_entry],
             )
             .map_err(e)?;
+            if let Some(img) = w.graph_image {
+                tx.execute(
+                    "INSERT OR REPLACE INTO meta (k, v) VALUES ('graph', ?1)",
+                    params![img],
+                )
+                .map_err(e)?;
+                tx.execute("DELETE FROM journal WHERE epoch <= ?1", params![w.epoch])
+                    .map_err(e)?;
+            }
             for (m, since) in w.joined {
                 tx.execute("DELETE FROM pending WHERE meter = ?1", params![m])
                     .map_err(e)?;
@@ -595,7 +630,8 @@ mod tests {
             s.put_staged(9, &StagedOp::Move(vec!["p2".into()])).unwrap();
             s.commit_epoch(&EpochWrite {
                 epoch: 1,
-                graph_image: b"image-1",
+                graph_image: Some(b"image-1"),
+                journal_entry: b"j1",
                 published: &[(b"n1".to_vec(), b"w1".to_vec())],
                 joined: &[(4, 10)],
                 departed: &[],
@@ -604,7 +640,8 @@ mod tests {
             .unwrap();
             let bad = s.commit_epoch(&EpochWrite {
                 epoch: 2,
-                graph_image: b"image-2",
+                graph_image: None,
+                journal_entry: b"j2",
                 published: &[
                     (b"n2".to_vec(), b"w2".to_vec()),
                     (b"n1".to_vec(), b"other".to_vec()),
@@ -622,6 +659,10 @@ mod tests {
         assert_eq!(mode, 0o600);
         let s = KmsStore::open(Some(&p)).unwrap();
         assert_eq!(&s.graph_image().unwrap().unwrap()[..], b"image-1");
+        assert!(
+            s.journal().unwrap().is_empty(),
+            "the image of epoch 1 covers its entry"
+        );
         assert_eq!(s.published().unwrap(), vec![b"w1".to_vec()]);
         assert!(
             s.published_wire(b"n2").unwrap().is_none(),

@@ -32,6 +32,7 @@ mod dr;
 mod error;
 mod key_client;
 mod keys;
+mod kms_journal;
 mod kms_service;
 mod kms_store;
 mod mdms;

@@ -882,7 +882,12 @@ pub(crate) async fn run(
             .map(|m| should_hear.iter().all(|id| m.contains_key(id)))
             .unwrap_or(false)
     };
-    let _ = wait_for("readings from every meter", Duration::from_secs(20), heard_all).await;
+    let _ = wait_for(
+        "readings from every meter",
+        Duration::from_secs(20),
+        heard_all,
+    )
+    .await;
     let mut forwarders = Vec::new();
     for (f, c) in fwd_names.iter().zip(&mgmt) {
         let (hits, misses) = cs_counts(c).await.unwrap_or((0, 0));

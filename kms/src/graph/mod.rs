@@ -319,6 +319,14 @@ impl KeyGraph {
         g
     }
 
+    /// Replaces the graph's key generator with one seeded from `seed`. From here on the keys and
+    /// nonces of staging and committing are a function of the seed and the operations, so a
+    /// journal of `(seed, operations)` per epoch replays an epoch exactly. Draw the seed fresh
+    /// from the OS for every epoch: a stored seed reveals only the epoch it was used for.
+    pub fn reseed(&mut self, seed: [u8; 32]) {
+        self.rng = StdRng::from_seed(seed);
+    }
+
     /// Whether membership changes or refreshes are staged and not yet committed.
     pub fn has_staged(&self) -> bool {
         !self.pending.is_empty() || !self.pending.marks.is_empty()
