@@ -506,7 +506,25 @@ async fn run_mdms(
         tracing::warn!("first key refresh: {e}");
     }
     let keys_task = tokio::spawn(kc.clone().run(node.key_refresh));
-    let poll = tokio::spawn(mdms.clone().run_polling(node.poll_interval));
+    // Each round starts from the newest revocation list, so a revoked meter's readings are
+    // refused within one round of the revocation.
+    let poll = {
+        let (mdms, kc) = (mdms.clone(), kc.clone());
+        let every = node.poll_interval;
+        tokio::spawn(async move {
+            loop {
+                let started = Instant::now();
+                if let Err(e) = kc.follow_revocations().await {
+                    tracing::debug!("revocation list: {e}");
+                }
+                let _ = mdms.poll_round().await;
+                if !mdms.is_running() {
+                    break;
+                }
+                tokio::time::sleep(every.saturating_sub(started.elapsed())).await;
+            }
+        })
+    };
     sink.ready()?;
     let snap = || {
         let c = &mdms.counters;
@@ -545,7 +563,7 @@ async fn run_mdms(
     let r = until_shutdown(node.metrics_interval, shutdown, || Ok(()), snap).await;
     mdms.stop();
     keys_task.abort();
-    let _ = poll.await;
+    poll.abort();
     r
 }
 

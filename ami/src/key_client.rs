@@ -269,7 +269,7 @@ impl KeyClient {
     }
 
     /// Fetches the newest revocation list and records every revocation in it.
-    async fn follow_revocations(&self) -> Result<()> {
+    pub async fn follow_revocations(&self) -> Result<()> {
         let mut i = Interest::new(self.names.revocations_prefix());
         i.can_be_prefix = true;
         i.must_be_fresh = true;
