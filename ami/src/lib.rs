@@ -9,23 +9,26 @@
 //!
 //! | traffic | name | encrypted under | signed by |
 //! | --- | --- | --- | --- |
-//! | reading | `/<u>/ami/meter/<id>/reading/t=<µs>` | the meter's user key | the meter |
+//! | reading | `/<u>/ami/meter/<id>/reading/t=<µs>` | the meter's reading key (from its user key) | the meter |
+//! | latest pointer | `/<u>/ami/meter/<id>/latest/v=<µs>` | — | the meter |
 //! | price | `/<u>/ami/price/<tariff>/v=<ver>` | the broadcast (root) key | pricing |
 //! | DR event | `/<u>/ami/dr/<p>/event/seq=<n>` | the project key of `p` | DR operator |
-//! | rekey manifest | `/<u>/ami/KMS/rekey/<epoch>` | — | the KMS |
+//! | rekey manifest | `/<u>/ami/KMS/rekey/<epoch>/seg=<k>` | — | the KMS |
+//! | revocation list | `/<u>/ami/KMS/revoked/v=<n>/seg=<k>` | — | the KMS |
 //! | key wraps | `.../KEK/v=<e>/ENCRYPTED-BY/<key>` | the wrapping key | DigestSha256; the manifest commits to every key |
 //!
 //! Meters enrol with a signed Interest carrying an ephemeral X25519 key (the user key comes out
 //! of X25519 + HKDF on both sides), hold their key-graph member state, and follow every rekey by
 //! fetching the signed manifest of each epoch and the few wraps on their own path; the wraps are
 //! immutable Data, so forwarder caches serve the many meters that need the same one.
-//! The head-end roles (MDMS, pricing, DR operator) run next to the KMS and obtain the keys they
-//! encrypt or decrypt with from it through [`HeadEndKeys`], the in-process stand-in for the
-//! utility's internal key channel.
+//! The head-end roles (MDMS, pricing, DR operator) hold the keys they encrypt or decrypt with in
+//! a [`HeadEndKeys`], filled from the KMS over NDN by a [`KeyClient`] (signed key requests,
+//! answers sealed under a per-request X25519 key), or directly by an in-process KMS.
 //!
-//! The crate does no I/O of its own beyond its forwarder connections and the optional SQLite
-//! reading store; scenario scripting (which meter joins or leaves when) belongs to the caller,
-//! e.g. `amicn demo`.
+//! [`daemon`] runs each role as a long-running process (node config, state directory, counters,
+//! readiness, SIGTERM); [`provision`] is the utility's offline ceremony that creates the trust
+//! anchor and one directory per node. The KMS keeps its state in SQLite (`kms_store`, with the
+//! epoch journal of `kms_journal`), the MDMS its readings with the signed Data they came in.
 
 pub mod daemon;
 mod dr;
