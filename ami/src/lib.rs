@@ -45,6 +45,7 @@ mod net;
 mod pki;
 mod pricing;
 pub mod provision;
+pub mod scenario;
 mod stats;
 mod wire;
 

@@ -14,7 +14,7 @@
 //! (The fixed-schedule mode, [`MdmsCollector::run`], asks for `/reading/t=<slot>` by exact name
 //! and needs meter and collector clocks to agree; it serves the in-process scenario.)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -476,8 +476,9 @@ pub struct MdmsCollector {
     keys: Arc<HeadEndKeys>,
     fetch: Consumer,
     store: Mutex<Box<dyn ReadingStore>>,
-    /// Newest stored timestamp per meter (loaded from the store at start).
-    newest: Mutex<HashMap<u32, u64>>,
+    /// Per meter, the timestamps its latest pointer listed that are known to be stored (so a
+    /// round looks up the store only for readings it has not seen yet).
+    known: Mutex<HashMap<u32, BTreeSet<u64>>>,
     running: AtomicBool,
     stopped: tokio::sync::Notify,
     /// Counters.
@@ -504,14 +505,13 @@ impl MdmsCollector {
         store: Box<dyn ReadingStore>,
     ) -> Arc<Self> {
         let fetch = consumer(client, cfg.lifetime, cfg.retries);
-        let newest = store.newest().unwrap_or_default();
         Arc::new(MdmsCollector {
             cfg,
             trust,
             keys,
             fetch,
             store: Mutex::new(store),
-            newest: Mutex::new(newest),
+            known: Mutex::new(HashMap::new()),
             running: AtomicBool::new(true),
             stopped: tokio::sync::Notify::new(),
             counters: MdmsCounters::default(),
@@ -796,12 +796,18 @@ impl MdmsCollector {
                 continue;
             };
             self.counters.pointers.fetch_add(1, Ordering::Relaxed);
-            let since = self.newest_stored(m);
+            // Every listed reading not stored yet is fetched, older ones included: a reading
+            // that failed once (e.g. under a key not known yet) is tried again next round.
+            let listed: BTreeSet<u64> = entries.iter().map(|(t, _)| *t).collect();
+            let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+            let seen = known.entry(m).or_default();
+            seen.retain(|t| listed.contains(t));
             for (t, digest) in entries {
-                if since.is_some_and(|s| t <= s) || t < oldest {
+                if t < oldest || seen.contains(&t) {
                     continue;
                 }
                 if self.store().contains(m, t).unwrap_or(false) {
+                    seen.insert(t);
                     continue;
                 }
                 names.push(
@@ -813,20 +819,11 @@ impl MdmsCollector {
             }
         }
         let report = self.collect(names).await;
-        let mut newest = self.newest.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         for r in &report.stored {
-            let e = newest.entry(r.meter).or_insert(r.t_us);
-            *e = (*e).max(r.t_us);
+            known.entry(r.meter).or_default().insert(r.t_us);
         }
         report
-    }
-
-    fn newest_stored(&self, meter: u32) -> Option<u64> {
-        self.newest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&meter)
-            .copied()
     }
 
     /// Runs [`MdmsCollector::poll_round`] every `interval` until [`MdmsCollector::stop`].

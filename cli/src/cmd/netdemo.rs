@@ -28,8 +28,8 @@ use rand::RngExt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::demo::Settings;
 use super::plots;
+use amicn_ami::scenario::Settings;
 
 /// Route cost from a concentrator up to the head-end.
 const UPLINK_COST: u64 = 10;
