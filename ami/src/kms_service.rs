@@ -472,6 +472,25 @@ impl KmsService {
             publisher: publisher.clone(),
             state: Mutex::new(st),
         });
+        // A revocation recorded just before a crash, whose epoch was not committed yet, is
+        // carried out now.
+        let unfinished: Vec<u32> = {
+            let st = svc.lock();
+            st.revoked
+                .keys()
+                .copied()
+                .filter(|m| st.graph.is_member(*m) || st.staged_keys.contains_key(m))
+                .collect()
+        };
+        for m in unfinished {
+            let by = svc.creds.key.identity().to_string();
+            if let Err(r) = svc.revoke_inner(m, "revocation (resumed)", &by) {
+                return Err(AmiError::State {
+                    path: svc.lock().store.path().to_path_buf(),
+                    why: format!("resuming the revocation of meter {m}: {}", r.why),
+                });
+            }
+        }
         {
             let mut st = svc.lock();
             svc.refresh_head_end(&st)?;
@@ -849,34 +868,49 @@ impl KmsService {
                 ));
             }
         }
-        let mut moved = 0;
+        // Stage the moves in memory, then write every entitlement and staged move in one
+        // transaction: a crash leaves either all of the command or none of it.
+        let mut rows = Vec::with_capacity(assignments.len());
+        let mut moves = Vec::new();
+        let mut skipped = Vec::new();
         for (m, ps) in assignments {
             let ps = sorted(ps);
-            let store_err = |e: AmiError| Refusal::new("state", 500, e.to_string());
-            st.store
-                .set_entitlement(*m, &ps, by, now_us())
-                .map_err(store_err)?;
-            st.entitlements.insert(*m, ps.clone());
             if st.graph.is_member(*m) && !st.staged_keys.contains_key(m) {
                 let refs: Vec<&str> = ps.iter().map(String::as_str).collect();
                 match st.graph.stage_move(*m, &refs) {
                     Ok(()) => {
                         st.ops.push(Op::Move(*m, ps.clone()));
-                        st.store
-                            .put_staged(*m, &StagedOp::Move(ps.clone()))
-                            .map_err(store_err)?;
-                        moved += 1;
+                        moves.push((*m, ps.clone()));
                     }
                     Err(amicn_kms::graph::GraphError::SameProjects { .. }) => {}
-                    Err(e) => return Err(AmiError::from(e).into()),
+                    Err(e) => {
+                        // Already leaving or moving in this epoch: its entitlement still
+                        // applies from its next change on.
+                        skipped.push(format!("meter {m}: {e}"));
+                    }
                 }
             }
+            rows.push((*m, ps));
+        }
+        if let Err(e) = st.store.entitle(&rows, &moves, by, now_us()) {
+            let why = format!("entitlements could not be made durable: {e}");
+            st.failed = Some(why.clone());
+            return Err(Refusal::new("state", 500, why));
+        }
+        for (m, ps) in rows {
+            st.entitlements.insert(m, ps);
         }
         Ok(Status {
             code: 200,
             text: format!(
-                "{} meters entitled, {moved} move at the next epoch",
-                assignments.len()
+                "{} meters entitled, {} move at the next epoch{}",
+                assignments.len(),
+                moves.len(),
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not moved now: {}", skipped.join(", "))
+                }
             ),
             epoch: Some(st.graph.epoch() + 1),
         })

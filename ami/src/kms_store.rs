@@ -463,22 +463,33 @@ impl KmsStore {
         Ok(out)
     }
 
-    /// Sets the projects `meter` is entitled to.
-    pub(crate) fn set_entitlement(
-        &self,
-        meter: u32,
-        projects: &[String],
+    /// Sets the project sets of meters and records the moves they cause, in one transaction.
+    pub(crate) fn entitle(
+        &mut self,
+        rows: &[(u32, Vec<String>)],
+        moves: &[(u32, Vec<String>)],
         by: &str,
         now_us: u64,
     ) -> Result<()> {
-        self.conn
-            .execute(
+        let path = self.path.clone();
+        let e = |x: rusqlite::Error| state_err(&path, x);
+        let tx = self.conn.transaction().map_err(e)?;
+        for (m, p) in rows {
+            tx.execute(
                 "INSERT OR REPLACE INTO entitlement (meter, projects, granted_by, at_us)
                  VALUES (?1, ?2, ?3, ?4)",
-                params![meter, join_projects(projects), by, i(now_us)],
+                params![m, join_projects(p), by, i(now_us)],
             )
-            .map_err(|e| self.err(e))?;
-        Ok(())
+            .map_err(e)?;
+        }
+        for (m, p) in moves {
+            tx.execute(
+                "INSERT OR REPLACE INTO staged (meter, op, projects) VALUES (?1, 'move', ?2)",
+                params![m, join_projects(p)],
+            )
+            .map_err(e)?;
+        }
+        tx.commit().map_err(e)
     }
 
     /// Every entitlement.
@@ -652,7 +663,7 @@ mod tests {
             });
             assert!(matches!(bad, Err(AmiError::State { .. })));
             s.add_revocation(3, 55, "/u/ami/operator").unwrap();
-            s.set_entitlement(4, &["p1".into(), "p2".into()], "/u/ami/dr", 2)
+            s.entitle(&[(4, vec!["p1".into(), "p2".into()])], &[], "/u/ami/dr", 2)
                 .unwrap();
         }
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
