@@ -337,9 +337,25 @@ fn state_dir(node: &Node) -> Result<()> {
     Ok(())
 }
 
+/// The node's validator: its `trust.toml` (written by `amicn pki` beside the anchor) when there
+/// is one, else the built-in AMI policy of the utility.
 async fn trust_for(node: &Node, client: &Client) -> Result<Arc<Trust>> {
     let anchor = load_anchor(&node.anchor)?;
-    Trust::new(&node.names, &anchor, client)
+    let rules = node.anchor.with_file_name("trust.toml");
+    match std::fs::read_to_string(&rules) {
+        Ok(text) => {
+            let policy = amicn_kms::trust::TrustPolicy::from_toml(&text)
+                .map_err(|e| AmiError::Config(format!("{}: {e}", rules.display())))?;
+            Trust::with_policy(policy, &anchor, client)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Trust::new(&node.names, &anchor, client)
+        }
+        Err(e) => Err(AmiError::State {
+            path: rules,
+            why: e.to_string(),
+        }),
+    }
 }
 
 /// Runs the node until `shutdown` resolves (SIGTERM/SIGINT in the binary), writing a final

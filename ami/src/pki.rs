@@ -199,7 +199,16 @@ impl std::fmt::Debug for Trust {
 impl Trust {
     /// A validator for `names`' policy anchored at `anchor`, fetching certificates on `client`.
     pub fn new(names: &AmiNames, anchor: &Certificate, client: &Client) -> Result<Arc<Self>> {
-        let mut validator = Validator::new(ami_policy(names)?);
+        Self::with_policy(ami_policy(names)?, anchor, client)
+    }
+
+    /// A validator for an explicit trust policy (e.g. a node's `trust.toml`).
+    pub fn with_policy(
+        policy: TrustPolicy,
+        anchor: &Certificate,
+        client: &Client,
+    ) -> Result<Arc<Self>> {
+        let mut validator = Validator::new(policy);
         validator.add_anchor(anchor.clone())?;
         Ok(Arc::new(Trust {
             validator,

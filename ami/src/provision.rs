@@ -8,6 +8,7 @@
 //! <out>/<node>/keychain/    the node's own keys and certificates; the KMS's also holds the
 //!                           public certificates of the DR operator, operator, MDMS and pricing
 //! <out>/<node>/anchor.cert
+//! <out>/<node>/trust.toml   the trust rules: which key may sign which names
 //! <out>/<node>/node.toml    the role's config (see examples/)
 //! ```
 //!
@@ -115,6 +116,7 @@ pub fn provision(spec: &ProvisionSpec) -> Result<Vec<NodeEntry>> {
     store(&ca, pki.root())?;
     let anchor = pki.anchor().to_wire();
     write_file(&spec.out.join("anchor.cert"), &anchor)?;
+    let rules = pki.policy()?.to_toml();
     let now_s = now_ms() / 1000;
     let validity = Validity::starting_now(now_s.saturating_sub(60), spec.validity_s);
     let issue = |id: &Name| pki.issue_with_validity(id, validity);
@@ -125,6 +127,7 @@ pub fn provision(spec: &ProvisionSpec) -> Result<Vec<NodeEntry>> {
         let d = spec.out.join(node);
         private_dir(&d)?;
         write_file(&d.join("anchor.cert"), &anchor)?;
+        write_file(&d.join("trust.toml"), rules.as_bytes())?;
         let kc = Keychain::open(d.join("keychain"))?;
         Ok((d, kc))
     };
