@@ -625,4 +625,44 @@ mod tests {
         assert_eq!(decode_reading(&r), Some((123_456, 789)));
         assert_eq!(decode_reading(&r[..11]), None);
     }
+
+    proptest::proptest! {
+        /// Every decoder of data from the network or from disk answers arbitrary bytes with a
+        /// value or an error, never a panic.
+        #[test]
+        fn decoders_never_panic(b in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let by = Bytes::from(b.clone());
+            let _ = EnrolRequest::decode(by.clone());
+            let _ = EnrolReply::decode(by.clone());
+            let _ = decode_manifest(by.clone());
+            let _ = decode_pointer(by.clone());
+            let _ = KeyRequest::decode(by.clone());
+            let _ = KeyReply::decode(by.clone());
+            let _ = decode_bundle(&b);
+            let _ = decode_assignments(by.clone());
+            let _ = decode_meter(by.clone());
+            let _ = Status::decode(by.clone());
+            let _ = decode_revocations(by.clone());
+            let _ = crate::kms_journal::decode(&b);
+            let mut j = b"AKJ1".to_vec();
+            j.extend_from_slice(&b);
+            let _ = crate::kms_journal::decode(&j);
+        }
+
+        /// Valid encodings survive single-byte damage without panics either.
+        #[test]
+        fn damaged_encodings_never_panic(pos in 0usize..400, val in proptest::num::u8::ANY) {
+            let w = Name::from_uri("/u/ami/bcast/KEK/v=2/ENCRYPTED-BY/x").unwrap();
+            let mut m = encode_manifest(b"AKM1", &[9; 64], &[(w, [3; 32])]).to_vec();
+            let mut p = encode_pointer(&[(9, [1; 32]), (5, [2; 32])]).to_vec();
+            let mut a = encode_assignments(&[(7, vec!["p1".to_string()])]).to_vec();
+            for v in [&mut m, &mut p, &mut a] {
+                let i = pos % v.len();
+                v[i] = val;
+            }
+            let _ = decode_manifest(Bytes::from(m));
+            let _ = decode_pointer(Bytes::from(p));
+            let _ = decode_assignments(Bytes::from(a));
+        }
+    }
 }
