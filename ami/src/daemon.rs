@@ -434,6 +434,7 @@ async fn run_kms(
         if let Some(f) = k2.failure() {
             return Err(AmiError::Config(f));
         }
+        k2.flush_replay()?;
         if last_commit.elapsed() >= rekey_every && k2.has_staged() {
             last_commit = Instant::now();
             match k2.commit_epoch("batch") {
@@ -456,6 +457,7 @@ async fn run_kms(
     };
     let every = node.metrics_interval.min(node.rekey_interval);
     let snap = || {
+        kms.flush_replay()?;
         let c = kms.counters();
         let mut m = BTreeMap::new();
         m.insert("epoch".to_string(), f64::from(kms.epoch()));

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use crate::error::{AmiError, Result};
 use crate::keys::HeadEndKeys;
 use crate::names::AmiNames;
-use crate::net::{consumer, fetch_segmented, now_ms};
+use crate::net::{consumer, fetch_segmented};
 use crate::pki::Trust;
 use crate::wire::{self, KeyReply, KeyRequest, Status};
 
@@ -70,7 +70,7 @@ pub async fn send_command(
     i.app_parameters = Some(params);
     i.lifetime_ms = Some(4_000);
     i.must_be_fresh = true;
-    key.sign_interest(&mut i, now_ms())?;
+    key.sign_interest(&mut i, crate::net::signature_time())?;
     let c = consumer(client, Duration::from_secs(4), 1);
     let d = c.fetch_unverified(i).await?;
     trust.verify_data(&d).await?;
@@ -165,7 +165,8 @@ impl KeyClient {
         i.app_parameters = Some(req.encode());
         i.lifetime_ms = Some(2_000);
         i.must_be_fresh = true;
-        self.key.sign_interest(&mut i, now_ms())?;
+        self.key
+            .sign_interest(&mut i, crate::net::signature_time())?;
         let d: Data = self.fetch.fetch_unverified(i).await?;
         if let Err(e) = self.trust.verify_data(&d).await {
             self.rejected_data.fetch_add(1, Ordering::Relaxed);

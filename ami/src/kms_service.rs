@@ -239,6 +239,8 @@ struct State {
     seed: Zeroizing<[u8; 32]>,
     /// Journal entries since the last graph image.
     journal_len: u32,
+    /// Replay records changed since they were last written.
+    replay_dirty: bool,
 }
 
 /// The KMS service (see the module documentation).
@@ -429,6 +431,7 @@ impl KmsService {
             ops,
             seed,
             journal_len,
+            replay_dirty: false,
             store,
         };
         // Work accepted before a restart and not committed yet is staged again.
@@ -668,14 +671,29 @@ impl KmsService {
     }
 
     /// Replay check and durable replay records, so a restart does not reopen the window.
+    /// Replay check. The records are written to the state database by
+    /// [`KmsService::flush_replay`] (every epoch and every daemon tick), not per Interest: they
+    /// hold up to 65,536 nonces. What a crash can forget is the last tick's records, and every
+    /// command is safe to repeat (an entitlement sets the same set, a revocation or leave of a
+    /// meter that already left is refused, an enrolment of an enrolled meter is refused).
     fn check_replay(st: &mut State, interest: &Interest) -> std::result::Result<(), Refusal> {
         st.replay
             .check_interest(interest, now_ms())
             .map_err(|e| Refusal::from(AmiError::from(e)))?;
+        st.replay_dirty = true;
+        Ok(())
+    }
+
+    /// Writes the replay records if they changed since the last write.
+    pub fn flush_replay(&self) -> Result<()> {
+        let mut st = self.lock();
+        if !st.replay_dirty {
+            return Ok(());
+        }
         let bytes = st.replay.to_bytes();
-        st.store
-            .set_meta("replay", &bytes)
-            .map_err(|e| Refusal::new("state", 500, e.to_string()))
+        st.store.set_meta("replay", &bytes)?;
+        st.replay_dirty = false;
+        Ok(())
     }
 
     fn enrol(&self, interest: &Interest) -> std::result::Result<EnrolReply, Refusal> {
@@ -1371,6 +1389,12 @@ impl KmsService {
             return Err(e);
         }
         st.counters.epochs_committed += 1;
+        if st.replay_dirty {
+            let b = st.replay.to_bytes();
+            if st.store.set_meta("replay", &b).is_ok() {
+                st.replay_dirty = false;
+            }
+        }
         st.ops.clear();
         st.journal_len = if compact { 0 } else { st.journal_len + 1 };
         // The next epoch's keys come from a fresh seed, which its journal entry records.

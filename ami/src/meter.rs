@@ -29,7 +29,7 @@ use crate::dr::DrEvent;
 use crate::error::{AmiError, Result};
 use crate::keys::reading_key;
 use crate::names::AmiNames;
-use crate::net::{Publisher, consumer, fetch_exact, fetch_segmented, now_ms, now_us};
+use crate::net::{Publisher, consumer, fetch_exact, fetch_segmented, now_us};
 use crate::pki::{Credentials, Trust};
 use crate::pricing::Price;
 use crate::stats::Latencies;
@@ -225,7 +225,9 @@ impl Meter {
         let mut interest = Interest::new(names.enrol(self.cfg.id));
         interest.app_parameters = Some(req.encode());
         interest.lifetime_ms = Some(self.cfg.lifetime.as_millis() as u64);
-        self.creds.key.sign_interest(&mut interest, now_ms())?;
+        self.creds
+            .key
+            .sign_interest(&mut interest, crate::net::signature_time())?;
         let data = self.fetch.fetch_unverified(interest).await?;
         self.trust.verify_data(&data).await?;
         if data.meta_info.content_type == CONTENT_TYPE_NACK {

@@ -33,6 +33,22 @@ pub fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// SignatureTime for the next signed Interest of this process: the clock in milliseconds, but
+/// always after the previous one, since a verifier accepts a key's times only in increasing
+/// order (two requests within one millisecond would otherwise look like a replay).
+pub(crate) fn signature_time() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = now_ms();
+    let mut prev = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(p) => prev = p,
+        }
+    }
+}
+
 /// Connects a role to its forwarder at `uri`.
 pub async fn connect(uri: &TransportUri) -> Result<Client> {
     Ok(Client::connect(uri, ClientOptions::default()).await?)
