@@ -198,9 +198,10 @@ impl Publisher {
         Ok(())
     }
 
-    /// Installs an on-demand handler for Interests under `prefix` that no stored Data answers.
+    /// Installs a handler for requests under `prefix` (signed Interests): answered afresh for
+    /// every Interest, never from the store.
     pub(crate) fn on_interest(&self, prefix: Name, handler: Handler) {
-        self.producer.on_interest(prefix, handler);
+        self.producer.on_request(prefix, handler);
     }
 
     /// Adds an already signed Data (its wire encoding) to the store.

@@ -86,7 +86,8 @@ pub struct Producer {
     objects: RwLock<HashMap<Name, Arc<Object>>>,
     /// Unversioned object prefix → versioned names, latest last.
     latest: RwLock<BTreeMap<Name, Name>>,
-    handlers: RwLock<Vec<(Name, Handler)>>,
+    /// Application handlers: prefix, handler, and whether its answers are kept in the store.
+    handlers: RwLock<Vec<(Name, Handler, bool)>>,
     freshness_ms: u64,
 }
 
@@ -162,10 +163,22 @@ impl Producer {
     }
 
     /// Adds an application handler for Interests under `prefix` (longest prefix wins).
+    /// Answers are kept in the store, so a repeated Interest is answered without the handler.
     pub fn on_interest(&self, prefix: Name, handler: Handler) {
+        self.add_handler(prefix, handler, true);
+    }
+
+    /// Adds a handler for requests (e.g. signed command Interests) whose answers are computed
+    /// for each Interest and never stored: a repeated Interest reaches the handler again, which
+    /// can then refuse it as a replay.
+    pub fn on_request(&self, prefix: Name, handler: Handler) {
+        self.add_handler(prefix, handler, false);
+    }
+
+    fn add_handler(&self, prefix: Name, handler: Handler, keep: bool) {
         let mut hs = self.handlers.write().unwrap_or_else(|e| e.into_inner());
-        hs.retain(|(p, _)| *p != prefix);
-        hs.push((prefix, handler));
+        hs.retain(|(p, _, _)| *p != prefix);
+        hs.push((prefix, handler, keep));
     }
 
     /// Signs (and encrypts, if configured) an unsigned Data and returns its wire encoding.
@@ -327,11 +340,11 @@ impl Producer {
         let handler = {
             let hs = self.handlers.read().unwrap_or_else(|e| e.into_inner());
             hs.iter()
-                .filter(|(p, _)| p.is_prefix_of(name))
-                .max_by_key(|(p, _)| p.len())
-                .map(|(_, h)| h.clone())
+                .filter(|(p, _, _)| p.is_prefix_of(name))
+                .max_by_key(|(p, _, _)| p.len())
+                .map(|(_, h, keep)| (h.clone(), *keep))
         };
-        let Some(handler) = handler else {
+        let Some((handler, keep)) = handler else {
             return Ok(None);
         };
         let Some(mut data) = handler(interest) else {
@@ -341,7 +354,7 @@ impl Producer {
             data.meta_info.freshness_period_ms = Some(self.freshness_ms);
         }
         let wire = self.sign_data(data)?;
-        if let Ok(decoded) = Data::decode(wire.clone()) {
+        if keep && let Ok(decoded) = Data::decode(wire.clone()) {
             self.store.insert(decoded);
         }
         Ok(Some(wire))
