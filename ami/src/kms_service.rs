@@ -253,6 +253,13 @@ pub struct KmsService {
     state: Mutex<State>,
 }
 
+impl Drop for KmsService {
+    fn drop(&mut self) {
+        // The answering tasks hold the connection: end them with the service.
+        self.publisher.shutdown();
+    }
+}
+
 impl std::fmt::Debug for KmsService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KmsService")

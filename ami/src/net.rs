@@ -121,6 +121,8 @@ pub struct Publisher {
     store: Arc<CountingStore>,
     client: Client,
     published: Arc<AtomicU64>,
+    /// The answering tasks of served prefixes (each holds a clone of the connection).
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -164,6 +166,27 @@ impl Publisher {
             store,
             client: client.clone(),
             published: Arc::new(AtomicU64::new(0)),
+            tasks: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    fn track(&self, h: tokio::task::JoinHandle<()>) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(h.abort_handle());
+    }
+
+    /// Stops answering: ends every answering task, releasing their hold on the connection (it
+    /// closes, and the forwarder drops the registrations, once the owner's handle goes too).
+    pub fn shutdown(&self) {
+        for h in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            h.abort();
         }
     }
 
@@ -173,7 +196,9 @@ impl Publisher {
         let rx = self.client.register(prefix).await?;
         let producer = self.producer.clone();
         let client = self.client.clone();
-        tokio::spawn(async move { producer.run(&client, rx, 2).await });
+        self.track(tokio::spawn(async move {
+            let _ = producer.run(&client, rx, 2).await;
+        }));
         Ok(())
     }
 
@@ -194,7 +219,9 @@ impl Publisher {
             .await?;
         let producer = self.producer.clone();
         let client = self.client.clone();
-        tokio::spawn(async move { producer.run(&client, rx, 2).await });
+        self.track(tokio::spawn(async move {
+            let _ = producer.run(&client, rx, 2).await;
+        }));
         Ok(())
     }
 

@@ -324,11 +324,8 @@ async fn a_replayed_command_is_refused() {
     assert_eq!(code, 200, "{text}");
     assert_eq!(s.kms.counters().commands, 1);
 
-    // BUG (see ami/src/kms_service.rs `start` / ami/src/net.rs `Publisher`): the KMS's producer
-    // stores every handler answer (step 4 of `Producer::answer_inner`, "Data answered before")
-    // under the exact Interest name, so the identical replay is answered from that store with
-    // the original "200 ... entitled" status and never reaches the replay check. Expected: the
-    // replay is checked and refused (403, "replay: ...").
+    // The identical signed Interest reaches the KMS again (its answers are never stored) and
+    // is refused by the replay check.
     let (code, text) = status_of(&s, send().await.unwrap()).await;
     assert_eq!(code, 403, "{text}");
     assert!(text.starts_with("replay"), "{text}");

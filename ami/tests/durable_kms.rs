@@ -109,7 +109,9 @@ impl Env {
         let dr = pki.issue(&names.role("dr")).unwrap();
         let rt = runtime();
         let oc = rt.block_on(connect(&uri)).unwrap();
-        let ot = rt.block_on(async { Trust::new(&names, pki.anchor(), &oc) }).unwrap();
+        let ot = rt
+            .block_on(async { Trust::new(&names, pki.anchor(), &oc) })
+            .unwrap();
         Env {
             rt,
             _fwd: fwd,
@@ -181,9 +183,14 @@ impl Env {
             let c = connect(&self.uri).await.unwrap();
             let cfg = MeterConfig::new(self.names.clone(), id, p(projects));
             let trust = Trust::new(&self.names, self.pki.anchor(), &c).unwrap();
-            Meter::start(cfg, self.pki.issue(&self.names.meter(id)).unwrap(), trust, &c)
-                .await
-                .unwrap()
+            Meter::start(
+                cfg,
+                self.pki.issue(&self.names.meter(id)).unwrap(),
+                trust,
+                &c,
+            )
+            .await
+            .unwrap()
         })
     }
 
@@ -246,7 +253,8 @@ fn refusal(r: amicn_ami::Result<u32>) -> String {
 fn epochs_continue_and_earlier_epochs_are_served_byte_identically() {
     let env = Env::new("epochs");
     let kms = env.start();
-    kms.entitle(&[(1, p(&["p1"]))], "/test-utility/ami/dr").unwrap();
+    kms.entitle(&[(1, p(&["p1"]))], "/test-utility/ami/dr")
+        .unwrap();
     let m1 = env.meter(1, &["p1"]);
     let m2 = env.meter(2, &[]);
     for m in [&m1, &m2] {
@@ -305,18 +313,21 @@ fn epochs_continue_and_earlier_epochs_are_served_byte_identically() {
 fn an_enrolment_accepted_before_a_restart_is_committed_after_it() {
     let env = Env::new("pending");
     let kms = env.start();
-    kms.entitle(&[(2, p(&["p1"]))], "/test-utility/ami/dr").unwrap();
+    kms.entitle(&[(2, p(&["p1"]))], "/test-utility/ami/dr")
+        .unwrap();
     let m1 = env.meter(1, &[]);
     let m2 = env.meter(2, &["p1"]);
     let next = kms.epoch() + 1;
     for m in [&m1, &m2] {
         assert_eq!(env.enrol(m).unwrap(), next);
     }
+    let staged = kms.members();
     env.stop(kms);
 
     let kms = env.start();
     assert!(kms.has_staged(), "the accepted enrolments are staged again");
-    assert!(kms.members().is_empty());
+    assert_eq!(kms.members(), staged);
+    assert_eq!(kms.epoch(), next - 1, "nothing was committed");
     let rec = kms.commit_epoch("first after restart").unwrap();
     assert_eq!(rec.epoch, next, "the epoch the meters were promised");
     assert_eq!(rec.joins, vec![1, 2]);
@@ -352,11 +363,13 @@ fn a_staged_leave_survives_a_restart() {
         env.follow(&kms, m, e);
     }
     kms.stage_leave(2).unwrap();
+    let staged = kms.members();
     env.stop(kms);
 
     let kms = env.start();
     assert!(kms.has_staged());
-    assert_eq!(kms.members(), vec![1, 2], "not carried out yet");
+    assert_eq!(kms.members(), staged);
+    assert_eq!(kms.epoch(), e, "not carried out yet");
     let rec = kms.commit_epoch("leave").unwrap();
     assert_eq!(rec.departs, vec![2]);
     assert!(rec.joins.is_empty());
@@ -415,32 +428,48 @@ fn revocations_and_entitlements_survive_a_restart() {
     env.stop(kms);
 }
 
-#[test]
-fn replay_records_survive_a_restart() {
-    let env = Env::new("replay");
-    let kms = env.start();
+/// A signed entitlement command for `meter` -> `project` (the exact bytes to send).
+fn entitle_wire(env: &Env, meter: u32, project: &str) -> Bytes {
     let mut inner = BytesMut::new();
-    amicn_tlv::encode_nni_tlv(&mut inner, METER_ID, 7);
-    amicn_tlv::encode_tlv(&mut inner, PROJECT, b"p2");
+    amicn_tlv::encode_nni_tlv(&mut inner, METER_ID, u64::from(meter));
+    amicn_tlv::encode_tlv(&mut inner, PROJECT, project.as_bytes());
     let mut params = BytesMut::new();
     amicn_tlv::encode_tlv(&mut params, ASSIGNMENT, &inner);
     let mut i = Interest::new(env.names.command("entitle"));
     i.app_parameters = Some(params.freeze());
     i.lifetime_ms = Some(4_000);
     i.must_be_fresh = true;
-    let wire = env.dr.key.sign_interest(&mut i, now_ms()).unwrap();
-    let (code, text) = env.send_status(&wire);
+    env.dr.key.sign_interest(&mut i, now_ms()).unwrap()
+}
+
+#[test]
+fn replay_records_survive_a_restart() {
+    let env = Env::new("replay");
+    let kms = env.start();
+    // The records are written with every commit and by `flush_replay` (the daemon's tick).
+    let by_commit = entitle_wire(&env, 7, "p2");
+    let (code, text) = env.send_status(&by_commit);
     assert_eq!(code, 200, "{text}");
+    kms.commit_epoch("flushes the replay records").unwrap();
+    let by_flush = entitle_wire(&env, 8, "p1");
+    let (code, text) = env.send_status(&by_flush);
+    assert_eq!(code, 200, "{text}");
+    kms.flush_replay().unwrap();
     env.stop(kms);
 
     let kms = env.start();
-    let (code, text) = env.send_status(&wire);
-    assert_eq!(code, 403, "{text}");
-    assert!(text.starts_with("replay"), "{text}");
-    assert_eq!(kms.counters().command_refused.get("replay"), Some(&1));
-    // The entitlement the original command granted is still in force.
+    for wire in [&by_commit, &by_flush] {
+        let (code, text) = env.send_status(wire);
+        assert_eq!(code, 403, "{text}");
+        assert!(text.starts_with("replay"), "{text}");
+    }
+    assert_eq!(kms.counters().command_refused.get("replay"), Some(&2));
+    assert_eq!(kms.counters().commands, 0);
+    // The entitlements the original commands granted are still in force.
     let m7 = env.meter(7, &["p2"]);
+    let m8 = env.meter(8, &["p1"]);
     env.enrol(&m7).unwrap();
+    env.enrol(&m8).unwrap();
     env.stop(kms);
 }
 
@@ -480,14 +509,8 @@ fn dropping_the_kms_and_its_client_releases_its_prefixes() {
     let svc = env.start_on(&env.rt, &env.db).unwrap();
     assert!(!env.kms_unreachable(Duration::from_millis(200)));
     drop(svc);
-    // BUG (ami/src/net.rs `Publisher::serve` and producer/src/lib.rs `Producer::run`): the
-    // answering tasks spawned for each served prefix hold clones of the `Client`, and the
-    // connection ends only when every clone is gone, so dropping the KmsService and the
-    // caller's `Client` leaves the connection and all of /<u>/ami/KMS, /<u>/ami/bcast and
-    // /<u>/ami/dr/<p>/KEK registered. Its handlers now hold a dead `Weak`, so Interests routed
-    // to it go unanswered (no Data, no Nack), and a KMS restarted in the same process competes
-    // with this zombie for every enrolment and command. Expected: once the service and the
-    // caller's client are dropped, the connection closes and the forwarder has no route left.
+    // Once the service and the caller's client are dropped, the connection closes and the
+    // forwarder has no route to the KMS left (a restarted KMS does not compete with a zombie).
     let mut gone = false;
     for _ in 0..5 {
         if env.kms_unreachable(Duration::from_millis(300)) {

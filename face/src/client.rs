@@ -324,14 +324,34 @@ struct Inner {
     out: mpsc::Sender<Outgoing>,
     connected: watch::Sender<bool>,
     closed: AtomicBool,
+    /// Signalled when the last application handle is dropped: the connection closes.
+    app_gone: tokio::sync::Notify,
     counters: ClientCounters,
     options: ClientOptions,
 }
 
-/// A connection from an application to its forwarder. Cheap to clone; all clones share it.
+/// Shared by every application-held clone of a [`Client`]; when the last one is dropped the
+/// connection closes (internal tasks hold the connection state, not this handle).
+struct AppHandle {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl Drop for AppHandle {
+    fn drop(&mut self) {
+        if let Some(i) = self.inner.upgrade() {
+            // A stored permit: the connection task sees it even if it is not waiting yet.
+            i.app_gone.notify_one();
+        }
+    }
+}
+
+/// A connection from an application to its forwarder. Cheap to clone; all clones share it,
+/// and it closes when the last clone is dropped.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// `None` for the library's own short-lived handles (re-registration after reconnect).
+    _app: Option<Arc<AppHandle>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -441,12 +461,18 @@ impl Client {
             out,
             connected,
             closed: AtomicBool::new(false),
+            app_gone: tokio::sync::Notify::new(),
             counters: ClientCounters::default(),
             options,
         };
+        let inner = Arc::new(inner);
+        let app = Arc::new(AppHandle {
+            inner: Arc::downgrade(&inner),
+        });
         (
             Client {
-                inner: Arc::new(inner),
+                inner,
+                _app: Some(app),
             },
             rx,
         )
@@ -898,7 +924,7 @@ fn spawn_reregister(inner: Arc<Inner>) {
     if prefixes.is_empty() {
         return;
     }
-    let client = Client { inner };
+    let client = Client { inner, _app: None };
     tokio::spawn(async move {
         for p in prefixes {
             if let Err(e) = register_prefix(&client, &p).await {
@@ -968,6 +994,7 @@ async fn drive(inner: &Arc<Inner>, conn: Conn, rx: &mut mpsc::Receiver<Outgoing>
             tokio::select! {
                 () = reader => false,
                 app_gone = writer => app_gone,
+                () = inner.app_gone.notified() => true,
             }
         }
         Conn::Datagram(sock) => {
@@ -999,6 +1026,7 @@ async fn drive(inner: &Arc<Inner>, conn: Conn, rx: &mut mpsc::Receiver<Outgoing>
             tokio::select! {
                 () = reader => false,
                 app_gone = writer => app_gone,
+                () = inner.app_gone.notified() => true,
             }
         }
     }

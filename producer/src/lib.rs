@@ -237,12 +237,14 @@ impl Producer {
         workers: usize,
     ) {
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let mut tasks = Vec::new();
+        // A JoinSet, so that dropping this future (a caller aborting it) ends the workers and
+        // the connection handles they hold.
+        let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..workers.max(1) {
             let me = self.clone();
             let rx = rx.clone();
             let client = client.clone();
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 loop {
                     let next = rx.lock().await.recv().await;
                     let Some(incoming) = next else { break };
@@ -255,11 +257,9 @@ impl Producer {
                         break;
                     }
                 }
-            }));
+            });
         }
-        for t in tasks {
-            let _ = t.await;
-        }
+        while tasks.join_next().await.is_some() {}
     }
 
     /// The encoded Data answering `interest`, if this producer has one. Public so that
