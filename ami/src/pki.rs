@@ -26,6 +26,8 @@ use crate::net::{consumer, now_ms};
 const CERT_VALIDITY_S: u64 = 30 * 24 * 3600;
 /// Certificates a chain may need fetched for one packet before giving up.
 const MAX_CERT_FETCHES: usize = 4;
+/// Signers whose validated chains the validator remembers.
+const CHAIN_CACHE_SIGNERS: usize = 1 << 18;
 /// How long a validated certificate chain is reused without walking it again.
 const CHAIN_CACHE_S: u64 = 60;
 
@@ -208,7 +210,9 @@ impl Trust {
         anchor: &Certificate,
         client: &Client,
     ) -> Result<Arc<Self>> {
-        let mut validator = Validator::new(policy);
+        // One chain per signer: an MDMS sees every meter, so the cache is sized for a utility
+        // (the default 4,096 would be emptied over and over by 100,000 meters).
+        let mut validator = Validator::new(policy).with_chain_cache(CHAIN_CACHE_SIGNERS);
         validator.add_anchor(anchor.clone())?;
         Ok(Arc::new(Trust {
             validator,

@@ -32,6 +32,8 @@ pub(crate) struct BenchArgs {
 enum BenchWhat {
     /// Forwarder throughput/latency vs. direct connection and a null relay
     Fwd(FwdBenchArgs),
+    /// AMI at scale: MDMS ingest vs. batch verification, rekey delivery through caches
+    Ami(super::bench_ami::AmiBenchArgs),
 }
 
 /// Options of `amicn bench fwd`.
@@ -79,6 +81,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Fwd(a) => bench_fwd(a),
+        BenchWhat::Ami(a) => super::bench_ami::run(a),
     }
 }
 

@@ -2,6 +2,7 @@
 pub(crate) mod admin;
 pub(crate) mod attacker;
 pub(crate) mod bench;
+pub(crate) mod bench_ami;
 pub(crate) mod demo;
 pub(crate) mod dissect;
 pub(crate) mod fwd;
