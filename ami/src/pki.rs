@@ -102,21 +102,9 @@ impl Pki {
 
     /// A new key for `identity` with a certificate issued by the root key.
     pub fn issue(&self, identity: &Name) -> Result<Credentials> {
-        let key = KeyPair::generate(identity);
         let now_s = now_ms() / 1000;
         let validity = Validity::starting_now(now_s.saturating_sub(60), CERT_VALIDITY_S);
-        let cert = Certificate::issue(
-            key.key_name(),
-            &key.public_key(),
-            &self.root.key,
-            b"root",
-            now_ms(),
-            validity,
-        )?;
-        Ok(Credentials {
-            key: Arc::new(key),
-            cert,
-        })
+        self.issue_with_validity(identity, validity)
     }
 
     /// The AMI trust policy of this utility.

@@ -14,6 +14,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use amicn_ami::daemon::parse_duration;
 use amicn_ami::now_ms;
 use amicn_ami::scenario::{self, Settings};
 use amicn_forwarder::runtime::{RunningForwarder, RuntimeConfig};
@@ -80,87 +81,61 @@ struct DemoFile {
     sync_jitter: Option<String>,
 }
 
-/// Resolved settings./// Parses `10s`, `2500ms`, `1m`, `1.5s` or a bare number of seconds.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (try 10s or 500ms)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" | "min" => v * 60.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 /// The settings of `a`: its scenario file (if any) overridden by its flags, defaults filled in.
 pub(crate) fn resolve(a: &DemoArgs) -> anyhow::Result<Settings> {
-    {
-        let file: DemoFile = match &a.config {
-            Some(p) => toml::from_str(
-                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-            )
-            .with_context(|| format!("parsing {}", p.display()))?,
-            None => DemoFile::default(),
-        };
-        let dur =
-            |flag: Option<Duration>, f: &Option<String>| -> anyhow::Result<Option<Duration>> {
-                match (flag, f) {
-                    (Some(d), _) => Ok(Some(d)),
-                    (None, Some(s)) => Ok(Some(parse_duration(s).map_err(anyhow::Error::msg)?)),
-                    (None, None) => Ok(None),
-                }
-            };
-        // The networked system needs time for processes to start and meters to enrol.
-        let (default_meters, default_duration) = if a.in_process {
-            (20, Duration::from_secs(10))
-        } else {
-            (100, Duration::from_secs(30))
-        };
-        let duration = dur(a.duration, &file.duration)?.unwrap_or(default_duration);
-        let interval = dur(a.interval, &file.interval)?.unwrap_or_else(|| {
-            (duration / 10).clamp(Duration::from_millis(200), Duration::from_secs(1))
-        });
-        let s = Settings {
-            meters: a.meters.or(file.meters).unwrap_or(default_meters),
-            projects: a.projects.or(file.projects).unwrap_or(2),
-            duration,
-            interval,
-            utility: a
-                .utility
-                .clone()
-                .or(file.utility)
-                .unwrap_or_else(|| "/example-utility".into()),
-            degree: a.degree.or(file.degree).unwrap_or(2),
-            db: a.db.clone().or(file.db),
-            sync_jitter: dur(None, &file.sync_jitter)?.unwrap_or(Duration::from_millis(20)),
-        };
-        if s.meters < 4 {
-            bail!(
-                "--meters must be at least 4 (the scenario needs a leaver, a revoked meter and members left over)"
-            );
+    let file: DemoFile = match &a.config {
+        Some(p) => toml::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("parsing {}", p.display()))?,
+        None => DemoFile::default(),
+    };
+    let dur = |flag: Option<Duration>, f: &Option<String>| -> anyhow::Result<Option<Duration>> {
+        match (flag, f) {
+            (Some(d), _) => Ok(Some(d)),
+            (None, Some(s)) => Ok(Some(parse_duration(s).map_err(anyhow::Error::msg)?)),
+            (None, None) => Ok(None),
         }
-        if s.projects > 8 {
-            bail!("--projects must be at most 8");
-        }
-        if s.interval < Duration::from_millis(20) {
-            bail!("--interval must be at least 20ms");
-        }
-        if s.duration < s.interval * 4 {
-            bail!("--duration must cover at least four reading intervals");
-        }
-        Ok(s)
+    };
+    // The networked system needs time for processes to start and meters to enrol.
+    let (default_meters, default_duration) = if a.in_process {
+        (20, Duration::from_secs(10))
+    } else {
+        (100, Duration::from_secs(30))
+    };
+    let duration = dur(a.duration, &file.duration)?.unwrap_or(default_duration);
+    let interval = dur(a.interval, &file.interval)?.unwrap_or_else(|| {
+        (duration / 10).clamp(Duration::from_millis(200), Duration::from_secs(1))
+    });
+    let s = Settings {
+        meters: a.meters.or(file.meters).unwrap_or(default_meters),
+        projects: a.projects.or(file.projects).unwrap_or(2),
+        duration,
+        interval,
+        utility: a
+            .utility
+            .clone()
+            .or(file.utility)
+            .unwrap_or_else(|| "/example-utility".into()),
+        degree: a.degree.or(file.degree).unwrap_or(2),
+        db: a.db.clone().or(file.db),
+        sync_jitter: dur(None, &file.sync_jitter)?.unwrap_or(Duration::from_millis(20)),
+    };
+    if s.meters < 4 {
+        bail!(
+            "--meters must be at least 4 (the scenario needs a leaver, a revoked meter and members left over)"
+        );
     }
+    if s.projects > 8 {
+        bail!("--projects must be at most 8");
+    }
+    if s.interval < Duration::from_millis(20) {
+        bail!("--interval must be at least 20ms");
+    }
+    if s.duration < s.interval * 4 {
+        bail!("--duration must cover at least four reading intervals");
+    }
+    Ok(s)
 }
 
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
