@@ -522,27 +522,17 @@ impl KmsStore {
 
     /// Every revocation, by meter.
     pub(crate) fn revocations(&self) -> Result<BTreeMap<u32, u64>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT meter, at_us FROM revoked")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(|e| self.err(e))?;
-        let mut out = BTreeMap::new();
-        for row in rows {
-            let (m, t) = row.map_err(|e| self.err(e))?;
-            out.insert(m, u(t));
-        }
-        Ok(out)
+        self.meter_times("SELECT meter, at_us FROM revoked")
     }
 
     /// When each current member joined (µs).
     pub(crate) fn member_since(&self) -> Result<BTreeMap<u32, u64>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT meter, since_us FROM member_since")
-            .map_err(|e| self.err(e))?;
+        self.meter_times("SELECT meter, since_us FROM member_since")
+    }
+
+    /// Runs a `SELECT meter, <µs>` query into a map.
+    fn meter_times(&self, sql: &str) -> Result<BTreeMap<u32, u64>> {
+        let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         let rows = st
             .query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?)))
             .map_err(|e| self.err(e))?;
