@@ -1073,16 +1073,29 @@ fn on_packet(inner: &Inner, pkt: Bytes) {
         }
         NetPacket::Data(data) => {
             let mark = received.lp.congestion_mark.unwrap_or(0);
-            satisfy(inner, token.as_ref(), &data.name, true, || Reply::Data {
-                data: data.clone(),
-                congestion_mark: mark,
-            });
+            let mut digest = None;
+            satisfy(
+                inner,
+                token.as_ref(),
+                &mut |p| data_satisfies(p, &data, &mut digest),
+                || Reply::Data {
+                    data: data.clone(),
+                    congestion_mark: mark,
+                },
+            );
         }
         NetPacket::Nack(nack) => {
             let reason = nack.reason;
-            satisfy(inner, token.as_ref(), &nack.interest.name, false, || {
-                Reply::Nack { reason }
-            });
+            // A Nack names exactly its Interest. A Duplicate Nack concerns one nonce only; any
+            // other reason ends the aggregated in-record, so every identical Interest with it.
+            let name = nack.interest.name;
+            let aggregated = reason != NackReason::Duplicate;
+            satisfy(
+                inner,
+                token.as_ref(),
+                &mut |p| aggregated && p.name == name,
+                || Reply::Nack { reason },
+            );
         }
     }
 }
@@ -1092,29 +1105,46 @@ fn token_of(t: &Bytes) -> Option<u64> {
     Some(u64::from_be_bytes(arr))
 }
 
+/// Whether `data` satisfies an Interest for `name` (exact, prefix with CanBePrefix, or a full
+/// name ending in the Data's implicit digest, computed at most once per packet).
+fn data_satisfies(p: &Pending, data: &Data, digest: &mut Option<[u8; 32]>) -> bool {
+    if p.name == data.name || (p.can_be_prefix && p.name.is_prefix_of(&data.name)) {
+        return true;
+    }
+    let n = data.name.len();
+    if p.name.len() != n + 1 || !data.name.is_prefix_of(&p.name) {
+        return false;
+    }
+    let Some(last) = p.name.get(n).filter(|c| c.is_implicit_digest()) else {
+        return false;
+    };
+    let d = digest.get_or_insert_with(|| data.implicit_digest());
+    last.value()[..] == d[..]
+}
+
+/// Hands a reply to the request whose PitToken came back, and to every other pending request on
+/// this connection it answers: the forwarder keeps one in-record per face, so identical
+/// Interests sent on one connection are aggregated and answered once, with the last token.
 fn satisfy(
     inner: &Inner,
     token: Option<&Bytes>,
-    name: &Name,
-    is_data: bool,
+    matches: &mut dyn FnMut(&Pending) -> bool,
     make: impl Fn() -> Reply,
 ) {
     let mut pending = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+    let mut answered = false;
     if let Some(t) = token.and_then(token_of)
         && let Some(p) = pending.remove(&t)
     {
         let _ = p.tx.send(make());
-        return;
+        answered = true;
     }
-    // No (known) token: match by name like a PIT would. A Nack names exactly its Interest.
     let keys: Vec<u64> = pending
         .iter()
-        .filter(|(_, p)| {
-            p.name == *name || (is_data && p.can_be_prefix && p.name.is_prefix_of(name))
-        })
+        .filter(|(_, p)| matches(p))
         .map(|(k, _)| *k)
         .collect();
-    if keys.is_empty() {
+    if keys.is_empty() && !answered {
         inner.counters.unsolicited.fetch_add(1, Ordering::Relaxed);
         return;
     }
@@ -1295,6 +1325,42 @@ mod tests {
         let rx = amicn_tlv::decode_packet(buf.freeze()).unwrap();
         assert_eq!(rx.lp.pit_token.map(|t| t.len()), Some(8));
         assert!(matches!(rx.packet, NetPacket::Interest(ref x) if x.name == i.name));
+    }
+
+    #[tokio::test]
+    async fn aggregated_interests_are_all_answered_by_one_data() {
+        // A forwarder keeps one in-record per face: identical Interests on one connection get
+        // one Data carrying the last PitToken. Every one of them must complete, also when the
+        // name ends in the Data's implicit digest.
+        let (near, mut far) = tokio::io::duplex(1 << 16);
+        let client = Client::from_stream(near, ClientOptions::default());
+        let mut d = Data::new("/m/r/seq=1".parse().unwrap(), Bytes::from_static(b"x"));
+        let wire = d.sign_digest_sha256();
+        let full = Data::decode(wire.clone()).unwrap().full_name();
+        let c2 = client.clone();
+        let asked = tokio::spawn(async move {
+            let a = Interest::new(full.clone());
+            let b = Interest::new(full);
+            let (ra, rb) = tokio::join!(c2.express(&a), c2.express(&b));
+            (ra.unwrap(), rb.unwrap())
+        });
+        let mut buf = BytesMut::new();
+        let mut tokens = Vec::new();
+        while tokens.len() < 2 {
+            far.read_buf(&mut buf).await.unwrap();
+            while let Ok(Some(n)) = amicn_tlv::split_first_tlv(&buf) {
+                let rx = amicn_tlv::decode_packet(buf.split_to(n).freeze()).unwrap();
+                if let NetPacket::Interest(_) = rx.packet {
+                    tokens.push(rx.lp.pit_token.unwrap());
+                }
+            }
+        }
+        far.write_all(&lp_wrap(&tokens[1], &wire)).await.unwrap();
+        let (ra, rb) = asked.await.unwrap();
+        for r in [ra, rb] {
+            assert!(matches!(r, Reply::Data { ref data, .. } if data.name == d.name));
+        }
+        assert_eq!(client.counters().unsolicited.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]

@@ -411,12 +411,12 @@ pub struct Validator {
     anchors: Vec<Certificate>,
     max_depth: usize,
     cache_capacity: usize,
-    chain_cache: Mutex<HashMap<Name, CachedChain>>,
+    chain_cache: Mutex<HashMap<Name, ResolvedChain>>,
 }
 
-/// A verified chain and the window (seconds) in which every certificate on it is valid.
+/// A resolved chain and the window (seconds) in which every certificate on it is valid.
 #[derive(Debug, Clone)]
-struct CachedChain {
+struct ResolvedChain {
     key: PublicKey,
     chain: Vec<Name>,
     from_s: u64,
@@ -432,6 +432,37 @@ impl Clone for Validator {
             cache_capacity: self.cache_capacity,
             chain_cache: Mutex::new(HashMap::new()),
         }
+    }
+}
+
+/// A certificate signature check deferred to a batch.
+struct SigCheck {
+    name: Name,
+    signer: Name,
+    portion: Bytes,
+    value: Bytes,
+    key: PublicKey,
+}
+
+impl SigCheck {
+    fn of(data: &Data, key: &PublicKey) -> Self {
+        Self {
+            name: data.name.clone(),
+            signer: locator_of(&data.signature_info),
+            portion: data.signed_portion(),
+            value: data.signature_value.clone(),
+            key: *key,
+        }
+    }
+
+    fn verify(&self) -> Result<()> {
+        identity::verify_ed25519(
+            &self.name,
+            &self.signer,
+            &self.portion,
+            &self.value,
+            &self.key,
+        )
     }
 }
 
@@ -476,7 +507,7 @@ impl Validator {
         self.cache().len()
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Name, CachedChain>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Name, ResolvedChain>> {
         // A panic while holding the lock cannot leave the map inconsistent (single operations).
         self.chain_cache
             .lock()
@@ -559,39 +590,58 @@ impl Validator {
         Ok(v)
     }
 
-    /// Validates many Data at once: chains are resolved once per distinct signer, and the packets'
-    /// own signatures are checked with one Ed25519 batch verification (falling back to one-by-one
-    /// checks to pinpoint failures). Results are in input order.
+    /// Validates many Data at once: chains are resolved once per distinct signer, and every
+    /// signature the batch needs — the packets' own and those of certificates not verified
+    /// before — is checked with one Ed25519 batch verification (falling back to one-by-one
+    /// checks to pinpoint failures). A chain is remembered only after its signatures passed.
+    /// Results are in input order.
     pub fn validate_data_batch(
         &self,
         packets: &[Data],
         certs: &dyn CertSource,
         now_ms: u64,
     ) -> Vec<Result<Validated>> {
-        let mut chain_cache: HashMap<Name, (PublicKey, Vec<Name>)> = HashMap::new();
-        // Packets whose chain resolved hold `Ok` provisionally until their own signature is checked.
+        let now_s = now_ms / 1000;
+        // Chains resolved in this batch: from the cache (no checks) or newly walked, with the
+        // certificate signature checks they still need (`checks[range]`).
+        let mut chains: HashMap<Name, (ResolvedChain, std::ops::Range<usize>)> = HashMap::new();
+        let mut checks: Vec<SigCheck> = Vec::new();
+        // Packets whose chain resolved hold `Ok` provisionally until their signatures are checked.
         let mut out: Vec<Result<Validated>> = Vec::with_capacity(packets.len());
         let mut pending: Vec<(usize, PublicKey)> = Vec::new();
         for (i, d) in packets.iter().enumerate() {
             let checked = self
                 .precheck(&d.name, &d.signature_info, &d.signature_value)
                 .and_then(|(signer, rule)| {
-                    // Only successful chains are cached; a failing one is re-resolved so every
+                    // Only chains that resolved are kept; a failing one is re-resolved so every
                     // packet gets its own error value.
-                    let (pk, chain) = match chain_cache.get(&signer) {
-                        Some(c) => c.clone(),
+                    let key = match chains.get(&signer) {
+                        Some((c, _)) => (c.key, c.chain.clone()),
                         None => {
-                            let c = self.resolve_chain(&signer, certs, now_ms)?;
-                            chain_cache.insert(signer.clone(), c.clone());
-                            c
+                            let first = checks.len();
+                            let c = match self.cached_chain(&signer, now_s) {
+                                Some(c) => c,
+                                None => self.resolve_chain_uncached(
+                                    &signer,
+                                    certs,
+                                    now_s,
+                                    &mut |data, key| {
+                                        checks.push(SigCheck::of(data, key));
+                                        Ok(())
+                                    },
+                                )?,
+                            };
+                            let key = (c.key, c.chain.clone());
+                            chains.insert(signer.clone(), (c, first..checks.len()));
+                            key
                         }
                     };
                     Ok((
-                        pk,
+                        key.0,
                         Validated {
                             signer,
                             rule,
-                            chain,
+                            chain: key.1,
                         },
                     ))
                 });
@@ -607,22 +657,43 @@ impl Validator {
             .iter()
             .map(|(i, _)| packets[*i].signed_portion())
             .collect();
-        let items: Vec<(&[u8], &[u8], &PublicKey)> = pending
+        let items: Vec<(&[u8], &[u8], &PublicKey)> = checks
             .iter()
-            .zip(&portions)
-            .map(|((i, pk), p)| (p.as_ref(), packets[*i].signature_value.as_ref(), pk))
+            .map(|c| (c.portion.as_ref(), c.value.as_ref(), &c.key))
+            .chain(
+                pending
+                    .iter()
+                    .zip(&portions)
+                    .map(|((i, pk), p)| (p.as_ref(), packets[*i].signature_value.as_ref(), pk)),
+            )
             .collect();
-        if identity::verify_batch(&items).is_err() {
-            // Batch and single verification may disagree on crafted inputs; the strict single
-            // check decides, and names the packets that failed.
-            for ((i, pk), portion) in pending.iter().zip(&portions) {
-                let d = &packets[*i];
-                let signer = locator_of(&d.signature_info);
-                if let Err(e) =
-                    identity::verify_ed25519(&d.name, &signer, portion, &d.signature_value, pk)
-                {
-                    out[*i] = Err(e);
-                }
+        let all_good = identity::verify_batch(&items).is_ok();
+        // Batch and single verification may disagree on crafted inputs; the strict single check
+        // decides, and names the packets (and certificates) that failed.
+        let cert_failed: Vec<bool> = if all_good {
+            vec![false; checks.len()]
+        } else {
+            checks.iter().map(|c| c.verify().is_err()).collect()
+        };
+        // Per signer: the first certificate check of its chain that failed, if any.
+        let mut chain_failure: HashMap<&Name, Option<usize>> = HashMap::new();
+        for (signer, (chain, range)) in &chains {
+            let failed = range.clone().find(|&k| cert_failed[k]);
+            if failed.is_none() && !range.is_empty() {
+                self.remember_chain(signer, chain.clone());
+            }
+            chain_failure.insert(signer, failed);
+        }
+        for ((i, pk), portion) in pending.iter().zip(&portions) {
+            let d = &packets[*i];
+            let signer = locator_of(&d.signature_info);
+            let verdict = match chain_failure.get(&signer) {
+                Some(Some(k)) => checks[*k].verify(),
+                _ if all_good => Ok(()),
+                _ => identity::verify_ed25519(&d.name, &signer, portion, &d.signature_value, pk),
+            };
+            if let Err(e) = verdict {
+                out[*i] = Err(e);
             }
         }
         out
@@ -664,39 +735,52 @@ impl Validator {
         now_ms: u64,
     ) -> Result<(PublicKey, Vec<Name>)> {
         let now_s = now_ms / 1000;
-        if self.cache_capacity > 0
-            && let Some(c) = self.cache().get(signer)
-            && c.from_s <= now_s
-            && now_s <= c.until_s
-        {
-            return Ok((c.key, c.chain.clone()));
+        if let Some(c) = self.cached_chain(signer, now_s) {
+            return Ok((c.key, c.chain));
         }
-        let (key, chain, from_s, until_s) = self.resolve_chain_uncached(signer, certs, now_s)?;
-        if self.cache_capacity > 0 {
-            let mut cache = self.cache();
-            if cache.len() >= self.cache_capacity {
-                // Crude but bounded: start over rather than track recency per entry.
-                cache.clear();
-            }
-            let entry = CachedChain {
-                key,
-                chain: chain.clone(),
-                from_s,
-                until_s,
-            };
-            cache.insert(signer.clone(), entry);
-        }
-        Ok((key, chain))
+        let c = self.resolve_chain_uncached(signer, certs, now_s, &mut |data, key| {
+            identity::verify_data(data, key)
+        })?;
+        let out = (c.key, c.chain.clone());
+        self.remember_chain(signer, c);
+        Ok(out)
     }
 
-    /// Follows certificates from `signer` up to an anchor, verifying each; returns the signer's
-    /// key, the certificate names, and the window in which all of them are valid.
+    /// The remembered chain of `signer`, if every certificate on it is valid at `now_s`.
+    fn cached_chain(&self, signer: &Name, now_s: u64) -> Option<ResolvedChain> {
+        if self.cache_capacity == 0 {
+            return None;
+        }
+        self.cache()
+            .get(signer)
+            .filter(|c| c.from_s <= now_s && now_s <= c.until_s)
+            .cloned()
+    }
+
+    /// Remembers a chain whose signatures have all been verified.
+    fn remember_chain(&self, signer: &Name, chain: ResolvedChain) {
+        if self.cache_capacity == 0 {
+            return;
+        }
+        let mut cache = self.cache();
+        if cache.len() >= self.cache_capacity {
+            // Crude but bounded: start over rather than track recency per entry.
+            cache.clear();
+        }
+        cache.insert(signer.clone(), chain);
+    }
+
+    /// Follows certificates from `signer` up to an anchor, checking validity and policy of each
+    /// link; every certificate signature is handed to `verify` (which checks it at once, or
+    /// defers it to a batch). Returns the signer's key, the certificate names, and the window in
+    /// which all of them are valid.
     fn resolve_chain_uncached(
         &self,
         signer: &Name,
         certs: &dyn CertSource,
         now_s: u64,
-    ) -> Result<(PublicKey, Vec<Name>, u64, u64)> {
+        verify: &mut dyn FnMut(&Data, &PublicKey) -> Result<()>,
+    ) -> Result<ResolvedChain> {
         let mut from_s = 0u64;
         let mut until_s = u64::MAX;
         let mut chain: Vec<Name> = Vec::new();
@@ -704,12 +788,12 @@ impl Validator {
         if let Some(anchor) = self.anchor_for(signer) {
             anchor.check_validity(now_s)?;
             let v = anchor.validity();
-            return Ok((
-                *anchor.public_key(),
-                vec![anchor.name().clone()],
-                v.not_before,
-                v.not_after,
-            ));
+            return Ok(ResolvedChain {
+                key: *anchor.public_key(),
+                chain: vec![anchor.name().clone()],
+                from_s: v.not_before,
+                until_s: v.not_after,
+            });
         }
         let mut cert = self.fetch(signer, certs)?;
         let leaf_key = *cert.public_key();
@@ -731,14 +815,19 @@ impl Validator {
                 self.precheck(&data.name, &data.signature_info, &data.signature_value)?;
             if let Some(anchor) = self.anchor_for(&issuer) {
                 anchor.check_validity(now_s)?;
-                identity::verify_data(data, anchor.public_key())?;
+                verify(data, anchor.public_key())?;
                 from_s = from_s.max(anchor.validity().not_before);
                 until_s = until_s.min(anchor.validity().not_after);
                 chain.push(anchor.name().clone());
-                return Ok((leaf_key, chain, from_s, until_s));
+                return Ok(ResolvedChain {
+                    key: leaf_key,
+                    chain,
+                    from_s,
+                    until_s,
+                });
             }
             let issuer_cert = self.fetch(&issuer, certs)?;
-            identity::verify_data(data, issuer_cert.public_key())?;
+            verify(data, issuer_cert.public_key())?;
             cert = issuer_cert;
         }
     }

@@ -373,6 +373,56 @@ fn batch_verification_pinpoints_bad_packets() {
 }
 
 #[test]
+fn batch_checks_new_certificates_and_caches_only_good_chains() {
+    let p = pki();
+    let v = Validity::starting_now(NOW_S - 10, YEAR);
+    // Meters 20..30 certified by the KMS; meter 25's certificate forged under the KMS's name.
+    let forger = KeyPair::from_seed(&[9u8; 32], p.kms.key_name().clone()).unwrap();
+    let mut store = p.store.clone();
+    let keys: Vec<KeyPair> = (20..30)
+        .map(|i| KeyPair::generate(&n(&format!("/u/ami/meter/{i}"))))
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        let issuer = if i == 5 { &forger } else { &p.kms };
+        store.insert(
+            Certificate::issue(k.key_name(), &k.public_key(), issuer, b"kms", 1, v).unwrap(),
+        );
+    }
+    // Two readings per meter, so a chain resolved in the batch serves a second packet.
+    let datas: Vec<Data> = keys
+        .iter()
+        .enumerate()
+        .flat_map(|(i, k)| {
+            (0..2).map(move |t| {
+                let mut d = Data::new(
+                    n(&format!("/u/ami/meter/{}/reading/t={t}", 20 + i)),
+                    Bytes::from_static(b"kWh=1"),
+                );
+                Data::decode(k.sign_data(&mut d).unwrap()).unwrap()
+            })
+        })
+        .collect();
+    let mut validator = Validator::new(TrustPolicy::ami(&n("/u")).unwrap());
+    validator.add_anchor(p.root_cert.clone()).unwrap();
+    let res = validator.validate_data_batch(&datas, &store, NOW_MS);
+    for (j, r) in res.iter().enumerate() {
+        if j / 2 == 5 {
+            assert!(matches!(r, Err(Error::BadSignature { .. })), "{j}: {r:?}");
+        } else {
+            assert!(r.is_ok(), "{j}: {r:?}");
+        }
+    }
+    // Nine meters' chains are remembered; the forged chain is not, and stays refused.
+    assert_eq!(validator.cached_chains(), 9);
+    let again = validator.validate_data_batch(&datas[10..12], &store, NOW_MS);
+    assert!(again.iter().all(Result::is_err));
+    assert!(matches!(
+        validator.validate_data(&datas[10], &store, NOW_MS),
+        Err(Error::BadSignature { .. })
+    ));
+}
+
+#[test]
 fn signed_interest_validation_and_replay() {
     let p = pki();
     let mut i = Interest::new(n("/u/ami/meter/7/cmd/read"));
