@@ -35,6 +35,8 @@ use crate::wire;
 
 /// Fetches a collector keeps in flight at once (bounded like a pipeline window).
 const MAX_IN_FLIGHT: usize = 256;
+/// Readings per collection round: one batch verification and one store transaction.
+const ROUND_READINGS: usize = 10_000;
 
 /// Settings of the collector.
 #[derive(Debug, Clone)]
@@ -469,6 +471,12 @@ pub struct RoundReport {
     pub missing: Vec<(Name, String)>,
 }
 
+/// Readings fetched for one round, not checked yet.
+struct FetchedRound {
+    report: RoundReport,
+    arrived: Vec<Data>,
+}
+
 /// The MDMS collector (see the module documentation).
 pub struct MdmsCollector {
     cfg: MdmsConfig,
@@ -535,14 +543,21 @@ impl MdmsCollector {
 
     /// Name, duplicate, window and revocation checks: everything before cryptography.
     fn precheck(&self, data: &Data, now: u64) -> std::result::Result<(u32, u64), Rejection> {
+        let (meter, t_us) = self.precheck_fresh(data, now)?;
+        if self.store().contains(meter, t_us).unwrap_or(false) {
+            return Err(Rejection::Duplicate);
+        }
+        Ok((meter, t_us))
+    }
+
+    /// [`MdmsCollector::precheck`] without the store lookup, for rounds whose names were chosen
+    /// among readings not stored yet: their transaction refuses a duplicate anyway.
+    fn precheck_fresh(&self, data: &Data, now: u64) -> std::result::Result<(u32, u64), Rejection> {
         let (meter, t_us) = self
             .cfg
             .names
             .parse_reading(&data.name)
             .ok_or(Rejection::NotAReading)?;
-        if self.store().contains(meter, t_us).unwrap_or(false) {
-            return Err(Rejection::Duplicate);
-        }
         let oldest = now.saturating_sub(self.cfg.window.as_micros() as u64);
         let newest = now.saturating_add(self.cfg.max_future.as_micros() as u64);
         if t_us < oldest || t_us > newest {
@@ -559,7 +574,6 @@ impl MdmsCollector {
         Ok((meter, t_us))
     }
 
-    /// Decrypts a verified reading with the meter's user key and stores it.
     /// Decrypts a verified reading with the meter's reading key.
     fn open_reading(
         &self,
@@ -655,8 +669,33 @@ impl MdmsCollector {
     }
 
     /// Fetches `names` concurrently, verifies what arrives with one batch signature check and
-    /// stores what passes every check.
+    /// stores what passes every check in one transaction; a reading stored before is refused
+    /// as a duplicate when that transaction runs.
     pub async fn collect(&self, names: Vec<Name>) -> RoundReport {
+        let fetched = self.fetch_round(names).await;
+        self.ingest_round(fetched).await
+    }
+
+    /// [`MdmsCollector::collect`] over many rounds, fetching round k+1 while round k is
+    /// verified, decrypted and committed, so the network and the CPU work overlap.
+    pub async fn collect_pipelined(&self, rounds: Vec<Vec<Name>>) -> Vec<RoundReport> {
+        let mut out = Vec::with_capacity(rounds.len());
+        let mut rounds = rounds.into_iter();
+        let Some(first) = rounds.next() else {
+            return out;
+        };
+        let mut fetched = self.fetch_round(first).await;
+        for names in rounds {
+            // The fetch goes first: it spawns its requests before the ingest holds this task.
+            let (next, report) = tokio::join!(self.fetch_round(names), self.ingest_round(fetched));
+            out.push(report);
+            fetched = next;
+        }
+        out.push(self.ingest_round(fetched).await);
+        out
+    }
+
+    async fn fetch_round(&self, names: Vec<Name>) -> FetchedRound {
         let mut report = RoundReport {
             requested: names.len(),
             ..RoundReport::default()
@@ -689,11 +728,19 @@ impl MdmsCollector {
                 }
             }
         }
+        FetchedRound { report, arrived }
+    }
+
+    async fn ingest_round(&self, fetched: FetchedRound) -> RoundReport {
+        let FetchedRound {
+            mut report,
+            arrived,
+        } = fetched;
         let now = now_us();
         let mut pending = Vec::new();
         let mut ids = Vec::new();
         for d in arrived {
-            match self.precheck(&d, now) {
+            match self.precheck_fresh(&d, now) {
                 Ok(id) => {
                     pending.push(d);
                     ids.push(id);
@@ -818,7 +865,16 @@ impl MdmsCollector {
                 );
             }
         }
-        let report = self.collect(names).await;
+        // Large populations in rounds of one batch verification and one transaction each,
+        // the next round's fetches overlapping this round's checks.
+        let rounds: Vec<Vec<Name>> = names.chunks(ROUND_READINGS).map(<[Name]>::to_vec).collect();
+        let mut report = RoundReport::default();
+        for r in self.collect_pipelined(rounds).await {
+            report.requested += r.requested;
+            report.stored.extend(r.stored);
+            report.rejected.extend(r.rejected);
+            report.missing.extend(r.missing);
+        }
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         for r in &report.stored {
             known.entry(r.meter).or_default().insert(r.t_us);

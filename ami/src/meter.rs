@@ -382,6 +382,8 @@ impl Meter {
                 Err("not signed by the KMS key".to_string())
             }
         };
+        // Checked and decoded once; each retry below only walks the member's path again.
+        let verified = signed.verify(&verifier)?;
         let mut cache: HashMap<String, Wrap> = HashMap::new();
         for _ in 0..=MAX_WRAPS_PER_EPOCH {
             let mut missing: Option<String> = None;
@@ -393,17 +395,13 @@ impl Meter {
                     .ok_or(AmiError::NotJoined { meter: self.cfg.id })?;
                 // The member state is all-or-nothing, so an attempt that stops at a wrap not
                 // fetched yet leaves it untouched; fetch that wrap and try again.
-                member.ingest(
-                    &signed,
-                    &verifier,
-                    &mut |name: &str| match cache.get(name) {
-                        Some(w) => Some(w.clone()),
-                        None => {
-                            missing = Some(name.to_string());
-                            None
-                        }
-                    },
-                )
+                member.ingest_verified(&verified, &mut |name: &str| match cache.get(name) {
+                    Some(w) => Some(w.clone()),
+                    None => {
+                        missing = Some(name.to_string());
+                        None
+                    }
+                })
             };
             match (result, missing) {
                 (Ok(ir), _) => {

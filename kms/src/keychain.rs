@@ -19,9 +19,8 @@
 //! passphrase with `salt` and `iterations`, expanded by HKDF-SHA256, then XChaCha20-Poly1305 over
 //! the seed with `nonce` and the key name's Name TLV as associated data.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use amicn_tlv::Name;
@@ -512,31 +511,7 @@ fn load_key(path: &Path) -> Result<Option<KeyPair>> {
 /// Writes `bytes` to `path` atomically: temp file (mode `mode`) in the same directory, fsync,
 /// rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut rnd = [0u8; 8];
-    fill_random(&mut rnd);
-    let file_name = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", hex::encode(rnd)));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(|e| io_err(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
-        f.sync_all().map_err(|e| io_err(&tmp, e))?;
-        drop(f);
-        fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
-        sync_dir(path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::persist::replace_file(path, bytes, mode).map_err(|(p, e)| io_err(&p, e))
 }
 
 fn sync_dir(path: &Path) -> Result<()> {

@@ -1,7 +1,8 @@
 //! Crash-safe persistence of the KMS key graph and of a member's key state.
 //!
 //! Both are written as one compact binary image (bulk arrays little-endian, ending in a SHA-256
-//! of everything before it) by atomic replacement: write `<file>.tmp`, fsync it, rename it over
+//! of everything before it) by atomic replacement: write a uniquely named temporary file (0600,
+//! created exclusively, see [`replace_file`]), fsync it, rename it over
 //! `<file>`, fsync the directory. A crash at any point leaves either the previous or the new
 //! complete image; a torn or truncated image is detected by the checksum and refused, never
 //! half-loaded. The server must be saved after [`KeyGraph::commit`] and before the rekey is
@@ -442,30 +443,66 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GraphError + '_ {
     }
 }
 
-/// The temporary file used while replacing `path`.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push(".tmp");
-    PathBuf::from(s)
+/// Whether `name` is a temporary file [`replace_file`] writes while replacing `target`: a
+/// leftover one (an interrupted save) is never loaded and may be removed.
+pub fn is_temp_of(target: &Path, name: &Path) -> bool {
+    let (Some(t), Some(n)) = (target.file_name(), name.file_name()) else {
+        return false;
+    };
+    let (t, n) = (t.to_string_lossy(), n.to_string_lossy());
+    n.strip_prefix('.')
+        .and_then(|rest| rest.strip_prefix(t.as_ref()))
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.strip_suffix(".tmp"))
+        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// Atomically replaces `path` with `bytes` (temp file, fsync, rename, fsync directory).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> GraphResult<()> {
-    let tmp = temp_path(path);
-    {
-        let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    fs::rename(&tmp, path).map_err(io(path))?;
+/// Atomically replaces `path` with `bytes`: a temporary file `.<name>.<random>.tmp` beside it,
+/// created exclusively with `mode` (so it never follows a symlink planted under that name, and
+/// two writers never share one), written, fsynced, renamed over `path`, and the directory
+/// fsynced. A failed replacement removes its temporary file. Errors name the path involved.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), (PathBuf, std::io::Error)> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    Ok(())
+    let mut rnd = [0u8; 8];
+    crate::key::fill_random(&mut rnd);
+    let file_name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", hex::encode(rnd)));
+    let at = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| (p, e)
+    };
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(at(&tmp))?;
+        f.write_all(bytes).map_err(at(&tmp))?;
+        f.sync_all().map_err(at(&tmp))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(at(path))?;
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(at(dir))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Atomically replaces `path` with `bytes`, readable by the owner only (0600); see
+/// [`replace_file`].
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> GraphResult<()> {
+    replace_file(path, bytes, 0o600).map_err(|(path, source)| GraphError::Io { path, source })
 }
 
 fn read(path: &Path) -> GraphResult<Vec<u8>> {
@@ -486,7 +523,7 @@ pub fn save_graph(g: &KeyGraph, path: &Path) -> GraphResult<()> {
     r
 }
 
-/// Loads the server state from `path` (a leftover `.tmp` from an interrupted save is ignored).
+/// Loads the server state from `path` (a temporary file left by an interrupted save is ignored).
 pub fn load_graph(path: &Path) -> GraphResult<KeyGraph> {
     let mut bytes = read(path)?;
     let g = decode_graph(&bytes, path);

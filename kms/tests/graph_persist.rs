@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use amicn_kms::graph::GraphError;
 use amicn_kms::persist::{
-    decode_graph, decode_member, encode_graph, encode_member, load_graph, load_member, save_graph,
-    save_member, temp_path,
+    decode_graph, decode_member, encode_graph, encode_member, is_temp_of, load_graph, load_member,
+    save_graph, save_member,
 };
 use graph_common::World;
 
@@ -77,7 +77,7 @@ fn interrupted_save_keeps_previous_state_and_torn_images_are_refused() {
         .collect();
     for &cut in &cuts {
         // Crash while writing the temporary file: the old image is what loads.
-        std::fs::write(temp_path(&path), &v2[..cut]).unwrap();
+        std::fs::write(dir.join(".kms.state.00112233aabbccdd.tmp"), &v2[..cut]).unwrap();
         assert_eq!(
             encode_graph(&load_graph(&path).unwrap()),
             v1,
@@ -111,7 +111,24 @@ fn interrupted_save_keeps_previous_state_and_torn_images_are_refused() {
     // Completing the save switches to the new image.
     save_graph(&w.g, &path).unwrap();
     assert_eq!(encode_graph(&load_graph(&path).unwrap()), v2);
-    assert!(!temp_path(&path).exists());
+    // Only the torn file planted above is a temporary; the save left none of its own.
+    let temps: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| is_temp_of(&path, p))
+        .collect();
+    assert_eq!(temps, vec![dir.join(".kms.state.00112233aabbccdd.tmp")]);
+    // State files are the owner's only, and a symlink planted beside them is never followed.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("kms.state.tmp")).unwrap();
+    for _ in 0..8 {
+        save_graph(&w.g, &path).unwrap();
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), b"untouched");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -141,6 +141,41 @@ pub struct SignedManifest {
     pub signature: Vec<u8>,
 }
 
+/// A manifest whose signature has been checked, decoded once: what a member applies. Only
+/// [`SignedManifest::verify`] makes one, so an unverified manifest can never be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedManifest {
+    manifest: Manifest,
+}
+
+impl VerifiedManifest {
+    /// The decoded manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Its epoch.
+    pub fn epoch(&self) -> u32 {
+        self.manifest.epoch
+    }
+}
+
+impl SignedManifest {
+    /// Checks the signature with `verifier`, then decodes.
+    pub fn verify(&self, verifier: &dyn ManifestVerifier) -> GraphResult<VerifiedManifest> {
+        let claimed = Manifest::peek_epoch(&self.bytes);
+        verifier
+            .verify(&self.bytes, &self.signature)
+            .map_err(|reason| GraphError::BadManifestSignature {
+                epoch: claimed,
+                reason,
+            })?;
+        Ok(VerifiedManifest {
+            manifest: Manifest::decode(&self.bytes)?,
+        })
+    }
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());

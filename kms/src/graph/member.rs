@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use super::error::{GraphError, GraphResult};
-use super::manifest::{Change, ChangeKind, Manifest, ManifestVerifier, SignedManifest};
+use super::manifest::{
+    Change, ChangeKind, Manifest, ManifestVerifier, SignedManifest, VerifiedManifest,
+};
 use super::names::{self, KeyRef};
 use super::wrap::{self, Wrap};
 use crate::key::SymmetricKey;
@@ -176,14 +178,18 @@ impl MemberState {
         verifier: &dyn ManifestVerifier,
         fetch: &mut dyn FnMut(&str) -> Option<Wrap>,
     ) -> GraphResult<IngestReport> {
-        let claimed = Manifest::peek_epoch(&signed.bytes);
-        verifier
-            .verify(&signed.bytes, &signed.signature)
-            .map_err(|reason| GraphError::BadManifestSignature {
-                epoch: claimed,
-                reason,
-            })?;
-        let m = Manifest::decode(&signed.bytes)?;
+        self.ingest_verified(&signed.verify(verifier)?, fetch)
+    }
+
+    /// Applies a manifest verified before (see [`SignedManifest::verify`]): a member fetching
+    /// wraps one at a time retries this, all-or-nothing, without checking the signature over
+    /// the whole manifest again each time.
+    pub fn ingest_verified(
+        &mut self,
+        m: &VerifiedManifest,
+        fetch: &mut dyn FnMut(&str) -> Option<Wrap>,
+    ) -> GraphResult<IngestReport> {
+        let m = m.manifest();
         if m.epoch <= self.epoch {
             return Err(GraphError::StaleEpoch {
                 name: names::manifest_name(&self.prefix, m.epoch),
@@ -192,7 +198,7 @@ impl MemberState {
             });
         }
         let mut next = self.duplicate();
-        let report = next.apply(&m, fetch)?;
+        let report = next.apply(m, fetch)?;
         *self = next;
         Ok(report)
     }

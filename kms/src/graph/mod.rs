@@ -37,7 +37,7 @@ use rand::{Rng, SeedableRng};
 use zeroize::Zeroize;
 
 pub use error::{GraphError, GraphResult};
-pub use manifest::{Manifest, ManifestSigner, ManifestVerifier, SignedManifest};
+pub use manifest::{Manifest, ManifestSigner, ManifestVerifier, SignedManifest, VerifiedManifest};
 pub use member::MemberState;
 pub use names::KeyRef;
 pub use tree::LkhTree;
