@@ -17,7 +17,7 @@ use amicn_consumer::Consumer;
 use amicn_face::client::Client;
 use amicn_kms::envelope::{EncryptedContent, EnvelopeKey, Purpose};
 use amicn_kms::establish::{EphemeralAgreement, Role};
-use amicn_kms::graph::manifest::SignedManifest;
+use amicn_kms::graph::manifest::{SignedManifest, VerifiedManifest};
 use amicn_kms::graph::wrap::{self, WRAP_LEN, Wrap, WrapMode};
 use amicn_kms::graph::{GraphError, MemberState};
 use amicn_tlv::{Component, Data, Interest, Name};
@@ -39,6 +39,65 @@ use crate::wire::{self, EnrolReply, EnrolRequest};
 const CONTENT_TYPE_NACK: u64 = 3;
 /// Upper bound of wrap fetches while ingesting one manifest (a path plus group keys is far less).
 const MAX_WRAPS_PER_EPOCH: usize = 256;
+
+/// A manifest object checked against the KMS key and decoded: its manifest and the digest of
+/// every wrap it lists.
+struct CheckedManifest {
+    verified: VerifiedManifest,
+    wraps: HashMap<Name, [u8; 32]>,
+}
+
+/// Manifests checked recently in this process, by epoch, KMS key and SHA-256 of the whole
+/// object. Meters
+/// simulated in one process fetch and validate every segment themselves, then share the one
+/// decoded copy of an identical object while they fetch their wraps; an entry lives only as
+/// long as some meter holds it.
+type ManifestCache = Mutex<HashMap<(u32, [u8; 32], [u8; 32]), std::sync::Weak<CheckedManifest>>>;
+
+static MANIFESTS: std::sync::LazyLock<ManifestCache> =
+    std::sync::LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn shared_manifest(
+    epoch: u32,
+    content: Vec<u8>,
+    kms_key: &amicn_kms::identity::PublicKey,
+) -> Result<Arc<CheckedManifest>> {
+    use sha2::Digest as _;
+    let key = (
+        epoch,
+        kms_key.to_bytes(),
+        sha2::Sha256::digest(&content).into(),
+    );
+    if let Some(m) = MANIFESTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .and_then(std::sync::Weak::upgrade)
+    {
+        return Ok(m);
+    }
+    let obj = wire::decode_manifest(Bytes::from(content))?;
+    let signed = SignedManifest {
+        bytes: obj.bytes,
+        signature: obj.signature,
+    };
+    let kms_key = *kms_key;
+    let verifier = move |b: &[u8], s: &[u8]| {
+        if kms_key.verify(b, s) {
+            Ok(())
+        } else {
+            Err("not signed by the KMS key".to_string())
+        }
+    };
+    let checked = Arc::new(CheckedManifest {
+        verified: signed.verify(&verifier)?,
+        wraps: obj.wraps,
+    });
+    let mut cache = MANIFESTS.lock().unwrap_or_else(|e| e.into_inner());
+    cache.retain(|_, w| w.strong_count() > 0);
+    cache.insert(key, Arc::downgrade(&checked));
+    Ok(checked)
+}
 /// Interval readings a meter keeps while it waits for its keys (then publishes them late, as a
 /// meter back-fills its load profile after an outage).
 const MAX_BACKLOG: usize = 64;
@@ -369,21 +428,8 @@ impl Meter {
             .trust
             .signer_key(&validated)
             .ok_or_else(|| AmiError::protocol(&manifest_name, "signer certificate vanished"))?;
-        let obj = wire::decode_manifest(Bytes::from(content))?;
-        let digests = obj.wraps;
-        let signed = SignedManifest {
-            bytes: obj.bytes,
-            signature: obj.signature,
-        };
-        let verifier = move |b: &[u8], s: &[u8]| {
-            if kms_key.verify(b, s) {
-                Ok(())
-            } else {
-                Err("not signed by the KMS key".to_string())
-            }
-        };
-        // Checked and decoded once; each retry below only walks the member's path again.
-        let verified = signed.verify(&verifier)?;
+        let shared = shared_manifest(e, content, &kms_key)?;
+        let (verified, digests) = (&shared.verified, &shared.wraps);
         let mut cache: HashMap<String, Wrap> = HashMap::new();
         for _ in 0..=MAX_WRAPS_PER_EPOCH {
             let mut missing: Option<String> = None;
