@@ -9,6 +9,7 @@ pub(crate) mod fwd;
 pub(crate) mod get;
 pub(crate) mod key;
 pub(crate) mod kms;
+pub(crate) mod mesh;
 pub(crate) mod name;
 pub(crate) mod netdemo;
 pub(crate) mod node;

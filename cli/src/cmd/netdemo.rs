@@ -14,20 +14,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use amicn_ami::provision::{ProvisionSpec, provision};
 use amicn_ami::{AmiNames, EpochSummary, SubgroupInfo, label_of};
-use amicn_face::client::{Client, ClientOptions, Reply, TransportUri};
-use amicn_tlv::mgmt::ControlParameters;
-use amicn_tlv::{Interest, Name};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::RngExt;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::mesh::{
+    Latency, Procs, args, connect_when_up, counter, cs_counts, face_to, free_port, latency_of,
+    meter_views, read_json, ready, route, strategy, wait_for,
+};
 use super::plots;
 use amicn_ami::scenario::Settings;
 
@@ -74,14 +75,6 @@ struct EpochRow {
     formula_holds: Option<bool>,
 }
 
-#[derive(Debug, Default, Serialize)]
-struct Latency {
-    samples: usize,
-    p50_us: Option<u64>,
-    p90_us: Option<u64>,
-    p99_us: Option<u64>,
-}
-
 /// The networked demo's report.
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
@@ -100,223 +93,6 @@ pub(crate) struct Report {
     pub(crate) pass: bool,
     elapsed_ms: u64,
     plots: Vec<String>,
-}
-
-struct Proc {
-    name: String,
-    child: Child,
-    peak_rss_kib: Option<u64>,
-}
-
-/// Every process the demo started; stopped by PID when dropped (also on error or Ctrl-C).
-struct Procs {
-    list: Vec<Proc>,
-    exe: PathBuf,
-    logs: PathBuf,
-}
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-impl Procs {
-    fn spawn(&mut self, name: &str, args: &[String]) -> anyhow::Result<u32> {
-        let log = self.logs.join(format!("{name}.log"));
-        let f =
-            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let child = Command::new(&self.exe)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(f.try_clone()?)
-            .stderr(f)
-            .env(
-                "RUST_LOG",
-                std::env::var("AMICN_DEMO_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        let pid = child.id();
-        self.list.push(Proc {
-            name: name.to_string(),
-            child,
-            peak_rss_kib: None,
-        });
-        Ok(pid)
-    }
-
-    fn get(&mut self, name: &str) -> Option<&mut Proc> {
-        self.list.iter_mut().rev().find(|p| p.name == name)
-    }
-
-    /// SIGKILL, as a crash would.
-    fn crash(&mut self, name: &str) -> anyhow::Result<()> {
-        let p = self
-            .get(name)
-            .with_context(|| format!("no process {name}"))?;
-        p.peak_rss_kib = peak_rss_kib(p.child.id());
-        p.child.kill().with_context(|| format!("killing {name}"))?;
-        let _ = p.child.wait();
-        p.name = format!("{name} (killed)");
-        Ok(())
-    }
-
-    /// SIGTERM to every live process, then SIGKILL to whatever is left after `grace`.
-    fn stop_all(&mut self, grace: Duration) {
-        for p in &mut self.list {
-            if matches!(p.child.try_wait(), Ok(None)) {
-                p.peak_rss_kib = peak_rss_kib(p.child.id()).or(p.peak_rss_kib);
-                signal(p.child.id(), "TERM");
-            }
-        }
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline
-            && self
-                .list
-                .iter_mut()
-                .any(|p| matches!(p.child.try_wait(), Ok(None)))
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        for p in &mut self.list {
-            if matches!(p.child.try_wait(), Ok(None)) {
-                let _ = p.child.kill();
-                let _ = p.child.wait();
-            }
-        }
-    }
-
-    fn all_exited(&mut self) -> bool {
-        self.list
-            .iter_mut()
-            .all(|p| matches!(p.child.try_wait(), Ok(Some(_))))
-    }
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        self.stop_all(Duration::from_secs(3));
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(l.local_addr()?.port())
-}
-
-async fn wait_for(
-    what: &str,
-    deadline: Duration,
-    mut ok: impl FnMut() -> bool,
-) -> anyhow::Result<()> {
-    let until = Instant::now() + deadline;
-    while !ok() {
-        if Instant::now() > until {
-            bail!("timed out after {deadline:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
-}
-
-async fn connect_when_up(sock: &Path) -> anyhow::Result<Client> {
-    let until = Instant::now() + Duration::from_secs(15);
-    loop {
-        if sock.exists()
-            && let Ok(c) = Client::connect(
-                &TransportUri::Unix(sock.to_path_buf()),
-                ClientOptions::default(),
-            )
-            .await
-        {
-            return Ok(c);
-        }
-        if Instant::now() > until {
-            bail!("forwarder at {} did not come up", sock.display());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// `faces/create` toward `tcp4://127.0.0.1:port`; returns the FaceId.
-async fn face_to(c: &Client, port: u16) -> anyhow::Result<u64> {
-    let cp = ControlParameters {
-        uri: Some(format!("tcp4://127.0.0.1:{port}")),
-        face_persistency: Some(0),
-        ..Default::default()
-    };
-    let r = c
-        .command_response("faces/create", &cp.encode(), &Name::new())
-        .await
-        .context("faces/create")?;
-    r.body
-        .and_then(|b| b.face_id)
-        .context("faces/create answered without a FaceId")
-}
-
-async fn route(c: &Client, prefix: &Name, face: u64, cost: u64) -> anyhow::Result<()> {
-    let cp = ControlParameters {
-        name: Some(prefix.clone()),
-        face_id: Some(face),
-        cost: Some(cost),
-        origin: Some(255),
-        ..Default::default()
-    };
-    c.command("rib/register", &cp.encode(), prefix)
-        .await
-        .with_context(|| format!("rib/register {prefix}"))?;
-    Ok(())
-}
-
-async fn strategy(c: &Client, prefix: &Name, strategy: &str) -> anyhow::Result<()> {
-    let cp = ControlParameters {
-        name: Some(prefix.clone()),
-        strategy: Some(Name::from_uri(strategy)?),
-        ..Default::default()
-    };
-    c.command("strategy-choice/set", &cp.encode(), prefix)
-        .await
-        .context("strategy-choice/set")?;
-    Ok(())
-}
-
-/// Content Store hits and misses from NFD's `cs/info` dataset.
-async fn cs_counts(c: &Client) -> anyhow::Result<(u64, u64)> {
-    let mut i = Interest::new(Name::from_uri("/localhost/nfd/cs/info")?);
-    i.can_be_prefix = true;
-    i.must_be_fresh = true;
-    i.lifetime_ms = Some(1000);
-    match c.express(&i).await? {
-        Reply::Data { data, .. } => {
-            let infos = amicn_tlv::mgmt::CsInfo::decode_list(data.content.clone())?;
-            let f = infos.first();
-            Ok((
-                f.and_then(|x| x.n_hits).unwrap_or(0),
-                f.and_then(|x| x.n_misses).unwrap_or(0),
-            ))
-        }
-        Reply::Nack { reason } => bail!("cs/info was Nacked: {reason:?}"),
-    }
-}
-
-fn read_json(p: &Path) -> Option<Value> {
-    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
-}
-
-fn counter(v: &Option<Value>, k: &str) -> f64 {
-    v.as_ref()
-        .and_then(|v| v["counters"][k].as_f64())
-        .unwrap_or(0.0)
 }
 
 /// Meter `id`'s entitled DR projects: pj when bit j-1 of `id` is set.
@@ -377,53 +153,6 @@ impl Ctx {
             ))
         }
     }
-}
-
-fn args(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
-}
-
-fn ready(prov: &Path, node: &str) -> bool {
-    prov.join(node).join("state").join("ready").exists()
-}
-
-/// Meters of a group's snapshot, by id.
-fn meter_views(v: &Option<Value>) -> BTreeMap<u32, Value> {
-    let mut out = BTreeMap::new();
-    if let Some(list) = v.as_ref().and_then(|v| v["details"]["meters"].as_array()) {
-        for m in list {
-            if let Some(id) = m["id"].as_u64() {
-                out.insert(id as u32, m.clone());
-            }
-        }
-    }
-    out
-}
-
-fn latency_of(v: &Value) -> (Latency, Vec<u64>) {
-    let samples: Vec<u64> = v["samples_us"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
-    let mut s = samples.clone();
-    s.sort_unstable();
-    let q = |q: f64| {
-        if s.is_empty() {
-            None
-        } else {
-            let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
-            s.get(rank - 1).copied()
-        }
-    };
-    (
-        Latency {
-            samples: v["count"].as_u64().unwrap_or(0) as usize,
-            p50_us: q(0.5),
-            p90_us: q(0.9),
-            p99_us: q(0.99),
-        },
-        samples,
-    )
 }
 
 /// LKH leave cost of an epoch with departures only: tree wraps at most Σ(d·H−1) over the
