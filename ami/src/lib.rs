@@ -47,6 +47,7 @@ mod pricing;
 pub mod provision;
 pub mod scenario;
 mod stats;
+pub mod topo;
 mod wire;
 
 pub use dr::{DrEvent, DrOperator};

@@ -441,7 +441,7 @@ impl Meter {
                     .ok_or(AmiError::NotJoined { meter: self.cfg.id })?;
                 // The member state is all-or-nothing, so an attempt that stops at a wrap not
                 // fetched yet leaves it untouched; fetch that wrap and try again.
-                member.ingest_verified(&verified, &mut |name: &str| match cache.get(name) {
+                member.ingest_verified(verified, &mut |name: &str| match cache.get(name) {
                     Some(w) => Some(w.clone()),
                     None => {
                         missing = Some(name.to_string());

@@ -218,6 +218,46 @@ pub(crate) async fn route(c: &Client, prefix: &Name, face: u64, cost: u64) -> an
     Ok(())
 }
 
+/// `rib/unregister` of a route [`route`] (or a static route of the forwarder's config) added.
+pub(crate) async fn unroute(c: &Client, prefix: &Name, face: u64) -> anyhow::Result<()> {
+    let cp = ControlParameters {
+        name: Some(prefix.clone()),
+        face_id: Some(face),
+        origin: Some(255),
+        ..Default::default()
+    };
+    c.command("rib/unregister", &cp.encode(), prefix)
+        .await
+        .with_context(|| format!("rib/unregister {prefix}"))?;
+    Ok(())
+}
+
+/// FaceId by remote URI, from NFD's `faces/list` dataset.
+pub(crate) async fn face_ids(c: &Client) -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut i = Interest::new(Name::from_uri("/localhost/nfd/faces/list")?);
+    i.can_be_prefix = true;
+    i.must_be_fresh = true;
+    i.lifetime_ms = Some(1000);
+    match c.express(&i).await? {
+        Reply::Data { data, .. } => {
+            let list = amicn_tlv::mgmt::FaceStatus::decode_list(data.content.clone())?;
+            Ok(list
+                .into_iter()
+                .filter_map(|f| Some((f.uri?, f.face_id?)))
+                .collect())
+        }
+        Reply::Nack { reason } => bail!("faces/list was Nacked: {reason:?}"),
+    }
+}
+
+/// Meters with at least one reading in the MDMS database at `db` (0 while it does not exist).
+pub(crate) fn meters_heard(db: &Path) -> BTreeMap<u32, u64> {
+    amicn_ami::SqliteReadingStore::open(db)
+        .and_then(|s| s.per_meter())
+        .map(|m| m.into_iter().map(|(id, (n, _))| (id, n)).collect())
+        .unwrap_or_default()
+}
+
 pub(crate) async fn strategy(c: &Client, prefix: &Name, strategy: &str) -> anyhow::Result<()> {
     let cp = ControlParameters {
         name: Some(prefix.clone()),
