@@ -527,6 +527,10 @@ struct ClassLatency {
 #[derive(Debug, Serialize)]
 pub(crate) struct Summary {
     topology: String,
+    /// The run's id: the prefix of its namespaces and interfaces.
+    run_id: String,
+    /// Every process the run started (all stopped before the summary was written).
+    pids: Vec<u32>,
     backend: &'static str,
     nodes: usize,
     links: usize,
@@ -1104,9 +1108,26 @@ pub(crate) async fn run_topology(
     );
     let stored: u64 = heard1.values().sum::<u64>() - heard0.values().sum::<u64>();
     metrics.insert("ingest_per_s".into(), stored as f64 / measured_s.max(1e-9));
+    // Meters that should have been heard during the measurement: all but those that left, were
+    // revoked or sat in a killed node.
+    let ids = topo.meter_ids();
+    let mut gone: BTreeSet<u32> = topo
+        .events
+        .iter()
+        .filter(|e| matches!(e.action, Action::Leave | Action::Revoke))
+        .filter_map(|e| e.meter)
+        .collect();
+    for n in &dead {
+        gone.extend(ids.get(n).into_iter().flatten());
+    }
+    let expected: Vec<u32> = (1..=total as u32).filter(|m| !gone.contains(m)).collect();
+    let heard_now = expected
+        .iter()
+        .filter(|m| heard1.get(m).copied().unwrap_or(0) > heard0.get(m).copied().unwrap_or(0))
+        .count();
     metrics.insert(
         "meters_heard_ratio".into(),
-        heard1.len() as f64 / total.max(1) as f64,
+        heard_now as f64 / expected.len().max(1) as f64,
     );
     metrics.insert("startup_s".into(), startup_s);
     metrics.insert("kms_epoch".into(), counter(&kms, "epoch"));
@@ -1385,6 +1406,8 @@ pub(crate) async fn run_topology(
 
     let summary = Summary {
         topology: topo.name.clone(),
+        run_id: run.clone(),
+        pids: netns.record.rec.pids.iter().map(|(p, _)| *p).collect(),
         backend: "netns",
         nodes: topo.nodes.len(),
         links: topo.links.len(),
