@@ -1,9 +1,10 @@
 //! `amicn exp run` end to end in network namespaces: a small topology with a failing link and a
 //! leave, checked from its `summary.json`, and nothing left behind afterwards.
 //!
-//! Creating namespaces needs root (or CAP_NET_ADMIN), so the test is ignored by default;
-//! `scripts/test` probes for the capability and runs it where namespaces can be created, and
-//! reports it as skipped where they cannot.
+//! The same topology runs on both backends: plain namespaces with veth pairs, and Mininet hosts
+//! joined by TCLinks without switches. Creating namespaces needs root (or CAP_NET_ADMIN), so the
+//! tests are ignored by default; `scripts/test` probes for the capability (and for Mininet) and
+//! runs them where they can run, and reports them as skipped where they cannot.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -112,7 +113,17 @@ fn metric(s: &Value, k: &str) -> f64 {
 #[test]
 #[ignore = "needs network namespaces (root); scripts/test runs it where they can be created"]
 fn small_topology_in_namespaces_rekeys_fails_over_and_leaves_nothing_behind() {
-    let dir = std::env::temp_dir().join(format!("amicn-exp-test-{}", std::process::id()));
+    run_and_check("netns");
+}
+
+#[test]
+#[ignore = "needs root and Mininet; scripts/test runs it where both are present"]
+fn small_topology_on_mininet_rekeys_fails_over_and_leaves_nothing_behind() {
+    run_and_check("mininet");
+}
+
+fn run_and_check(backend: &str) {
+    let dir = std::env::temp_dir().join(format!("amicn-exp-test-{backend}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let topo = dir.join("topo.toml");
@@ -123,7 +134,7 @@ fn small_topology_in_namespaces_rekeys_fails_over_and_leaves_nothing_behind() {
         .arg(&topo)
         .arg("--out")
         .arg(&out)
-        .arg("--quiet")
+        .args(["--backend", backend, "--quiet"])
         .output()
         .expect("run amicn exp");
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -135,6 +146,7 @@ fn small_topology_in_namespaces_rekeys_fails_over_and_leaves_nothing_behind() {
     );
     let summary: Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["backend"], backend);
 
     // Collection through the mesh.
     assert!(metric(&summary, "satisfaction") >= 0.99, "{summary:#}");
@@ -155,10 +167,8 @@ fn small_topology_in_namespaces_rekeys_fails_over_and_leaves_nothing_behind() {
         assert_eq!(e["ok"], Value::Bool(true), "{e:#}");
     }
     assert!(
-        events
-            .iter()
-            .any(|e| e["what"] == "leave meter 2"
-                && e["detail"].as_str().unwrap().contains("all followed"))
+        events.iter().any(|e| e["what"] == "leave meter 2"
+            && e["detail"].as_str().unwrap().contains("all followed"))
     );
     assert!(metric(&summary, "kms_epoch") >= 2.0);
     // Results on disk.

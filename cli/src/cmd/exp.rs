@@ -64,9 +64,22 @@ struct RunArgs {
     /// Change a setting: cs_capacity=N, strategy=NAME, reading_interval=DUR, duration=DUR
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// How hosts and links are made: plain namespaces and veth pairs, or Mininet (switchless)
+    #[arg(long, value_enum, default_value_t = Backend::Netns)]
+    backend: Backend,
     /// No progress bar
     #[arg(long)]
     quiet: bool,
+}
+
+/// How the runner makes hosts and links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Backend {
+    /// `ip netns` namespaces and veth pairs (no dependency but iproute2).
+    Netns,
+    /// Mininet hosts joined by TCLinks, without switches (Debian package `mininet`).
+    Mininet,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +95,9 @@ struct CompareArgs {
     /// Results directory (default: cmp-<name>-<time>)
     #[arg(long)]
     out: Option<PathBuf>,
+    /// How hosts and links are made
+    #[arg(long, value_enum, default_value_t = Backend::Netns)]
+    backend: Backend,
     /// No progress bar
     #[arg(long)]
     quiet: bool,
@@ -98,7 +114,7 @@ pub(crate) fn run(a: ExpArgs) -> anyhow::Result<()> {
         ExpCmd::Run(r) => {
             let topo = knobs(Topology::load(&r.topology)?, &r.set)?;
             let out = r.out.clone().unwrap_or_else(|| default_out("exp", &topo));
-            let summary = block_on(run_topology(&topo, &out, !r.quiet))?;
+            let summary = block_on(run_topology(&topo, &out, r.backend, !r.quiet))?;
             print_summary(&summary, &out);
             if !summary.pass {
                 bail!("{} assertion(s) failed", summary.failed_asserts());
@@ -281,7 +297,15 @@ fn cleanup_stale(dir: &Path) -> anyhow::Result<usize> {
 
 /// Runs `ip ARGS`, with `stdin` fed to it (for `-batch -`); the error carries ip's message.
 fn ip(args: &[&str], stdin: Option<&str>) -> anyhow::Result<()> {
-    let mut child = Command::new("ip")
+    let mut argv = vec!["ip".to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    run_argv(&argv, stdin)
+}
+
+/// Runs a command to completion; the error carries its message.
+fn run_argv(argv: &[String], stdin: Option<&str>) -> anyhow::Result<()> {
+    let (program, args) = argv.split_first().context("empty command")?;
+    let mut child = Command::new(program)
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -291,19 +315,48 @@ fn ip(args: &[&str], stdin: Option<&str>) -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .context("running ip (iproute2)")?;
+        .with_context(|| format!("running {program}"))?;
     if let (Some(text), Some(mut w)) = (stdin, child.stdin.take()) {
         w.write_all(text.as_bytes())?;
     }
     let out = child.wait_with_output()?;
     if !out.status.success() {
         bail!(
-            "ip {}: {}",
-            args.join(" "),
+            "{}: {}",
+            argv.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
     Ok(())
+}
+
+/// Where a node's processes run.
+#[derive(Debug, Clone)]
+enum Place {
+    /// A named network namespace.
+    Netns(String),
+    /// The network namespace of a process (a Mininet host's shell).
+    Host(u32),
+}
+
+impl Place {
+    /// The prefix that runs a program inside (it execs in place).
+    fn exec(&self) -> Vec<String> {
+        match self {
+            Place::Netns(ns) => s(&["ip", "netns", "exec", ns]),
+            Place::Host(pid) => s(&["nsenter", "-t", &pid.to_string(), "-n", "--"]),
+        }
+    }
+
+    /// `ip` acting inside.
+    fn ip(&self, args: &[&str]) -> Vec<String> {
+        let mut v = match self {
+            Place::Netns(ns) => s(&["ip", "-n", ns]),
+            Place::Host(pid) => s(&["nsenter", "-t", &pid.to_string(), "-n", "ip"]),
+        };
+        v.extend(args.iter().map(|a| a.to_string()));
+        v
+    }
 }
 
 fn tc_ok(args: &[&str]) -> bool {
@@ -466,6 +519,131 @@ fn build_links(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Mininet
+
+/// The interpreter Debian's Mininet module is installed for.
+const MININET_PYTHON: &str = "/usr/bin/python3";
+
+fn mininet_available() -> anyhow::Result<()> {
+    let ok = Command::new(MININET_PYTHON)
+        .args(["-c", "import mininet.net"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        bail!(
+            "Mininet is not installed for {MININET_PYTHON} (Debian: apt-get install mininet); \
+             --backend netns needs nothing but iproute2"
+        );
+    }
+    Ok(())
+}
+
+/// Builds the hosts and links with Mininet's Python API, without switches or a controller,
+/// then waits (holding the network) until SIGTERM, when it stops the network.
+const MININET_SCRIPT: &str = r#"
+import json, os, signal, sys
+from mininet.net import Mininet
+from mininet.link import TCLink
+from mininet.log import setLogLevel
+setLogLevel('warning')
+spec = json.load(open(sys.argv[1]))
+net = Mininet(controller=None, build=False, autoSetMacs=False, autoStaticArp=False)
+hosts = {}
+for n in spec['nodes']:
+    hosts[n['name']] = net.addHost(n['host'], ip=None)
+for l in spec['links']:
+    kw = {k: l[k] for k in ('bw', 'delay', 'loss') if l.get(k) is not None}
+    net.addLink(hosts[l['a']], hosts[l['b']], cls=TCLink,
+                intfName1=l['ia'], intfName2=l['ib'],
+                params1={'ip': l['ipa']}, params2={'ip': l['ipb']}, **kw)
+for h in hosts.values():
+    h.cmd('ip link set lo up')
+tmp = spec['pids'] + '.tmp'
+with open(tmp, 'w') as f:
+    json.dump({k: h.pid for k, h in hosts.items()}, f)
+os.rename(tmp, spec['pids'])
+def stop(*_):
+    net.stop()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+while True:
+    signal.pause()
+"#;
+
+/// Starts Mininet for `topo`; returns its PID, every node's host PID, and how each link was
+/// shaped (TCLink rates; delay and loss by netem if the kernel has it, else by the forwarders).
+async fn start_mininet(
+    topo: &Topology,
+    run: &str,
+    support: LinkSupport,
+    state: &Path,
+    procs: &mut Procs,
+) -> anyhow::Result<(u32, BTreeMap<String, u32>, BTreeMap<String, &'static str>)> {
+    let addrs = topo.addresses();
+    let script = state.join("mininet_net.py");
+    let spec_path = state.join("mininet.json");
+    let pids_path = state.join("mininet-pids.json");
+    std::fs::write(&script, MININET_SCRIPT).context("writing the Mininet script")?;
+    let mut shaping = BTreeMap::new();
+    let links: Vec<Value> = topo
+        .links
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let (ia, ib) = veth(run, i);
+            let a = &addrs[i];
+            let needs = l.delay_ms > 0.0 || l.loss > 0.0;
+            let label = match (l.bandwidth_mbit.is_some(), needs, support.netem) {
+                (_, true, true) | (true, false, _) => "mininet TCLink",
+                (true, true, false) => "mininet TCLink + forwarder emulation",
+                (false, true, false) => "forwarder emulation",
+                (false, false, _) => "none",
+            };
+            shaping.insert(format!("{} - {}", l.a, l.b), label);
+            json!({
+                "a": l.a, "b": l.b, "ia": ia, "ib": ib,
+                "ipa": format!("{}/{}", a.a, a.prefix_len),
+                "ipb": format!("{}/{}", a.b, a.prefix_len),
+                "bw": l.bandwidth_mbit,
+                // Without netem the forwarders' faces carry delay and loss instead.
+                "delay": (support.netem && l.delay_ms > 0.0).then(|| format!("{}ms", l.delay_ms)),
+                "loss": (support.netem && l.loss > 0.0).then_some(l.loss * 100.0),
+            })
+        })
+        .collect();
+    let nodes: Vec<Value> = topo
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({"name": n.name, "host": format!("h{i}")}))
+        .collect();
+    let spec = json!({"nodes": nodes, "links": links, "pids": pids_path.display().to_string()});
+    std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec)?)
+        .context("writing the Mininet spec")?;
+    let pid = procs.spawn_program(
+        "mininet",
+        &[
+            MININET_PYTHON.to_string(),
+            script.display().to_string(),
+            spec_path.display().to_string(),
+        ],
+    )?;
+    let deadline = Duration::from_secs(30 + topo.links.len() as u64 / 10);
+    wait_for("Mininet to build the network", deadline, || {
+        pids_path.exists()
+    })
+    .await?;
+    let hosts: BTreeMap<String, u32> = serde_json::from_slice(
+        &std::fs::read(&pids_path).context("reading the Mininet host PIDs")?,
+    )
+    .context("Mininet host PIDs")?;
+    Ok((pid, hosts, shaping))
+}
+
+// ---------------------------------------------------------------------------------------------
 // The run
 
 /// One node's row of the results.
@@ -527,11 +705,11 @@ struct ClassLatency {
 #[derive(Debug, Serialize)]
 pub(crate) struct Summary {
     topology: String,
+    backend: Backend,
     /// The run's id: the prefix of its namespaces and interfaces.
     run_id: String,
     /// Every process the run started (all stopped before the summary was written).
     pids: Vec<u32>,
-    backend: &'static str,
     nodes: usize,
     links: usize,
     meters: u32,
@@ -559,13 +737,20 @@ impl Summary {
 struct Node<'a> {
     topo: &'a Topology,
     layout: &'a Layout,
-    run: &'a str,
+    places: BTreeMap<String, Place>,
     socks: BTreeMap<String, PathBuf>,
 }
 
 impl Node<'_> {
-    fn ns(&self, node: &str) -> String {
-        Netns::name(self.run, node)
+    fn exec(&self, node: &str) -> Vec<String> {
+        self.places.get(node).map(Place::exec).unwrap_or_default()
+    }
+
+    fn ip(&self, node: &str, args: &[&str]) -> Vec<String> {
+        self.places
+            .get(node)
+            .map(|p| p.ip(args))
+            .unwrap_or_default()
     }
 
     fn sock_uri(&self, node: &str) -> String {
@@ -652,8 +837,12 @@ fn bar(progress: bool, len: u64) -> ProgressBar {
 pub(crate) async fn run_topology(
     topo: &Topology,
     out: &Path,
+    backend: Backend,
     progress: bool,
 ) -> anyhow::Result<Summary> {
+    if backend == Backend::Mininet {
+        mininet_available()?;
+    }
     let started = Instant::now();
     let exe = std::env::current_exe().context("locating the amicn binary")?;
     let records = records_dir()?;
@@ -690,22 +879,6 @@ pub(crate) async fn run_topology(
         exe: exe.clone(),
         logs: logs.clone(),
     };
-    step("namespaces and links");
-    let names: Vec<String> = topo
-        .nodes
-        .iter()
-        .map(|n| Netns::name(&run, &n.name))
-        .collect();
-    netns.add_all(&names)?;
-    let shaping = build_links(topo, &run, support)?;
-
-    step("forwarders");
-    let mut ctx = Node {
-        topo,
-        layout: &layout,
-        run: &run,
-        socks: BTreeMap::new(),
-    };
     let record_pid = |netns: &mut Netns, pid: u32| -> anyhow::Result<()> {
         netns
             .record
@@ -714,11 +887,49 @@ pub(crate) async fn run_topology(
             .push((pid, start_time(pid).unwrap_or(0)));
         netns.record.save()
     };
+    step("hosts and links");
+    let (places, shaping) = match backend {
+        Backend::Netns => {
+            let names: Vec<String> = topo
+                .nodes
+                .iter()
+                .map(|n| Netns::name(&run, &n.name))
+                .collect();
+            netns.add_all(&names)?;
+            let shaping = build_links(topo, &run, support)?;
+            let places = topo
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), Place::Netns(Netns::name(&run, &n.name))))
+                .collect();
+            (places, shaping)
+        }
+        Backend::Mininet => {
+            let (pid, hosts, shaping) =
+                start_mininet(topo, &run, support, &state, &mut procs).await?;
+            record_pid(&mut netns, pid)?;
+            let mut places = BTreeMap::new();
+            for (node, host_pid) in hosts {
+                // The hosts' shells hold their namespaces: recorded, so a crash is cleaned up.
+                record_pid(&mut netns, host_pid)?;
+                places.insert(node, Place::Host(host_pid));
+            }
+            (places, shaping)
+        }
+    };
+
+    step("forwarders");
+    let mut ctx = Node {
+        topo,
+        layout: &layout,
+        places,
+        socks: BTreeMap::new(),
+    };
     for n in &topo.nodes {
         let sock = state.join(format!("{}.sock", n.name));
         let stats = state.join(format!("{}-fwd.json", n.name));
         let pid = procs.spawn_in(
-            Some(&ctx.ns(&n.name)),
+            &ctx.exec(&n.name),
             &format!("fwd-{}", n.name),
             &s(&[
                 "fwd",
@@ -750,7 +961,7 @@ pub(crate) async fn run_topology(
 
     step("head-end services");
     let head = ctx.head().to_string();
-    let head_ns = ctx.ns(&head);
+    let head_exec = ctx.exec(&head);
     let head_uri = ctx.sock_uri(&head);
     let head_node = topo.head_end();
     let interval_of = |d: Duration| format!("{}ms", d.as_millis().max(1));
@@ -763,7 +974,7 @@ pub(crate) async fn run_topology(
         .unwrap_or(topo.defaults.reading_interval);
     if head_node.has_service("kms") {
         let pid = procs.spawn_in(
-            Some(&head_ns),
+            &head_exec,
             "kms",
             &s(&[
                 "kms",
@@ -858,7 +1069,7 @@ pub(crate) async fn run_topology(
             "250ms",
         ]);
         a.extend(extra);
-        let pid = procs.spawn_in(Some(&head_ns), role, &a)?;
+        let pid = procs.spawn_in(&head_exec, role, &a)?;
         record_pid(&mut netns, pid)?;
     }
     for role in ["mdms", "pricing", "dr"] {
@@ -871,7 +1082,7 @@ pub(crate) async fn run_topology(
     step("meters enrol");
     for n in topo.nodes.iter().filter(|n| n.role == Role::Meters) {
         let pid = procs.spawn_in(
-            Some(&ctx.ns(&n.name)),
+            &ctx.exec(&n.name),
             &format!("meters-{}", n.name),
             &s(&[
                 "meter",
@@ -1018,8 +1229,8 @@ pub(crate) async fn run_topology(
                 let l = &topo.links[i];
                 let (va, vb) = veth(&run, i);
                 let state = if up { "up" } else { "down" };
-                let r1 = ip(&["-n", &ctx.ns(&l.a), "link", "set", &va, state], None);
-                let r2 = ip(&["-n", &ctx.ns(&l.b), "link", "set", &vb, state], None);
+                let r1 = run_argv(&ctx.ip(&l.a, &["link", "set", &va, state]), None);
+                let r2 = run_argv(&ctx.ip(&l.b, &["link", "set", &vb, state]), None);
                 let after = topo.routes(&down);
                 let pushed = push_routes(topo, &mgmt, &faces, &before, &after, &dead).await;
                 let t = link_times.entry(i).or_default();
@@ -1408,7 +1619,7 @@ pub(crate) async fn run_topology(
         topology: topo.name.clone(),
         run_id: run.clone(),
         pids: netns.record.rec.pids.iter().map(|(p, _)| *p).collect(),
-        backend: "netns",
+        backend,
         nodes: topo.nodes.len(),
         links: topo.links.len(),
         meters: topo.total_meters(),
@@ -1490,8 +1701,8 @@ async fn push_routes(
 
 fn print_summary(s: &Summary, out: &Path) {
     println!(
-        "amicn exp: {} — {} nodes, {} links, {} meters in network namespaces; up in {:.1} s, measured {:.1} s",
-        s.topology, s.nodes, s.links, s.meters, s.startup_s, s.duration_s
+        "amicn exp: {} — {} nodes, {} links, {} meters ({:?} backend); up in {:.1} s, measured {:.1} s",
+        s.topology, s.nodes, s.links, s.meters, s.backend, s.startup_s, s.duration_s
     );
     let emulated: Vec<&String> = s
         .link_shaping
@@ -1572,8 +1783,8 @@ fn compare(c: CompareArgs) -> anyhow::Result<()> {
     let out = c.out.clone().unwrap_or_else(|| default_out("cmp", &base));
     let a_dir = out.join("a");
     let b_dir = out.join("b");
-    let a = block_on(run_topology(&base, &a_dir, !c.quiet))?;
-    let b = block_on(run_topology(&changed, &b_dir, !c.quiet))?;
+    let a = block_on(run_topology(&base, &a_dir, c.backend, !c.quiet))?;
+    let b = block_on(run_topology(&changed, &b_dir, c.backend, !c.quiet))?;
     let label_b = c.set.join(" ");
     let mut rows = Vec::new();
     let keys: BTreeSet<&String> = a.metrics.keys().chain(b.metrics.keys()).collect();

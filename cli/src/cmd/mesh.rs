@@ -52,31 +52,46 @@ pub(crate) fn signal(pid: u32, sig: &str) {
 
 impl Procs {
     pub(crate) fn spawn(&mut self, name: &str, args: &[String]) -> anyhow::Result<u32> {
-        self.spawn_in(None, name, args)
+        self.spawn_in(&[], name, args)
     }
 
-    /// Starts `amicn ARGS` as `name`, inside network namespace `netns` when given (through
-    /// `ip netns exec`, which execs in place: the PID is amicn's own). Output goes to
-    /// `<logs>/<name>.log`.
+    /// Starts `amicn ARGS` as `name` behind `wrapper` (e.g. `ip netns exec NS` or
+    /// `nsenter -t PID -n --`, which exec in place: the PID is amicn's own); an empty wrapper
+    /// starts it directly. Output goes to `<logs>/<name>.log`.
     pub(crate) fn spawn_in(
         &mut self,
-        netns: Option<&str>,
+        wrapper: &[String],
         name: &str,
         args: &[String],
     ) -> anyhow::Result<u32> {
-        let log = self.logs.join(format!("{name}.log"));
-        let f =
-            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&self.exe);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&self.exe);
                 c
             }
             None => Command::new(&self.exe),
         };
+        cmd.args(args);
+        self.start(name, cmd)
+    }
+
+    /// Starts any program (`argv[0]` with the rest as arguments) as `name`, logged and stopped
+    /// like the others.
+    pub(crate) fn spawn_program(&mut self, name: &str, argv: &[String]) -> anyhow::Result<u32> {
+        let (program, rest) = argv
+            .split_first()
+            .with_context(|| format!("starting {name}: empty command"))?;
+        let mut cmd = Command::new(program);
+        cmd.args(rest);
+        self.start(name, cmd)
+    }
+
+    fn start(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<u32> {
+        let log = self.logs.join(format!("{name}.log"));
+        let f =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = cmd
-            .args(args)
             .stdin(Stdio::null())
             .stdout(f.try_clone()?)
             .stderr(f)
