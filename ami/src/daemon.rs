@@ -464,6 +464,7 @@ async fn run_kms(
         m.insert("members".to_string(), kms.members().len() as f64);
         m.insert("revoked".to_string(), kms.revoked().len() as f64);
         m.insert("enrolled".to_string(), c.enrolled as f64);
+        m.insert("enrol_repeated".to_string(), c.enrol_repeated as f64);
         m.insert(
             "enrol_refused".to_string(),
             c.enrol_refused.values().sum::<u64>() as f64,

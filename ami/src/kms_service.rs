@@ -33,6 +33,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use amicn_face::client::Client;
 use amicn_kms::SymmetricKey;
@@ -206,6 +207,8 @@ pub struct KmsCounters {
     pub enrolled: u64,
     /// Enrolments refused, by reason.
     pub enrol_refused: BTreeMap<String, u64>,
+    /// Enrolments asked again with the same key after a lost answer, answered the same.
+    pub enrol_repeated: u64,
     /// Commands carried out.
     pub commands: u64,
     /// Commands refused, by reason.
@@ -241,7 +244,13 @@ struct State {
     journal_len: u32,
     /// Replay records changed since they were last written.
     replay_dirty: bool,
+    /// Recent accepted enrolments: the meter's X25519 key and the answer it was given, so a
+    /// meter whose answer was lost and who asks again with the same key gets the same answer.
+    answered: HashMap<u32, ([u8; 32], EnrolReply, Instant)>,
 }
+
+/// How long an enrolment answer is kept for a meter that lost it and asks again.
+const ENROL_ANSWER_KEPT: Duration = Duration::from_secs(600);
 
 /// The KMS service (see the module documentation).
 pub struct KmsService {
@@ -428,6 +437,7 @@ impl KmsService {
             since: store.member_since()?,
             graph,
             staged_keys: HashMap::new(),
+            answered: HashMap::new(),
             replay,
             history: Vec::new(),
             counters: KmsCounters {
@@ -640,8 +650,10 @@ impl KmsService {
 
     fn on_enrol(&self, interest: &Interest) -> Data {
         let (content, nack) = match self.enrol(interest) {
-            Ok(rep) => {
-                self.lock().counters.enrolled += 1;
+            Ok((rep, repeated)) => {
+                if !repeated {
+                    self.lock().counters.enrolled += 1;
+                }
                 (rep.encode(), false)
             }
             Err(r) => {
@@ -703,7 +715,8 @@ impl KmsService {
         Ok(())
     }
 
-    fn enrol(&self, interest: &Interest) -> std::result::Result<EnrolReply, Refusal> {
+    /// Handles one enrolment; the flag says whether it repeated one answered before.
+    fn enrol(&self, interest: &Interest) -> std::result::Result<(EnrolReply, bool), Refusal> {
         let names = &self.cfg.names;
         let id = Self::meter_id(&names.enrol_prefix(), &interest.name)?;
         let params = interest
@@ -742,6 +755,19 @@ impl KmsService {
                 403,
                 format!("meter {id} is not entitled to DR project {p:?}"),
             ));
+        }
+        let repeated = st
+            .answered
+            .get(&id)
+            .filter(|(key, _, _)| *key == req.x25519)
+            .map(|(_, reply, _)| reply.clone());
+        if let Some(reply) = repeated
+            && (st.graph.is_member(id) || st.staged_keys.contains_key(&id))
+        {
+            // The same enrolment again (its answer was lost): the same answer, so the meter
+            // derives the user key the KMS holds. Authenticated and replay-checked above.
+            st.counters.enrol_repeated += 1;
+            return Ok((reply, true));
         }
         if st.graph.is_member(id) || st.staged_keys.contains_key(&id) {
             return Err(Refusal::new(
@@ -785,11 +811,18 @@ impl KmsService {
         }
         st.staged_keys.insert(id, user_key);
         let epoch = st.graph.epoch() + 1;
-        Ok(EnrolReply {
+        let reply = EnrolReply {
             x25519: kms_public,
             salt,
             epoch,
-        })
+        };
+        let now = Instant::now();
+        if st.answered.len() >= 4096 {
+            st.answered
+                .retain(|_, (_, _, at)| now.duration_since(*at) < ENROL_ANSWER_KEPT);
+        }
+        st.answered.insert(id, (req.x25519, reply.clone(), now));
+        Ok((reply, false))
     }
 
     fn on_command(&self, interest: &Interest) -> Data {

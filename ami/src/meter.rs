@@ -32,6 +32,7 @@ use crate::names::AmiNames;
 use crate::net::{Publisher, consumer, fetch_exact, fetch_segmented, now_us};
 use crate::pki::{Credentials, Trust};
 use crate::pricing::Price;
+use crate::reading::{self, Flags, Obis, Register, Unit};
 use crate::stats::Latencies;
 use crate::wire::{self, EnrolReply, EnrolRequest};
 
@@ -172,17 +173,117 @@ pub struct SyncReport {
     pub epoch: u32,
 }
 
-/// One decrypted reading.
+/// What a meter published for one interval: the values the MDMS stores (the whole plaintext
+/// is a [`reading::Reading`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reading {
     /// Meter id.
     pub meter: u32,
-    /// Timestamp in the name (µs since the Unix epoch).
+    /// Timestamp in the name (µs since the Unix epoch), the end of the interval.
     pub t_us: u64,
-    /// Energy register, Wh.
+    /// Active import energy register (1-0:1.8.0), Wh.
     pub energy_wh: u64,
-    /// Instantaneous power, W.
+    /// Instantaneous active power (1-0:1.7.0), W.
     pub power_w: u32,
+    /// Quality flags of the interval.
+    pub flags: Flags,
+}
+
+/// The simulated household behind a meter and the registers it accumulates.
+///
+/// Each meter id gets its own base load, evening and morning peaks and power factor; the
+/// power of an interval follows the time of day (UTC taken as local time) with ±30 % noise,
+/// between 50 W and 9 kW. Every captured interval advances the active import register by
+/// power × interval (kept in mWh, published in whole Wh, so it never decreases), the reactive
+/// import register likewise by the reactive power of the power factor; voltage is 230 V with
+/// a little noise and a small drop under load, current is the apparent power over the voltage.
+/// Nothing is exported (no PV is modelled), so 2.8.0 and 4.8.0 stay 0.
+#[derive(Debug, Clone)]
+pub struct MeterModel {
+    id: u32,
+    base_w: f64,
+    peak_w: f64,
+    power_factor: f64,
+    energy_mwh: u64,
+    reactive_mvarh: u64,
+}
+
+impl MeterModel {
+    /// The household of meter `id`, its active import register at `energy_wh`.
+    pub fn new(id: u32, energy_wh: u64) -> Self {
+        Self::restore(id, energy_wh.saturating_mul(1_000), 0)
+    }
+
+    /// A household whose registers were saved as `energy_mwh` and `reactive_mvarh`.
+    pub fn restore(id: u32, energy_mwh: u64, reactive_mvarh: u64) -> Self {
+        // Per-meter constants from a SplitMix64 hash of the id.
+        let mut h = u64::from(id).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h ^= h >> 31;
+        let unit = |shift: u32| ((h >> shift) & 0xFFFF) as f64 / 65_535.0;
+        MeterModel {
+            id,
+            base_w: 120.0 + 280.0 * unit(0),
+            peak_w: 800.0 + 2_200.0 * unit(16),
+            power_factor: 0.95 + 0.04 * unit(32),
+            energy_mwh,
+            reactive_mvarh,
+        }
+    }
+
+    /// Active import register, mWh.
+    pub fn energy_mwh(&self) -> u64 {
+        self.energy_mwh
+    }
+
+    /// Reactive import register, mvarh.
+    pub fn reactive_mvarh(&self) -> u64 {
+        self.reactive_mvarh
+    }
+
+    /// Measures the interval of `interval` ending at `end_us` and returns its reading, with
+    /// the seven registers of [`Obis`]'s constants and `flags`.
+    pub fn capture(&mut self, end_us: u64, interval: Duration, flags: Flags) -> reading::Reading {
+        let interval_ms = u32::try_from(interval.as_millis())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let mut rng = rand::rng();
+        let hour = (end_us / 1_000_000 % 86_400) as f64 / 3_600.0;
+        let bump = |at: f64, width: f64| (-((hour - at) / width).powi(2) / 2.0).exp();
+        let shape = bump(19.0, 2.0) + 0.5 * bump(7.5, 1.2);
+        let noise = rng.random_range(0.7..1.3);
+        let p = ((self.base_w + self.peak_w * shape) * noise).clamp(50.0, 9_000.0);
+        let power_w = p.round();
+        let q = power_w * (1.0 / (self.power_factor * self.power_factor) - 1.0).sqrt();
+        // mWh = W × ms / 3600.
+        let ms = u64::from(interval_ms);
+        self.energy_mwh = self
+            .energy_mwh
+            .saturating_add((power_w as u64).saturating_mul(ms) / 3_600);
+        self.reactive_mvarh = self
+            .reactive_mvarh
+            .saturating_add((q as u64).saturating_mul(ms) / 3_600);
+        let volts = 230.0 + rng.random_range(-2.5..2.5) - power_w / 1_000.0 * 0.6;
+        let amps = (power_w * power_w + q * q).sqrt() / volts;
+        let wh = |m: u64| i64::try_from(m / 1_000).unwrap_or(i64::MAX);
+        let mut r = reading::Reading::new(
+            self.id,
+            end_us.saturating_sub(ms * 1_000),
+            interval_ms,
+        );
+        r.flags = flags;
+        r.registers = vec![
+            Register::new(Obis::ACTIVE_IMPORT_ENERGY, wh(self.energy_mwh), 0, Unit::WH),
+            Register::new(Obis::ACTIVE_EXPORT_ENERGY, 0, 0, Unit::WH),
+            Register::new(Obis::REACTIVE_IMPORT_ENERGY, wh(self.reactive_mvarh), 0, Unit::VARH),
+            Register::new(Obis::REACTIVE_EXPORT_ENERGY, 0, 0, Unit::VARH),
+            Register::new(Obis::ACTIVE_POWER, power_w as i64, 0, Unit::W),
+            Register::new(Obis::VOLTAGE_L1, (volts * 10.0).round() as i64, -1, Unit::V),
+            Register::new(Obis::CURRENT_L1, (amps * 100.0).round() as i64, -2, Unit::A),
+        ];
+        r
+    }
 }
 
 struct KeyState {
@@ -199,15 +300,21 @@ pub struct Meter {
     publisher: Publisher,
     fetch: Consumer,
     keys: Mutex<KeyState>,
-    energy_wh: AtomicU64,
+    model: Mutex<MeterModel>,
+    /// Flags the next captured interval carries (a restart marks it as an outage).
+    pending_flags: Mutex<Flags>,
     readings_on: AtomicBool,
-    backlog: Mutex<VecDeque<u64>>,
+    /// Intervals captured while waiting for keys, sealed and published once they arrive.
+    backlog: Mutex<VecDeque<reading::Reading>>,
     /// Readings served, newest first: timestamp and implicit digest (the latest pointer).
     recent: Mutex<VecDeque<(u64, [u8; 32])>>,
     /// Counters.
     pub counters: MeterCounters,
     /// Time to ingest one manifest with its wraps.
     pub sync_latency: Latencies,
+    /// The key of an enrolment not answered yet: a retry asks with the same key, so an answer
+    /// the network lost is given again (the KMS keeps it) instead of being refused.
+    enrolling: Mutex<Option<EphemeralAgreement>>,
 }
 
 impl std::fmt::Debug for Meter {
@@ -237,12 +344,29 @@ impl Meter {
             Some(d) => load_state(d)?,
             None => None,
         };
-        let (member, next_epoch, energy) = match saved {
-            Some((m, e, w)) => (Some(m), e, w),
-            None => (None, 0, u64::from(cfg.id) * 1_000 + 10_000),
+        let restarted = saved.is_some();
+        let (member, next_epoch, model) = match saved {
+            Some(s) => (
+                Some(s.member),
+                s.next_epoch,
+                MeterModel::restore(cfg.id, s.energy_mwh, s.reactive_mvarh),
+            ),
+            None => (
+                None,
+                0,
+                MeterModel::new(cfg.id, u64::from(cfg.id) * 1_000 + 10_000),
+            ),
+        };
+        // A meter that comes back from saved state was down for a while: its first interval
+        // says so.
+        let pending = if restarted {
+            Flags::POWER_OUTAGE
+        } else {
+            Flags::NONE
         };
         Ok(Arc::new(Meter {
-            energy_wh: AtomicU64::new(energy),
+            model: Mutex::new(model),
+            pending_flags: Mutex::new(pending),
             recent: Mutex::new(VecDeque::new()),
             cfg,
             creds,
@@ -254,6 +378,7 @@ impl Meter {
             backlog: Mutex::new(VecDeque::new()),
             counters: MeterCounters::default(),
             sync_latency: Latencies::new(),
+            enrolling: Mutex::new(None),
         }))
     }
 
@@ -275,7 +400,12 @@ impl Meter {
     /// which the join takes effect.
     pub async fn enrol(&self) -> Result<u32> {
         let names = &self.cfg.names;
-        let eph = EphemeralAgreement::generate();
+        let eph = self
+            .enrolling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(EphemeralAgreement::generate);
         let req = EnrolRequest {
             x25519: eph.public_key(),
             projects: self.cfg.projects.clone(),
@@ -287,8 +417,20 @@ impl Meter {
         self.creds
             .key
             .sign_interest(&mut interest, crate::net::signature_time())?;
-        let data = self.fetch.fetch_unverified(interest).await?;
-        self.trust.verify_data(&data).await?;
+        let keep = |eph: EphemeralAgreement| {
+            *self.enrolling.lock().unwrap_or_else(|e| e.into_inner()) = Some(eph);
+        };
+        let data = match self.fetch.fetch_unverified(interest).await {
+            Ok(d) => d,
+            Err(e) => {
+                keep(eph);
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = self.trust.verify_data(&data).await {
+            keep(eph);
+            return Err(e);
+        }
         if data.meta_info.content_type == CONTENT_TYPE_NACK {
             self.counters.enrol_refused.fetch_add(1, Ordering::Relaxed);
             return Err(AmiError::EnrolRefused {
@@ -319,18 +461,27 @@ impl Meter {
         st.member.is_some() && st.next_epoch != 0
     }
 
-    /// Writes the key state and the energy register to the state directory, if there is one.
+    /// Writes the key state and the energy registers to the state directory, if there is one.
     pub fn save(&self) -> Result<()> {
         let Some(dir) = &self.cfg.state_dir else {
             return Ok(());
+        };
+        let (energy_mwh, reactive_mvarh) = {
+            let m = self.model();
+            (m.energy_mwh(), m.reactive_mvarh())
         };
         let st = self.lock();
         save_state(
             dir,
             st.member.as_ref(),
             st.next_epoch,
-            self.energy_wh.load(Ordering::Relaxed),
+            energy_mwh,
+            reactive_mvarh,
         )
+    }
+
+    fn model(&self) -> std::sync::MutexGuard<'_, MeterModel> {
+        self.model.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The latest manifest epoch, found with CanBePrefix + MustBeFresh.
@@ -402,14 +553,15 @@ impl Meter {
     }
 
     fn flush_backlog(&self) {
-        let slots: Vec<u64> = self
+        let slots: Vec<reading::Reading> = self
             .backlog
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
             .collect();
-        for t in slots {
-            if let Err(e) = self.publish_reading(t) {
+        for r in slots {
+            let t = r.end_us();
+            if let Err(e) = self.publish_captured(t, &r) {
                 tracing::debug!("meter {}: back-filled reading at {t}: {e}", self.cfg.id);
             }
         }
@@ -535,9 +687,38 @@ impl Meter {
             .unwrap_or(0)
     }
 
-    /// Encrypts a new reading stamped `t_us` under the reading key (derived from the user key),
-    /// signs it, serves it, and publishes a new latest pointer listing it.
+    /// Measures the interval ending at `t_us` (advancing the registers) without publishing it.
+    pub fn capture(&self, t_us: u64) -> reading::Reading {
+        let flags = std::mem::take(&mut *self.pending_flags.lock().unwrap_or_else(|e| e.into_inner()));
+        self.model()
+            .capture(t_us, self.cfg.reading_interval, flags)
+    }
+
+    /// Measures the interval ending at `t_us`, encodes it in the [`reading`] format, encrypts it
+    /// under the reading key (derived from the user key), signs it, serves it, and publishes a
+    /// new latest pointer listing it.
     pub fn publish_reading(&self, t_us: u64) -> Result<Reading> {
+        let r = self.capture(t_us);
+        self.publish_captured(t_us, &r)
+    }
+
+    /// Publishes a captured interval as the reading stamped `t_us` (its end).
+    fn publish_captured(&self, t_us: u64, r: &reading::Reading) -> Result<Reading> {
+        let plain = Zeroizing::new(r.encode()?.to_vec());
+        self.publish_plaintext(t_us, &plain)?;
+        Ok(Reading {
+            meter: self.cfg.id,
+            t_us,
+            energy_wh: r.active_import_wh().unwrap_or(0),
+            power_w: r.active_power_w().unwrap_or(0),
+            flags: r.flags,
+        })
+    }
+
+    /// Seals `plain` as the reading stamped `t_us`, whatever it holds, signs, serves and lists
+    /// it. [`Meter::publish_reading`] is the way to publish a reading; this is for tests and the
+    /// demo's checks of what the MDMS refuses.
+    pub fn publish_plaintext(&self, t_us: u64, plain: &[u8]) -> Result<()> {
         let (key_name, key) = {
             let st = self.lock();
             let member = st
@@ -550,12 +731,8 @@ impl Meter {
                 .ok_or(AmiError::NotJoined { meter: self.cfg.id })?;
             reading_key(k, &Name::from_uri(n)?)?
         };
-        let step = rand::rng().random_range(1..=50u64);
-        let energy_wh = self.energy_wh.fetch_add(step, Ordering::Relaxed) + step;
-        let power_w = rand::rng().random_range(100..=9_000u32);
         let name = self.cfg.names.reading(self.cfg.id, t_us);
-        let content = EnvelopeKey::derive(&key, &key_name, Purpose::Content)
-            .seal(&name, &wire::encode_reading(energy_wh, power_w))?;
+        let content = EnvelopeKey::derive(&key, &key_name, Purpose::Content).seal(&name, plain)?;
         let mut d = Data::new(name, content);
         d.meta_info.freshness_period_ms = Some(self.cfg.reading_interval.as_millis() as u64);
         let wire = self.creds.key.sign_data(&mut d)?;
@@ -563,12 +740,7 @@ impl Meter {
         self.publisher.put_wire(wire)?;
         self.counters.readings.fetch_add(1, Ordering::Relaxed);
         self.publish_pointer(t_us, digest)?;
-        Ok(Reading {
-            meter: self.cfg.id,
-            t_us,
-            energy_wh,
-            power_w,
-        })
+        Ok(())
     }
 
     /// Adds a reading to the latest pointer and publishes the pointer's next version
@@ -616,11 +788,13 @@ impl Meter {
                     tracing::debug!("meter {}: reading at {t}: {e}", self.cfg.id);
                 }
             } else if self.awaiting_keys() {
+                // The interval is measured now and published when the keys arrive.
+                let r = self.capture(t);
                 let mut b = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
                 if b.len() == MAX_BACKLOG {
                     b.pop_front();
                 }
-                b.push_back(t);
+                b.push_back(r);
             }
             k += 1;
         }
@@ -776,7 +950,7 @@ impl Meter {
     }
 }
 
-/// The member state file and the small record beside it (next epoch, energy register).
+/// The member state file and the small record beside it (next epoch, energy registers).
 fn state_files(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("member.bin"), dir.join("meter.json"))
 }
@@ -784,15 +958,31 @@ fn state_files(dir: &Path) -> (PathBuf, PathBuf) {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct MeterRecord {
     next_epoch: u32,
+    /// Active import register, whole Wh (what older state files hold alone).
     energy_wh: u64,
     enrolled: bool,
+    /// Active import register, mWh.
+    #[serde(default)]
+    energy_mwh: Option<u64>,
+    /// Reactive import register, mvarh.
+    #[serde(default)]
+    reactive_mvarh: Option<u64>,
+}
+
+/// What a meter restores from its state directory.
+struct SavedState {
+    member: MemberState,
+    next_epoch: u32,
+    energy_mwh: u64,
+    reactive_mvarh: u64,
 }
 
 fn save_state(
     dir: &Path,
     member: Option<&MemberState>,
     next_epoch: u32,
-    energy: u64,
+    energy_mwh: u64,
+    reactive_mvarh: u64,
 ) -> Result<()> {
     let io = |e: std::io::Error| AmiError::State {
         path: dir.to_path_buf(),
@@ -805,15 +995,17 @@ fn save_state(
     }
     let rec = MeterRecord {
         next_epoch,
-        energy_wh: energy,
+        energy_wh: energy_mwh / 1_000,
         enrolled: member.is_some(),
+        energy_mwh: Some(energy_mwh),
+        reactive_mvarh: Some(reactive_mvarh),
     };
     let json = serde_json::to_vec(&rec).map_err(|e| AmiError::Config(e.to_string()))?;
     amicn_kms::persist::write_atomic(&r, &json)?;
     Ok(())
 }
 
-fn load_state(dir: &Path) -> Result<Option<(MemberState, u32, u64)>> {
+fn load_state(dir: &Path) -> Result<Option<SavedState>> {
     let (m, r) = state_files(dir);
     let text = match std::fs::read(&r) {
         Ok(t) => t,
@@ -833,5 +1025,12 @@ fn load_state(dir: &Path) -> Result<Option<(MemberState, u32, u64)>> {
         return Ok(None);
     }
     let member = amicn_kms::persist::load_member(&m)?;
-    Ok(Some((member, rec.next_epoch, rec.energy_wh)))
+    Ok(Some(SavedState {
+        member,
+        next_epoch: rec.next_epoch,
+        energy_mwh: rec
+            .energy_mwh
+            .unwrap_or_else(|| rec.energy_wh.saturating_mul(1_000)),
+        reactive_mvarh: rec.reactive_mvarh.unwrap_or(0),
+    }))
 }

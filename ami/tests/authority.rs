@@ -407,3 +407,58 @@ async fn an_operator_revocation_departs_the_meter_for_good() {
     assert!(!s.kms.revoked().contains_key(&3));
     assert_eq!(m3.enrol().await.unwrap(), rec.epoch + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolment_asked_again_after_a_lost_answer_gets_the_same_answer() {
+    // TLV types of the enrolment request (`ami/src/wire.rs`).
+    const X25519_KEY: u32 = 0xE0;
+    const CERTIFICATE: u32 = 0xE4;
+    let s = setup("lost-answer", false).await;
+    let creds = s.pki.issue(&s.names.meter(9)).unwrap();
+    let enrol = |x25519: [u8; 32], at_ms: u64| {
+        let mut params = BytesMut::new();
+        amicn_tlv::encode_tlv(&mut params, X25519_KEY, &x25519);
+        amicn_tlv::encode_tlv(&mut params, CERTIFICATE, &creds.cert.to_wire());
+        let mut i = Interest::new(s.names.enrol(9));
+        i.app_parameters = Some(params.freeze());
+        i.lifetime_ms = Some(4_000);
+        let wire: Bytes = creds.key.sign_interest(&mut i, at_ms).unwrap();
+        let name = Interest::decode(wire.clone()).unwrap().name;
+        (name, wire)
+    };
+    let oc = &s.oc;
+    let answer = |name: amicn_tlv::Name, wire: Bytes| async move {
+        match oc
+            .express_wire(&name, false, wire, Duration::from_secs(4))
+            .await
+            .unwrap()
+        {
+            Reply::Data { data, .. } => data,
+            other => panic!("expected an answer, got {other:?}"),
+        }
+    };
+    let key = amicn_kms::establish::EphemeralAgreement::generate().public_key();
+    let t = now_ms();
+    let (n1, w1) = enrol(key, t);
+    let first = answer(n1, w1).await;
+    assert_ne!(first.meta_info.content_type, 3, "{:?}", first.content);
+    // The answer is lost on the way; the meter asks again, signed anew, with the same key.
+    let (n2, w2) = enrol(key, t + 10);
+    let again = answer(n2, w2).await;
+    assert_eq!(
+        again.content, first.content,
+        "the same salt, KMS key and epoch"
+    );
+    assert_eq!(s.kms.counters().enrol_repeated, 1);
+    assert_eq!(s.kms.counters().enrolled, 1);
+    // Another key for an enrolled meter is still refused: nobody re-keys a member this way.
+    let other = amicn_kms::establish::EphemeralAgreement::generate().public_key();
+    let (n3, w3) = enrol(other, t + 20);
+    let refused = answer(n3, w3).await;
+    assert_eq!(refused.meta_info.content_type, 3);
+    assert!(
+        String::from_utf8_lossy(&refused.content).contains("already-enrolled"),
+        "{:?}",
+        refused.content
+    );
+}

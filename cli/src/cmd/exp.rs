@@ -723,9 +723,23 @@ pub(crate) struct Summary {
     node_results: Vec<NodeResult>,
     link_results: Vec<LinkResult>,
     events: Vec<EventResult>,
+    /// Rekey traffic per epoch, by delivery mode, as the KMS published it.
+    rekey: Vec<RekeyRow>,
     asserts: Vec<AssertResult>,
     pass: bool,
     files: Vec<String>,
+}
+
+/// One epoch's rekey traffic (wraps by delivery mode).
+#[derive(Debug, Serialize)]
+struct RekeyRow {
+    epoch: u32,
+    label: String,
+    joins: usize,
+    departs: usize,
+    unicast: u64,
+    multicast: u64,
+    broadcast: u64,
 }
 
 impl Summary {
@@ -1504,6 +1518,37 @@ pub(crate) async fn run_topology(
     if leftovers {
         metrics.insert("processes_left".into(), 1.0);
     }
+    // Rekey traffic: what the KMS published per epoch, and how much of what the meters fetched
+    // the KMS itself answered (the rest came from forwarders' caches or PIT aggregation).
+    let epochs: Vec<amicn_ami::EpochSummary> = kms
+        .as_ref()
+        .and_then(|v| serde_json::from_value(v["details"]["epochs"].clone()).ok())
+        .unwrap_or_default();
+    let rekey: Vec<RekeyRow> = epochs
+        .iter()
+        .map(|e| RekeyRow {
+            epoch: e.epoch,
+            label: e.label.clone(),
+            joins: e.joins,
+            departs: e.departs,
+            unicast: e.unicast_wraps,
+            multicast: e.multicast_wraps,
+            broadcast: e.broadcast_wraps,
+        })
+        .collect();
+    let fetched: f64 = meter_samples
+        .iter()
+        .map(|v| counter(&Some(v.clone()), "wraps_fetched"))
+        .sum();
+    let served = counter(&kms, "served_wrap");
+    metrics.insert("wraps_fetched".into(), fetched);
+    metrics.insert("wraps_served_by_kms".into(), served);
+    if fetched > 0.0 {
+        metrics.insert(
+            "rekey_cache_share".into(),
+            (1.0 - served / fetched).clamp(0.0, 1.0),
+        );
+    }
 
     // Assertions decide the exit status.
     let asserts: Vec<AssertResult> = topo
@@ -1601,6 +1646,35 @@ pub(crate) async fn run_topology(
         &bars,
     )?;
     files.push(hits_png.display().to_string());
+    let rekey_png = out.join("rekey_traffic.png");
+    let traffic: Vec<plots::EpochTraffic> = rekey
+        .iter()
+        .map(|r| plots::EpochTraffic {
+            epoch: r.epoch,
+            label: r.label.clone(),
+            unicast: r.unicast,
+            multicast: r.multicast,
+            broadcast: r.broadcast,
+            formula: None,
+        })
+        .collect();
+    plots::rekey_traffic(&rekey_png, &traffic)?;
+    files.push(rekey_png.display().to_string());
+    let mut rekey_csv = String::from("epoch,label,joins,departs,unicast,multicast,broadcast\n");
+    for r in &rekey {
+        rekey_csv.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            r.epoch,
+            r.label.replace(',', ";"),
+            r.joins,
+            r.departs,
+            r.unicast,
+            r.multicast,
+            r.broadcast
+        ));
+    }
+    std::fs::write(out.join("rekey.csv"), rekey_csv).context("writing rekey.csv")?;
+    files.push(out.join("rekey.csv").display().to_string());
     let link_png = out.join("link_bytes.png");
     let lb: Vec<(String, f64)> = link_results
         .iter()
@@ -1632,6 +1706,7 @@ pub(crate) async fn run_topology(
         node_results,
         link_results,
         events,
+        rekey,
         asserts,
         pass,
         files,
@@ -1769,7 +1844,7 @@ fn print_summary(s: &Summary, out: &Path) {
         }
     }
     println!(
-        "\nresults: {}/summary.json, nodes.csv, links.csv, latency.csv, latency_cdf.png, cache_hits.png, link_bytes.png",
+        "\nresults: {}/summary.json, nodes.csv, links.csv, latency.csv, rekey.csv, latency_cdf.png, cache_hits.png, link_bytes.png, rekey_traffic.png",
         out.display()
     );
 }
