@@ -740,7 +740,23 @@ impl KmsService {
         if let Some(f) = &st.failed {
             return Err(Refusal::new("unavailable", 503, f.clone()));
         }
-        Self::check_replay(&mut st, interest)?;
+        let repeated = st
+            .answered
+            .get(&id)
+            .filter(|(key, _, _)| *key == req.x25519)
+            .map(|(_, reply, _)| reply.clone())
+            .filter(|_| st.graph.is_member(id) || st.staged_keys.contains_key(&id));
+        if let Err(r) = Self::check_replay(&mut st, interest) {
+            // A retransmitted copy of an accepted request (its answer lost): the same answer.
+            // It is authenticated, and says nothing its first answer did not.
+            return match repeated {
+                Some(reply) if r.kind == "replay" => {
+                    st.counters.enrol_repeated += 1;
+                    Ok((reply, true))
+                }
+                _ => Err(r),
+            };
+        }
         if st.revoked.contains_key(&id) {
             return Err(Refusal::new(
                 "revoked",
@@ -756,14 +772,7 @@ impl KmsService {
                 format!("meter {id} is not entitled to DR project {p:?}"),
             ));
         }
-        let repeated = st
-            .answered
-            .get(&id)
-            .filter(|(key, _, _)| *key == req.x25519)
-            .map(|(_, reply, _)| reply.clone());
-        if let Some(reply) = repeated
-            && (st.graph.is_member(id) || st.staged_keys.contains_key(&id))
-        {
+        if let Some(reply) = repeated {
             // The same enrolment again (its answer was lost): the same answer, so the meter
             // derives the user key the KMS holds. Authenticated and replay-checked above.
             st.counters.enrol_repeated += 1;

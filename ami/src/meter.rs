@@ -267,16 +267,17 @@ impl MeterModel {
         let volts = 230.0 + rng.random_range(-2.5..2.5) - power_w / 1_000.0 * 0.6;
         let amps = (power_w * power_w + q * q).sqrt() / volts;
         let wh = |m: u64| i64::try_from(m / 1_000).unwrap_or(i64::MAX);
-        let mut r = reading::Reading::new(
-            self.id,
-            end_us.saturating_sub(ms * 1_000),
-            interval_ms,
-        );
+        let mut r = reading::Reading::new(self.id, end_us.saturating_sub(ms * 1_000), interval_ms);
         r.flags = flags;
         r.registers = vec![
             Register::new(Obis::ACTIVE_IMPORT_ENERGY, wh(self.energy_mwh), 0, Unit::WH),
             Register::new(Obis::ACTIVE_EXPORT_ENERGY, 0, 0, Unit::WH),
-            Register::new(Obis::REACTIVE_IMPORT_ENERGY, wh(self.reactive_mvarh), 0, Unit::VARH),
+            Register::new(
+                Obis::REACTIVE_IMPORT_ENERGY,
+                wh(self.reactive_mvarh),
+                0,
+                Unit::VARH,
+            ),
             Register::new(Obis::REACTIVE_EXPORT_ENERGY, 0, 0, Unit::VARH),
             Register::new(Obis::ACTIVE_POWER, power_w as i64, 0, Unit::W),
             Register::new(Obis::VOLTAGE_L1, (volts * 10.0).round() as i64, -1, Unit::V),
@@ -433,6 +434,9 @@ impl Meter {
         }
         if data.meta_info.content_type == CONTENT_TYPE_NACK {
             self.counters.enrol_refused.fetch_add(1, Ordering::Relaxed);
+            // A refusal may answer a retransmitted copy of a request the KMS did accept (it is
+            // a replay then): the next attempt must ask with the same key.
+            keep(eph);
             return Err(AmiError::EnrolRefused {
                 meter: self.cfg.id,
                 why: String::from_utf8_lossy(&data.content).into_owned(),
@@ -689,9 +693,9 @@ impl Meter {
 
     /// Measures the interval ending at `t_us` (advancing the registers) without publishing it.
     pub fn capture(&self, t_us: u64) -> reading::Reading {
-        let flags = std::mem::take(&mut *self.pending_flags.lock().unwrap_or_else(|e| e.into_inner()));
-        self.model()
-            .capture(t_us, self.cfg.reading_interval, flags)
+        let flags =
+            std::mem::take(&mut *self.pending_flags.lock().unwrap_or_else(|e| e.into_inner()));
+        self.model().capture(t_us, self.cfg.reading_interval, flags)
     }
 
     /// Measures the interval ending at `t_us`, encodes it in the [`reading`] format, encrypts it
@@ -1033,4 +1037,58 @@ fn load_state(dir: &Path) -> Result<Option<SavedState>> {
             .unwrap_or_else(|| rec.energy_wh.saturating_mul(1_000)),
         reactive_mvarh: rec.reactive_mvarh.unwrap_or(0),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn simulated_registers_are_consistent() {
+        let quarter = Duration::from_secs(900);
+        let mut m = MeterModel::new(42, 52_000);
+        // A day of quarter hours from 2024-01-15T00:15:00Z.
+        let day0 = 1_705_276_800_000_000u64;
+        let mut last_wh = 52_000u64;
+        let mut last_mwh = m.energy_mwh();
+        let mut peak = 0u32;
+        let mut trough = u32::MAX;
+        for k in 1..=96u64 {
+            let end = day0 + k * 900_000_000;
+            let r = m.capture(end, quarter, Flags::NONE);
+            r.validate().unwrap();
+            assert_eq!((r.meter, r.end_us(), r.interval_ms), (42, end, 900_000));
+            assert_eq!(r.registers.len(), 7);
+            let wh = r.active_import_wh().unwrap();
+            let w = r.active_power_w().unwrap();
+            assert!((50..=9_000).contains(&w), "{w} W");
+            // The register advances by this interval's power × 15 min (kept in mWh).
+            assert_eq!(m.energy_mwh() - last_mwh, u64::from(w) * 900_000 / 3_600);
+            assert!(wh >= last_wh);
+            assert_eq!(wh, m.energy_mwh() / 1_000);
+            let v = r.register(Obis::VOLTAGE_L1).unwrap().value_f64();
+            assert!((220.0..240.0).contains(&v), "{v} V");
+            let a = r.register(Obis::CURRENT_L1).unwrap().value_f64();
+            let expect = f64::from(w) / v;
+            // Current is apparent power over voltage: P/V up to the power factor (≥ 0.95).
+            assert!(
+                a >= expect * 0.99 && a <= expect / 0.94 + 0.01,
+                "{a} A at {w} W {v} V"
+            );
+            let q = r.register(Obis::REACTIVE_IMPORT_ENERGY).unwrap().value;
+            assert!(q >= 0 && (q as u64) < wh);
+            assert_eq!(r.register(Obis::ACTIVE_EXPORT_ENERGY).unwrap().value, 0);
+            assert_eq!(r.register(Obis::REACTIVE_EXPORT_ENERGY).unwrap().value, 0);
+            last_wh = wh;
+            last_mwh = m.energy_mwh();
+            peak = peak.max(w);
+            trough = trough.min(w);
+        }
+        // The evening peak shows in the profile.
+        assert!(peak > 2 * trough, "peak {peak} W, trough {trough} W");
+        let restored = MeterModel::restore(42, m.energy_mwh(), m.reactive_mvarh());
+        assert_eq!(restored.energy_mwh(), m.energy_mwh());
+        assert_eq!(restored.base_w, m.base_w);
+    }
 }
