@@ -55,6 +55,9 @@ pub enum AmiError {
         /// Meter id.
         meter: u32,
     },
+    /// A reading plaintext does not decode, or a reading cannot be encoded.
+    #[error(transparent)]
+    Reading(Box<crate::reading::ReadingError>),
     /// The reading store failed.
     #[error("reading store: {0}")]
     Store(Box<rusqlite::Error>),
@@ -100,6 +103,7 @@ boxed_from! {
     amicn_kms::graph::GraphError => Graph,
     amicn_tlv::Error => Tlv,
     rusqlite::Error => Store,
+    crate::reading::ReadingError => Reading,
 }
 
 impl AmiError {

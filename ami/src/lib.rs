@@ -29,6 +29,9 @@
 //! readiness, SIGTERM); [`provision`] is the utility's offline ceremony that creates the trust
 //! anchor and one directory per node. The KMS keeps its state in SQLite (`kms_store`, with the
 //! epoch journal of `kms_journal`), the MDMS its readings with the signed Data they came in.
+//!
+//! A reading's plaintext is the versioned TLV format of [`reading`]: an interval with its
+//! DLMS/COSEM registers (OBIS code, value, scaler, unit) and quality flags.
 
 pub mod daemon;
 mod dr;
@@ -45,6 +48,7 @@ mod net;
 mod pki;
 mod pricing;
 pub mod provision;
+pub mod reading;
 pub mod scenario;
 mod stats;
 pub mod topo;
@@ -61,7 +65,7 @@ pub use mdms::{
     MdmsCollector, MdmsConfig, MdmsCounters, MemoryReadingStore, ReadingStore, Rejection,
     RoundReport, SqliteReadingStore, StoredReading,
 };
-pub use meter::{Meter, MeterConfig, MeterCounters, Reading, SyncReport};
+pub use meter::{Meter, MeterConfig, MeterCounters, MeterModel, Reading, SyncReport};
 pub use names::AmiNames;
 pub use net::{Publisher, connect, now_ms, now_us};
 pub use pki::{Credentials, Pki, Trust, ami_policy};

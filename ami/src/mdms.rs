@@ -11,6 +11,12 @@
 //! revocation) run before any signature check. A reading counts as stored only after the
 //! database commit, and the SQLite store keeps the signed Data byte for byte beside the values.
 //!
+//! A decrypted plaintext must be a version-1 [`crate::reading::Reading`] of the meter and the
+//! interval its name says (meter id, interval end = the name's timestamp) with an active import
+//! energy register (1-0:1.8.0 in Wh) and an active power register (1-0:1.7.0 in W); anything
+//! else is refused as [`Rejection::Malformed`]. The store keeps those two values and the
+//! interval's quality flags; the signed Data beside them holds the rest.
+//!
 //! (The fixed-schedule mode, [`MdmsCollector::run`], asks for `/reading/t=<slot>` by exact name
 //! and needs meter and collector clocks to agree; it serves the in-process scenario.)
 
@@ -30,8 +36,8 @@ use crate::keys::HeadEndKeys;
 use crate::names::AmiNames;
 use crate::net::{consumer, fetch_exact, now_us};
 use crate::pki::Trust;
+use crate::reading::{self, Flags};
 use crate::stats::Latencies;
-use crate::wire;
 
 /// Fetches a collector keeps in flight at once (bounded like a pipeline window).
 const MAX_IN_FLIGHT: usize = 256;
@@ -91,7 +97,7 @@ pub enum Rejection {
     UnknownKey(String),
     /// The envelope does not open (tampered, or encrypted under another key).
     DecryptFailed(String),
-    /// The plaintext is not a reading.
+    /// The plaintext is not a reading (of this meter and interval), or the store failed.
     Malformed(String),
 }
 
@@ -136,10 +142,12 @@ pub struct StoredReading {
     pub meter: u32,
     /// Timestamp in the name, µs.
     pub t_us: u64,
-    /// Energy register, Wh.
+    /// Active import energy register (1-0:1.8.0), Wh.
     pub energy_wh: u64,
-    /// Power, W.
+    /// Instantaneous active power (1-0:1.7.0), W.
     pub power_w: u32,
+    /// Quality flags of the interval (reserved bits as the meter sent them).
+    pub flags: Flags,
     /// The user key (with epoch) it was encrypted under.
     pub key_name: String,
     /// When the collector stored it, µs.
@@ -203,7 +211,9 @@ impl ReadingStore for MemoryReadingStore {
     }
 }
 
-/// A SQLite reading store (one table, primary key meter + timestamp).
+/// A SQLite reading store (one table, primary key meter + timestamp; `flags` holds the quality
+/// flags, `wire` the signed Data). A database from before the `flags` column gains it, 0 for
+/// the rows already there.
 #[derive(Debug)]
 pub struct SqliteReadingStore {
     conn: rusqlite::Connection,
@@ -234,10 +244,17 @@ impl SqliteReadingStore {
                  key_name TEXT NOT NULL,
                  received_us INTEGER NOT NULL,
                  wire BLOB,
+                 flags INTEGER NOT NULL DEFAULT 0,
                  PRIMARY KEY (meter, t_us)
              ) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS reading_by_time ON reading (t_us);",
         )?;
+        let has_flags = conn
+            .prepare("SELECT 1 FROM pragma_table_info('reading') WHERE name = 'flags'")?
+            .exists([])?;
+        if !has_flags {
+            conn.execute_batch("ALTER TABLE reading ADD COLUMN flags INTEGER NOT NULL DEFAULT 0")?;
+        }
         Ok(SqliteReadingStore { conn })
     }
 }
@@ -301,15 +318,17 @@ fn to_sql(v: u64) -> i64 {
 impl ReadingStore for SqliteReadingStore {
     fn insert(&mut self, r: &StoredReading) -> Result<bool> {
         let n = self.conn.execute(
-            "INSERT OR IGNORE INTO reading (meter, t_us, energy_wh, power_w, key_name, received_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR IGNORE INTO reading
+                 (meter, t_us, energy_wh, power_w, key_name, received_us, flags)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             rusqlite::params![
                 r.meter,
                 to_sql(r.t_us),
                 to_sql(r.energy_wh),
                 r.power_w,
                 r.key_name,
-                to_sql(r.received_us)
+                to_sql(r.received_us),
+                r.flags.bits()
             ],
         )?;
         Ok(n == 1)
@@ -322,8 +341,8 @@ impl ReadingStore for SqliteReadingStore {
     fn insert_wire(&mut self, r: &StoredReading, wire: &[u8]) -> Result<bool> {
         let n = self.conn.execute(
             "INSERT OR IGNORE INTO reading
-                 (meter, t_us, energy_wh, power_w, key_name, received_us, wire)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 (meter, t_us, energy_wh, power_w, key_name, received_us, wire, flags)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             rusqlite::params![
                 r.meter,
                 to_sql(r.t_us),
@@ -331,7 +350,8 @@ impl ReadingStore for SqliteReadingStore {
                 r.power_w,
                 r.key_name,
                 to_sql(r.received_us),
-                wire
+                wire,
+                r.flags.bits()
             ],
         )?;
         Ok(n == 1)
@@ -343,8 +363,8 @@ impl ReadingStore for SqliteReadingStore {
         {
             let mut st = tx.prepare_cached(
                 "INSERT OR IGNORE INTO reading
-                     (meter, t_us, energy_wh, power_w, key_name, received_us, wire)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     (meter, t_us, energy_wh, power_w, key_name, received_us, wire, flags)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for (r, wire) in rows {
                 let n = st.execute(rusqlite::params![
@@ -354,7 +374,8 @@ impl ReadingStore for SqliteReadingStore {
                     r.power_w,
                     r.key_name,
                     to_sql(r.received_us),
-                    wire
+                    wire,
+                    r.flags.bits()
                 ])?;
                 out.push(n == 1);
             }
@@ -378,7 +399,8 @@ impl ReadingStore for SqliteReadingStore {
 
     fn get(&self, meter: u32, t_us: u64) -> Result<Option<StoredReading>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT energy_wh, power_w, key_name, received_us FROM reading WHERE meter = ?1 AND t_us = ?2",
+            "SELECT energy_wh, power_w, key_name, received_us, flags FROM reading
+             WHERE meter = ?1 AND t_us = ?2",
         )?;
         let mut rows = st.query(rusqlite::params![meter, to_sql(t_us)])?;
         let Some(row) = rows.next()? else {
@@ -393,6 +415,7 @@ impl ReadingStore for SqliteReadingStore {
             power_w: row.get(1)?,
             key_name: row.get(2)?,
             received_us: u64::try_from(received).unwrap_or(0),
+            flags: Flags(row.get(4)?),
         }))
     }
 
@@ -596,13 +619,27 @@ impl MdmsCollector {
         let plain = EnvelopeKey::derive(&key, &ec.key_name, Purpose::Content)
             .open_decoded(&data.name, &ec)
             .map_err(|e| Rejection::DecryptFailed(e.to_string()))?;
-        let (energy_wh, power_w) = wire::decode_reading(&plain)
-            .ok_or_else(|| Rejection::Malformed("reading is not 12 bytes".into()))?;
+        let r = reading::Reading::decode(&plain)
+            .map_err(|e| Rejection::Malformed(format!("not a reading: {e}")))?;
+        if r.meter != meter || r.end_us() != t_us {
+            return Err(Rejection::Malformed(format!(
+                "plaintext is meter {}'s interval ending at {} µs, the name says meter {meter} at {t_us} µs",
+                r.meter,
+                r.end_us()
+            )));
+        }
+        let energy_wh = r.active_import_wh().ok_or_else(|| {
+            Rejection::Malformed("no active import energy register (1-0:1.8.0 in Wh)".into())
+        })?;
+        let power_w = r.active_power_w().ok_or_else(|| {
+            Rejection::Malformed("no active power register (1-0:1.7.0 in W)".into())
+        })?;
         Ok(StoredReading {
             meter,
             t_us,
             energy_wh,
             power_w,
+            flags: r.flags,
             key_name: ec.key_name.to_string(),
             received_us: now_us(),
         })
@@ -975,6 +1012,7 @@ mod tests {
             t_us,
             energy_wh: 5,
             power_w: 6,
+            flags: Flags((meter % 2) * 0x8000_0008),
             key_name: "/u/ami/meter/1/KEK/v=2".into(),
             received_us: 9,
         }
@@ -1015,6 +1053,38 @@ mod tests {
             s.get(7, 1_700_000_000_000_000).unwrap(),
             Some(r(7, 1_700_000_000_000_000))
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sqlite_store_adds_the_flags_column_to_an_old_database() {
+        let dir = std::env::temp_dir().join(format!("amicn-mdms-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("readings.db");
+        let _ = std::fs::remove_file(&path);
+        {
+            // The schema before quality flags, with one row in it.
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE reading (
+                     meter INTEGER NOT NULL, t_us INTEGER NOT NULL,
+                     energy_wh INTEGER NOT NULL, power_w INTEGER NOT NULL,
+                     key_name TEXT NOT NULL, received_us INTEGER NOT NULL, wire BLOB,
+                     PRIMARY KEY (meter, t_us)
+                 ) WITHOUT ROWID;
+                 INSERT INTO reading VALUES (2, 100, 5, 6, '/u/ami/meter/1/KEK/v=2', 9, x'06');",
+            )
+            .unwrap();
+        }
+        let mut s = SqliteReadingStore::open(&path).unwrap();
+        assert_eq!(s.get(2, 100).unwrap(), Some(r(2, 100)));
+        assert_eq!(s.signed_data(2, 100).unwrap(), Some(vec![6]));
+        assert!(s.insert_wire(&r(3, 100), b"\x06\x00").unwrap());
+        assert_eq!(s.get(3, 100).unwrap().unwrap().flags.bits(), 0x8000_0008);
+        drop(s);
+        // Opening again finds the column and leaves it alone.
+        let s = SqliteReadingStore::open(&path).unwrap();
+        assert_eq!(s.get(3, 100).unwrap(), Some(r(3, 100)));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -862,6 +862,19 @@ pub async fn run(s: &Settings, socket: &Path) -> Result<Report> {
             matches!(tam, Err(Some(Rejection::Untrusted(_)))),
             verdict(&tam),
         );
+        // Format: a genuine meter seals and signs a plaintext that is not a version-1 reading
+        // (the bare 12-byte energy and power pair of the first format).
+        let ft = now_us();
+        let mut bare = r.energy_wh.to_be_bytes().to_vec();
+        bare.extend_from_slice(&r.power_w.to_be_bytes());
+        v.publish_plaintext(ft, &bare)?;
+        extra_readings += 1;
+        let unformatted = deliver(&mdms, names.reading(vid, ft)).await;
+        checks.add(
+            "format: a signed, sealed plaintext that is not a version-1 reading is refused as malformed",
+            matches!(unformatted, Err(Some(Rejection::Malformed(_)))),
+            verdict(&unformatted),
+        );
     }
 
     // 7. Wind down and account: let the collector take the last slot of the run, stop it, then
@@ -915,6 +928,21 @@ pub async fn run(s: &Settings, socket: &Path) -> Result<Report> {
         .skipped_slots
         .load(std::sync::atomic::Ordering::Relaxed);
     let expected_heard: BTreeSet<u32> = all.iter().map(|m| m.id()).collect();
+    // Each meter's active import register, in the order of its stored intervals.
+    let mut registers: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+    for r in &rounds {
+        for x in &r.stored {
+            registers
+                .entry(x.meter)
+                .or_default()
+                .push((x.t_us, x.energy_wh));
+        }
+    }
+    let mut backwards = 0usize;
+    for v in registers.values_mut() {
+        v.sort_unstable();
+        backwards += v.windows(2).filter(|w| w[1].1 < w[0].1).count();
+    }
     checks.add(
         "readings: every reading the MDMS requested arrived, verified, decrypted and was stored",
         rd.requested > 0 && rd.stored == rd.requested && rd.missing == 0 && rejected_total == 0,
@@ -927,6 +955,11 @@ pub async fn run(s: &Settings, socket: &Path) -> Result<Report> {
         "readings: the MDMS heard from every meter that was ever a member",
         heard.len() == expected_heard.len(),
         format!("heard {} of {} meters", heard.len(), expected_heard.len()),
+    );
+    checks.add(
+        "readings: no meter's active import energy register (1-0:1.8.0) runs backwards between stored intervals",
+        !registers.is_empty() && backwards == 0,
+        format!("{backwards} decreases over {} meters", registers.len()),
     );
 
     let kd = KeyDistribution {

@@ -25,8 +25,7 @@
 //! A segmented object (manifest, revocation list) is the concatenation of its segments'
 //! contents; every segment is signed by its producer and carries FinalBlockId.
 //!
-//! A reading's plaintext is 12 bytes: energy register in Wh (u64) and instantaneous power in W
-//! (u32), big-endian.
+//! A reading's plaintext has its own versioned format, in [`crate::reading`].
 
 use std::collections::HashMap;
 
@@ -533,21 +532,6 @@ pub(crate) fn decode_revocations(content: Bytes) -> Result<Vec<(u32, u64)>> {
     Ok(out)
 }
 
-/// Reading plaintext: energy register (Wh) and power (W).
-pub(crate) fn encode_reading(energy_wh: u64, power_w: u32) -> [u8; 12] {
-    let mut out = [0u8; 12];
-    out[..8].copy_from_slice(&energy_wh.to_be_bytes());
-    out[8..].copy_from_slice(&power_w.to_be_bytes());
-    out
-}
-
-/// Parses a reading plaintext.
-pub(crate) fn decode_reading(p: &[u8]) -> Option<(u64, u32)> {
-    let e: [u8; 8] = p.get(..8)?.try_into().ok()?;
-    let w: [u8; 4] = p.get(8..12)?.try_into().ok()?;
-    (p.len() == 12).then(|| (u64::from_be_bytes(e), u32::from_be_bytes(w)))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -588,7 +572,7 @@ mod tests {
     }
 
     #[test]
-    fn manifest_and_reading_round_trip() {
+    fn manifest_and_messages_round_trip() {
         let w = Name::from_uri("/u/ami/bcast/KEK/v=2/ENCRYPTED-BY/x").unwrap();
         let c = encode_manifest(b"AKM1", &[9; 64], &[(w.clone(), [3; 32])]);
         let m = decode_manifest(c).unwrap();
@@ -621,9 +605,6 @@ mod tests {
             next: Some(5),
         };
         assert_eq!(KeyRequest::decode(kr.encode()).unwrap(), kr);
-        let r = encode_reading(123_456, 789);
-        assert_eq!(decode_reading(&r), Some((123_456, 789)));
-        assert_eq!(decode_reading(&r[..11]), None);
     }
 
     proptest::proptest! {

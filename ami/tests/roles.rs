@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use amicn_ami::reading::{Flags, Obis};
 use amicn_ami::{
     AmiError, AmiNames, DrEvent, DrOperator, KmsConfig, KmsService, MdmsCollector, MdmsConfig,
     MemoryReadingStore, Meter, MeterConfig, Pki, Price, PricingPublisher, Rejection, Trust,
@@ -136,6 +137,33 @@ async fn enrol_rekey_readings_prices_and_events_end_to_end() {
     assert_eq!(stored.key_name, "/test-utility/ami/meter/1/READ/v=2");
     let again = mdms.fetch_and_ingest(names.reading(1, t)).await.unwrap();
     assert_eq!(again, Err(Rejection::Duplicate));
+    assert_eq!(stored.flags, sent.flags);
+
+    // What the MDMS refuses although the meter sealed and signed it: a plaintext in the first
+    // format (12 bare bytes), a reading of another interval, a reading without the registers.
+    let t2 = now_us();
+    let mut bare = sent.energy_wh.to_be_bytes().to_vec();
+    bare.extend_from_slice(&sent.power_w.to_be_bytes());
+    m1.publish_plaintext(t2, &bare).unwrap();
+    let t3 = t2 + 1;
+    let other = m1.capture(t3 - 1_000).encode().unwrap();
+    m1.publish_plaintext(t3, &other).unwrap();
+    let t4 = t2 + 2;
+    let mut empty = m1.capture(t4);
+    empty.registers.retain(|r| r.obis != Obis::ACTIVE_POWER);
+    m1.publish_plaintext(t4, &empty.encode().unwrap()).unwrap();
+    for (t, why) in [
+        (t2, "not a reading"),
+        (t3, "the name says"),
+        (t4, "1-0:1.7.0"),
+    ] {
+        let r = mdms.fetch_and_ingest(names.reading(1, t)).await.unwrap();
+        assert!(
+            matches!(&r, Err(Rejection::Malformed(m)) if m.contains(why)),
+            "{why}: {r:?}"
+        );
+    }
+    assert_eq!(mdms.rejections().get("malformed"), Some(&3));
 
     // Price under the root key: all decrypt. DR event under p1: only p1 members.
     let pc = connect(&net.uri).await.unwrap();
@@ -255,4 +283,58 @@ async fn a_meter_cannot_enrol_under_another_meters_name() {
     assert_eq!(kms.enrolments(), (0, 1));
     // Nothing was staged: the next commit places nobody.
     assert!(kms.commit_epoch("empty").unwrap().joins.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_meter_keeps_its_registers_and_flags_the_outage() {
+    let net = forwarder("restart");
+    let names = AmiNames::new("/test-utility").unwrap();
+    let pki = Pki::new(&names).unwrap();
+    let kc = connect(&net.uri).await.unwrap();
+    let kms = KmsService::start(
+        KmsConfig::new(names.clone(), vec![]),
+        pki.issue(&names.kms()).unwrap(),
+        Trust::new(&names, pki.anchor(), &kc).unwrap(),
+        &kc,
+    )
+    .await
+    .unwrap();
+    let cfg = MeterConfig {
+        state_dir: Some(net.dir.join("meter-4")),
+        ..MeterConfig::new(names.clone(), 4, vec![])
+    };
+    // The same meter (state directory) with a fresh certified key each time it starts.
+    let start = |c: amicn_face::client::Client| {
+        let (cfg, names) = (cfg.clone(), names.clone());
+        let (creds, anchor) = (pki.issue(&names.meter(4)).unwrap(), pki.anchor());
+        async move {
+            let trust = Trust::new(&names, anchor, &c).unwrap();
+            (Meter::start(cfg, creds, trust, &c).await.unwrap(), c)
+        }
+    };
+    let (m, c) = start(connect(&net.uri).await.unwrap()).await;
+    m.enrol().await.unwrap();
+    kms.commit_epoch("enrol").unwrap();
+    m.sync_keys(None).await.unwrap();
+    // Quarter hours, so each interval moves the register by whole watt-hours.
+    let t0 = now_us();
+    let first = m.publish_reading(t0).unwrap();
+    let second = m.publish_reading(t0 + 900_000_000).unwrap();
+    assert_eq!((first.flags, second.flags), (Flags::NONE, Flags::NONE));
+    assert!(second.energy_wh >= first.energy_wh);
+    m.save().unwrap();
+    drop((m, c));
+
+    let (m, _c) = start(connect(&net.uri).await.unwrap()).await;
+    assert!(m.is_member());
+    let third = m.publish_reading(t0 + 1_800_000_000).unwrap();
+    assert_eq!(
+        third.flags,
+        Flags::POWER_OUTAGE,
+        "the first interval after a restart"
+    );
+    assert!(third.energy_wh >= second.energy_wh);
+    let fourth = m.capture(t0 + 2_700_000_000);
+    assert_eq!(fourth.flags, Flags::NONE);
+    assert!(fourth.active_import_wh().unwrap() >= third.energy_wh);
 }

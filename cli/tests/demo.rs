@@ -64,6 +64,8 @@ fn demo_with_eight_meters_passes_every_security_check() {
         "outside the MDMS window",
         "signed by another meter's key",
         "one flipped bit",
+        "not a version-1 reading is refused as malformed",
+        "energy register (1-0:1.8.0) runs backwards",
         "DR event p1/seq=1",
         "DR event p2/seq=2",
     ] {

@@ -140,3 +140,65 @@ fn name_both_ways() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+#[test]
+fn dissects_a_meter_reading_plaintext() {
+    // The worked example of `amicn_ami::reading`: meter 17, a quarter hour, seven registers.
+    let hex = "a197 a50101 a70111 a90800060efa8b2f2700 ab04000dbba0 ad0100 \
+               af11 b106 0100010800ff b30312d687 b502001e \
+               af0f b106 0100020800ff b30100 b502001e \
+               af11 b106 0100030800ff b3030181cd b5020020 \
+               af0f b106 0100040800ff b30100 b5020020 \
+               af10 b106 0100010700ff b3020730 b502001b \
+               af10 b106 0100200700ff b30208f9 b502ff23 \
+               af10 b106 01001f0700ff b302033a b502fe21";
+    let out = run(&["dissect", "--hex", hex], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.starts_with(
+            "161 (Reading) (size: 151) meter 17, 2024-01-15T11:45:00Z + 15 min, flags 0x00 (none)\n"
+        ),
+        "{s}"
+    );
+    assert!(
+        s.contains("├─175 (Register) (size: 17) 1-0:1.8.0 active import energy = 1234567 Wh\n"),
+        "{s}"
+    );
+    assert!(
+        s.contains("└─175 (Register) (size: 16) 1-0:31.7.0 current L1 = 8.26 A\n"),
+        "{s}"
+    );
+    assert!(
+        s.contains("  └─181 (ScalerUnit) (size: 2) scaler -2, unit 33 (A)\n"),
+        "{s}"
+    );
+
+    let out = run(&["dissect", "--json", "--reading", "--hex", hex], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["name"], "Reading");
+    assert_eq!(
+        v[0]["children"][11]["value"],
+        "1-0:31.7.0 current L1 = 8.26 A"
+    );
+
+    // --reading refuses what is not one; a damaged reading is reported, not half shown.
+    let out = run(
+        &["dissect", "--reading", "--hex", "050707050803616263"],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("invalid reading"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["dissect", "--hex", "a105 a50102 a700"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("format version 2"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -23,9 +23,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use amicn_ami::reading::{Flags, Reading};
 use amicn_ami::{
-    AmiNames, Credentials, HeadEndKeys, MdmsCollector, MdmsConfig, Pki, Publisher, ReadingStore,
-    SqliteReadingStore, StoredReading, Trust, ami_policy, now_ms, now_us, reading_key,
+    AmiNames, Credentials, HeadEndKeys, MdmsCollector, MdmsConfig, MeterModel, Pki, Publisher,
+    ReadingStore, SqliteReadingStore, StoredReading, Trust, ami_policy, now_ms, now_us,
+    reading_key,
 };
 use amicn_consumer::{Consumer, ConsumerOptions};
 use amicn_face::FaceUri;
@@ -392,8 +394,8 @@ fn generate(plan: &Plan) -> anyhow::Result<Population> {
 const INTERVAL_US: u64 = 900_000_000;
 
 /// What a meter publishes for two consecutive intervals (as `Meter::publish_reading`): the
-/// 12-byte plaintext (energy u64 BE, power u32 BE) sealed under the reading key, signed by the
-/// meter.
+/// meter's simulated registers as a version-1 [`Reading`] plaintext (seven registers, about
+/// 150 bytes) sealed under the reading key, signed by the meter.
 fn make_reading(
     names: &AmiNames,
     pki: &Pki,
@@ -404,28 +406,25 @@ fn make_reading(
 ) -> anyhow::Result<(MeterReading, Data, Data)> {
     let creds = pki.issue(&names.meter(id))?;
     let (read_name, read_key) = reading_key(uk, &Name::from_uri(uk_name)?)?;
-    let seal = |t_us: u64, energy_wh: u64, power_w: u32| -> anyhow::Result<(Data, Bytes)> {
-        let mut plain = [0u8; 12];
-        plain[..8].copy_from_slice(&energy_wh.to_be_bytes());
-        plain[8..].copy_from_slice(&power_w.to_be_bytes());
+    let mut model = MeterModel::new(id, 10_000 + u64::from(id) * 1_000 + u64::from(id % 50));
+    let mut seal = |t_us: u64| -> anyhow::Result<(Data, Bytes, u64, u32)> {
+        let r = model.capture(t_us, Duration::from_micros(INTERVAL_US), Flags::NONE);
+        let (energy_wh, power_w) = (r.active_import_wh(), r.active_power_w());
+        let (energy_wh, power_w) = energy_wh.zip(power_w).context("simulated registers")?;
         let name = names.reading(id, t_us);
-        let content =
-            EnvelopeKey::derive(&read_key, &read_name, Purpose::Content).seal(&name, &plain)?;
+        let content = EnvelopeKey::derive(&read_key, &read_name, Purpose::Content)
+            .seal(&name, &r.encode()?)?;
         let mut d = Data::new(name, content.clone());
         d.meta_info.freshness_period_ms = Some(READING_FRESHNESS_MS);
         let wire = creds.key.sign_data(&mut d)?;
-        Ok((Data::decode(wire)?, content))
+        Ok((Data::decode(wire)?, content, energy_wh, power_w))
     };
-    let energy_wh = 10_000 + u64::from(id) * 1_000 + u64::from(id % 50);
-    let power_w = 100 + id % 8_900;
-    // The previous interval and, a quarter hour at `power_w` later, the current one (a reading
-    // from the future would be refused).
+    // The previous interval and, a quarter hour later, the current one (a reading from the
+    // future would be refused).
     let next_t_us = t_us;
     let t_us = t_us - INTERVAL_US;
-    let (data, content) = seal(t_us, energy_wh, power_w)?;
-    let next_energy_wh = energy_wh + u64::from(power_w) / 4;
-    let next_power_w = power_w + 1;
-    let (next, _) = seal(next_t_us, next_energy_wh, next_power_w)?;
+    let (data, content, energy_wh, power_w) = seal(t_us)?;
+    let (next, _, next_energy_wh, next_power_w) = seal(next_t_us)?;
     let mut p = Data::new(names.reading(id, t_us + 1), content);
     p.meta_info.freshness_period_ms = Some(READING_FRESHNESS_MS);
     let probe = p.sign_with(creds.key.signature_info(), |_| vec![0u8; 64]);
@@ -817,11 +816,14 @@ async fn ingest_async(
     let mut wrong_values = 0u64;
     for r in &pop.readings {
         match collector.reading(r.id, r.t_us) {
-            Some(s) if s.energy_wh == r.energy_wh && s.power_w == r.power_w => {}
+            Some(s)
+                if (s.energy_wh, s.power_w, s.flags) == (r.energy_wh, r.power_w, Flags::NONE) => {}
             _ => wrong_values += 1,
         }
         match collector.reading(r.id, r.next_t_us) {
-            Some(s) if s.energy_wh == r.next_energy_wh && s.power_w == r.next_power_w => {}
+            Some(s)
+                if (s.energy_wh, s.power_w, s.flags)
+                    == (r.next_energy_wh, r.next_power_w, Flags::NONE) => {}
             _ => wrong_values += 1,
         }
     }
@@ -942,7 +944,7 @@ async fn ingest_pass(
 
 /// The collector's CPU stages, each alone over every packet, in rounds (µs per reading):
 /// precheck lookup, verification as `collect` does it, verification with every chain cached,
-/// decryption, storing.
+/// decryption with decoding of the reading, storing.
 fn breakdown(
     pop: &Population,
     plan: &Plan,
@@ -990,8 +992,10 @@ fn breakdown(
             .context("reading key not held")?;
         let plain =
             EnvelopeKey::derive(&key, &ec.key_name, Purpose::Content).open_decoded(&d.name, &ec)?;
-        if plain.len() != 12 {
-            bail!("reading plaintext is not 12 bytes");
+        // Decoding is part of the stage, as in the collector.
+        let r = Reading::decode(&plain).with_context(|| format!("{}", d.name))?;
+        if r.active_import_wh().is_none() || r.active_power_w().is_none() {
+            bail!("{}: reading lacks its energy or power register", d.name);
         }
         opened.push(ec.key_name.to_string());
     }
@@ -1017,6 +1021,7 @@ fn breakdown(
                         t_us: r.t_us,
                         energy_wh: r.energy_wh,
                         power_w: r.power_w,
+                        flags: Flags::NONE,
                         key_name: key_name.clone(),
                         received_us: now_us(),
                     },
@@ -1819,7 +1824,7 @@ fn print_report(r: &AmiReport) {
             b.verify_collect_us, b.verify_batch_only_us, b.verify_warm_chains_us
         );
         println!(
-            "    decrypt                             {:>6.1}",
+            "    decrypt and decode the reading      {:>6.1}",
             b.decrypt_us
         );
         println!(
@@ -1959,7 +1964,8 @@ mod tests {
         };
         let r = run_plan(&plan).unwrap();
         let i = r.ingest.unwrap();
-        assert_eq!(i.stored, 2_000);
+        // Two intervals of 2,000 meters: first contact, then the next quarter hour.
+        assert_eq!(i.stored, 4_000);
         assert_eq!((i.rejected, i.missing, i.wrong_values), (0, 0, 0));
         assert_eq!(i.duplicates_refused, 500);
         assert!(i.baseline_per_s > 0.0 && i.ingest_per_s > 0.0);
