@@ -41,6 +41,7 @@ mod keys;
 mod kms_journal;
 mod kms_service;
 mod kms_store;
+pub mod loadgen;
 mod mdms;
 mod meter;
 pub mod names;
