@@ -44,7 +44,7 @@ use amicn_kms::graph::names::{label_projects, subgroup_label};
 use amicn_kms::graph::{GraphConfig, KeyGraph, Rekey, RekeyStats};
 use amicn_kms::identity::sign_data_digest;
 use amicn_kms::replay::{ReplayChecker, ReplayConfig};
-use amicn_tlv::{Data, Interest, Name};
+use amicn_tlv::{Component, Data, Interest, Name};
 use bytes::Bytes;
 use rand::Rng;
 use serde::Serialize;
@@ -247,7 +247,14 @@ struct State {
     /// Recent accepted enrolments: the meter's X25519 key and the answer it was given, so a
     /// meter whose answer was lost and who asks again with the same key gets the same answer.
     answered: HashMap<u32, ([u8; 32], EnrolReply, Instant)>,
+    /// Earlier leaf versions of meters that moved (their user key is the same, its name
+    /// version changed): the MDMS gets those reading keys too, for readings sealed before the
+    /// move that are still on their way. Persisted in the state's meta table.
+    moved_from: BTreeMap<u32, Vec<u64>>,
 }
+
+/// Earlier leaf versions kept per moved meter.
+const MOVED_VERSIONS_KEPT: usize = 4;
 
 /// How long an enrolment answer is kept for a meter that lost it and asks again.
 const ENROL_ANSWER_KEPT: Duration = Duration::from_secs(600);
@@ -431,7 +438,15 @@ impl KmsService {
             })?,
             None => ReplayChecker::new(ReplayConfig::default()),
         };
+        let moved_from: BTreeMap<u32, Vec<u64>> = match store.meta("moved_from")? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| AmiError::State {
+                path: store.path().to_path_buf(),
+                why: format!("earlier leaf versions of moved meters: {e}"),
+            })?,
+            None => BTreeMap::new(),
+        };
         let mut st = State {
+            moved_from,
             entitlements: store.entitlements()?,
             revoked: store.revocations()?,
             since: store.member_since()?,
@@ -472,6 +487,7 @@ impl KmsService {
                 StagedOp::Leave => st.graph.stage_leave(m).map(|()| Op::Leave(m)),
                 StagedOp::Move(p) => {
                     let refs: Vec<&str> = p.iter().map(String::as_str).collect();
+                    note_move(&mut st, cfg.names.prefix_str(), m);
                     st.graph
                         .stage_move(m, &refs)
                         .map(|()| Op::Move(m, p.clone()))
@@ -944,6 +960,7 @@ impl KmsService {
             let ps = sorted(ps);
             if st.graph.is_member(*m) && !st.staged_keys.contains_key(m) {
                 let refs: Vec<&str> = ps.iter().map(String::as_str).collect();
+                note_move(st, self.cfg.names.prefix_str(), *m);
                 match st.graph.stage_move(*m, &refs) {
                     Ok(()) => {
                         st.ops.push(Op::Move(*m, ps.clone()));
@@ -1090,15 +1107,24 @@ impl KmsService {
             else {
                 continue;
             };
-            let (rname, rkey) =
-                reading_key(&ukey, &Name::from_uri(&uname).map_err(AmiError::from)?)
-                    .map_err(Refusal::from)?;
-            out.push(KeyEntry {
-                name: rname,
-                key: Zeroizing::new(*rkey.as_bytes()),
-                meter: Some(m),
-                since_us: st.since.get(&m).copied(),
-            });
+            let uname = Name::from_uri(&uname).map_err(AmiError::from)?;
+            let current = uname.last().and_then(|c| c.as_version());
+            let earlier = st
+                .moved_from
+                .get(&m)
+                .into_iter()
+                .flatten()
+                .filter(|v| Some(**v) != current)
+                .map(|v| uname.prefix(uname.len() - 1).append(Component::version(*v)));
+            for name in std::iter::once(uname.clone()).chain(earlier) {
+                let (rname, rkey) = reading_key(&ukey, &name).map_err(Refusal::from)?;
+                out.push(KeyEntry {
+                    name: rname,
+                    key: Zeroizing::new(*rkey.as_bytes()),
+                    meter: Some(m),
+                    since_us: st.since.get(&m).copied(),
+                });
+            }
         }
         Ok((out, next))
     }
@@ -1458,9 +1484,15 @@ impl KmsService {
         for &m in &joins {
             st.staged_keys.remove(&m);
         }
+        let mut forgot = false;
         for m in &rekey.manifest.departs {
             st.staged_keys.remove(m);
             self.keys.depart(*m);
+            // A departed meter that enrols again gets a new user key: its old versions go.
+            forgot |= st.moved_from.remove(m).is_some();
+        }
+        if forgot && let Ok(b) = serde_json::to_vec(&st.moved_from) {
+            let _ = st.store.set_meta("moved_from", &b);
         }
         self.refresh_head_end(st)?;
 
@@ -1481,6 +1513,40 @@ impl KmsService {
         };
         st.history.push(rec.clone());
         Ok(rec)
+    }
+}
+
+/// The version of meter `m`'s current user key name (`.../meter/<m>/KEK/v=<e>`).
+fn user_key_version(st: &State, prefix: &str, m: u32) -> Option<u64> {
+    let own = format!("{prefix}/ami/meter/{m}/");
+    let (uname, _) = st
+        .graph
+        .entitled_keys(m)
+        .into_iter()
+        .find(|(n, _)| n.starts_with(&own))?;
+    Name::from_uri(&uname).ok()?.last()?.as_version()
+}
+
+/// Before a move: remembers the meter's current leaf version (see `State::moved_from`).
+fn note_move(st: &mut State, prefix: &str, m: u32) {
+    let Some(v) = user_key_version(st, prefix, m) else {
+        return;
+    };
+    let e = st.moved_from.entry(m).or_default();
+    if e.contains(&v) {
+        return;
+    }
+    e.push(v);
+    if e.len() > MOVED_VERSIONS_KEPT {
+        e.remove(0);
+    }
+    match serde_json::to_vec(&st.moved_from) {
+        Ok(b) => {
+            if let Err(e) = st.store.set_meta("moved_from", &b) {
+                tracing::warn!("earlier leaf versions could not be saved: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("earlier leaf versions could not be encoded: {e}"),
     }
 }
 
