@@ -50,6 +50,7 @@ mod pki;
 mod pricing;
 pub mod provision;
 pub mod reading;
+pub mod repo;
 pub mod scenario;
 mod stats;
 pub mod topo;

@@ -58,8 +58,10 @@ enum Command {
     Meter(Box<cmd::node::MeterArgs>),
     /// Operator commands to the KMS: entitle meters to DR projects, revoke, retire
     Ami(Box<cmd::node::AmiArgs>),
-    /// Meter data sets: generate synthetic readings
+    /// Meter data sets: generate synthetic readings, import a CSV as signed named Data
     Data(cmd::data::DataArgs),
+    /// A durable named-data repository: serve, insert, delete, stats
+    Repo(cmd::repo::RepoArgs),
     /// Topology files: generate, import from Mini-NDN, show routes, write per-node configs
     Topo(cmd::topo::TopoArgs),
     /// Run a topology as an experiment in network namespaces (results, plots, comparisons)
@@ -93,6 +95,7 @@ fn main() -> std::process::ExitCode {
         Command::Meter(a) => cmd::node::run_meter(*a),
         Command::Ami(a) => cmd::node::run_ami(*a),
         Command::Data(a) => cmd::data::run(a),
+        Command::Repo(a) => cmd::repo::run(a),
         Command::Topo(a) => cmd::topo::run(a),
         Command::Exp(a) => cmd::exp::run(a),
         Command::DemoAttacker(a) => cmd::attacker::run(a),

@@ -48,3 +48,52 @@ fn bad_arguments_are_refused_with_a_reason() {
         assert!(err.contains(why), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn import_reports_bad_rows_by_line_and_missing_columns() {
+    let dir = std::env::temp_dir().join(format!("amicn-data-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let kc = dir.join("keychain");
+    let amicn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_amicn"))
+            .env("AMICN_KEYCHAIN", &kc)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let csv = dir.join("r.csv");
+    std::fs::write(
+        &csv,
+        "meter,interval_start,interval_s,import_wh,power_w\n\
+         1,1772409600,900,1000,400\n\
+         2,1772409600,900,lots,400\n\
+         3,1772409600,900,3000,410\n",
+    )
+    .unwrap();
+    let db = dir.join("repo.db");
+    let (c, d) = (csv.to_str().unwrap(), db.to_str().unwrap());
+    let out = amicn(&["data", "import", c, "--db", d, "--quiet"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3") && err.contains("\"lots\""), "{err}");
+    let out = amicn(&["data", "import", c, "--db", d, "--skip-bad"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 bad rows skipped") && err.contains("line 3"),
+        "{err}"
+    );
+    let stats = amicn(&["repo", "stats", "--db", d]);
+    // Two readings and the publisher's certificate.
+    assert!(String::from_utf8_lossy(&stats.stdout).starts_with("3 Data"));
+    std::fs::write(&csv, "meter,start\n1,2\n").unwrap();
+    let out = amicn(&["data", "import", c, "--db", d, "--quiet"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no column"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,13 +1,18 @@
 //! `amicn data`: meter data sets. `generate` writes realistic, seeded synthetic readings
 //! (household and commercial load shapes, weekday/weekend and seasonal variation, noise, PV
-//! export on a share of meters; see `amicn_ami::loadgen`) as CSV.
+//! export on a share of meters; see `amicn_ami::loadgen`) as CSV; `import` turns a CSV of
+//! readings into named, signed Data in the reading format (`amicn_ami::reading`) stored in a
+//! repository database that `amicn repo serve` publishes.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use amicn_ami::loadgen::{CSV_HEADER, GenConfig, MeterGen, Site, parse_start};
+use amicn_ami::reading::{Obis, Reading, Register, Unit};
+use amicn_tlv::Data;
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -21,6 +26,55 @@ pub(crate) struct DataArgs {
 enum DataCmd {
     /// Generate synthetic interval readings for N meters over a period, as CSV
     Generate(GenerateArgs),
+    /// Import a CSV of readings as named, signed Data into a repository database
+    Import(Box<ImportArgs>),
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// CSV file with a header row
+    csv: PathBuf,
+    /// Repository database to load (see `amicn repo`)
+    #[arg(long)]
+    db: PathBuf,
+    /// Utility prefix U: readings are named U/ami/meter/ID/reading/t=END (interval end, µs)
+    #[arg(long, default_value = "/lab-utility")]
+    utility: String,
+    /// Skip (and count) malformed rows instead of stopping at the first
+    #[arg(long)]
+    skip_bad: bool,
+    /// Column of the meter id
+    #[arg(long, default_value = "meter")]
+    col_meter: String,
+    /// Column of the interval start (seconds since 1970)
+    #[arg(long, default_value = "interval_start")]
+    col_start: String,
+    /// Column of the interval length (seconds)
+    #[arg(long, default_value = "interval_s")]
+    col_interval: String,
+    /// Column of the active import energy register (Wh)
+    #[arg(long, default_value = "import_wh")]
+    col_import: String,
+    /// Column of the active export energy register (Wh; optional)
+    #[arg(long, default_value = "export_wh")]
+    col_export: String,
+    /// Column of the reactive import energy register (varh; optional)
+    #[arg(long, default_value = "reactive_varh")]
+    col_reactive: String,
+    /// Column of the mean active power (W; optional)
+    #[arg(long, default_value = "power_w")]
+    col_power: String,
+    /// Column of the voltage (V; optional)
+    #[arg(long, default_value = "voltage_v")]
+    col_voltage: String,
+    /// Column of the current (A; optional)
+    #[arg(long, default_value = "current_a")]
+    col_current: String,
+    #[command(flatten)]
+    sign: super::key::SignArgs,
+    /// No progress bar
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +117,7 @@ struct GenerateArgs {
 pub(crate) fn run(a: DataArgs) -> anyhow::Result<()> {
     match a.cmd {
         DataCmd::Generate(g) => generate(g),
+        DataCmd::Import(i) => import(*i),
     }
 }
 
@@ -151,6 +206,161 @@ fn generate(g: GenerateArgs) -> anyhow::Result<()> {
             export_wh as f64 / 1_000.0,
             rows as f64 / el.max(1e-9)
         );
+    }
+    Ok(())
+}
+
+/// Column positions of an import.
+struct Columns {
+    meter: usize,
+    start: usize,
+    interval: usize,
+    import: usize,
+    optional: Vec<(usize, Obis, i8, Unit)>,
+}
+
+fn columns(header: &str, a: &ImportArgs) -> anyhow::Result<Columns> {
+    let names: Vec<&str> = header.split(',').map(str::trim).collect();
+    let find = |c: &str| names.iter().position(|n| *n == c);
+    let need = |c: &str| {
+        find(c).with_context(|| format!("the CSV has no column {c:?} (header: {header})"))
+    };
+    let mut optional = Vec::new();
+    for (c, obis, scaler, unit) in [
+        (&a.col_export, Obis::ACTIVE_EXPORT_ENERGY, 0, Unit::WH),
+        (&a.col_reactive, Obis::REACTIVE_IMPORT_ENERGY, 0, Unit(32)),
+        (&a.col_power, Obis::ACTIVE_POWER, 0, Unit::W),
+        (&a.col_voltage, Obis::VOLTAGE_L1, -1, Unit::V),
+        (&a.col_current, Obis::CURRENT_L1, -2, Unit::A),
+    ] {
+        if let Some(i) = find(c) {
+            optional.push((i, obis, scaler, unit));
+        }
+    }
+    Ok(Columns {
+        meter: need(&a.col_meter)?,
+        start: need(&a.col_start)?,
+        interval: need(&a.col_interval)?,
+        import: need(&a.col_import)?,
+        optional,
+    })
+}
+
+/// One CSV row as a reading; the error says which field is wrong.
+fn row_reading(line: &str, c: &Columns) -> Result<Reading, String> {
+    let f: Vec<&str> = line.split(',').map(str::trim).collect();
+    let get = |i: usize, what: &str| f.get(i).copied().ok_or(format!("no {what} field"));
+    let int = |i: usize, what: &str| -> Result<i64, String> {
+        let v = get(i, what)?;
+        v.parse::<i64>()
+            .map_err(|_| format!("{what} {v:?} is not an integer"))
+    };
+    let meter = u32::try_from(int(c.meter, "meter id")?)
+        .ok()
+        .filter(|m| *m > 0)
+        .ok_or("meter id must be in 1..2^32")?;
+    let start_s = u64::try_from(int(c.start, "interval start")?)
+        .map_err(|_| "interval start must not be negative")?;
+    let len_s = u32::try_from(int(c.interval, "interval length")?)
+        .ok()
+        .filter(|l| *l > 0 && *l <= 86_400 * 31)
+        .ok_or("interval length must be 1 s to 31 days")?;
+    let mut r = Reading::new(meter, start_s * 1_000_000, len_s * 1_000).with(Register::new(
+        Obis::ACTIVE_IMPORT_ENERGY,
+        int(c.import, "import energy")?,
+        0,
+        Unit::WH,
+    ));
+    for (i, obis, scaler, unit) in &c.optional {
+        let Some(v) = f.get(*i).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let x: f64 = v
+            .parse()
+            .map_err(|_| format!("{} {v:?} is not a number", obis))?;
+        let raw = (x * 10f64.powi(-i32::from(*scaler))).round();
+        if !raw.is_finite() || raw.abs() > 9.0e18 {
+            return Err(format!("{obis} {v:?} is out of range"));
+        }
+        r = r.with(Register::new(*obis, raw as i64, *scaler, *unit));
+    }
+    r.validate().map_err(|e| e.to_string())?;
+    Ok(r)
+}
+
+fn import(a: ImportArgs) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let names = amicn_ami::AmiNames::new(&a.utility)?;
+    let setup = a.sign.setup()?;
+    let signer = setup.signer;
+    let store = amicn_ami::repo::RepoStore::open(&a.db)?;
+    let file =
+        std::fs::File::open(&a.csv).with_context(|| format!("opening {}", a.csv.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut lines = std::io::BufReader::with_capacity(1 << 20, file).lines();
+    let header = lines
+        .next()
+        .transpose()
+        .with_context(|| format!("reading {}", a.csv.display()))?
+        .with_context(|| format!("{} is empty", a.csv.display()))?;
+    let cols = columns(&header, &a)?;
+    let pb = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(size);
+        b.set_style(
+            ProgressStyle::with_template("importing [{bar:30}] {bytes}/{total_bytes} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    };
+    // The certificate travels with the data set, so consumers can fetch it by KeyLocator.
+    let mut batch: Vec<Bytes> = setup.certificate.iter().map(|c| c.to_wire()).collect();
+    let t = Instant::now();
+    let (mut stored, mut bad, mut read_bytes) = (0u64, 0u64, header.len() as u64 + 1);
+    let mut first_bad = Vec::new();
+    for (k, line) in lines.enumerate() {
+        let lineno = k + 2;
+        let line = line.with_context(|| format!("{}: line {lineno}", a.csv.display()))?;
+        read_bytes += line.len() as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reading = match row_reading(&line, &cols) {
+            Ok(r) => r,
+            Err(why) if a.skip_bad => {
+                bad += 1;
+                if first_bad.len() < 5 {
+                    first_bad.push(format!("line {lineno}: {why}"));
+                }
+                continue;
+            }
+            Err(why) => bail!(
+                "{}: line {lineno}: {why} (nothing after the last commit was stored; --skip-bad skips such rows)",
+                a.csv.display()
+            ),
+        };
+        let content = reading.encode()?;
+        let mut d = Data::new(names.reading(reading.meter, reading.end_us()), content);
+        batch.push(d.sign_with(signer.signature_info(), |p| signer.sign(p)));
+        if batch.len() >= 10_000 {
+            stored += store.insert(&batch)? as u64;
+            batch.clear();
+            pb.set_position(read_bytes);
+        }
+    }
+    stored += store.insert(&batch)? as u64;
+    pb.finish_and_clear();
+    if !a.quiet {
+        eprintln!(
+            "imported {stored} Data (signed, committed) into {} in {:.1} s ({:.0}/s); {bad} bad rows skipped",
+            a.db.display(),
+            t.elapsed().as_secs_f64(),
+            stored as f64 / t.elapsed().as_secs_f64().max(1e-9)
+        );
+        for b in first_bad {
+            eprintln!("  {b}");
+        }
     }
     Ok(())
 }

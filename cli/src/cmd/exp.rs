@@ -58,7 +58,7 @@ enum ExpCmd {
 struct RunArgs {
     /// Topology file (see `amicn topo`)
     topology: PathBuf,
-    /// Results directory (default: exp-<name>-<time>)
+    /// Results directory (default: exp-NAME-TIME)
     #[arg(long)]
     out: Option<PathBuf>,
     /// Change a setting: cs_capacity=N, strategy=NAME, reading_interval=DUR, duration=DUR
@@ -92,7 +92,7 @@ struct CompareArgs {
     /// Settings of both runs (e.g. duration=20s)
     #[arg(long = "both", value_name = "KEY=VALUE")]
     both: Vec<String>,
-    /// Results directory (default: cmp-<name>-<time>)
+    /// Results directory (default: cmp-NAME-TIME)
     #[arg(long)]
     out: Option<PathBuf>,
     /// How hosts and links are made

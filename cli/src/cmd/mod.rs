@@ -20,4 +20,5 @@ pub(crate) mod ping;
 pub(crate) mod plots;
 pub(crate) mod poke;
 pub(crate) mod put;
+pub(crate) mod repo;
 pub(crate) mod topo;

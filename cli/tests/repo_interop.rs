@@ -1,0 +1,167 @@
+//! Meter data sets end to end: `amicn data generate` → `amicn data import` (signed Data in the
+//! reading format) → `amicn repo serve` behind `amicn fwd` → python-ndn fetches, by exact name
+//! and by prefix, byte-identical to what was signed and stored, with the Ed25519 signature
+//! checked by python-ndn. Skipped when python-ndn is missing, unless AMICN_REQUIRE_INTEROP=1.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod tools_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use amicn_ami::reading::{Obis, Reading};
+use amicn_ami::repo::{PrefixMatch, RepoStore};
+use amicn_tlv::{Data, Interest, Name};
+use bytes::Bytes;
+use tools_support::{Proc, Scratch, run_ok, start_forwarder};
+
+fn python_ndn_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import ndn.app"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("AMICN_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!("python-ndn is not installed but AMICN_REQUIRE_INTEROP=1");
+        }
+        eprintln!("skipping: python-ndn not installed (pip install python-ndn==0.5.2)");
+    }
+    ok
+}
+
+fn py_fetch(sock: &str, cert: &str, name: &str, prefix: bool, out: &PathBuf) -> Bytes {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../interop/tools/py_fetch_one.py");
+    let mut c = Command::new("python3");
+    c.arg(script).args(["--socket", sock, "--cert", cert]);
+    if prefix {
+        c.arg("--can-be-prefix");
+    }
+    let o = c.arg(name).arg(out).output().unwrap();
+    assert!(
+        o.status.success(),
+        "python-ndn fetch of {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Bytes::from(std::fs::read(out).unwrap())
+}
+
+#[test]
+fn python_ndn_fetches_imported_readings_byte_identical() {
+    if !python_ndn_available() {
+        return;
+    }
+    let dir = Scratch::new("repo-py");
+    let csv = dir.path("readings.csv");
+    run_ok(
+        &dir,
+        &[
+            "data",
+            "generate",
+            "--meters",
+            "5",
+            "--intervals",
+            "8",
+            "--start",
+            "2026-03-02",
+            "--seed",
+            "3",
+            "--quiet",
+            "-o",
+            csv.to_str().unwrap(),
+        ],
+    );
+    run_ok(&dir, &["key", "create", "/lab-utility/data"]);
+    let cert = dir.path("data.cert");
+    run_ok(
+        &dir,
+        &[
+            "key",
+            "cert",
+            "/lab-utility/data",
+            "-o",
+            cert.to_str().unwrap(),
+        ],
+    );
+    let db = dir.path("repo.db");
+    run_ok(
+        &dir,
+        &[
+            "data",
+            "import",
+            csv.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--utility",
+            "/lab-utility",
+            "--identity",
+            "/lab-utility/data",
+            "--quiet",
+        ],
+    );
+    let (_fwd, uri) = start_forwarder(&dir);
+    let mut child = Command::new(tools_support::amicn())
+        .env("AMICN_KEYCHAIN", dir.keychain())
+        .args([
+            "repo",
+            "serve",
+            "--db",
+            db.to_str().unwrap(),
+            "--prefix",
+            "/lab-utility/ami/meter",
+            "--connect",
+            &uri,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path("repo.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _repo = Proc {
+        child,
+        what: "repo",
+    };
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(line.starts_with("serving"), "repo printed {line:?}");
+    let sock = uri.trim_start_matches("unix://");
+
+    // By prefix: the newest reading of meter 3 (the last in canonical order).
+    let got = py_fetch(
+        sock,
+        cert.to_str().unwrap(),
+        "/lab-utility/ami/meter/3/reading",
+        true,
+        &dir.path("a.bin"),
+    );
+    let d = Data::decode(got.clone()).unwrap();
+    let r = Reading::decode(&d.content).unwrap();
+    assert_eq!(r.meter, 3);
+    let last_start = 1_772_409_600u64 + 7 * 900; // 2026-03-02 + 7 intervals
+    assert_eq!(r.start_us, last_start * 1_000_000);
+    assert!(r.register(Obis::ACTIVE_IMPORT_ENERGY).is_some());
+    // Byte for byte what the repository holds, which is what `data import` signed.
+    let store = RepoStore::open(&db).unwrap();
+    let held = store
+        .get(&Interest::new(d.name.clone()), PrefixMatch::Last)
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, held);
+    // By exact name, also through the forwarder's cache path: the same bytes.
+    let exact = d.name.to_string();
+    let again = py_fetch(
+        sock,
+        cert.to_str().unwrap(),
+        &exact,
+        false,
+        &dir.path("b.bin"),
+    );
+    assert_eq!(again, held);
+    // 40 readings plus the publisher's certificate.
+    assert_eq!(store.stats().unwrap().objects, 41);
+    let _ = Name::from_uri(&exact).unwrap();
+}
