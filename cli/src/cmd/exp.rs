@@ -782,20 +782,7 @@ impl Node<'_> {
     }
 
     fn tool(&self, exe: &Path, a: &[String]) -> Result<String, String> {
-        let out = Command::new(exe)
-            .args(a)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if out.status.success() {
-            Ok(text)
-        } else {
-            Err(format!(
-                "{text} {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
+        super::mesh::run_tool(exe, a)
     }
 
     fn meter_metrics(&self, node: &str) -> Option<Value> {

@@ -203,6 +203,25 @@ pub(crate) async fn connect_when_up(sock: &Path) -> anyhow::Result<Client> {
     }
 }
 
+/// Runs `exe ARGS` to completion; returns its trimmed stdout, or stdout and stderr when it
+/// failed.
+pub(crate) fn run_tool(exe: &Path, args: &[String]) -> Result<String, String> {
+    let out = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!(
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// `faces/create` toward `tcp4://127.0.0.1:port`; returns the FaceId.
 pub(crate) async fn face_to(c: &Client, port: u16) -> anyhow::Result<u64> {
     let cp = ControlParameters {
@@ -249,20 +268,11 @@ pub(crate) async fn unroute(c: &Client, prefix: &Name, face: u64) -> anyhow::Res
 
 /// FaceId by remote URI, from NFD's `faces/list` dataset.
 pub(crate) async fn face_ids(c: &Client) -> anyhow::Result<BTreeMap<String, u64>> {
-    let mut i = Interest::new(Name::from_uri("/localhost/nfd/faces/list")?);
-    i.can_be_prefix = true;
-    i.must_be_fresh = true;
-    i.lifetime_ms = Some(1000);
-    match c.express(&i).await? {
-        Reply::Data { data, .. } => {
-            let list = amicn_tlv::mgmt::FaceStatus::decode_list(data.content.clone())?;
-            Ok(list
-                .into_iter()
-                .filter_map(|f| Some((f.uri?, f.face_id?)))
-                .collect())
-        }
-        Reply::Nack { reason } => bail!("faces/list was Nacked: {reason:?}"),
-    }
+    let list = amicn_tlv::mgmt::FaceStatus::decode_list(dataset(c, "faces/list").await?)?;
+    Ok(list
+        .into_iter()
+        .filter_map(|f| Some((f.uri?, f.face_id?)))
+        .collect())
 }
 
 /// Meters with at least one reading in the MDMS database at `db` (0 while it does not exist).
@@ -285,23 +295,46 @@ pub(crate) async fn strategy(c: &Client, prefix: &Name, strategy: &str) -> anyho
     Ok(())
 }
 
-/// Content Store hits and misses from NFD's `cs/info` dataset.
-pub(crate) async fn cs_counts(c: &Client) -> anyhow::Result<(u64, u64)> {
-    let mut i = Interest::new(Name::from_uri("/localhost/nfd/cs/info")?);
+/// The content of an NFD status dataset (`/localhost/nfd/<path>`), every segment of it.
+pub(crate) async fn dataset(c: &Client, path: &str) -> anyhow::Result<bytes::Bytes> {
+    let mut i = Interest::new(Name::from_uri(&format!("/localhost/nfd/{path}"))?);
     i.can_be_prefix = true;
     i.must_be_fresh = true;
     i.lifetime_ms = Some(1000);
-    match c.express(&i).await? {
-        Reply::Data { data, .. } => {
-            let infos = amicn_tlv::mgmt::CsInfo::decode_list(data.content.clone())?;
-            let f = infos.first();
-            Ok((
-                f.and_then(|x| x.n_hits).unwrap_or(0),
-                f.and_then(|x| x.n_misses).unwrap_or(0),
-            ))
+    let mut out = bytes::BytesMut::new();
+    let mut seg = 0u64;
+    loop {
+        let data = match c.express(&i).await? {
+            Reply::Data { data, .. } => data,
+            Reply::Nack { reason } => bail!("{path} was Nacked: {reason:?}"),
+        };
+        out.extend_from_slice(&data.content);
+        let last = data
+            .meta_info
+            .final_block_id
+            .as_ref()
+            .and_then(|c| c.as_segment());
+        let this = data.name.last().and_then(|c| c.as_segment());
+        match (this, last) {
+            (Some(k), Some(l)) if k < l && seg < 10_000 => {
+                seg = k + 1;
+                let base = data.name.prefix(data.name.len() - 1);
+                i = Interest::new(base.append(amicn_tlv::Component::segment(seg)));
+                i.lifetime_ms = Some(1000);
+            }
+            _ => return Ok(out.freeze()),
         }
-        Reply::Nack { reason } => bail!("cs/info was Nacked: {reason:?}"),
     }
+}
+
+/// Content Store hits and misses from NFD's `cs/info` dataset.
+pub(crate) async fn cs_counts(c: &Client) -> anyhow::Result<(u64, u64)> {
+    let infos = amicn_tlv::mgmt::CsInfo::decode_list(dataset(c, "cs/info").await?)?;
+    let f = infos.first();
+    Ok((
+        f.and_then(|x| x.n_hits).unwrap_or(0),
+        f.and_then(|x| x.n_misses).unwrap_or(0),
+    ))
 }
 
 pub(crate) fn read_json(p: &Path) -> Option<Value> {

@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use amicn_ami::provision::{ProvisionSpec, provision};
@@ -137,21 +136,7 @@ impl Ctx {
 
     /// Runs an operator tool to completion; returns its stdout or the error it printed.
     fn tool(&self, a: &[&str]) -> Result<String, String> {
-        let out = Command::new(&self.exe)
-            .args(a)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if out.status.success() {
-            Ok(text)
-        } else {
-            Err(format!(
-                "{} {}",
-                text,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
+        super::mesh::run_tool(Path::new(&self.exe), &args(a))
     }
 }
 
