@@ -164,4 +164,82 @@ fn python_ndn_fetches_imported_readings_byte_identical() {
     // 40 readings plus the publisher's certificate.
     assert_eq!(store.stats().unwrap().objects, 41);
     let _ = Name::from_uri(&exact).unwrap();
+
+    // `amicn data query` fetches meters 2-3 over the whole period, verifies each signature and
+    // returns exactly the imported rows.
+    let q = dir.path("q.csv");
+    run_ok(
+        &dir,
+        &[
+            "data",
+            "query",
+            "--meters",
+            "2-3",
+            "--from",
+            "2026-03-02",
+            "--to",
+            "1772416800",
+            "--utility",
+            "/lab-utility",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--connect",
+            &uri,
+            "--quiet",
+            "-o",
+            q.to_str().unwrap(),
+        ],
+    );
+    let fetched = std::fs::read_to_string(&q).unwrap();
+    let imported = std::fs::read_to_string(&csv).unwrap();
+    let rows = |text: &str, keep: usize| -> Vec<String> {
+        text.lines()
+            .skip(1)
+            .filter(|l| l.starts_with("2,") || l.starts_with("3,"))
+            .map(|l| l.split(',').take(keep).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    assert_eq!(rows(&fetched, 9), rows(&imported, 9));
+    assert_eq!(rows(&fetched, 9).len(), 16);
+
+    // Against another publisher's certificate every reading is refused, and the query fails.
+    run_ok(&dir, &["key", "create", "/lab-utility/other"]);
+    let other = dir.path("other.cert");
+    run_ok(
+        &dir,
+        &[
+            "key",
+            "cert",
+            "/lab-utility/other",
+            "-o",
+            other.to_str().unwrap(),
+        ],
+    );
+    let out = tools_support::run(
+        &dir,
+        &[
+            "data",
+            "query",
+            "--meters",
+            "2",
+            "--from",
+            "2026-03-02",
+            "--to",
+            "1772416800",
+            "--utility",
+            "/lab-utility",
+            "--cert",
+            other.to_str().unwrap(),
+            "--connect",
+            &uri,
+            "-o",
+            dir.path("r.csv").to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("8 rejected") && err.contains("failed verification"),
+        "{err}"
+    );
 }

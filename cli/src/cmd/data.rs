@@ -28,6 +28,47 @@ enum DataCmd {
     Generate(GenerateArgs),
     /// Import a CSV of readings as named, signed Data into a repository database
     Import(Box<ImportArgs>),
+    /// Fetch meters' readings for a time range through the network, verify, write CSV or JSON
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// Meters: ids and ranges, e.g. 3 or 1-100,205
+    #[arg(long)]
+    meters: String,
+    /// Start of the range: YYYY-MM-DD or seconds since 1970 (intervals ending after it)
+    #[arg(long)]
+    from: String,
+    /// End of the range (exclusive), same forms
+    #[arg(long)]
+    to: String,
+    /// Interval length of the data set (readings are named by interval end)
+    #[arg(long, default_value = "15m")]
+    interval: String,
+    /// Utility prefix
+    #[arg(long, default_value = "/lab-utility")]
+    utility: String,
+    /// Certificate of the data set's publisher: every reading must carry its Ed25519 signature
+    #[arg(long, required_unless_present = "no_verify")]
+    cert: Option<PathBuf>,
+    /// Accept readings without checking who signed them
+    #[arg(long)]
+    no_verify: bool,
+    /// Write JSON instead of CSV
+    #[arg(long)]
+    json: bool,
+    /// Output file (default: standard output)
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Fetches in flight
+    #[arg(long, default_value_t = 64)]
+    window: usize,
+    #[command(flatten)]
+    connect: super::key::ConnectArgs,
+    /// No progress bar or summary
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +159,7 @@ pub(crate) fn run(a: DataArgs) -> anyhow::Result<()> {
     match a.cmd {
         DataCmd::Generate(g) => generate(g),
         DataCmd::Import(i) => import(*i),
+        DataCmd::Query(q) => query(q),
     }
 }
 
@@ -361,6 +403,225 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
         for b in first_bad {
             eprintln!("  {b}");
         }
+    }
+    Ok(())
+}
+
+/// Meter ids from `3`, `1-100,205` forms.
+fn parse_meters(s: &str) -> anyhow::Result<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u32, u32) = (
+            a.trim().parse().with_context(|| format!("meter {a:?}"))?,
+            b.trim().parse().with_context(|| format!("meter {b:?}"))?,
+        );
+        if a == 0 || b < a || u64::from(b - a) > 10_000_000 {
+            bail!("meters {part:?}: expected ids from 1, ranges low-high");
+        }
+        out.extend(a..=b);
+    }
+    if out.is_empty() {
+        bail!("no meters given");
+    }
+    Ok(out)
+}
+
+/// One fetched reading as an output row.
+#[derive(serde::Serialize)]
+struct Row {
+    meter: u32,
+    interval_start: u64,
+    interval_s: u32,
+    import_wh: Option<f64>,
+    export_wh: Option<f64>,
+    reactive_varh: Option<f64>,
+    power_w: Option<f64>,
+    voltage_v: Option<f64>,
+    current_a: Option<f64>,
+    flags: u32,
+    /// The registers in their exact decimal form, for CSV (`1.10` stays `1.10`).
+    #[serde(skip)]
+    text: Vec<String>,
+}
+
+impl Row {
+    fn of(r: &Reading) -> Row {
+        // Through the exact decimal form, so 2305 × 10^-1 is 230.5, not 230.50000000000003.
+        let v = |o: Obis| r.register(o).and_then(|x| x.decimal().parse::<f64>().ok());
+        let text = [
+            Obis::ACTIVE_IMPORT_ENERGY,
+            Obis::ACTIVE_EXPORT_ENERGY,
+            Obis::REACTIVE_IMPORT_ENERGY,
+            Obis::ACTIVE_POWER,
+            Obis::VOLTAGE_L1,
+            Obis::CURRENT_L1,
+        ]
+        .iter()
+        .map(|o| r.register(*o).map(|x| x.decimal()).unwrap_or_default())
+        .collect();
+        Row {
+            meter: r.meter,
+            interval_start: r.start_us / 1_000_000,
+            interval_s: r.interval_ms / 1_000,
+            import_wh: v(Obis::ACTIVE_IMPORT_ENERGY),
+            export_wh: v(Obis::ACTIVE_EXPORT_ENERGY),
+            reactive_varh: v(Obis::REACTIVE_IMPORT_ENERGY),
+            power_w: v(Obis::ACTIVE_POWER),
+            voltage_v: v(Obis::VOLTAGE_L1),
+            current_a: v(Obis::CURRENT_L1),
+            flags: r.flags.0,
+            text,
+        }
+    }
+
+    fn csv(&self) -> String {
+        format!(
+            "{},{},{},{},{}",
+            self.meter,
+            self.interval_start,
+            self.interval_s,
+            self.text.join(","),
+            self.flags
+        )
+    }
+}
+
+fn query(q: QueryArgs) -> anyhow::Result<()> {
+    let meters = parse_meters(&q.meters)?;
+    let interval = amicn_ami::topo::parse_duration(&q.interval)?;
+    let step_us = u64::try_from(interval.as_micros()).unwrap_or(0);
+    if step_us == 0 {
+        bail!("--interval must be positive");
+    }
+    let from_us = parse_start(&q.from).map_err(anyhow::Error::msg)? * 1_000_000;
+    let to_us = parse_start(&q.to).map_err(anyhow::Error::msg)? * 1_000_000;
+    if to_us <= from_us {
+        bail!("--to must be after --from");
+    }
+    let key = match &q.cert {
+        Some(p) if !q.no_verify => {
+            let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            Some(*amicn_kms::cert::Certificate::decode(Bytes::from(b))?.public_key())
+        }
+        _ => None,
+    };
+    let names = amicn_ami::AmiNames::new(&q.utility)?;
+    // Readings are named by interval end: the first end after `from`, aligned to the interval.
+    let first_end = (from_us / step_us + 1) * step_us;
+    let mut wanted = Vec::new();
+    for &m in &meters {
+        let mut t = first_end;
+        while t <= to_us {
+            wanted.push((m, t));
+            t += step_us;
+        }
+    }
+    if wanted.len() > 50_000_000 {
+        bail!("{} readings asked for: narrow the range", wanted.len());
+    }
+    let pb = if q.quiet {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(wanted.len() as u64);
+        b.set_style(
+            ProgressStyle::with_template("fetching [{bar:30}] {pos}/{len} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let t = Instant::now();
+    let (rows, missing, rejected) = rt.block_on(async {
+        let client = q.connect.client().await?;
+        let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(q.window.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (m, t_end) in wanted {
+            let (client, limit) = (client.clone(), limit.clone());
+            let name = names.reading(m, t_end);
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let mut i = amicn_tlv::Interest::new(name.clone());
+                i.lifetime_ms = Some(2_000);
+                let mut last = None;
+                for _ in 0..3 {
+                    match client.express(&i).await {
+                        Ok(amicn_face::client::Reply::Data { data, .. }) => return Ok(data),
+                        Ok(other) => last = Some(format!("{other:?}")),
+                        Err(e) => last = Some(e.to_string()),
+                    }
+                }
+                Err((name, last.unwrap_or_default()))
+            });
+        }
+        let (mut rows, mut missing, mut rejected) = (Vec::new(), Vec::new(), Vec::new());
+        while let Some(j) = tasks.join_next().await {
+            pb.inc(1);
+            match j {
+                Ok(Ok(d)) => {
+                    if let Some(k) = &key
+                        && let Err(e) = amicn_kms::identity::verify_data(&d, k)
+                    {
+                        rejected.push(format!("{}: {e}", d.name));
+                        continue;
+                    }
+                    match Reading::decode(&d.content) {
+                        Ok(r) => rows.push(Row::of(&r)),
+                        Err(e) => rejected.push(format!("{}: {e}", d.name)),
+                    }
+                }
+                Ok(Err((name, why))) => missing.push(format!("{name}: {why}")),
+                Err(e) => missing.push(format!("fetch task: {e}")),
+            }
+        }
+        anyhow::Ok((rows, missing, rejected))
+    })?;
+    pb.finish_and_clear();
+    let mut rows = rows;
+    rows.sort_by_key(|r| (r.meter, r.interval_start));
+    let out: Box<dyn Write> = match &q.output {
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = std::io::BufWriter::new(out);
+    if q.json {
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "meter,interval_start,interval_s,import_wh,export_wh,reactive_varh,power_w,voltage_v,current_a,flags"
+        )?;
+        for r in &rows {
+            writeln!(out, "{}", r.csv())?;
+        }
+    }
+    out.flush()?;
+    if !q.quiet {
+        eprintln!(
+            "{} readings fetched{} in {:.1} s; {} missing, {} rejected",
+            rows.len(),
+            if key.is_some() {
+                " and verified"
+            } else {
+                " (signatures NOT checked)"
+            },
+            t.elapsed().as_secs_f64(),
+            missing.len(),
+            rejected.len()
+        );
+        for m in missing.iter().chain(&rejected).take(5) {
+            eprintln!("  {m}");
+        }
+    }
+    if !rejected.is_empty() {
+        bail!("{} readings failed verification", rejected.len());
     }
     Ok(())
 }
