@@ -97,3 +97,59 @@ fn import_reports_bad_rows_by_line_and_missing_columns() {
     assert!(!out.status.success() && err.contains("no column"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_import_killed_midway_keeps_every_acknowledged_reading() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("amicn-data-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let kc = dir.join("keychain");
+    let csv = dir.join("r.csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_amicn"))
+        .args([
+            "data",
+            "generate",
+            "--quiet",
+            "--meters",
+            "200",
+            "--intervals",
+            "500",
+            "-o",
+        ])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let db = dir.join("repo.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_amicn"))
+        .env("AMICN_KEYCHAIN", &kc)
+        .args(["data", "import", "--quiet", "--ack", "--db"])
+        .arg(&db)
+        .arg(&csv)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let acked: u64 = first.trim_start_matches("committed ").parse().unwrap();
+    // SIGKILL right after the first acknowledgement, in the middle of later batches.
+    child.kill().unwrap();
+    let _ = child.wait();
+    let store = amicn_ami::repo::RepoStore::open(&db).unwrap();
+    let held = store.stats().unwrap().objects;
+    assert!(held >= acked, "{held} held, {acked} acknowledged");
+    assert!(held < 100_001, "the kill came before the end ({held})");
+    // An acknowledged reading (meter 1's first interval ends at 2026-01-01 00:15) is served.
+    let names = amicn_ami::AmiNames::new("/lab-utility").unwrap();
+    let name = names.reading(1, (1_767_225_600 + 900) * 1_000_000);
+    let got = store
+        .get(
+            &amicn_tlv::Interest::new(name),
+            amicn_ami::repo::PrefixMatch::Last,
+        )
+        .unwrap();
+    assert!(got.is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -113,6 +113,9 @@ struct ImportArgs {
     col_current: String,
     #[command(flatten)]
     sign: super::key::SignArgs,
+    /// Print `committed N` on standard output after each committed batch (N Data in total)
+    #[arg(long)]
+    ack: bool,
     /// No progress bar
     #[arg(long)]
     quiet: bool,
@@ -330,6 +333,16 @@ fn row_reading(line: &str, c: &Columns) -> Result<Reading, String> {
     Ok(r)
 }
 
+/// With `--ack`: tells whoever drives the import how many Data are durably stored.
+fn acknowledge(on: bool, stored: u64) -> anyhow::Result<()> {
+    if on {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "committed {stored}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
 fn import(a: ImportArgs) -> anyhow::Result<()> {
     use std::io::BufRead;
     let names = amicn_ami::AmiNames::new(&a.utility)?;
@@ -389,9 +402,11 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
             stored += store.insert(&batch)? as u64;
             batch.clear();
             pb.set_position(read_bytes);
+            acknowledge(a.ack, stored)?;
         }
     }
     stored += store.insert(&batch)? as u64;
+    acknowledge(a.ack, stored)?;
     pb.finish_and_clear();
     if !a.quiet {
         eprintln!(
