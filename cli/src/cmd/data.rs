@@ -75,7 +75,7 @@ struct QueryArgs {
 struct ImportArgs {
     /// CSV file with a header row
     csv: PathBuf,
-    /// Repository database to load (see `amicn repo`)
+    /// Repository database to load: a SQLite file or a postgres:// URL (see `amicn repo`)
     #[arg(long)]
     db: PathBuf,
     /// Utility prefix U: readings are named U/ami/meter/ID/reading/t=END (interval end, µs)

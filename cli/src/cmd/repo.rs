@@ -36,7 +36,7 @@ enum RepoCmd {
 
 #[derive(Debug, Args)]
 struct DbArg {
-    /// Repository database (SQLite; created if missing)
+    /// Repository database: a SQLite file (created if missing) or a postgres:// URL
     #[arg(long)]
     db: PathBuf,
 }
