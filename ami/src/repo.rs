@@ -110,8 +110,8 @@ pub fn is_postgres_url(target: &str) -> bool {
     target.starts_with("postgres://") || target.starts_with("postgresql://")
 }
 
-/// `target` with any password replaced, for messages.
-fn redact(target: &str) -> String {
+/// `target` (a path or URL) with any password replaced, for messages and logs.
+pub fn redact(target: &str) -> String {
     match (target.find("://"), target.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &target[s + 3..at];
@@ -504,6 +504,16 @@ mod tests {
         i.can_be_prefix = prefix;
         i.must_be_fresh = fresh;
         i
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://ami:s3cret@db.lab/x"),
+            "postgres://ami:***@db.lab/x"
+        );
+        assert_eq!(redact("postgres://ami@db.lab/x"), "postgres://ami@db.lab/x");
+        assert_eq!(redact("/var/lib/repo.db"), "/var/lib/repo.db");
     }
 
     #[test]

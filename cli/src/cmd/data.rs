@@ -411,7 +411,7 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
     if !a.quiet {
         eprintln!(
             "imported {stored} Data (signed, committed) into {} in {:.1} s ({:.0}/s); {bad} bad rows skipped",
-            a.db.display(),
+            amicn_ami::repo::redact(&a.db.to_string_lossy()),
             t.elapsed().as_secs_f64(),
             stored as f64 / t.elapsed().as_secs_f64().max(1e-9)
         );

@@ -206,7 +206,7 @@ fn serve(s: ServeArgs) -> anyhow::Result<()> {
             bytes = st.bytes,
             "serving {} prefix(es) from {}",
             prefixes.len(),
-            s.db.db.display()
+            amicn_ami::repo::redact(&s.db.db.to_string_lossy())
         );
         let mut tick = tokio::time::interval(Duration::from_secs(10));
         let term = async {
