@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS data (
 );
 ";
 
+/// Rows per PostgreSQL INSERT statement (4 parameters each, well below the 65,535 limit).
+const PG_ROWS_PER_STATEMENT: usize = 500;
+
 /// Which Data a CanBePrefix Interest gets when several lie under its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrefixMatch {
@@ -250,19 +253,42 @@ impl RepoStore {
                 tx.commit().map_err(|e| self.err(e))?;
             }
             Engine::Postgres(c) => {
+                // Multi-row statements (one round trip per 500 Data). A statement may not touch
+                // a row twice, so of repeated names within the batch the last one counts, as it
+                // would have one by one.
+                let mut last: std::collections::HashMap<&[u8], usize> =
+                    std::collections::HashMap::with_capacity(rows.len());
+                for (i, (key, _)) in rows.iter().enumerate() {
+                    last.insert(key.as_slice(), i);
+                }
+                let order: Vec<usize> = (0..rows.len())
+                    .filter(|i| last.get(rows[*i].0.as_slice()) == Some(i))
+                    .collect();
                 let mut client = c.lock().unwrap_or_else(|e| e.into_inner());
                 let mut tx = client.transaction().map_err(|e| self.err(e))?;
-                let st = tx
-                    .prepare(
-                        "INSERT INTO data (name, wire, freshness_ms, inserted_ms) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET \
-                         wire = EXCLUDED.wire, freshness_ms = EXCLUDED.freshness_ms, \
-                         inserted_ms = EXCLUDED.inserted_ms",
-                    )
-                    .map_err(|e| self.err(e))?;
-                for ((key, fresh), w) in rows.iter().zip(wires) {
-                    tx.execute(&st, &[key, &w.as_ref(), fresh, &now])
-                        .map_err(|e| self.err(e))?;
+                for chunk in order.chunks(PG_ROWS_PER_STATEMENT) {
+                    let mut sql = String::from(
+                        "INSERT INTO data (name, wire, freshness_ms, inserted_ms) VALUES ",
+                    );
+                    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                        Vec::with_capacity(chunk.len() * 4);
+                    let wire_refs: Vec<&[u8]> = chunk.iter().map(|i| wires[*i].as_ref()).collect();
+                    for (k, i) in chunk.iter().enumerate() {
+                        let b = k * 4;
+                        if k > 0 {
+                            sql.push(',');
+                        }
+                        sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+                        params.push(&rows[*i].0);
+                        params.push(&wire_refs[k]);
+                        params.push(&rows[*i].1);
+                        params.push(&now);
+                    }
+                    sql.push_str(
+                        " ON CONFLICT (name) DO UPDATE SET wire = EXCLUDED.wire, \
+                         freshness_ms = EXCLUDED.freshness_ms, inserted_ms = EXCLUDED.inserted_ms",
+                    );
+                    tx.execute(sql.as_str(), &params).map_err(|e| self.err(e))?;
                 }
                 tx.commit().map_err(|e| self.err(e))?;
             }
@@ -620,6 +646,20 @@ mod tests {
             s.get(&Interest::new(wrong), PrefixMatch::Last)
                 .unwrap()
                 .is_none()
+        );
+        // The same name twice in one batch: the later Data counts.
+        let a = data("/r/twice", Some(1));
+        let b = data("/r/twice", Some(2));
+        s.insert(&[a, b.clone()]).unwrap();
+        assert_eq!(
+            s.get(&interest("/r/twice", false, false), PrefixMatch::Last)
+                .unwrap(),
+            Some(b)
+        );
+        assert_eq!(
+            s.delete_prefix(&Name::from_uri("/r/twice").unwrap())
+                .unwrap(),
+            1
         );
         // Delete by prefix.
         assert_eq!(
