@@ -15,24 +15,7 @@ use amicn_ami::reading::{Obis, Reading};
 use amicn_ami::repo::{PrefixMatch, RepoStore};
 use amicn_tlv::{Data, Interest, Name};
 use bytes::Bytes;
-use tools_support::{Proc, Scratch, run_ok, start_forwarder};
-
-fn python_ndn_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import ndn.app"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("AMICN_REQUIRE_INTEROP").as_deref() == Ok("1") {
-            panic!("python-ndn is not installed but AMICN_REQUIRE_INTEROP=1");
-        }
-        eprintln!("skipping: python-ndn not installed (pip install python-ndn==0.5.2)");
-    }
-    ok
-}
+use tools_support::{Proc, Scratch, python_ndn_available, run_ok, start_forwarder};
 
 fn py_fetch(sock: &str, cert: &str, name: &str, prefix: bool, out: &PathBuf) -> Bytes {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../interop/tools/py_fetch_one.py");

@@ -10,32 +10,12 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use tools_support::{Proc, Scratch, run_ok, start_forwarder, start_put};
+use tools_support::{Proc, Scratch, python_ndn_available, run_ok, start_forwarder, start_put};
 
 fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../interop/tools")
         .join(name)
-}
-
-/// True if python-ndn can be imported; panics instead when interop is required.
-fn python_ndn_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import ndn.app"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("AMICN_REQUIRE_INTEROP").as_deref() == Ok("1") {
-            panic!(
-                "python-ndn is not installed but AMICN_REQUIRE_INTEROP=1 (pip install python-ndn==0.5.2)"
-            );
-        }
-        eprintln!("skipping: python-ndn not installed (pip install python-ndn==0.5.2)");
-    }
-    ok
 }
 
 #[test]

@@ -1007,25 +1007,12 @@ pub(crate) async fn run_topology(
                 by_set.entry(set).or_default().extend(ids);
             }
         }
-        for (set, ids) in by_set {
-            let list: Vec<String> = ids.iter().map(u32::to_string).collect();
-            ctx.tool(
-                &exe,
-                &s(&[
-                    "ami",
-                    "entitle",
-                    "-c",
-                    &layout.role_config(&head, "dr").display().to_string(),
-                    "--forwarder",
-                    &head_uri,
-                    "--meters",
-                    &list.join(","),
-                    "--set",
-                    &set.join(","),
-                ]),
-            )
-            .map_err(|e| anyhow::anyhow!("entitling meters: {e}"))?;
-        }
+        super::mesh::entitle_sets(
+            &exe,
+            &layout.role_config(&head, "dr").display().to_string(),
+            &head_uri,
+            &by_set,
+        )?;
     }
     let publish = interval_of((min_interval * 3).max(Duration::from_millis(500)));
     for (role, extra) in [

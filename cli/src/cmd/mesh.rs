@@ -222,6 +222,36 @@ pub(crate) fn run_tool(exe: &Path, args: &[String]) -> Result<String, String> {
     }
 }
 
+/// Entitles meters to DR projects with the DR operator's signed command (`amicn ami
+/// entitle`), one command per project set.
+pub(crate) fn entitle_sets(
+    exe: &Path,
+    dr_config: &str,
+    forwarder: &str,
+    by_set: &BTreeMap<Vec<String>, Vec<u32>>,
+) -> anyhow::Result<()> {
+    for (set, ids) in by_set {
+        let list: Vec<String> = ids.iter().map(u32::to_string).collect();
+        let a: Vec<String> = [
+            "ami",
+            "entitle",
+            "-c",
+            dr_config,
+            "--forwarder",
+            forwarder,
+            "--meters",
+            &list.join(","),
+            "--set",
+            &set.join(","),
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        run_tool(exe, &a).map_err(|e| anyhow::anyhow!("entitling meters: {e}"))?;
+    }
+    Ok(())
+}
+
 /// `faces/create` toward `tcp4://127.0.0.1:port`; returns the FaceId.
 pub(crate) async fn face_to(c: &Client, port: u16) -> anyhow::Result<u64> {
     let cp = ControlParameters {

@@ -353,22 +353,7 @@ pub(crate) async fn run(
     for (id, set) in &entitled {
         by_set.entry(set.clone()).or_default().push(*id);
     }
-    for (set, ids) in &by_set {
-        let list: Vec<String> = ids.iter().map(u32::to_string).collect();
-        ctx.tool(&[
-            "ami",
-            "entitle",
-            "-c",
-            &ctx.node("dr"),
-            "--forwarder",
-            &head_uri,
-            "--meters",
-            &list.join(","),
-            "--set",
-            &set.join(","),
-        ])
-        .map_err(|e| anyhow::anyhow!("entitling meters: {e}"))?;
-    }
+    super::mesh::entitle_sets(Path::new(&ctx.exe), &ctx.node("dr"), &head_uri, &by_set)?;
     let interval = format!("{}ms", s.interval.as_millis());
     let common = |node: &str, extra: &[&str]| -> Vec<String> {
         let mut v = args(&[

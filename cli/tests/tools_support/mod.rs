@@ -144,3 +144,24 @@ pub fn start_put(dir: &Scratch, args: &[&str]) -> (Proc, String) {
     );
     (p, line.trim().to_owned())
 }
+
+/// True if python-ndn can be imported; panics instead when interop is required
+/// (AMICN_REQUIRE_INTEROP=1, as `scripts/test` sets it).
+pub fn python_ndn_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import ndn.app"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("AMICN_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!(
+                "python-ndn is not installed but AMICN_REQUIRE_INTEROP=1 (pip install python-ndn==0.5.2)"
+            );
+        }
+        eprintln!("skipping: python-ndn not installed (pip install python-ndn==0.5.2)");
+    }
+    ok
+}
