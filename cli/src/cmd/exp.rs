@@ -1144,6 +1144,8 @@ pub(crate) async fn run_topology(
     }
     plan.sort_by_key(|(t, _)| *t);
     let mut down: BTreeSet<usize> = BTreeSet::new();
+    // The routes the forwarders hold now (their configs' at start, then what was pushed).
+    let mut routes = topo.routes(&down);
     let mut events = Vec::new();
     let mut link_times: BTreeMap<usize, (Option<f64>, Option<f64>)> = BTreeMap::new();
     let mut pending_rekeys: Vec<(usize, u64, u32)> = Vec::new();
@@ -1208,7 +1210,6 @@ pub(crate) async fn run_topology(
             }
             Step::LinkDown(i) | Step::LinkUp(i) => {
                 let up = matches!(what, Step::LinkUp(_));
-                let before = topo.routes(&down);
                 if up {
                     down.remove(&i);
                 } else {
@@ -1220,7 +1221,8 @@ pub(crate) async fn run_topology(
                 let r1 = run_argv(&ctx.ip(&l.a, &["link", "set", &va, state]), None);
                 let r2 = run_argv(&ctx.ip(&l.b, &["link", "set", &vb, state]), None);
                 let after = topo.routes(&down);
-                let pushed = push_routes(topo, &mgmt, &faces, &before, &after, &dead).await;
+                let pushed = push_routes(topo, &mgmt, &faces, &routes, &after, &dead).await;
+                routes = after;
                 let t = link_times.entry(i).or_default();
                 if up {
                     t.1 = Some(at_s);

@@ -21,12 +21,12 @@
 //! link's delay and loss themselves (for hosts whose kernel has no netem); on real links leave
 //! it off.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use amicn_ami::provision::{ProvisionSpec, provision};
-use amicn_ami::topo::{GenSpec, MiniNdnImport, Role, Shape, Topology};
+use amicn_ami::topo::{GenSpec, MiniNdnImport, Role, Route, Shape, Topology};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -278,9 +278,9 @@ pub(crate) fn parse_links(topo: &Topology, specs: &[String]) -> anyhow::Result<B
     Ok(out)
 }
 
-fn routes_text(topo: &Topology, down: &BTreeSet<usize>) -> String {
+fn routes_text(routes: &BTreeMap<String, Vec<Route>>) -> String {
     let mut out = String::new();
-    for (node, routes) in topo.routes(down) {
+    for (node, routes) in routes {
         let _ = writeln!(out, "{node}:");
         for r in routes {
             let _ = writeln!(
@@ -296,7 +296,7 @@ fn routes_text(topo: &Topology, down: &BTreeSet<usize>) -> String {
 fn routes_cmd(r: RoutesArgs) -> anyhow::Result<()> {
     let topo = Topology::load(&r.topology)?;
     let down = parse_links(&topo, &r.down)?;
-    print!("{}", routes_text(&topo, &down));
+    print!("{}", routes_text(&topo.routes(&down)));
     Ok(())
 }
 
@@ -348,7 +348,14 @@ pub(crate) fn peer_uri(topo: &Topology, link: usize, node: &str) -> Option<Strin
 }
 
 /// The forwarder configuration of one node.
-pub(crate) fn fwd_toml(topo: &Topology, node: &str, emulate: bool) -> anyhow::Result<String> {
+/// The forwarder configuration of one node, with `routes` of every node (`Topology::routes`,
+/// computed once for all of them).
+pub(crate) fn fwd_toml(
+    topo: &Topology,
+    routes: &BTreeMap<String, Vec<Route>>,
+    node: &str,
+    emulate: bool,
+) -> anyhow::Result<String> {
     let n = topo
         .node(node)
         .with_context(|| format!("no node {node:?}"))?;
@@ -386,7 +393,6 @@ pub(crate) fn fwd_toml(topo: &Topology, node: &str, emulate: bool) -> anyhow::Re
             }
         }
     }
-    let routes = topo.routes(&BTreeSet::new());
     for r in routes.get(node).into_iter().flatten() {
         let uri = peer_uri(topo, r.link, node).context("link address")?;
         let _ = writeln!(
@@ -477,12 +483,13 @@ pub(crate) fn write_configs(topo: &Topology, out: &Path, emulate: bool) -> anyho
         routes: out.join("routes.txt"),
     };
     let head = topo.head_end().name.clone();
+    let routes = topo.routes(&BTreeSet::new());
     for n in &topo.nodes {
         let dir = layout.node(&n.name);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(
             layout.fwd_config(&n.name),
-            fwd_toml(topo, &n.name, emulate)?,
+            fwd_toml(topo, &routes, &n.name, emulate)?,
         )
         .with_context(|| format!("writing {}", layout.fwd_config(&n.name).display()))?;
         std::fs::write(dir.join("commands.sh"), commands_sh(topo, &n.name))
@@ -501,7 +508,7 @@ pub(crate) fn write_configs(topo: &Topology, out: &Path, emulate: bool) -> anyho
     }
     std::fs::write(out.join("topology.toml"), topo.to_toml())
         .with_context(|| format!("writing {}/topology.toml", out.display()))?;
-    std::fs::write(&layout.routes, routes_text(topo, &BTreeSet::new()))
+    std::fs::write(&layout.routes, routes_text(&routes))
         .with_context(|| format!("writing {}", layout.routes.display()))?;
     Ok(layout)
 }
@@ -518,8 +525,9 @@ mod tests {
     #[test]
     fn forwarder_configs_parse_and_carry_the_routes() {
         let t = tree();
+        let all = t.routes(&BTreeSet::new());
         for n in &t.nodes {
-            let text = fwd_toml(&t, &n.name, true).unwrap();
+            let text = fwd_toml(&t, &all, &n.name, true).unwrap();
             let v: toml::Value = toml::from_str(&text).unwrap();
             let faces = v["face"].as_array().unwrap();
             assert_eq!(faces.len(), t.neighbours(&n.name).len(), "{}", n.name);
