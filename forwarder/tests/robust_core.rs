@@ -263,8 +263,14 @@ fn undamaged_seeds_are_forwarded() {
     let reading = ["ami", "meter", "7", "reading"];
     let mut node = Node::new();
     assert_eq!(node.feed(APP, &interest(&reading, 9, false, 2000)), 1);
+    // /ami goes out on the LAN (cost 5); only that upstream may answer.
     assert_eq!(
         node.feed(UP, &data(&reading)),
+        0,
+        "Data from a face never asked"
+    );
+    assert_eq!(
+        node.feed(LAN, &data(&reading)),
         1,
         "Data goes back to the app"
     );

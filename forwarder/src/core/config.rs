@@ -18,6 +18,10 @@ pub enum UnsolicitedPolicy {
     AdmitAll,
 }
 
+/// Bytes a PIT entry costs beyond its Interest wire (entry, records, index), for
+/// [`Config::pit_max_bytes`].
+pub const PIT_ENTRY_OVERHEAD: usize = 256;
+
 /// Configuration of a [`crate::core::Forwarder`]. `Config::default()` mirrors NFD's defaults.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -25,6 +29,16 @@ pub struct Config {
     pub pit_max_entries: usize,
     /// Maximum PIT in-records one face may hold (fairness between downstreams).
     pub pit_max_per_face: usize,
+    /// Maximum bytes of Interest wires the PIT retains in total (each entry keeps the
+    /// Interest it sends upstream; an entry is charged its wire plus [`PIT_ENTRY_OVERHEAD`]).
+    pub pit_max_bytes: usize,
+    /// Maximum PIT bytes charged to one face (the face whose Interest created an entry, or
+    /// joined it, is charged the entry's size).
+    pub pit_max_bytes_per_face: usize,
+    /// Longest time a PIT entry waits for Data: a larger InterestLifetime is shortened to this
+    /// (the Interest is still forwarded unchanged). NFD has no cap; a few minutes keeps a
+    /// remote peer from pinning entries for the 49 days a 32-bit lifetime allows.
+    pub max_interest_lifetime: Duration,
     /// CS capacity in packets (NFD default 65,536).
     pub cs_capacity_packets: usize,
     /// CS capacity in bytes of cached packets.
@@ -57,7 +71,9 @@ pub struct Config {
     pub asf_probing_interval: Duration,
     /// Maximum measurements entries (adaptive strategy state per FIB prefix).
     pub measurements_max: usize,
-    /// Seed of the generator for Nonces the forwarder adds (deterministic tests).
+    /// Seed of the generator for Nonces the forwarder adds to Interests that arrive without
+    /// one. The default is a fixed value so the simulator and tests are deterministic; the
+    /// runtime replaces it with OS randomness unless told otherwise.
     pub rng_seed: u64,
     /// Identifies this core among several forwarding threads: the first byte of the PitTokens
     /// it puts on Interests (see [`crate::core::token_shard`]).
@@ -69,6 +85,9 @@ impl Default for Config {
         Config {
             pit_max_entries: 1 << 20,
             pit_max_per_face: 1 << 18,
+            pit_max_bytes: 256 << 20,
+            pit_max_bytes_per_face: 64 << 20,
+            max_interest_lifetime: Duration::from_secs(120),
             cs_capacity_packets: 65_536,
             cs_capacity_bytes: 512 << 20,
             cs_admit: true,

@@ -36,11 +36,16 @@ pub enum DropReason {
     ManagementQueueFull,
     /// A fragment or LP packet without a network packet (fragments are reassembled by faces).
     Fragment,
+    /// Data whose name matched PIT entries, none of which had forwarded the Interest to the
+    /// face the Data came from (an off-path injection: neither cached nor forwarded).
+    WrongFace,
+    /// PIT byte budget (total or the face's share) exhausted by retained Interest wires.
+    PitMemory,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`DropCounters::iter`].
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; DROP_REASONS] = [
         DropReason::Malformed,
         DropReason::Oversized,
         DropReason::UnknownCritical,
@@ -57,6 +62,8 @@ impl DropReason {
         DropReason::Suppressed,
         DropReason::ManagementQueueFull,
         DropReason::Fragment,
+        DropReason::WrongFace,
+        DropReason::PitMemory,
     ];
 
     /// A short stable name for logs and metrics (`drop_reason="loop"`).
@@ -78,6 +85,8 @@ impl DropReason {
             DropReason::Suppressed => "suppressed",
             DropReason::ManagementQueueFull => "management_queue_full",
             DropReason::Fragment => "fragment",
+            DropReason::WrongFace => "wrong_face",
+            DropReason::PitMemory => "pit_memory",
         }
     }
 
@@ -86,9 +95,12 @@ impl DropReason {
     }
 }
 
+/// Number of [`DropReason`] variants.
+const DROP_REASONS: usize = 18;
+
 /// Drop counters, one per [`DropReason`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DropCounters([u64; 16]);
+pub struct DropCounters([u64; DROP_REASONS]);
 
 impl DropCounters {
     /// The counter for one reason.
@@ -174,6 +186,7 @@ mod tests {
             assert_eq!(n, i as u64 + 1, "{}", r.as_str());
         }
         assert_eq!(d.get(DropReason::Fragment), 16);
-        assert_eq!(d.total(), (1..=16).sum::<u64>());
+        assert_eq!(d.get(DropReason::PitMemory), DROP_REASONS as u64);
+        assert_eq!(d.total(), (1..=DROP_REASONS as u64).sum::<u64>());
     }
 }

@@ -140,6 +140,8 @@ pub struct Face {
     pub congested: bool,
     /// PIT in-records currently held by this face (per-face PIT limit).
     pub(crate) pit_in_records: usize,
+    /// PIT bytes charged to this face's in-records (per-face PIT byte budget).
+    pub(crate) pit_bytes: usize,
     /// Packets queued for this face in the core's output queue.
     pub(crate) queued: usize,
 }
@@ -153,6 +155,11 @@ impl Face {
     /// PIT in-records currently held by this face.
     pub fn pit_in_records(&self) -> usize {
         self.pit_in_records
+    }
+
+    /// PIT bytes charged to this face's in-records.
+    pub fn pit_bytes(&self) -> usize {
+        self.pit_bytes
     }
 }
 
@@ -184,6 +191,7 @@ impl FaceTable {
                 counters: FaceCounters::default(),
                 congested: false,
                 pit_in_records: 0,
+                pit_bytes: 0,
                 queued: 0,
             },
         );

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use amicn_tlv::{Component, Interest, NackReason, Name};
 use bytes::Bytes;
 
-use super::config::{Config, UnsolicitedPolicy};
+use super::config::{Config, PIT_ENTRY_OVERHEAD, UnsolicitedPolicy};
 use super::counters::{Counters, DropReason, ForwarderStatus};
 use super::cs::{Cs, CsInfo, CsQuery};
 use super::dnl::DeadNonceList;
@@ -75,6 +75,8 @@ pub struct Forwarder {
     scratch_idx: Vec<u32>,
     scratch_hops: Vec<NextHop>,
     scratch_fired: Vec<(u32, u32)>,
+    /// PIT bytes charged to in-records, against [`Config::pit_max_bytes`].
+    pit_bytes: usize,
     /// Latest time seen on an input, for work done outside one (face removal).
     now: Time,
 }
@@ -110,6 +112,7 @@ impl Forwarder {
             scratch_idx: Vec::new(),
             scratch_hops: Vec::new(),
             scratch_fired: Vec::new(),
+            pit_bytes: 0,
             now: Time::ZERO,
         }
     }
@@ -146,8 +149,15 @@ impl Forwarder {
             let Some(e) = self.pit.get_mut(idx) else {
                 continue;
             };
-            e.in_records.retain(|r| r.face != id);
+            let mut released = 0usize;
+            e.in_records.retain(|r| {
+                if r.face == id {
+                    released += r.charge as usize;
+                }
+                r.face != id
+            });
             e.out_records.retain(|r| r.face != id);
+            self.pit_bytes = self.pit_bytes.saturating_sub(released);
             if e.in_records.is_empty() {
                 self.finalize(idx, false);
             }
@@ -580,10 +590,20 @@ impl Forwarder {
                 true
             }
         };
+        let charge = wire.len().saturating_add(PIT_ENTRY_OVERHEAD);
         if needs_in_record {
-            let held = self.faces.get(in_face).map_or(0, Face::pit_in_records);
+            let (held, held_bytes) = self
+                .faces
+                .get(in_face)
+                .map_or((0, 0), |f| (f.pit_in_records, f.pit_bytes));
             if held >= self.config.pit_max_per_face {
                 self.drop_in(in_face, DropReason::PitFull);
+                return;
+            }
+            if self.pit_bytes.saturating_add(charge) > self.config.pit_max_bytes
+                || held_bytes.saturating_add(charge) > self.config.pit_max_bytes_per_face
+            {
+                self.drop_in(in_face, DropReason::PitMemory);
                 return;
             }
             if let Some(hook) = self.admission.as_mut()
@@ -593,7 +613,7 @@ impl Forwarder {
                 return;
             }
         }
-        let expiry = now.saturating_add(interest.lifetime());
+        let expiry = now.saturating_add(interest.lifetime().min(self.config.max_interest_lifetime));
         let is_new = existing.is_none();
         let idx = match existing {
             Some(idx) => {
@@ -628,14 +648,18 @@ impl Forwarder {
                 r.pit_token = lp.pit_token;
             }
             None => {
+                let charge_u32 = u32::try_from(charge).unwrap_or(u32::MAX);
                 e.in_records.push(InRecord {
                     face: in_face,
                     nonce,
                     expiry,
                     pit_token: lp.pit_token,
+                    charge: charge_u32,
                 });
+                self.pit_bytes = self.pit_bytes.saturating_add(charge_u32 as usize);
                 if let Some(f) = self.faces.get_mut(in_face) {
                     f.pit_in_records += 1;
+                    f.pit_bytes = f.pit_bytes.saturating_add(charge_u32 as usize);
                 }
             }
         }
@@ -1075,8 +1099,10 @@ impl Forwarder {
     fn finalize(&mut self, idx: u32, satisfied: bool) -> Option<PitEntry> {
         let e = self.pit.remove(idx)?;
         for r in &e.in_records {
+            self.pit_bytes = self.pit_bytes.saturating_sub(r.charge as usize);
             if let Some(f) = self.faces.get_mut(r.face) {
                 f.pit_in_records = f.pit_in_records.saturating_sub(1);
+                f.pit_bytes = f.pit_bytes.saturating_sub(r.charge as usize);
             }
         }
         if !satisfied || e.must_be_fresh {
@@ -1148,6 +1174,21 @@ impl Forwarder {
                         .append(Component::implicit_sha256_digest(sha256(&wire)))
                 });
                 self.pit.match_full_name(&full, &mut matches);
+            }
+        }
+        // Only an upstream the Interest went to may answer it: Data from any other face is an
+        // off-path injection and must neither satisfy the entry nor reach the CS. On a
+        // multi-access face the out-record is per face, so any neighbour on the link may reply.
+        if !matches.is_empty() {
+            let pit = &self.pit;
+            matches.retain(|&idx| {
+                pit.get(idx)
+                    .is_some_and(|e| e.out_records.iter().any(|o| o.face == in_face))
+            });
+            if matches.is_empty() {
+                self.drop_in(in_face, DropReason::WrongFace);
+                self.scratch_idx = matches;
+                return;
             }
         }
         if matches.is_empty() {

@@ -81,7 +81,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use amicn_tlv::{Interest, Name};
 use bytes::Bytes;
 
-pub use config::{Config, UnsolicitedPolicy};
+pub use config::{Config, PIT_ENTRY_OVERHEAD, UnsolicitedPolicy};
 pub use counters::{Counters, DropCounters, DropReason, ForwarderStatus};
 pub use cs::CsInfo;
 pub use dnl::DeadNonceList;

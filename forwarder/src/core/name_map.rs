@@ -1,62 +1,69 @@
 //! A map from name prefixes to values with longest-prefix match, the index under the FIB, the
 //! strategy choice table and the measurements table.
 //!
-//! Keys are the per-prefix hashes the Name computed once at decode. A lookup probes only the
-//! prefix lengths that have at least one entry, from the longest down, and confirms a hit by
-//! comparing names, so a hash collision can never misroute.
+//! Keys are the prefixes' TLV-VALUE bytes, hashed with a keyed hash (std's SipHash with a
+//! random per-process key by default): names come from the network, and the Name's own
+//! prefix hashes are an unkeyed function anyone can collide at will, which would turn every
+//! lookup into a scan. A lookup probes only the prefix lengths that have at least one entry,
+//! from the longest down; equal bytes are equal prefixes (TLVs are self-delimiting), so a
+//! collision costs time, never a wrong answer.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
 use amicn_tlv::Name;
 use bytes::Bytes;
 
-use super::IdHasher;
-
 struct Slot<V> {
-    /// The prefix's TLV-VALUE, copied so the entry never pins a packet buffer.
-    key: Bytes,
     depth: u32,
     value: V,
 }
 
-/// Name prefix → `V` with exact and longest-prefix lookups.
-pub struct NameMap<V> {
-    map: HashMap<u64, Slot<V>, IdHasher>,
-    /// Entries whose prefix hash collided with a different name already in `map` (rare).
-    spill: Vec<(u64, Slot<V>)>,
+/// Name prefix → `V` with exact and longest-prefix lookups. `S` hashes the prefix bytes.
+pub struct NameMap<V, S = RandomState> {
+    /// Keyed by the prefix's TLV-VALUE, copied so the entry never pins a packet buffer.
+    map: HashMap<Bytes, Slot<V>, S>,
     /// Number of entries per name length, so LPM skips lengths with no entry.
     depth_counts: Vec<u32>,
 }
 
-impl<V> Default for NameMap<V> {
+impl<V, S: Default> Default for NameMap<V, S> {
     fn default() -> Self {
         NameMap {
             map: HashMap::default(),
-            spill: Vec::new(),
             depth_counts: Vec::new(),
         }
     }
 }
 
-fn same(slot_key: &[u8], slot_depth: u32, name: &Name) -> bool {
-    slot_depth as usize == name.len() && slot_key == name.value_wire()
-}
-
-/// Whether a stored prefix of `depth` components is a prefix of `name`: a byte prefix of a
-/// sequence of whole component TLVs is a component prefix, since TLVs are self-delimiting.
-fn prefix_of(slot_key: &[u8], slot_depth: u32, depth: usize, name: &Name) -> bool {
-    slot_depth as usize == depth && name.value_wire().starts_with(slot_key)
+/// The TLV-VALUE bytes of the first `depth` components of `name`, given where the first
+/// `depth + 1` end (`end`); returns where the first `depth - 1` end as well.
+fn shorter(name: &Name, depth: usize, end: usize) -> usize {
+    match depth.checked_sub(1).and_then(|i| name.component_wire(i)) {
+        Some(c) => end.saturating_sub(c.len()),
+        None => 0,
+    }
 }
 
 impl<V> NameMap<V> {
-    /// An empty map.
+    /// An empty map with a randomly keyed hash.
     pub fn new() -> Self {
         Self::default()
+    }
+}
+
+impl<V, S: BuildHasher> NameMap<V, S> {
+    /// An empty map hashing prefixes with `hasher` (tests inject degenerate ones).
+    pub fn with_hasher(hasher: S) -> Self {
+        NameMap {
+            map: HashMap::with_hasher(hasher),
+            depth_counts: Vec::new(),
+        }
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.map.len() + self.spill.len()
+        self.map.len()
     }
 
     /// Whether empty.
@@ -69,114 +76,45 @@ impl<V> NameMap<V> {
         self.map.reserve(n);
     }
 
-    fn full_hash(name: &Name) -> u64 {
-        name.prefix_hash(name.len())
-    }
-
     /// The value stored for exactly `name`.
     pub fn get(&self, name: &Name) -> Option<&V> {
-        let h = Self::full_hash(name);
-        match self.map.get(&h) {
-            Some(s) if same(&s.key, s.depth, name) => Some(&s.value),
-            Some(_) => self
-                .spill
-                .iter()
-                .find(|(sh, s)| *sh == h && same(&s.key, s.depth, name))
-                .map(|(_, s)| &s.value),
-            None => None,
-        }
+        self.map.get(name.value_wire()).map(|s| &s.value)
     }
 
     /// The value stored for exactly `name`, mutably.
     pub fn get_mut(&mut self, name: &Name) -> Option<&mut V> {
-        let h = Self::full_hash(name);
-        match self.map.get_mut(&h) {
-            Some(s) if same(&s.key, s.depth, name) => Some(&mut s.value),
-            Some(_) => self
-                .spill
-                .iter_mut()
-                .find(|(sh, s)| *sh == h && same(&s.key, s.depth, name))
-                .map(|(_, s)| &mut s.value),
-            None => None,
-        }
-    }
-
-    fn slot(name: &Name, value: V) -> Slot<V> {
-        Slot {
-            key: Bytes::copy_from_slice(name.value_wire()),
-            depth: u32::try_from(name.len()).unwrap_or(u32::MAX),
-            value,
-        }
+        self.map.get_mut(name.value_wire()).map(|s| &mut s.value)
     }
 
     /// The value for `name`, inserting `make()` first if absent.
     pub fn get_or_insert_with(&mut self, name: &Name, make: impl FnOnce() -> V) -> &mut V {
-        let h = Self::full_hash(name);
-        let in_map = match self.map.get(&h) {
-            Some(s) => same(&s.key, s.depth, name),
-            None => {
-                self.bump_depth(name.len(), true);
-                self.map.insert(h, Self::slot(name, make()));
-                return match self.map.get_mut(&h) {
-                    Some(s) => &mut s.value,
-                    None => unreachable!("just inserted"),
-                };
-            }
-        };
-        if in_map {
-            return match self.map.get_mut(&h) {
-                Some(s) => &mut s.value,
-                None => unreachable!("entry checked above"),
-            };
+        if !self.map.contains_key(name.value_wire()) {
+            self.bump_depth(name.len(), true);
         }
-        let pos = match self
-            .spill
-            .iter()
-            .position(|(sh, s)| *sh == h && same(&s.key, s.depth, name))
-        {
-            Some(p) => p,
-            None => {
-                self.bump_depth(name.len(), true);
-                self.spill.push((h, Self::slot(name, make())));
-                self.spill.len() - 1
-            }
-        };
-        &mut self.spill[pos].1.value
+        let slot = self
+            .map
+            .entry(Bytes::copy_from_slice(name.value_wire()))
+            .or_insert_with(|| Slot {
+                depth: u32::try_from(name.len()).unwrap_or(u32::MAX),
+                value: make(),
+            });
+        &mut slot.value
     }
 
     /// Inserts or replaces; returns the old value.
     pub fn insert(&mut self, name: &Name, value: V) -> Option<V> {
-        let mut value = Some(value);
-        let slot = self.get_or_insert_with(name, || value.take().unwrap_or_else(|| unreachable!()));
-        value.map(|v| std::mem::replace(slot, v))
+        if let Some(slot) = self.map.get_mut(name.value_wire()) {
+            return Some(std::mem::replace(&mut slot.value, value));
+        }
+        self.get_or_insert_with(name, || value);
+        None
     }
 
     /// Removes the entry for exactly `name`.
     pub fn remove(&mut self, name: &Name) -> Option<V> {
-        let h = Self::full_hash(name);
-        let removed = match self.map.get(&h) {
-            Some(s) if same(&s.key, s.depth, name) => {
-                let s = self.map.remove(&h)?;
-                // Promote a spilled entry with the same hash so lookups keep finding it.
-                if let Some(p) = self.spill.iter().position(|(sh, _)| *sh == h) {
-                    let (_, s2) = self.spill.swap_remove(p);
-                    self.map.insert(h, s2);
-                }
-                Some(s.value)
-            }
-            Some(_) => {
-                let p = self
-                    .spill
-                    .iter()
-                    .position(|(sh, s)| *sh == h && same(&s.key, s.depth, name))?;
-                Some(self.spill.swap_remove(p).1.value)
-            }
-            None => None,
-        };
-        if removed.is_some() {
-            self.bump_depth(name.len(), false);
-        }
-        removed
+        let removed = self.map.remove(name.value_wire())?;
+        self.bump_depth(removed.depth as usize, false);
+        Some(removed.value)
     }
 
     fn bump_depth(&mut self, depth: usize, up: bool) {
@@ -206,42 +144,36 @@ impl<V> NameMap<V> {
         if self.depth_counts.is_empty() {
             return None;
         }
+        let value = name.value_wire();
+        let mut depth = name.len();
+        let mut end = value.len();
         let top = max_len.min(name.len()).min(self.depth_counts.len() - 1);
-        for depth in (0..=top).rev() {
-            if self.depth_counts.get(depth).copied().unwrap_or(0) == 0 {
-                continue;
-            }
-            let h = name.prefix_hash(depth);
-            if let Some(s) = self.map.get(&h) {
-                if prefix_of(&s.key, s.depth, depth, name) {
-                    return Some((depth, &s.value));
-                }
-                if let Some((_, s2)) = self
-                    .spill
-                    .iter()
-                    .find(|(sh, s2)| *sh == h && prefix_of(&s2.key, s2.depth, depth, name))
-                {
-                    return Some((depth, &s2.value));
-                }
-            }
+        while depth > top {
+            end = shorter(name, depth, end);
+            depth -= 1;
         }
-        None
+        loop {
+            if self.depth_counts.get(depth).copied().unwrap_or(0) > 0
+                && let Some(s) = value.get(..end).and_then(|k| self.map.get(k))
+            {
+                return Some((depth, &s.value));
+            }
+            if depth == 0 {
+                return None;
+            }
+            end = shorter(name, depth, end);
+            depth -= 1;
+        }
     }
 
     /// All entries as (name TLV-VALUE, value), in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &V)> {
-        self.map
-            .values()
-            .map(|s| (&s.key, &s.value))
-            .chain(self.spill.iter().map(|(_, s)| (&s.key, &s.value)))
+        self.map.iter().map(|(k, s)| (k, &s.value))
     }
 
     /// Mutable access to every value.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.map
-            .values_mut()
-            .map(|s| &mut s.value)
-            .chain(self.spill.iter_mut().map(|(_, s)| &mut s.value))
+        self.map.values_mut().map(|s| &mut s.value)
     }
 
     /// All entries with their names rebuilt (for datasets; not for the hot path).
@@ -260,26 +192,8 @@ impl<V> NameMap<V> {
             }
             k
         });
-        self.spill.retain_mut(|(_, s)| {
-            let k = keep(&mut s.value);
-            if !k {
-                removed.push(s.depth as usize);
-            }
-            k
-        });
         for d in removed {
             self.bump_depth(d, false);
-        }
-        // A spilled entry whose map slot was freed must move into the map to stay reachable.
-        let mut i = 0;
-        while i < self.spill.len() {
-            let h = self.spill[i].0;
-            if self.map.contains_key(&h) {
-                i += 1;
-            } else {
-                let (_, s) = self.spill.swap_remove(i);
-                self.map.insert(h, s);
-            }
         }
     }
 }
@@ -311,6 +225,78 @@ mod tests {
         m.retain(|v| *v != 3);
         assert!(m.get(&n("/a/b/c")).is_none());
         assert_eq!(m.lpm(&n("/a/b/c/d")).map(|(_, v)| *v), Some(10));
+    }
+
+    /// Every key hashes to the same value: the table degenerates to a list but must answer
+    /// exactly as with a good hash.
+    #[derive(Default, Clone, Copy)]
+    struct Collide;
+
+    impl BuildHasher for Collide {
+        type Hasher = Constant;
+        fn build_hasher(&self) -> Constant {
+            Constant
+        }
+    }
+
+    struct Constant;
+
+    impl std::hash::Hasher for Constant {
+        fn finish(&self) -> u64 {
+            0x5eed
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn colliding_hashes_never_change_answers() {
+        let mut m: NameMap<u32, Collide> = NameMap::with_hasher(Collide);
+        let names: Vec<String> = (0..200).map(|i| format!("/c/{}/{}", i % 7, i)).collect();
+        for (i, u) in names.iter().enumerate() {
+            assert_eq!(m.insert(&n(u), i as u32), None);
+        }
+        m.insert(&n("/c/3"), 1002);
+        m.insert(&n("/"), 2000);
+        assert_eq!(m.len(), 202);
+        for (i, u) in names.iter().enumerate() {
+            assert_eq!(m.get(&n(u)), Some(&(i as u32)), "{u}");
+            assert_eq!(
+                m.lpm(&n(&format!("{u}/x/y"))).map(|(d, v)| (d, *v)),
+                Some((3, i as u32))
+            );
+        }
+        assert_eq!(
+            m.lpm(&n("/c/3/none")).map(|(d, v)| (d, *v)),
+            Some((2, 1002))
+        );
+        assert_eq!(
+            m.lpm(&n("/c/4/none")).map(|(d, v)| (d, *v)),
+            Some((0, 2000))
+        );
+        assert!(m.get(&n("/c/3/none")).is_none());
+        // Removal in the middle of the collision run keeps every other entry reachable.
+        for (i, u) in names.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+            assert_eq!(m.remove(&n(u)), Some(i as u32));
+        }
+        m.retain(|v| *v % 3 != 1);
+        for (i, u) in names.iter().enumerate() {
+            let want = (i % 3 == 2).then_some(i as u32);
+            assert_eq!(m.get(&n(u)).copied(), want, "{u}");
+            let got = m.lpm(&n(u)).map(|(_, v)| *v);
+            let fallback = if u.starts_with("/c/3/") { 1002 } else { 2000 };
+            assert_eq!(got, Some(want.unwrap_or(fallback)), "{u}");
+        }
+        *m.get_or_insert_with(&n("/c/3"), || 0) += 1;
+        assert_eq!(m.get(&n("/c/3")), Some(&1003));
+    }
+
+    #[test]
+    fn the_default_hash_is_keyed_per_map() {
+        // Two maps' hashers disagree on the same key: an attacker cannot precompute collisions.
+        let a: NameMap<u8> = NameMap::new();
+        let b: NameMap<u8> = NameMap::new();
+        let key: &[u8] = b"\x08\x01a";
+        assert_ne!(a.map.hasher().hash_one(key), b.map.hasher().hash_one(key));
     }
 
     #[test]

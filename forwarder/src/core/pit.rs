@@ -90,6 +90,8 @@ pub(crate) struct InRecord {
     pub(crate) expiry: Time,
     /// The downstream's PitToken, echoed on the Data or Nack sent back.
     pub(crate) pit_token: Option<Bytes>,
+    /// PIT bytes charged to the downstream face for this record.
+    pub(crate) charge: u32,
 }
 
 /// An upstream the Interest was forwarded to.

@@ -280,6 +280,8 @@ pub(crate) fn share_limits(core: &CoreConfig, n: usize) -> CoreConfig {
     c.cs_capacity_bytes = c.cs_capacity_bytes.div_ceil(n);
     c.pit_max_entries = c.pit_max_entries.div_ceil(n);
     c.pit_max_per_face = c.pit_max_per_face.div_ceil(n);
+    c.pit_max_bytes = c.pit_max_bytes.div_ceil(n);
+    c.pit_max_bytes_per_face = c.pit_max_bytes_per_face.div_ceil(n);
     c
 }
 

@@ -1,0 +1,198 @@
+//! What a remote peer can make the core keep or accept: Data only from the upstream an
+//! Interest went to, PIT entries bounded in time (InterestLifetime cap) and in bytes (total
+//! and per face), and fresh Nonces that differ between differently seeded cores.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use amicn_forwarder::core::{
+    Config, DropReason, FaceId, FaceOptions, FaceScope, Forwarder, PIT_ENTRY_OVERHEAD, Time,
+};
+use amicn_tlv::{Data, Interest, LpHeaders, Name, NetPacket, wrap_fragment};
+use bytes::Bytes;
+
+fn name(s: &str) -> Name {
+    Name::from_uri(s).unwrap()
+}
+
+fn interest(uri: &str, nonce: Option<u32>, lifetime_ms: Option<u64>) -> Bytes {
+    let mut i = Interest::new(name(uri));
+    i.nonce = nonce;
+    i.lifetime_ms = lifetime_ms;
+    i.encode()
+}
+
+fn data(uri: &str, content: &[u8]) -> Bytes {
+    Data::new(name(uri), Bytes::copy_from_slice(content)).sign_digest_sha256()
+}
+
+fn face(fw: &mut Forwarder, scope: FaceScope) -> FaceId {
+    fw.add_face(FaceOptions {
+        scope,
+        ..FaceOptions::default()
+    })
+}
+
+/// A core with a consumer app, an upstream with a route for `/p`, and a third face.
+fn setup(config: Config) -> (Forwarder, FaceId, FaceId, FaceId) {
+    let mut fw = Forwarder::new(config);
+    let app = face(&mut fw, FaceScope::Local);
+    let up = face(&mut fw, FaceScope::NonLocal);
+    let other = face(&mut fw, FaceScope::NonLocal);
+    fw.fib_add_nexthop(&name("/p"), up, 1).unwrap();
+    (fw, app, up, other)
+}
+
+fn sent(fw: &mut Forwarder) -> Vec<(FaceId, NetPacket)> {
+    let mut out = Vec::new();
+    while let Some((f, b)) = fw.poll_transmit() {
+        out.push((f, amicn_tlv::decode_packet(b).unwrap().packet));
+    }
+    out
+}
+
+#[test]
+fn data_from_a_face_the_interest_did_not_go_to_is_dropped_and_not_cached() {
+    let (mut fw, app, up, other) = setup(Config::default());
+    let t = Time::ZERO;
+    fw.on_packet(t, app, interest("/p/x", Some(1), Some(1000)));
+    assert!(matches!(&sent(&mut fw)[..], [(f, NetPacket::Interest(_))] if *f == up));
+    // Another neighbour answers first: it never received the Interest.
+    fw.on_packet(t, other, data("/p/x", b"forged"));
+    assert!(sent(&mut fw).is_empty(), "forged Data forwarded");
+    assert_eq!(fw.counters().drops.get(DropReason::WrongFace), 1);
+    assert_eq!(fw.status().counters.drops.get(DropReason::WrongFace), 1);
+    assert_eq!(fw.cs_info().n_entries, 0, "forged Data cached");
+    assert_eq!(fw.pit_len(), 1, "entry still waits for the real upstream");
+    // The consumer's own face is no upstream either.
+    fw.on_packet(t, app, data("/p/x", b"forged"));
+    assert_eq!(fw.counters().drops.get(DropReason::WrongFace), 2);
+    // The upstream's Data satisfies the entry and is cached.
+    fw.on_packet(t, up, data("/p/x", b"real"));
+    match &sent(&mut fw)[..] {
+        [(f, NetPacket::Data(d))] => {
+            assert_eq!(*f, app);
+            assert_eq!(&d.content[..], b"real");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(fw.cs_info().n_entries, 1);
+    assert_eq!(fw.pit_len(), 0);
+}
+
+#[test]
+fn a_pit_token_does_not_let_another_face_answer() {
+    let (mut fw, app, up, other) = setup(Config::default());
+    let t = Time::ZERO;
+    fw.on_packet(t, app, interest("/p/tok", Some(2), Some(1000)));
+    let (f, wire) = fw.poll_transmit().unwrap();
+    assert_eq!(f, up);
+    let token = amicn_tlv::decode_packet(wire)
+        .unwrap()
+        .lp
+        .pit_token
+        .unwrap();
+    let lp = LpHeaders {
+        pit_token: Some(token),
+        ..LpHeaders::default()
+    };
+    fw.on_packet(
+        t,
+        other,
+        wrap_fragment(data("/p/tok", b"forged"), &lp, None),
+    );
+    assert_eq!(fw.counters().drops.get(DropReason::WrongFace), 1);
+    assert_eq!(fw.pit_len(), 1);
+    fw.on_packet(t, up, wrap_fragment(data("/p/tok", b"real"), &lp, None));
+    assert_eq!(fw.pit_len(), 0);
+}
+
+#[test]
+fn interest_lifetime_is_capped() {
+    let config = Config {
+        max_interest_lifetime: Duration::from_secs(10),
+        ..Config::default()
+    };
+    let (mut fw, app, _up, _other) = setup(config);
+    // 0xFFFFFFFF ms would hold the entry for 49 days.
+    fw.on_packet(
+        Time::ZERO,
+        app,
+        interest("/p/long", Some(4), Some(u64::from(u32::MAX))),
+    );
+    assert_eq!(fw.pit_len(), 1);
+    let wake = fw.poll_timeout().unwrap();
+    assert!(
+        wake <= Time::ZERO.saturating_add(Duration::from_secs(10)),
+        "next timer at {wake:?}"
+    );
+    fw.on_timeout(Time::ZERO.saturating_add(Duration::from_secs(11)));
+    assert_eq!(fw.pit_len(), 0, "entry outlived the cap");
+    // Lifetimes below the cap are kept as they are.
+    fw.on_packet(Time::ZERO, app, interest("/p/short", Some(5), Some(500)));
+    fw.on_timeout(Time::ZERO.saturating_add(Duration::from_millis(400)));
+    assert_eq!(fw.pit_len(), 1);
+}
+
+#[test]
+fn pit_bytes_are_bounded_per_face_and_in_total() {
+    let probe = interest("/p/0000", Some(1), Some(1000)).len() + PIT_ENTRY_OVERHEAD;
+    let config = Config {
+        pit_max_bytes_per_face: probe * 3,
+        pit_max_bytes: probe * 5,
+        ..Config::default()
+    };
+    let mut fw = Forwarder::new(config);
+    let a = face(&mut fw, FaceScope::NonLocal);
+    let b = face(&mut fw, FaceScope::NonLocal);
+    let c = face(&mut fw, FaceScope::NonLocal);
+    let up = face(&mut fw, FaceScope::NonLocal);
+    fw.fib_add_nexthop(&name("/p"), up, 1).unwrap();
+    let t = Time::ZERO;
+    for i in 0..4u32 {
+        fw.on_packet(
+            t,
+            a,
+            interest(&format!("/p/a{i:03}"), Some(10 + i), Some(1000)),
+        );
+    }
+    assert_eq!(fw.pit_len(), 3, "face a held to its share");
+    assert_eq!(fw.counters().drops.get(DropReason::PitMemory), 1);
+    assert_eq!(fw.faces().get(a).unwrap().pit_bytes(), probe * 3);
+    for i in 0..3u32 {
+        fw.on_packet(
+            t,
+            b,
+            interest(&format!("/p/b{i:03}"), Some(20 + i), Some(1000)),
+        );
+    }
+    assert_eq!(fw.pit_len(), 5, "total budget reached");
+    assert_eq!(fw.counters().drops.get(DropReason::PitMemory), 2);
+    // Satisfying entries gives the budget back.
+    fw.on_packet(t, up, data("/p/a000", b"x"));
+    fw.on_packet(t, c, interest("/p/c000", Some(30), Some(1000)));
+    assert_eq!(fw.pit_len(), 5);
+    assert_eq!(fw.counters().drops.get(DropReason::PitMemory), 2);
+    // Removing a face releases its share.
+    fw.remove_face(a);
+    assert_eq!(fw.pit_len(), 3);
+    fw.on_packet(t, c, interest("/p/c001", Some(31), Some(1000)));
+    assert_eq!(fw.pit_len(), 4);
+}
+
+#[test]
+fn cores_with_different_seeds_add_different_nonces() {
+    let nonce_of = |seed: u64| {
+        let (mut fw, app, _up, _other) = setup(Config {
+            rng_seed: seed,
+            ..Config::default()
+        });
+        fw.on_packet(Time::ZERO, app, interest("/p/n", None, Some(1000)));
+        match sent(&mut fw).pop() {
+            Some((_, NetPacket::Interest(i))) => i.nonce.unwrap(),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(nonce_of(7), nonce_of(7), "a fixed seed is deterministic");
+    assert_ne!(nonce_of(7), nonce_of(8));
+}
