@@ -27,7 +27,7 @@ use crate::error::{AmiError, Result};
 use crate::key_client::KeyClient;
 use crate::keys::HeadEndKeys;
 use crate::kms_service::{KmsConfig, KmsService};
-use crate::mdms::{MdmsCollector, MdmsConfig, SqliteReadingStore};
+use crate::mdms::{MdmsCollector, MdmsConfig};
 use crate::meter::{Meter, MeterConfig};
 use crate::names::AmiNames;
 use crate::net::{connect, now_ms, now_us};
@@ -35,6 +35,7 @@ use crate::pki::{Credentials, Trust};
 use crate::pricing::{Price, PricingPublisher};
 use crate::provision::{load_anchor, load_certificates, load_credentials, load_meter_credentials};
 use crate::stats::Latencies;
+use crate::store::open_reading_store;
 use crate::{DrEvent, DrOperator};
 
 /// Latency samples kept in a metrics snapshot per traffic class.
@@ -83,6 +84,9 @@ pub struct NodeConfig {
     pub metrics_interval: Option<String>,
     /// Pricing: tariff id [default: tou].
     pub tariff: Option<String>,
+    /// MDMS: readings database, a SQLite file or a `postgres://` URL [default:
+    /// `<state_dir>/readings.db`].
+    pub db: Option<String>,
 }
 
 impl NodeConfig {
@@ -104,8 +108,31 @@ impl NodeConfig {
 
     /// `self` with every field set in `flags` replaced.
     pub fn overridden_by(mut self, flags: NodeConfig) -> Self {
+        // Destructured in full, so that a new field cannot be forgotten here.
+        let NodeConfig {
+            role,
+            utility,
+            forwarder,
+            state_dir,
+            keychain,
+            anchor,
+            projects,
+            degree,
+            rekey_interval,
+            reading_interval,
+            sync_interval,
+            poll_interval,
+            key_refresh,
+            publish_interval,
+            window,
+            keep_readings,
+            count,
+            metrics_interval,
+            tariff,
+            db,
+        } = flags;
         macro_rules! take {
-            ($($f:ident),*) => { $( if flags.$f.is_some() { self.$f = flags.$f; } )* };
+            ($($f:ident),*) => { $( if $f.is_some() { self.$f = $f; } )* };
         }
         take!(
             role,
@@ -126,7 +153,8 @@ impl NodeConfig {
             keep_readings,
             count,
             metrics_interval,
-            tariff
+            tariff,
+            db
         );
         self
     }
@@ -202,6 +230,8 @@ pub struct Node {
     pub metrics_interval: Duration,
     /// Tariff id.
     pub tariff: String,
+    /// MDMS readings database: a SQLite file or a `postgres://` URL.
+    pub db: String,
 }
 
 impl Node {
@@ -229,10 +259,19 @@ impl Node {
                 .map_err(|e| AmiError::Config(format!("forwarder {u:?}: {e}")))?,
             None => amicn_face::client::default_transport()?,
         };
+        let state_dir = path(&c.state_dir, "state");
+        let db = match &c.db {
+            Some(u) if crate::repo::is_postgres_url(u) => u.clone(),
+            Some(p) => path(&Some(PathBuf::from(p)), "")
+                .to_string_lossy()
+                .into_owned(),
+            None => state_dir.join("readings.db").to_string_lossy().into_owned(),
+        };
         let node = Node {
             names: AmiNames::new(c.utility.as_deref().unwrap_or("/example-utility"))?,
             forwarder,
-            state_dir: path(&c.state_dir, "state"),
+            state_dir,
+            db,
             keychain: path(&c.keychain, "keychain"),
             anchor: path(&c.anchor, "anchor.cert"),
             projects: c.projects.clone().unwrap_or_default(),
@@ -515,12 +554,12 @@ async fn run_mdms(
         client,
         keys.clone(),
     );
-    let store = SqliteReadingStore::open(node.state_dir.join("readings.db"))?;
+    let store = open_reading_store(&node.db)?;
     let cfg = MdmsConfig {
         lifetime: Duration::from_millis(1_000),
         ..MdmsConfig::new(node.names.clone(), node.window)
     };
-    let mdms = MdmsCollector::new(cfg, trust, keys.clone(), client, Box::new(store));
+    let mdms = MdmsCollector::new(cfg, trust, keys.clone(), client, store);
     if let Err(e) = kc.refresh().await {
         tracing::warn!("first key refresh: {e}");
     }
@@ -990,4 +1029,57 @@ pub async fn probe_enrol(
         out.push((id, m.enrol().await.map_err(|e| e.to_string())));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_example_node_config_loads_and_resolves() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut seen = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if !(name.starts_with("node-") && name.ends_with(".toml")) {
+                continue;
+            }
+            let (mut c, base) = NodeConfig::load(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+            // The examples name NFD's socket; resolving must not depend on this machine.
+            c.forwarder = Some("unix:///tmp/amicn-example.sock".into());
+            Node::resolve(c, &base).unwrap_or_else(|e| panic!("{name}: {e}"));
+            seen += 1;
+        }
+        assert!(seen >= 5, "{seen} node configs in {}", dir.display());
+    }
+
+    #[test]
+    fn the_readings_database_defaults_to_the_state_directory_and_takes_a_url() {
+        let c = |db: Option<&str>| NodeConfig {
+            role: Some("mdms".into()),
+            forwarder: Some("unix:///tmp/x.sock".into()),
+            state_dir: Some("st".into()),
+            db: db.map(String::from),
+            ..NodeConfig::default()
+        };
+        let base = Path::new("/srv/ami");
+        assert_eq!(
+            Node::resolve(c(None), base).unwrap().db,
+            "/srv/ami/st/readings.db"
+        );
+        assert_eq!(
+            Node::resolve(c(Some("r.db")), base).unwrap().db,
+            "/srv/ami/r.db"
+        );
+        let url = "postgres://mdms@db.example/ami";
+        assert_eq!(Node::resolve(c(Some(url)), base).unwrap().db, url);
+        // A flag given for the database wins over the file's.
+        let merged = c(Some("a.db")).overridden_by(NodeConfig {
+            db: Some(url.into()),
+            ..NodeConfig::default()
+        });
+        assert_eq!(merged.db.as_deref(), Some(url));
+    }
 }

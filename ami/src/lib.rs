@@ -46,6 +46,7 @@ mod mdms;
 mod meter;
 pub mod names;
 mod net;
+mod pg;
 mod pki;
 mod pricing;
 pub mod provision;
@@ -53,6 +54,7 @@ pub mod reading;
 pub mod repo;
 pub mod scenario;
 mod stats;
+pub mod store;
 pub mod topo;
 mod wire;
 
@@ -63,14 +65,15 @@ pub use keys::{HeadEndKeys, reading_key};
 pub use kms_service::{
     EpochRecord, EpochSummary, KmsConfig, KmsCounters, KmsService, SubgroupInfo, label_of,
 };
-pub use mdms::{
-    MdmsCollector, MdmsConfig, MdmsCounters, MemoryReadingStore, ReadingStore, Rejection,
-    RoundReport, SqliteReadingStore, StoredReading,
-};
+pub use mdms::{MdmsCollector, MdmsConfig, MdmsCounters, Rejection, RoundReport};
 pub use meter::{Meter, MeterConfig, MeterCounters, MeterModel, Reading, SyncReport};
 pub use names::AmiNames;
 pub use net::{Publisher, connect, now_ms, now_us};
 pub use pki::{Credentials, Pki, Trust, ami_policy};
 pub use pricing::{Price, PricingPublisher};
 pub use stats::Latencies;
+pub use store::{
+    MemoryReadingStore, PostgresReadingStore, ReadingStore, SqliteReadingStore, StoredReading,
+    open_reading_store,
+};
 pub use wire::Status;

@@ -27,6 +27,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::error::{AmiError, Result};
 use crate::net::now_ms;
+use crate::pg::Pg;
 
 const SQLITE_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS data (
@@ -69,7 +70,7 @@ pub struct RepoStats {
 
 enum Engine {
     Sqlite(Mutex<Connection>),
-    Postgres(Mutex<postgres::Client>),
+    Postgres(Mutex<Pg>),
 }
 
 /// The repository's storage (see the module documentation).
@@ -164,6 +165,38 @@ fn lookup(key: &[u8], prefix: Option<PrefixMatch>, fresh: bool) -> Lookup {
     Lookup { sql, end, now }
 }
 
+/// Writes `rows` (name key, freshness) with their `wires`, in `order`, as one transaction of
+/// multi-row statements.
+fn pg_insert(
+    client: &mut postgres::Client,
+    rows: &[(Vec<u8>, Option<i64>)],
+    wires: &[Bytes],
+    order: &[usize],
+    now: i64,
+) -> std::result::Result<(), postgres::Error> {
+    let mut tx = client.transaction()?;
+    for chunk in order.chunks(PG_ROWS_PER_STATEMENT) {
+        let mut sql =
+            String::from("INSERT INTO data (name, wire, freshness_ms, inserted_ms) VALUES ");
+        sql.push_str(&crate::pg::placeholders(chunk.len(), 4));
+        sql.push_str(
+            " ON CONFLICT (name) DO UPDATE SET wire = EXCLUDED.wire, \
+             freshness_ms = EXCLUDED.freshness_ms, inserted_ms = EXCLUDED.inserted_ms",
+        );
+        let wire_refs: Vec<&[u8]> = chunk.iter().map(|i| wires[*i].as_ref()).collect();
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            Vec::with_capacity(chunk.len() * 4);
+        for (k, i) in chunk.iter().enumerate() {
+            params.push(&rows[*i].0);
+            params.push(&wire_refs[k]);
+            params.push(&rows[*i].1);
+            params.push(&now);
+        }
+        tx.execute(sql.as_str(), &params)?;
+    }
+    tx.commit()
+}
+
 impl RepoStore {
     /// Opens (creating) the repository: a SQLite file path, or a `postgres://` URL. A file
     /// that is not a repository, or a server that cannot be reached, gives an error naming it.
@@ -196,10 +229,9 @@ impl RepoStore {
             path: target.clone(),
             why,
         };
-        let mut client = postgres::Client::connect(url, postgres::NoTls)
-            .map_err(|e| state(format!("cannot connect: {e}")))?;
+        let mut client = Pg::connect(url).map_err(|e| state(format!("cannot connect: {e}")))?;
         client
-            .batch_execute(POSTGRES_SCHEMA)
+            .with(|c| c.batch_execute(POSTGRES_SCHEMA))
             .map_err(|e| state(format!("not a usable repository database: {e}")))?;
         Ok(RepoStore {
             target,
@@ -265,32 +297,9 @@ impl RepoStore {
                     .filter(|i| last.get(rows[*i].0.as_slice()) == Some(i))
                     .collect();
                 let mut client = c.lock().unwrap_or_else(|e| e.into_inner());
-                let mut tx = client.transaction().map_err(|e| self.err(e))?;
-                for chunk in order.chunks(PG_ROWS_PER_STATEMENT) {
-                    let mut sql = String::from(
-                        "INSERT INTO data (name, wire, freshness_ms, inserted_ms) VALUES ",
-                    );
-                    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> =
-                        Vec::with_capacity(chunk.len() * 4);
-                    let wire_refs: Vec<&[u8]> = chunk.iter().map(|i| wires[*i].as_ref()).collect();
-                    for (k, i) in chunk.iter().enumerate() {
-                        let b = k * 4;
-                        if k > 0 {
-                            sql.push(',');
-                        }
-                        sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
-                        params.push(&rows[*i].0);
-                        params.push(&wire_refs[k]);
-                        params.push(&rows[*i].1);
-                        params.push(&now);
-                    }
-                    sql.push_str(
-                        " ON CONFLICT (name) DO UPDATE SET wire = EXCLUDED.wire, \
-                         freshness_ms = EXCLUDED.freshness_ms, inserted_ms = EXCLUDED.inserted_ms",
-                    );
-                    tx.execute(sql.as_str(), &params).map_err(|e| self.err(e))?;
-                }
-                tx.commit().map_err(|e| self.err(e))?;
+                client
+                    .with(|client| pg_insert(client, &rows, wires, &order, now))
+                    .map_err(|e| self.err(e))?;
             }
         }
         Ok(rows.len())
@@ -325,7 +334,6 @@ impl RepoStore {
                 r.optional().map_err(|e| self.err(e))?
             }
             Engine::Postgres(c) => {
-                let mut client = c.lock().unwrap_or_else(|e| e.into_inner());
                 let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&key];
                 if let Some(e) = &q.end {
                     params.push(e);
@@ -333,8 +341,9 @@ impl RepoStore {
                 if let Some(n) = &q.now {
                     params.push(n);
                 }
-                client
-                    .query_opt(q.sql.as_str(), &params)
+                c.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .with(|c| c.query_opt(q.sql.as_str(), &params))
                     .map_err(|e| self.err(e))?
                     .map(|row| row.get::<_, Vec<u8>>(0))
             }
@@ -373,15 +382,17 @@ impl RepoStore {
             (Engine::Postgres(c), Some(e)) => c
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .execute(
-                    "DELETE FROM data WHERE name >= $1 AND name < $2",
-                    &[&key, e],
-                )
+                .with(|c| {
+                    c.execute(
+                        "DELETE FROM data WHERE name >= $1 AND name < $2",
+                        &[&key, e],
+                    )
+                })
                 .map_err(|e| self.err(e))? as usize,
             (Engine::Postgres(c), None) => c
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .execute("DELETE FROM data WHERE name >= $1", &[&key])
+                .with(|c| c.execute("DELETE FROM data WHERE name >= $1", &[&key]))
                 .map_err(|e| self.err(e))? as usize,
         };
         Ok(n)
@@ -400,10 +411,13 @@ impl RepoStore {
                 let row = c
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .query_one(
-                        "SELECT COUNT(*)::BIGINT, COALESCE(SUM(LENGTH(wire)), 0)::BIGINT FROM data",
-                        &[],
-                    )
+                    .with(|c| {
+                        c.query_one(
+                            "SELECT COUNT(*)::BIGINT, COALESCE(SUM(LENGTH(wire)), 0)::BIGINT \
+                             FROM data",
+                            &[],
+                        )
+                    })
                     .map_err(|e| self.err(e))?;
                 (row.get(0), row.get(1))
             }
@@ -435,12 +449,15 @@ impl RepoStore {
                 Ok(out.join("; "))
             }
             Engine::Postgres(c) => {
-                let mut client = c.lock().unwrap_or_else(|e| e.into_inner());
-                let rows = client
-                    .query(
-                        "EXPLAIN SELECT wire FROM data WHERE name = '\\x0801'::bytea",
-                        &[],
-                    )
+                let rows = c
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .with(|c| {
+                        c.query(
+                            "EXPLAIN SELECT wire FROM data WHERE name = '\\x0801'::bytea",
+                            &[],
+                        )
+                    })
                     .map_err(|e| self.err(e))?;
                 Ok(rows
                     .iter()
@@ -467,20 +484,14 @@ mod tests {
     /// Where a test's repository lives; removed when dropped.
     enum Place {
         File(PathBuf),
-        Database { admin: String, name: String },
+        // Dropped after the store (declaration order of the tuple): its connection goes first.
+        Database(#[allow(dead_code)] crate::pg::TestDatabase),
     }
 
     impl Drop for Place {
         fn drop(&mut self) {
-            match self {
-                Place::File(p) => {
-                    let _ = std::fs::remove_file(p);
-                }
-                Place::Database { admin, name } => {
-                    if let Ok(mut c) = postgres::Client::connect(admin, postgres::NoTls) {
-                        let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"));
-                    }
-                }
+            if let Place::File(p) = self {
+                let _ = std::fs::remove_file(p);
             }
         }
     }
@@ -498,29 +509,8 @@ mod tests {
     /// server (`scripts/test` starts one; it is required there).
     fn stores(tag: &str) -> Vec<(RepoStore, Place)> {
         let mut out = vec![sqlite(tag)];
-        match std::env::var("AMICN_TEST_PG_URL") {
-            Ok(admin) => {
-                let name = format!(
-                    "amicn_{}_{}_{}",
-                    tag.replace('-', "_"),
-                    std::process::id(),
-                    crate::net::now_us() % 1_000_000_000
-                );
-                let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-                c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-                let (base, _) = admin.rsplit_once('/').unwrap();
-                let url = format!("{base}/{name}");
-                out.push((
-                    RepoStore::open(&url).unwrap(),
-                    Place::Database { admin, name },
-                ));
-            }
-            Err(_) => {
-                if std::env::var("AMICN_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                    panic!("AMICN_REQUIRE_POSTGRES=1 but AMICN_TEST_PG_URL is not set");
-                }
-                eprintln!("PostgreSQL engine not tested: AMICN_TEST_PG_URL is not set");
-            }
+        if let Some(db) = crate::pg::TestDatabase::create(tag) {
+            out.push((RepoStore::open(&db.url).unwrap(), Place::Database(db)));
         }
         out
     }
@@ -690,7 +680,10 @@ mod tests {
                     (0..5_000).map(|k| data(&format!("/p/{k}"), None)).collect();
                 s.insert(&wires).unwrap();
                 if let Engine::Postgres(c) = &s.engine {
-                    c.lock().unwrap().batch_execute("ANALYZE data").unwrap();
+                    c.lock()
+                        .unwrap()
+                        .with(|c| c.batch_execute("ANALYZE data"))
+                        .unwrap();
                 }
                 let plan = s.exact_lookup_plan().unwrap();
                 assert!(plan.contains("Index"), "{plan}");

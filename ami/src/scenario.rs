@@ -21,8 +21,8 @@ use serde::Serialize;
 use crate::{
     AmiError, AmiNames, DrEvent, DrOperator, EpochRecord, KmsConfig, KmsService, Latencies,
     MdmsCollector, MdmsConfig, MemoryReadingStore, Meter, MeterConfig, Pki, Price,
-    PricingPublisher, Publisher, ReadingStore, Rejection, Result, RoundReport, SqliteReadingStore,
-    SubgroupInfo, Trust, connect, label_of, now_ms, now_us,
+    PricingPublisher, Publisher, ReadingStore, Rejection, Result, RoundReport, SubgroupInfo, Trust,
+    connect, label_of, now_ms, now_us, open_reading_store,
 };
 
 /// Settings of the in-process scenario (resolved from flags and a scenario file by the caller).
@@ -453,7 +453,7 @@ pub async fn run(s: &Settings, socket: &Path) -> Result<Report> {
     .await?;
     let mdms_client = connect(&uri).await?;
     let store: Box<dyn ReadingStore> = match &s.db {
-        Some(p) => Box::new(SqliteReadingStore::open(p)?),
+        Some(p) => open_reading_store(&p.to_string_lossy())?,
         None => Box::new(MemoryReadingStore::default()),
     };
     let window = (s.interval * 8).max(Duration::from_secs(10));

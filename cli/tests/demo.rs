@@ -149,18 +149,52 @@ fn demo_refuses_too_few_meters() {
 
 #[test]
 fn networked_demo_passes_every_check_and_leaves_no_process_behind() {
-    let out_dir = std::env::temp_dir().join(format!("amicn-netdemo-test-{}", std::process::id()));
+    networked_demo(&["--meters", "10"], "sqlite");
+}
+
+/// The MDMS on PostgreSQL: the same checks, the SIGKILL mid-ingest among them, with every
+/// reading committed to the server.
+#[test]
+fn networked_demo_on_postgres_passes_every_check() {
+    let Ok(admin) = std::env::var("AMICN_TEST_PG_URL") else {
+        assert!(
+            std::env::var("AMICN_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "AMICN_REQUIRE_POSTGRES=1 but AMICN_TEST_PG_URL is not set"
+        );
+        eprintln!("PostgreSQL not tested: AMICN_TEST_PG_URL is not set");
+        return;
+    };
+    let name = format!("amicn_demo_{}", std::process::id());
+    let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    networked_demo(&["--meters", "6", "--db", &url], "postgres");
+    // The readings are on the server, with the signed Data beside them.
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let row = db
+        .query_one(
+            "SELECT COUNT(*)::BIGINT, COUNT(wire)::BIGINT, COUNT(DISTINCT meter)::BIGINT \
+             FROM reading",
+            &[],
+        )
+        .unwrap();
+    let (n, signed, meters): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    drop(db);
+    let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    assert!(
+        n > 0 && signed == n,
+        "{n} readings, {signed} with their Data"
+    );
+    assert!(meters >= 6, "readings from {meters} meters");
+}
+
+fn networked_demo(extra: &[&str], tag: &str) {
+    let out_dir =
+        std::env::temp_dir().join(format!("amicn-netdemo-test-{tag}-{}", std::process::id()));
     let out = amicn()
-        .args([
-            "demo",
-            "--meters",
-            "10",
-            "--duration",
-            "8s",
-            "--json",
-            "--out",
-        ])
+        .args(["demo", "--duration", "8s", "--json", "--out"])
         .arg(&out_dir)
+        .args(extra)
         .output()
         .expect("run amicn demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -188,6 +222,7 @@ fn networked_demo_passes_every_check_and_leaves_no_process_behind() {
         "cannot enrol after a KMS restart",
         "stops neither rekeying nor collection",
         "stored readings from every meter",
+        "no committed reading lost",
         "stopped by PID",
     ] {
         assert_eq!(

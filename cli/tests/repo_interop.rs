@@ -15,7 +15,7 @@ use amicn_ami::reading::{Obis, Reading};
 use amicn_ami::repo::{PrefixMatch, RepoStore};
 use amicn_tlv::{Data, Interest, Name};
 use bytes::Bytes;
-use tools_support::{Proc, Scratch, python_ndn_available, run_ok, start_forwarder};
+use tools_support::{Proc, Scratch, TestDatabase, python_ndn_available, run_ok, start_forwarder};
 
 fn py_fetch(sock: &str, cert: &str, name: &str, prefix: bool, out: &PathBuf) -> Bytes {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../interop/tools/py_fetch_one.py");
@@ -39,9 +39,27 @@ fn python_ndn_fetches_imported_readings_byte_identical() {
         return;
     }
     let dir = Scratch::new("repo-py");
+    let db = dir.path("repo.db");
+    imported_readings_fetched_byte_identical(&dir, db.to_str().unwrap());
+}
+
+/// The same on the PostgreSQL engine: `data import` into the server, `repo serve` from it.
+#[test]
+fn python_ndn_fetches_imported_readings_from_postgres() {
+    if !python_ndn_available() {
+        return;
+    }
+    let Some(pg) = TestDatabase::create("repo_py") else {
+        return;
+    };
+    let dir = Scratch::new("repo-py-pg");
+    imported_readings_fetched_byte_identical(&dir, &pg.url);
+}
+
+fn imported_readings_fetched_byte_identical(dir: &Scratch, db: &str) {
     let csv = dir.path("readings.csv");
     run_ok(
-        &dir,
+        dir,
         &[
             "data",
             "generate",
@@ -58,10 +76,10 @@ fn python_ndn_fetches_imported_readings_byte_identical() {
             csv.to_str().unwrap(),
         ],
     );
-    run_ok(&dir, &["key", "create", "/lab-utility/data"]);
+    run_ok(dir, &["key", "create", "/lab-utility/data"]);
     let cert = dir.path("data.cert");
     run_ok(
-        &dir,
+        dir,
         &[
             "key",
             "cert",
@@ -70,15 +88,14 @@ fn python_ndn_fetches_imported_readings_byte_identical() {
             cert.to_str().unwrap(),
         ],
     );
-    let db = dir.path("repo.db");
     run_ok(
-        &dir,
+        dir,
         &[
             "data",
             "import",
             csv.to_str().unwrap(),
             "--db",
-            db.to_str().unwrap(),
+            db,
             "--utility",
             "/lab-utility",
             "--identity",
@@ -86,14 +103,14 @@ fn python_ndn_fetches_imported_readings_byte_identical() {
             "--quiet",
         ],
     );
-    let (_fwd, uri) = start_forwarder(&dir);
+    let (_fwd, uri) = start_forwarder(dir);
     let mut child = Command::new(tools_support::amicn())
         .env("AMICN_KEYCHAIN", dir.keychain())
         .args([
             "repo",
             "serve",
             "--db",
-            db.to_str().unwrap(),
+            db,
             "--prefix",
             "/lab-utility/ami/meter",
             "--connect",
@@ -128,7 +145,7 @@ fn python_ndn_fetches_imported_readings_byte_identical() {
     assert_eq!(r.start_us, last_start * 1_000_000);
     assert!(r.register(Obis::ACTIVE_IMPORT_ENERGY).is_some());
     // Byte for byte what the repository holds, which is what `data import` signed.
-    let store = RepoStore::open(&db).unwrap();
+    let store = RepoStore::open(db).unwrap();
     let held = store
         .get(&Interest::new(d.name.clone()), PrefixMatch::Last)
         .unwrap()
@@ -152,7 +169,7 @@ fn python_ndn_fetches_imported_readings_byte_identical() {
     // returns exactly the imported rows.
     let q = dir.path("q.csv");
     run_ok(
-        &dir,
+        dir,
         &[
             "data",
             "query",
@@ -186,10 +203,10 @@ fn python_ndn_fetches_imported_readings_byte_identical() {
     assert_eq!(rows(&fetched, 9).len(), 16);
 
     // Against another publisher's certificate every reading is refused, and the query fails.
-    run_ok(&dir, &["key", "create", "/lab-utility/other"]);
+    run_ok(dir, &["key", "create", "/lab-utility/other"]);
     let other = dir.path("other.cert");
     run_ok(
-        &dir,
+        dir,
         &[
             "key",
             "cert",
@@ -199,7 +216,7 @@ fn python_ndn_fetches_imported_readings_byte_identical() {
         ],
     );
     let out = tools_support::run(
-        &dir,
+        dir,
         &[
             "data",
             "query",

@@ -46,7 +46,8 @@ pub(crate) struct DemoArgs {
     /// Degree of the key trees [default: 2].
     #[arg(long, value_name = "D")]
     pub(crate) degree: Option<u32>,
-    /// Store readings in this SQLite database instead of memory.
+    /// Readings database: a SQLite file or a postgres:// URL [default: in memory (in-process),
+    /// the MDMS's state directory (networked)].
     #[arg(long, value_name = "FILE")]
     pub(crate) db: Option<PathBuf>,
     /// Print the report as JSON.

@@ -1104,7 +1104,9 @@ pub(crate) async fn run_topology(
     let db = layout
         .role_dir(&head, "mdms")
         .join("state")
-        .join("readings.db");
+        .join("readings.db")
+        .to_string_lossy()
+        .into_owned();
     if head_node.has_service("mdms") {
         wait_for(
             "a reading from every meter at the MDMS",

@@ -305,9 +305,10 @@ pub(crate) async fn face_ids(c: &Client) -> anyhow::Result<BTreeMap<String, u64>
         .collect())
 }
 
-/// Meters with at least one reading in the MDMS database at `db` (0 while it does not exist).
-pub(crate) fn meters_heard(db: &Path) -> BTreeMap<u32, u64> {
-    amicn_ami::SqliteReadingStore::open(db)
+/// Meters with at least one reading in the MDMS database at `db` (a SQLite file or a
+/// `postgres://` URL; none while it does not exist).
+pub(crate) fn meters_heard(db: &str) -> BTreeMap<u32, u64> {
+    amicn_ami::open_reading_store(db)
         .and_then(|s| s.per_meter())
         .map(|m| m.into_iter().map(|(id, (n, _))| (id, n)).collect())
         .unwrap_or_default()

@@ -2,8 +2,9 @@
 //!
 //! Provisions a utility into a temporary directory (`amicn pki`), starts a mesh of `amicn fwd`
 //! processes on loopback — a head-end forwarder and two concentrators, linked by TCP faces and
-//! routes set up through NFD management — then the KMS, MDMS (SQLite), pricing and DR daemons
-//! behind the head-end and the meter groups behind the concentrators, plus an attacker process
+//! routes set up through NFD management — then the KMS, MDMS (SQLite, or PostgreSQL with
+//! `--db`), pricing and DR daemons behind the head-end and the meter groups behind the
+//! concentrators, plus an attacker process
 //! on the first concentrator that answers every wrap and reading Interest it sees with forged
 //! Data. Time is accelerated (readings every interval, epochs every second). The scenario:
 //! everyone enrols into the projects the DR operator entitled them to; readings, prices and DR
@@ -369,10 +370,12 @@ pub(crate) async fn run(
     };
     step("MDMS, pricing and DR");
     let mut mdms_args = vec!["mdms".to_string()];
-    mdms_args.extend(common(
-        "mdms",
-        &["--poll-interval", &interval, "--key-refresh", "1s"],
-    ));
+    let mut mdms_extra = vec!["--poll-interval", &interval, "--key-refresh", "1s"];
+    let db_flag = s.db.as_ref().map(|d| d.to_string_lossy().into_owned());
+    if let Some(d) = &db_flag {
+        mdms_extra.extend(["--db", d]);
+    }
+    mdms_args.extend(common("mdms", &mdms_extra));
     procs.spawn("mdms", &mdms_args)?;
     let mut p_args = vec!["pricing".to_string()];
     let publish = format!("{}ms", (s.interval.as_millis() * 3).max(500));
@@ -452,12 +455,18 @@ pub(crate) async fn run(
     step("readings flow");
     let t_flow = Instant::now();
     // Before any churn, the MDMS has readings from every meter (bounded wait).
-    let db = prov.join("mdms/state/readings.db");
+    let db = match &s.db {
+        Some(target) => target.to_string_lossy().into_owned(),
+        None => prov
+            .join("mdms/state/readings.db")
+            .to_string_lossy()
+            .into_owned(),
+    };
     let first_heard = wait_for(
         "first readings from every meter",
         Duration::from_secs(30),
         || {
-            amicn_ami::SqliteReadingStore::open(&db)
+            amicn_ami::open_reading_store(&db)
                 .and_then(|s| s.per_meter())
                 .map(|m| (1..=n).all(|id| m.contains_key(&id)))
                 .unwrap_or(false)
@@ -521,7 +530,7 @@ pub(crate) async fn run(
     // The MDMS crashes too, mid-ingest; while it is down the meters keep their readings.
     procs.crash("mdms")?;
     let _ = std::fs::remove_file(prov.join("mdms/state/ready"));
-    let committed_before: BTreeSet<(u32, u64)> = amicn_ami::SqliteReadingStore::open(&db)
+    let committed_before: BTreeSet<(u32, u64)> = amicn_ami::open_reading_store(&db)
         .and_then(|s| s.keys())
         .map(|k| k.into_iter().collect())
         .unwrap_or_default();
@@ -607,7 +616,7 @@ pub(crate) async fn run(
     // ... and the MDMS has heard from every meter that should have reported.
     let should_hear: Vec<u32> = (1..=n).chain([late]).collect();
     let heard_all = || {
-        amicn_ami::SqliteReadingStore::open(&db)
+        amicn_ami::open_reading_store(&db)
             .and_then(|s| s.per_meter())
             .map(|m| should_hear.iter().all(|id| m.contains_key(id)))
             .unwrap_or(false)
@@ -761,8 +770,8 @@ pub(crate) async fn run(
     );
 
     // Readings, from the MDMS database.
-    let per_meter = amicn_ami::SqliteReadingStore::open(&db)?.per_meter()?;
-    let committed_after: BTreeSet<(u32, u64)> = amicn_ami::SqliteReadingStore::open(&db)?
+    let per_meter = amicn_ami::open_reading_store(&db)?.per_meter()?;
+    let committed_after: BTreeSet<(u32, u64)> = amicn_ami::open_reading_store(&db)?
         .keys()?
         .into_iter()
         .collect();
@@ -789,7 +798,7 @@ pub(crate) async fn run(
         .filter(|id| per_meter.get(id).is_none_or(|(c, _)| *c == 0))
         .collect();
     checks.add(
-        "collection: the MDMS stored readings from every meter (SQLite, signed Data kept)",
+        "collection: the MDMS stored readings from every meter (committed, signed Data kept)",
         unheard.is_empty(),
         format!(
             "{} readings from {} meters; unheard: {unheard:?}",

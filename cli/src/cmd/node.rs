@@ -74,6 +74,9 @@ pub(crate) struct NodeArgs {
     /// Tariff id (pricing, meter) [default: tou].
     #[arg(long, value_name = "ID")]
     pub(crate) tariff: Option<String>,
+    /// Readings database (MDMS): a SQLite file or a postgres:// URL [default: STATE_DIR/readings.db].
+    #[arg(long, value_name = "FILE|URL")]
+    pub(crate) db: Option<String>,
     /// Log level or filter (RUST_LOG syntax); RUST_LOG wins when set.
     #[arg(long, value_name = "FILTER")]
     pub(crate) log_level: Option<String>,
@@ -104,6 +107,7 @@ impl NodeArgs {
             count: self.count,
             metrics_interval: self.metrics_interval.clone(),
             tariff: self.tariff.clone(),
+            db: self.db.clone(),
         }
     }
 

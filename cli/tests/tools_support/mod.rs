@@ -61,6 +61,45 @@ fn rand_suffix() -> u64 {
         .subsec_nanos() as u64
 }
 
+/// A throwaway database on the PostgreSQL test server that `AMICN_TEST_PG_URL` names (started
+/// by `scripts/test`), dropped with the guard. `None` when no server is configured, which is an
+/// error when `AMICN_REQUIRE_POSTGRES=1`.
+pub struct TestDatabase {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub fn create(tag: &str) -> Option<TestDatabase> {
+        let Ok(admin) = std::env::var("AMICN_TEST_PG_URL") else {
+            assert!(
+                std::env::var("AMICN_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "AMICN_REQUIRE_POSTGRES=1 but AMICN_TEST_PG_URL is not set"
+            );
+            eprintln!("PostgreSQL not tested: AMICN_TEST_PG_URL is not set");
+            return None;
+        };
+        let name = format!("amicn_{tag}_{}_{}", std::process::id(), rand_suffix());
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        Some(TestDatabase { admin, name, url })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
 /// Reproducible pseudo-random bytes (xorshift64).
 pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
