@@ -22,8 +22,8 @@ pub mod uri;
 
 pub use codec::TlvCodec;
 pub use link::{
-    Channel, CloseReason, FaceCounters, FaceKind, FaceMeta, FaceToken, FaceTx, Inbound, InboundTx,
-    Persistency, QueueConfig, SendStatus, next_face_token,
+    Channel, ChannelCounters, ChannelLimits, CloseReason, FaceCounters, FaceKind, FaceMeta,
+    FaceToken, FaceTx, Inbound, InboundTx, Persistency, QueueConfig, SendStatus, next_face_token,
 };
 pub use stream::FaceOptions;
 pub use uri::FaceUri;
@@ -75,6 +75,19 @@ pub enum Error {
     /// Another process already listens on this Unix socket path.
     #[error("another forwarder already listens on {0}")]
     SocketInUse(String),
+    /// The directory for the Unix socket could be tampered with by another user.
+    #[error(
+        "refusing socket directory {dir}: {why}; remove it, fix its owner and mode (0700), or choose another socket path"
+    )]
+    InsecureSocketDir {
+        /// The directory.
+        dir: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A configured socket group does not exist.
+    #[error("unknown group {0:?} for the Unix socket (not in /etc/group and not a number)")]
+    UnknownGroup(String),
     /// A stream read or write failed.
     #[error(transparent)]
     Stream(#[from] std::io::Error),

@@ -74,6 +74,8 @@ pub enum CloseReason {
     Io(String),
     /// The runtime asked the face to close.
     Requested,
+    /// Nothing was received for longer than the channel's idle timeout.
+    Idle,
 }
 
 /// Events from face tasks to the runtime, all on one bounded channel.
@@ -134,6 +136,62 @@ pub struct FaceCounters {
     pub out_fragments: AtomicU64,
     /// Reassemblies abandoned (missing fragments, inconsistent headers).
     pub reassembly_drops: AtomicU64,
+    /// Packets not sent on an on-demand UDP face because they would have exceeded its
+    /// amplification budget (see [`ChannelLimits::udp_amplification_factor`]).
+    pub amplification_drops: AtomicU64,
+}
+
+/// Per-channel counters of what a listener refused or closed on its own, shared with the
+/// runtime's metrics.
+#[derive(Debug, Default)]
+pub struct ChannelCounters {
+    /// Connections (TCP, Unix) refused because the channel had [`ChannelLimits::max_stream_faces`]
+    /// faces open.
+    pub refused: AtomicU64,
+    /// On-demand faces closed after [`ChannelLimits::idle_timeout`] without traffic.
+    pub idle_closed: AtomicU64,
+    /// On-demand UDP faces closed to make room for a new peer when the peer table was full.
+    pub evicted: AtomicU64,
+}
+
+impl ChannelCounters {
+    /// Reads a counter.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+/// Limits a channel applies to the faces remote peers open on it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChannelLimits {
+    /// Most faces one TCP or Unix listener keeps open; further connections are closed at once
+    /// (counted in [`ChannelCounters::refused`]).
+    pub max_stream_faces: usize,
+    /// Most peers with a face on one UDP channel; a new peer beyond it evicts the on-demand
+    /// face silent for longest (counted in [`ChannelCounters::evicted`]).
+    pub max_udp_peers: usize,
+    /// On-demand faces of non-local peers (UDP; TCP when not local) that receive nothing for
+    /// this long are closed (NFD's UDP `idle_timeout`, 600 s).
+    pub idle_timeout: std::time::Duration,
+    /// An on-demand UDP face (a peer whose source address nobody has vouched for) may send
+    /// at most this many bytes per byte it received, plus [`ChannelLimits::udp_amplification_credit`]:
+    /// a spoofed Interest cannot make the forwarder flood the forged address with large Data.
+    /// 0 = no bound. Faces created by configuration or management are not limited.
+    pub udp_amplification_factor: u64,
+    /// Bytes an on-demand UDP face may send beyond the factor (lets the first replies through).
+    pub udp_amplification_credit: u64,
+}
+
+impl Default for ChannelLimits {
+    fn default() -> Self {
+        Self {
+            max_stream_faces: 1024,
+            max_udp_peers: 4096,
+            idle_timeout: std::time::Duration::from_secs(600),
+            udp_amplification_factor: 10,
+            udp_amplification_credit: 256 * 1024,
+        }
+    }
 }
 
 impl FaceCounters {
@@ -263,6 +321,7 @@ pub struct Channel {
     local_addr: Option<std::net::SocketAddr>,
     cancel: CancellationToken,
     cleanup: Option<std::path::PathBuf>,
+    counters: Arc<ChannelCounters>,
 }
 
 impl Channel {
@@ -271,13 +330,20 @@ impl Channel {
         local_addr: Option<std::net::SocketAddr>,
         cancel: CancellationToken,
         cleanup: Option<std::path::PathBuf>,
+        counters: Arc<ChannelCounters>,
     ) -> Self {
         Self {
             local_uri,
             local_addr,
             cancel,
             cleanup,
+            counters,
         }
+    }
+
+    /// What the channel refused or closed on its own.
+    pub fn counters(&self) -> &Arc<ChannelCounters> {
+        &self.counters
     }
 
     /// The channel's local URI (`unix:///path`, `tcp4://0.0.0.0:6363`, ...).

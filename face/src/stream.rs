@@ -4,6 +4,8 @@
 
 use std::io::IoSlice;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -13,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::emulation::{self, Emulation};
 use crate::link::{
-    CloseReason, FaceCounters, FaceMeta, FaceToken, FaceTx, Inbound, InboundTx, QueueConfig,
-    next_face_token,
+    ChannelCounters, ChannelLimits, CloseReason, FaceCounters, FaceMeta, FaceToken, FaceTx,
+    Inbound, InboundTx, QueueConfig, next_face_token,
 };
 use crate::{Error, TlvCodec};
 
@@ -30,6 +32,38 @@ pub struct FaceOptions {
     pub queue: QueueConfig,
     /// Emulated delay/loss on the send path (experiments only; `None` by default).
     pub emulation: Option<Emulation>,
+    /// Face count, idle and amplification limits of listening channels.
+    pub limits: ChannelLimits,
+}
+
+/// One of a listener's [`ChannelLimits::max_stream_faces`] places, held by a face's reader
+/// and given back when the face ends.
+#[derive(Debug)]
+pub(crate) struct FaceSlot(Arc<AtomicUsize>);
+
+impl FaceSlot {
+    /// Takes a place if fewer than `max` are taken.
+    pub(crate) fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| FaceSlot(open.clone()))
+    }
+}
+
+impl Drop for FaceSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a listener adds to the faces it accepts: the place the face holds and, for
+/// non-local on-demand faces, an idle timeout counted on the channel.
+#[derive(Debug, Default)]
+pub(crate) struct Accepted {
+    pub(crate) slot: Option<FaceSlot>,
+    pub(crate) idle: Option<(Duration, Arc<ChannelCounters>)>,
 }
 
 /// Starts the reader and writer tasks of a stream face and announces it on `inbound`.
@@ -41,6 +75,22 @@ pub async fn spawn_stream_face<R, W>(
     meta: FaceMeta,
     inbound: InboundTx,
     opts: FaceOptions,
+) -> Option<FaceToken>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    spawn_accepted_face(reader, writer, meta, inbound, opts, Accepted::default()).await
+}
+
+/// [`spawn_stream_face`] for a face a listener accepted under its limits.
+pub(crate) async fn spawn_accepted_face<R, W>(
+    reader: R,
+    writer: W,
+    meta: FaceMeta,
+    inbound: InboundTx,
+    opts: FaceOptions,
+    accepted: Accepted,
 ) -> Option<FaceToken>
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -69,8 +119,16 @@ where
         cancel.clone(),
         opts.queue.batch,
     ));
-    tokio::spawn(read_loop(face, reader, inbound, counters, cancel));
+    tokio::spawn(read_loop(face, reader, inbound, counters, cancel, accepted));
     Some(face)
+}
+
+/// Resolves after `idle`, or never without one.
+async fn idle_expired(idle: Option<Duration>) {
+    match idle {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -79,7 +137,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
     inbound: InboundTx,
     counters: Arc<FaceCounters>,
     cancel: CancellationToken,
+    accepted: Accepted,
 ) {
+    // The listener's place is given back only when this reader ends.
+    let _slot = accepted.slot;
+    let idle = accepted.idle.as_ref().map(|(d, _)| *d);
     let mut codec = TlvCodec::default();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let reason = loop {
@@ -90,6 +152,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
             biased;
             () = cancel.cancelled() => break CloseReason::Requested,
             r = reader.read_buf(&mut buf) => r,
+            () = idle_expired(idle) => {
+                if let Some((_, c)) = &accepted.idle {
+                    FaceCounters::add(&c.idle_closed, 1);
+                }
+                break CloseReason::Idle;
+            }
         };
         match read {
             Ok(0) => break CloseReason::Eof,
@@ -289,5 +357,42 @@ mod tests {
         });
         write_all_vectored(&mut a, &pkts).await.unwrap();
         assert_eq!(reader.await.unwrap(), expect);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_accepted_face_with_an_idle_timeout_closes_when_silent() {
+        let (a, b) = tokio::io::duplex(1 << 12);
+        let (ar, aw) = tokio::io::split(a);
+        let (_br, mut bw) = tokio::io::split(b);
+        let (itx, mut irx) = mpsc::channel(16);
+        let chan = Arc::new(ChannelCounters::default());
+        let open = Arc::new(AtomicUsize::new(0));
+        let slot = FaceSlot::take(&open, 1).unwrap();
+        assert!(FaceSlot::take(&open, 1).is_none(), "one place only");
+        let accepted = Accepted {
+            slot: Some(slot),
+            idle: Some((Duration::from_secs(30), chan.clone())),
+        };
+        spawn_accepted_face(ar, aw, meta(), itx, FaceOptions::default(), accepted)
+            .await
+            .unwrap();
+        // The runtime holds the send handle; without it the face would end at once.
+        let Some(Inbound::Opened { tx: _tx, .. }) = irx.recv().await else {
+            panic!("expected Opened");
+        };
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        bw.write_all(&[5, 0]).await.unwrap();
+        assert!(matches!(irx.recv().await, Some(Inbound::Packets { .. })));
+        // Traffic restarted the clock; 30 s of silence after it closes the face.
+        let t0 = tokio::time::Instant::now();
+        let Some(Inbound::Closed { reason, .. }) = irx.recv().await else {
+            panic!("expected Closed");
+        };
+        assert_eq!(reason, CloseReason::Idle);
+        assert!(t0.elapsed() >= Duration::from_secs(30));
+        assert_eq!(ChannelCounters::get(&chan.idle_closed), 1);
+        // The place is free again.
+        tokio::task::yield_now().await;
+        assert!(FaceSlot::take(&open, 1).is_some());
     }
 }

@@ -1,13 +1,19 @@
 //! TCP channel (port 6363) and outgoing TCP faces. A TCP face is local when the peer is on a
-//! loopback address, as NFD decides scope.
+//! loopback address, as NFD decides scope (the runtime may override that). A listener keeps at
+//! most [`crate::ChannelLimits::max_stream_faces`] faces open and closes on-demand faces of
+//! non-loopback peers that stay silent for the idle timeout.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::link::{Channel, FaceKind, FaceMeta, FaceToken, InboundTx, Persistency};
-use crate::stream::{FaceOptions, spawn_stream_face};
+use crate::link::{
+    Channel, ChannelCounters, FaceKind, FaceMeta, FaceToken, InboundTx, Persistency,
+};
+use crate::stream::{Accepted, FaceOptions, FaceSlot, spawn_accepted_face, spawn_stream_face};
 use crate::uri::FaceUri;
 use crate::{MAX_PACKET_SIZE, io_err};
 
@@ -36,6 +42,9 @@ pub async fn listen_tcp(
         .map_err(|e| io_err("local_addr", addr, e))?;
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
+    let counters = Arc::new(ChannelCounters::default());
+    let chan_counters = counters.clone();
+    let open = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -44,11 +53,21 @@ pub async fn listen_tcp(
             };
             match accepted {
                 Ok((stream, remote)) => {
+                    let Some(slot) = FaceSlot::take(&open, opts.limits.max_stream_faces) else {
+                        counters.refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%remote, "tcp channel full; connection refused");
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let local = stream.local_addr().unwrap_or(bound);
                     let (r, w) = stream.into_split();
                     let m = meta(local, remote, Persistency::OnDemand);
-                    if spawn_stream_face(r, w, m, inbound.clone(), opts)
+                    let accepted = Accepted {
+                        slot: Some(slot),
+                        idle: (!remote.ip().is_loopback())
+                            .then(|| (opts.limits.idle_timeout, counters.clone())),
+                    };
+                    if spawn_accepted_face(r, w, m, inbound.clone(), opts, accepted)
                         .await
                         .is_none()
                     {
@@ -67,6 +86,7 @@ pub async fn listen_tcp(
         Some(bound),
         cancel,
         None,
+        chan_counters,
     ))
 }
 
@@ -133,5 +153,36 @@ mod tests {
             FaceUri::parse("tcp4://127.0.0.1:1").unwrap(),
             FaceUri::Tcp(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_face_limit_are_refused_and_counted() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let opts = FaceOptions {
+            limits: crate::ChannelLimits {
+                max_stream_faces: 1,
+                ..crate::ChannelLimits::default()
+            },
+            ..FaceOptions::default()
+        };
+        let ch = listen_tcp("127.0.0.1:0".parse().unwrap(), tx, opts)
+            .await
+            .unwrap();
+        let addr = ch.local_addr().unwrap();
+        let _first = TcpStream::connect(addr).await.unwrap();
+        // The runtime holds the send handle; without it the face would end at once.
+        let Some(Inbound::Opened { tx: _tx, .. }) = rx.recv().await else {
+            panic!("expected Opened");
+        };
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        // The listener closes the refused connection at once.
+        let mut b = [0u8; 1];
+        use tokio::io::AsyncReadExt;
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), second.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+        assert_eq!(ChannelCounters::get(&ch.counters().refused), 1);
     }
 }

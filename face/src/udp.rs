@@ -2,9 +2,15 @@
 //! face created for each new remote address, and UDP multicast faces (NFD's 224.0.23.170:56363).
 //! Datagrams larger than the face MTU are fragmented with NDNLPv2; fragments are reassembled per
 //! peer before the forwarder sees them.
+//!
+//! Unicast UDP faces are never local (as in NFD): a source address on loopback proves nothing
+//! about who sent a datagram. Source addresses can be forged, so the on-demand peer table is
+//! bounded with eviction of the longest-silent on-demand face, and an on-demand face may send
+//! only a bounded multiple of what it received ([`crate::ChannelLimits`]).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use crate::emulation;
 use crate::fragment::{Fragmenter, Reassembled, Reassembler};
 use crate::link::{
-    Channel, CloseReason, FaceCounters, FaceKind, FaceMeta, FaceToken, FaceTx, Inbound, InboundTx,
-    Persistency, next_face_token,
+    Channel, ChannelCounters, ChannelLimits, CloseReason, FaceCounters, FaceKind, FaceMeta,
+    FaceToken, FaceTx, Inbound, InboundTx, Persistency, next_face_token,
 };
 use crate::stream::FaceOptions;
 use crate::uri::FaceUri;
@@ -29,8 +35,8 @@ use crate::{MAX_PACKET_SIZE, io_err};
 pub const DEFAULT_UDP_MTU: usize = MAX_PACKET_SIZE;
 /// Datagrams drained per wakeup before handing the batch to the forwarder.
 const RECV_BATCH: usize = 64;
-/// Most peers with an on-demand face on one channel; datagrams from further new peers are
-/// dropped (spoofed-source floods must not grow memory without bound).
+/// Most senders a multicast face keeps reassembly state for (spoofed-source floods must not
+/// grow memory without bound); unicast channels use [`ChannelLimits::max_udp_peers`].
 pub const MAX_PEERS: usize = 4096;
 /// How long an on-demand UDP face may stay silent before it is closed (NFD: 600 s).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -43,6 +49,8 @@ struct Peer {
     reassembler: Reassembler,
     counters: Arc<FaceCounters>,
     persistency: Persistency,
+    /// Created by configuration or management: not held to the amplification budget.
+    established: Arc<AtomicBool>,
     last_seen: Instant,
 }
 
@@ -57,7 +65,7 @@ pub struct UdpChannel {
     inbound: InboundTx,
     opts: FaceOptions,
     mtu: usize,
-    idle: Duration,
+    counters: Arc<ChannelCounters>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -74,39 +82,52 @@ impl UdpChannel {
         opts: FaceOptions,
         mtu: usize,
     ) -> crate::Result<Self> {
-        Self::bind_with_idle(addr, inbound, opts, mtu, DEFAULT_IDLE_TIMEOUT).await
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| io_err("bind udp", addr, e))?;
+        Self::from_socket(socket, addr, inbound, opts, mtu)
     }
 
     /// Like [`UdpChannel::bind`], closing on-demand faces silent for longer than `idle`.
     pub async fn bind_with_idle(
         addr: SocketAddr,
         inbound: InboundTx,
-        opts: FaceOptions,
+        mut opts: FaceOptions,
         mtu: usize,
         idle: Duration,
     ) -> crate::Result<Self> {
-        let socket = UdpSocket::bind(addr)
-            .await
-            .map_err(|e| io_err("bind udp", addr, e))?;
+        opts.limits.idle_timeout = idle;
+        Self::bind(addr, inbound, opts, mtu).await
+    }
+
+    fn from_socket(
+        socket: UdpSocket,
+        addr: SocketAddr,
+        inbound: InboundTx,
+        opts: FaceOptions,
+        mtu: usize,
+    ) -> crate::Result<Self> {
         let bound = socket
             .local_addr()
             .map_err(|e| io_err("local_addr", addr, e))?;
         let socket = Arc::new(socket);
         let peers: PeerMap = Arc::default();
         let cancel = CancellationToken::new();
+        let counters = Arc::new(ChannelCounters::default());
         let chan = Self {
             channel: Channel::new(
                 FaceUri::Udp(bound).to_string(),
                 Some(bound),
                 cancel.clone(),
                 None,
+                counters.clone(),
             ),
             socket: socket.clone(),
             peers: peers.clone(),
             inbound: inbound.clone(),
             opts,
             mtu,
-            idle,
+            counters: counters.clone(),
         };
         let ctx = PeerCtx {
             socket,
@@ -115,7 +136,7 @@ impl UdpChannel {
             opts,
             mtu,
             local: bound,
-            idle,
+            counters,
         };
         tokio::spawn(recv_loop(ctx, cancel));
         Ok(chan)
@@ -131,16 +152,27 @@ impl UdpChannel {
         self.channel.local_uri()
     }
 
-    /// Creates (or returns the existing) face toward `remote`, as `faces/create` does.
+    /// What the channel refused, evicted or closed on its own.
+    pub fn counters(&self) -> &Arc<ChannelCounters> {
+        &self.counters
+    }
+
+    /// Creates (or returns the existing) face toward `remote`, as `faces/create` does. An
+    /// existing on-demand face asked for as persistent becomes persistent (no idle expiry, no
+    /// eviction, no amplification budget).
     pub async fn create_face(
         &self,
         remote: SocketAddr,
         persistency: Persistency,
     ) -> Option<FaceToken> {
-        if let Ok(map) = self.peers.lock()
-            && let Some(p) = map.get(&remote)
+        if let Ok(mut map) = self.peers.lock()
+            && let Some(p) = map.get_mut(&remote)
             && !p.cancel.is_cancelled()
         {
+            if persistency != Persistency::OnDemand {
+                p.persistency = persistency;
+                p.established.store(true, Ordering::Relaxed);
+            }
             return Some(p.face);
         }
         let ctx = PeerCtx {
@@ -150,7 +182,7 @@ impl UdpChannel {
             opts: self.opts,
             mtu: self.mtu,
             local: self.local_addr()?,
-            idle: self.idle,
+            counters: self.counters.clone(),
         };
         ctx.open_peer(remote, persistency).await
     }
@@ -164,7 +196,7 @@ struct PeerCtx {
     opts: FaceOptions,
     mtu: usize,
     local: SocketAddr,
-    idle: Duration,
+    counters: Arc<ChannelCounters>,
 }
 
 impl PeerCtx {
@@ -176,10 +208,11 @@ impl PeerCtx {
             kind: FaceKind::Udp,
             remote_uri: FaceUri::Udp(remote).to_string(),
             local_uri: FaceUri::Udp(self.local).to_string(),
-            local: remote.ip().is_loopback(),
+            local: false,
             persistency,
             mtu: self.mtu,
         };
+        let established = Arc::new(AtomicBool::new(persistency != Persistency::OnDemand));
         self.inbound
             .send(Inbound::Opened { face, meta, tx })
             .await
@@ -199,14 +232,19 @@ impl PeerCtx {
                     reassembler: Reassembler::default(),
                     counters: counters.clone(),
                     persistency,
+                    established: established.clone(),
                     last_seen: Instant::now(),
                 },
             );
         }
         let socket = self.socket.clone();
         let (mtu, batch, inbound) = (self.mtu, self.opts.queue.batch, self.inbound.clone());
+        let budget = Budget {
+            established,
+            limits: self.opts.limits,
+        };
         tokio::spawn(async move {
-            send_loop(socket, remote, rx, counters, cancel, mtu, batch).await;
+            send_loop(socket, remote, rx, counters, cancel, mtu, batch, budget).await;
             // Tell the runtime when the channel closed the face (idle expiry); after a
             // runtime-initiated close the token is already unknown there and this is ignored.
             let reason = CloseReason::Requested;
@@ -219,7 +257,9 @@ impl PeerCtx {
 async fn recv_loop(ctx: PeerCtx, cancel: CancellationToken) {
     let mut buf = BytesMut::with_capacity(RECV_CHUNK);
     let mut batch: Vec<(SocketAddr, Bytes)> = Vec::with_capacity(RECV_BATCH);
-    let sweep_every = (ctx.idle / 2).min(Duration::from_secs(10));
+    let sweep_every = (ctx.opts.limits.idle_timeout / 2)
+        .min(Duration::from_secs(10))
+        .max(Duration::from_millis(1));
     let mut next_sweep = Instant::now() + sweep_every;
     loop {
         let now = Instant::now();
@@ -258,10 +298,14 @@ async fn recv_loop(ctx: PeerCtx, cancel: CancellationToken) {
 
 /// Closes on-demand peer faces that have been silent longer than the idle timeout.
 fn close_idle(ctx: &PeerCtx, now: Instant) {
+    let limit = ctx.opts.limits.idle_timeout;
     if let Ok(mut map) = ctx.peers.lock() {
         map.retain(|_, p| {
             let idle = p.persistency == Persistency::OnDemand
-                && now.saturating_duration_since(p.last_seen) > ctx.idle;
+                && now.saturating_duration_since(p.last_seen) > limit;
+            if idle && !p.cancel.is_cancelled() {
+                ctx.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
+            }
             if idle || p.cancel.is_cancelled() {
                 p.cancel.cancel();
                 false
@@ -269,6 +313,27 @@ fn close_idle(ctx: &PeerCtx, now: Instant) {
                 true
             }
         });
+    }
+}
+
+/// Makes room for a new peer in a full table by closing the on-demand face silent for
+/// longest; false when every face is persistent (the datagram is then dropped).
+fn evict_oldest(ctx: &PeerCtx) -> bool {
+    let Ok(mut map) = ctx.peers.lock() else {
+        return false;
+    };
+    let oldest = map
+        .iter()
+        .filter(|(_, p)| p.persistency == Persistency::OnDemand)
+        .min_by_key(|(_, p)| p.last_seen)
+        .map(|(a, _)| *a);
+    match oldest.and_then(|a| map.remove(&a)) {
+        Some(p) => {
+            p.cancel.cancel();
+            ctx.counters.evicted.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        None => false,
     }
 }
 
@@ -297,19 +362,14 @@ async fn deliver(ctx: &PeerCtx, batch: &mut Vec<(SocketAddr, Bytes)>) -> bool {
             .map(|m| m.contains_key(&from))
             .unwrap_or(false);
         if !known {
-            let table_full = || {
-                ctx.peers
-                    .lock()
-                    .map(|m| m.len() >= MAX_PEERS)
-                    .unwrap_or(true)
-            };
-            let mut full = table_full();
-            if full {
+            let max = ctx.opts.limits.max_udp_peers.max(1);
+            let table_full = || ctx.peers.lock().map(|m| m.len() >= max).unwrap_or(true);
+            if table_full() {
                 close_idle(ctx, now);
-                full = table_full();
             }
-            if full {
-                tracing::debug!(%from, "udp peer table full; datagram dropped");
+            if table_full() && !evict_oldest(ctx) {
+                ctx.counters.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%from, "udp peer table full of persistent faces; datagram dropped");
                 continue;
             }
             if ctx.open_peer(from, Persistency::OnDemand).await.is_none() {
@@ -361,6 +421,37 @@ fn push_datagram(
     }
 }
 
+/// How much a face may send before its peer is vouched for.
+struct Budget {
+    established: Arc<AtomicBool>,
+    limits: ChannelLimits,
+}
+
+impl Budget {
+    /// A face that is never limited (multicast: the group is not a forged source).
+    fn unlimited() -> Self {
+        Budget {
+            established: Arc::new(AtomicBool::new(true)),
+            limits: ChannelLimits::default(),
+        }
+    }
+
+    /// Whether `len` more bytes stay within `factor × received + credit`.
+    fn allows(&self, counters: &FaceCounters, len: usize) -> bool {
+        let factor = self.limits.udp_amplification_factor;
+        if factor == 0 || self.established.load(Ordering::Relaxed) {
+            return true;
+        }
+        let received = FaceCounters::get(&counters.in_bytes);
+        let sent = FaceCounters::get(&counters.out_bytes);
+        let allowed = received
+            .saturating_mul(factor)
+            .saturating_add(self.limits.udp_amplification_credit);
+        sent.saturating_add(len as u64) <= allowed
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn send_loop(
     socket: Arc<UdpSocket>,
     remote: SocketAddr,
@@ -369,6 +460,7 @@ async fn send_loop(
     cancel: CancellationToken,
     mtu: usize,
     batch: usize,
+    budget: Budget,
 ) {
     let mut frag = Fragmenter::new(mtu, seq_seed(remote));
     let mut pkts = Vec::with_capacity(batch.max(1));
@@ -382,6 +474,11 @@ async fn send_loop(
             break;
         }
         for pkt in pkts.drain(..) {
+            if !budget.allows(&counters, pkt.len()) {
+                tracing::debug!(%remote, len = pkt.len(), "udp amplification budget; packet dropped");
+                FaceCounters::add(&counters.amplification_drops, 1);
+                continue;
+            }
             let dgrams = match frag.fragment(pkt) {
                 Ok(d) => d,
                 Err(e) => {
@@ -473,6 +570,7 @@ pub async fn multicast_face(
         cancel.clone(),
         mtu,
         opts.queue.batch,
+        Budget::unlimited(),
     ));
     tokio::spawn(async move {
         // One reassembler per sender: fragments from different hosts must not mix.
@@ -532,7 +630,10 @@ mod tests {
             panic!("expected Opened")
         };
         assert_eq!(meta.kind, FaceKind::Udp);
-        assert!(meta.local);
+        assert!(
+            !meta.local,
+            "a unicast UDP face is never local, even from loopback"
+        );
         assert_eq!(meta.persistency, Persistency::OnDemand);
         let Some(Inbound::Packets { face: f, packets }) = irx.recv().await else {
             panic!("expected Packets")
@@ -627,5 +728,98 @@ mod tests {
         );
         assert_eq!(Some(closed), on_demand);
         assert_ne!(closed, persistent);
+    }
+
+    async fn opened(irx: &mut mpsc::Receiver<Inbound>) -> (FaceToken, FaceMeta, FaceTx) {
+        loop {
+            match irx.recv().await {
+                Some(Inbound::Opened { face, meta, tx }) => return (face, meta, tx),
+                Some(_) => {}
+                None => panic!("channel ended"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_peer_table_evicts_the_longest_silent_on_demand_face() {
+        let (itx, mut irx) = mpsc::channel(64);
+        let opts = FaceOptions {
+            limits: ChannelLimits {
+                max_udp_peers: 2,
+                ..ChannelLimits::default()
+            },
+            ..FaceOptions::default()
+        };
+        let ch = UdpChannel::bind("127.0.0.1:0".parse().unwrap(), itx, opts, 1400)
+            .await
+            .unwrap();
+        let addr = ch.local_addr().unwrap();
+        let mut handles = Vec::new();
+        let mut peers = Vec::new();
+        for _ in 0..3 {
+            let p = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            p.send_to(&[5, 1, 0], addr).await.unwrap();
+            let (face, _, tx) = opened(&mut irx).await;
+            handles.push((face, tx));
+            peers.push(p);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The third peer got a face (no lock-out) and the first one was evicted for it.
+        assert_eq!(ChannelCounters::get(&ch.counters().evicted), 1);
+        let closed = loop {
+            if let Some(Inbound::Closed { face, .. }) = irx.recv().await {
+                break face;
+            }
+        };
+        assert_eq!(closed, handles[0].0);
+        assert_eq!(ch.peers.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn on_demand_faces_send_a_bounded_multiple_of_what_they_received() {
+        let (itx, mut irx) = mpsc::channel(64);
+        let opts = FaceOptions {
+            limits: ChannelLimits {
+                udp_amplification_factor: 4,
+                udp_amplification_credit: 100,
+                ..ChannelLimits::default()
+            },
+            ..FaceOptions::default()
+        };
+        let ch = UdpChannel::bind("127.0.0.1:0".parse().unwrap(), itx, opts, 8800)
+            .await
+            .unwrap();
+        let addr = ch.local_addr().unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // 10 bytes in: 4 * 10 + 100 = 140 bytes may go back.
+        peer.send_to(&[5, 8, 0, 0, 0, 0, 0, 0, 0, 0], addr)
+            .await
+            .unwrap();
+        let (_, _, tx) = opened(&mut irx).await;
+        let pkt = |n: usize| {
+            let mut v = vec![6, n as u8 - 2];
+            v.resize(n, 0);
+            Bytes::from(v)
+        };
+        tx.send(pkt(120));
+        tx.send(pkt(60));
+        tx.send(pkt(20));
+        let mut buf = [0u8; 2048];
+        let (n, _) = peer.recv_from(&mut buf).await.unwrap();
+        assert_eq!(n, 120);
+        let (n, _) = peer.recv_from(&mut buf).await.unwrap();
+        assert_eq!(n, 20, "the 60-byte packet would have exceeded the budget");
+        assert_eq!(FaceCounters::get(&tx.counters().amplification_drops), 1);
+
+        // Asking for the peer as a persistent face lifts the bound.
+        let face = ch
+            .create_face(peer.local_addr().unwrap(), Persistency::Persistent)
+            .await
+            .unwrap();
+        assert!(ch.peers.lock().unwrap().values().any(|p| p.face == face));
+        tx.send(pkt(200));
+        let (n, _) = peer.recv_from(&mut buf).await.unwrap();
+        assert_eq!(n, 200);
+        assert_eq!(FaceCounters::get(&tx.counters().amplification_drops), 1);
     }
 }

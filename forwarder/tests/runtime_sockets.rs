@@ -11,7 +11,8 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use amicn_forwarder::runtime::{RunningForwarder, RuntimeConfig};
+use amicn_face::FaceUri;
+use amicn_forwarder::runtime::{RunningForwarder, RuntimeConfig, StaticRoute};
 use amicn_tlv::mgmt::{ControlParameters, ControlResponse};
 use amicn_tlv::{Data, Interest, LpPacket, NackReason, Name, NetPacket, decode_packet};
 use bytes::{Bytes, BytesMut};
@@ -195,6 +196,29 @@ fn management_refused_on_non_local_face() {
         NetPacket::Nack(n) => assert_eq!(n.reason, NackReason::NoRoute),
         other => panic!("expected Nack, got {other:?}"),
     }
+    let stats = fwd.shutdown().unwrap();
+    assert!(stats["drops"]["scope"].as_u64().unwrap() >= 1, "{stats}");
+}
+
+#[test]
+fn udp_from_loopback_is_never_local_but_tcp_from_loopback_is() {
+    let (fwd, sock) = start("udpscope", true);
+    let ep = fwd.endpoints().clone();
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    udp.send_to(&register_command("/udp-stolen", 41), ep.udp[0])
+        .unwrap();
+    let mut dg = [0u8; 9000];
+    assert!(udp.recv_from(&mut dg).is_err(), "UDP command answered");
+    // TCP on loopback keeps NFD's rule: local, so the command is answered.
+    let mut t = TcpStream::connect(ep.tcp[0]).unwrap();
+    t.set_read_timeout(Some(WAIT)).unwrap();
+    t.write_all(&register_command("/tcp-ok", 42)).unwrap();
+    let mut buf = BytesMut::new();
+    let resp = ControlResponse::decode(expect_data(read_tlv(&mut t, &mut buf)).content).unwrap();
+    assert_eq!(resp.status_code, 200, "{}", resp.status_text);
+    drop(sock);
     let stats = fwd.shutdown().unwrap();
     assert!(stats["drops"]["scope"].as_u64().unwrap() >= 1, "{stats}");
 }
@@ -430,26 +454,25 @@ fn large_data_crosses_udp_as_ndnlp_fragments_both_ways() {
     use amicn_face::fragment::{Fragmenter, Reassembled, Reassembler};
     let dir = temp_dir("frag");
     let sock = dir.join("nfd.sock");
+    // A producer on UDP, reached by a static route (a UDP face is never local, so it could
+    // not register the prefix itself).
+    let prod = UdpSocket::bind("127.0.0.1:0").unwrap();
+    prod.set_read_timeout(Some(WAIT)).unwrap();
     let cfg = RuntimeConfig {
         unix_path: Some(sock.clone()),
         udp: vec!["127.0.0.1:0".parse().unwrap()],
         udp_mtu: 1400,
+        routes: vec![StaticRoute {
+            prefix: Name::from_uri("/udpbig").unwrap(),
+            face: FaceUri::Udp(prod.local_addr().unwrap()),
+            cost: 0,
+        }],
         ..RuntimeConfig::default()
     };
     let fwd = RunningForwarder::start(cfg).unwrap();
     let fudp = fwd.endpoints().udp[0];
     let big = Bytes::from(vec![0x5Au8; 6000]);
-
-    // A producer on UDP (loopback, so local: it may register).
-    let prod = UdpSocket::bind("127.0.0.1:0").unwrap();
-    prod.set_read_timeout(Some(WAIT)).unwrap();
-    prod.send_to(&register_command("/udpbig", 31), fudp)
-        .unwrap();
     let mut dg = [0u8; 9000];
-    let (n, _) = prod.recv_from(&mut dg).unwrap();
-    let resp =
-        ControlResponse::decode(expect_data(Bytes::copy_from_slice(&dg[..n])).content).unwrap();
-    assert_eq!(resp.status_code, 200);
 
     // Unix consumer -> forwarder -> UDP producer; the 6000-byte answer goes back in fragments.
     let mut c = UnixStream::connect(&sock).unwrap();

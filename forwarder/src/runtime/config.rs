@@ -4,7 +4,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
 use amicn_face::emulation::Emulation;
-use amicn_face::{FaceUri, QueueConfig};
+use amicn_face::unix::UnixAccess;
+use amicn_face::{ChannelLimits, FaceUri, QueueConfig};
 use amicn_tlv::Name;
 
 use crate::core::Config as CoreConfig;
@@ -74,9 +75,20 @@ pub struct RuntimeConfig {
     /// Log and skip TCP/UDP listeners that cannot bind instead of failing (the zero-config
     /// default ports may be taken by another forwarder).
     pub listen_best_effort: bool,
-    /// Treat TCP/UDP peers on loopback addresses as local (NFD's rule). Turn off when several
-    /// forwarders on one host talk over loopback and must not exchange `/localhost` traffic.
+    /// Treat TCP peers on loopback addresses as local (NFD's rule), so they may send
+    /// management commands. Unicast UDP faces are never local, whatever the address. Turn off
+    /// when several forwarders on one host talk over loopback and must not exchange
+    /// `/localhost` traffic, or when only users admitted to the Unix socket may manage.
     pub loopback_is_local: bool,
+    /// Who may connect to the Unix socket (file mode and group; default 0660, owner's group).
+    pub unix_access: UnixAccess,
+    /// Face limits of the TCP, Unix and UDP channels: faces per listener, UDP peers, idle
+    /// timeout of non-local on-demand faces, UDP amplification bound.
+    pub channel_limits: ChannelLimits,
+    /// Seed of the Nonce generator (`Config::rng_seed` of every core); `None`, the default,
+    /// draws one from the OS at start so no two forwarders share a Nonce sequence. Set it only
+    /// for reproducible experiments.
+    pub rng_seed: Option<u64>,
     /// Forwarding threads, each with its own PIT and CS (1 = everything on one thread).
     pub workers: usize,
     /// Name components hashed to pick a forwarding thread when `workers > 1` (names shorter
@@ -102,6 +114,9 @@ impl Default for RuntimeConfig {
             stats_json: None,
             listen_best_effort: false,
             loopback_is_local: true,
+            unix_access: UnixAccess::default(),
+            channel_limits: ChannelLimits::default(),
+            rng_seed: None,
             workers: 1,
             shard_prefix_components: 2,
         }

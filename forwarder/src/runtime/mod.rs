@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use amicn_face::emulation::Emulation;
 use amicn_face::udp::UdpChannel;
 use amicn_face::{
-    Channel, FaceCounters as LinkCounters, FaceKind, FaceMeta, FaceOptions as LinkOptions,
-    FaceToken, FaceTx, FaceUri, Inbound, Persistency, SendStatus,
+    Channel, ChannelCounters, FaceCounters as LinkCounters, FaceKind, FaceMeta,
+    FaceOptions as LinkOptions, FaceToken, FaceTx, FaceUri, Inbound, Persistency, SendStatus,
 };
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -257,6 +257,21 @@ impl FaceRegistry {
         }
     }
 
+    /// Every listening channel's URI and counters.
+    fn channel_counters(&self) -> Vec<(String, Arc<ChannelCounters>)> {
+        let mut v: Vec<(String, Arc<ChannelCounters>)> = self
+            .channels
+            .iter()
+            .map(|c| (c.local_uri().to_string(), c.counters().clone()))
+            .collect();
+        v.extend(
+            self.udp
+                .iter()
+                .map(|c| (c.local_uri().to_string(), c.counters().clone())),
+        );
+        v
+    }
+
     fn find_remote(&self, uri: &str) -> Option<FaceId> {
         self.by_id
             .iter()
@@ -387,7 +402,11 @@ impl Driver {
             }
             Inbound::Opened { face, meta, tx } => {
                 let mut options = core_options(&meta);
-                if !self.loopback_is_local && matches!(meta.kind, FaceKind::Tcp | FaceKind::Udp) {
+                // The loopback rule is NFD's and covers TCP only: unicast UDP is never local
+                // (the face layer reports it so), since a datagram's source can be forged.
+                if (!self.loopback_is_local && meta.kind == FaceKind::Tcp)
+                    || matches!(meta.kind, FaceKind::Udp | FaceKind::UdpMulticast)
+                {
                     options.scope = FaceScope::NonLocal;
                 }
                 let id = self.core.add_face(options.clone());
@@ -681,11 +700,36 @@ impl Driver {
                     ("queue_full", LinkCounters::get(&fc.queue_drops)),
                     ("emulated_loss", LinkCounters::get(&fc.emulated_losses)),
                     ("reassembly", LinkCounters::get(&fc.reassembly_drops)),
+                    ("amplification", LinkCounters::get(&fc.amplification_drops)),
                 ] {
                     out.push_str(&format!(
                         "amicn_face_drops_total{{face=\"{id}\",reason=\"{why}\"}} {v}\n"
                     ));
                 }
+            }
+        }
+        for (name, help) in [
+            (
+                "amicn_channel_refused_total",
+                "Connections or new peers a channel refused because it was full",
+            ),
+            (
+                "amicn_channel_idle_closed_total",
+                "On-demand faces a channel closed after its idle timeout",
+            ),
+            (
+                "amicn_channel_evicted_total",
+                "On-demand UDP faces closed to make room for a new peer",
+            ),
+        ] {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            for (uri, c) in self.faces.channel_counters() {
+                let v = match name {
+                    "amicn_channel_refused_total" => ChannelCounters::get(&c.refused),
+                    "amicn_channel_idle_closed_total" => ChannelCounters::get(&c.idle_closed),
+                    _ => ChannelCounters::get(&c.evicted),
+                };
+                out.push_str(&format!("{name}{{channel=\"{uri}\"}} {v}\n"));
             }
         }
         self.batch_latency.render(
@@ -725,6 +769,19 @@ impl Driver {
         let drops: serde_json::Map<String, serde_json::Value> = drops
             .into_iter()
             .map(|(r, n)| (r.as_str().to_string(), n.into()))
+            .collect();
+        let channels: Vec<serde_json::Value> = self
+            .faces
+            .channel_counters()
+            .into_iter()
+            .map(|(uri, c)| {
+                serde_json::json!({
+                    "local_uri": uri,
+                    "refused": ChannelCounters::get(&c.refused),
+                    "idle_closed": ChannelCounters::get(&c.idle_closed),
+                    "evicted": ChannelCounters::get(&c.evicted),
+                })
+            })
             .collect();
         let mut faces = Vec::new();
         let mut ids: Vec<&FaceId> = self.faces.by_id.keys().collect();
@@ -766,12 +823,30 @@ impl Driver {
             "cs_entries": st.n_cs_entries,
             "drops": drops,
             "faces": faces,
+            "channels": channels,
             "forwarding_batch_p50_us": self.batch_latency.quantile_us(0.5),
             "forwarding_batch_p99_us": self.batch_latency.quantile_us(0.99),
             "workers": self.shards.as_ref().map_or(1, Shards::len),
             "shard_queue_drops": self.shards.as_ref().map_or(0, |s| s.queue_drops),
         })
     }
+}
+
+/// The core configuration with its Nonce seed: the configured one, or one from the OS so
+/// that forwarders never share a Nonce sequence (shards add their id to it).
+fn seeded_core(config: &RuntimeConfig) -> crate::core::Config {
+    let mut core = config.core.clone();
+    core.rng_seed = config.rng_seed.unwrap_or_else(os_seed);
+    core
+}
+
+/// 64 bits from the OS: std seeds every `RandomState` from the OS random source.
+fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    RandomState::new().hash_one((now, std::process::id()))
 }
 
 async fn run(
@@ -826,7 +901,9 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
     let opts = LinkOptions {
         queue: config.queue,
         emulation: None,
+        limits: config.channel_limits,
     };
+    let seeded = seeded_core(config);
     let epoch = Instant::now();
     let epoch_unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -840,15 +917,15 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
             "forwarding shards by name-prefix hash"
         );
         Some(
-            Shards::start(workers, k, &config.core, epoch)
+            Shards::start(workers, k, &seeded, epoch)
                 .map_err(|e| RuntimeError::Thread(e.to_string()))?,
         )
     } else {
         None
     };
-    let mut core_config = config.core.clone();
+    let mut core_config = seeded.clone();
     if shards.is_some() {
-        core_config = shard::share_limits(&config.core, workers);
+        core_config = shard::share_limits(&seeded, workers);
         core_config.shard_id = 0;
     }
     let mut driver = Driver {
@@ -1012,7 +1089,9 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
     }
 
     if let Some(path) = &config.unix_path {
-        let ch = amicn_face::unix::listen_unix(path, inbound_tx.clone(), opts).await?;
+        let ch =
+            amicn_face::unix::listen_unix_with(path, inbound_tx.clone(), opts, &config.unix_access)
+                .await?;
         endpoints.unix = Some(path.clone());
         driver.faces.channels.push(ch);
     }
@@ -1157,6 +1236,20 @@ pub fn run_until_signal(config: RuntimeConfig) -> Result<serde_json::Value, Runt
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn every_start_draws_its_own_nonce_seed_unless_one_is_given() {
+        let config = RuntimeConfig::default();
+        let a = seeded_core(&config).rng_seed;
+        let b = seeded_core(&config).rng_seed;
+        assert_ne!(a, b, "two forwarders would share a Nonce sequence");
+        assert_ne!(a, crate::core::Config::default().rng_seed);
+        let fixed = RuntimeConfig {
+            rng_seed: Some(42),
+            ..RuntimeConfig::default()
+        };
+        assert_eq!(seeded_core(&fixed).rng_seed, 42);
+    }
 
     #[test]
     fn face_meta_maps_to_core_options() {
