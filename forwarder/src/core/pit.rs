@@ -3,10 +3,13 @@
 //! never matches a reused slot.
 //!
 //! Entries are keyed by (Name, CanBePrefix, MustBeFresh) as in NFD; entries with the same name
-//! share one hash chain. The pipelines in `forwarder.rs` own the semantics (aggregation, loop
+//! share one hash chain. The chain is chosen by a keyed hash of the name bytes (random per
+//! table by default): the Name's own prefix hashes are unkeyed, so names from the network
+//! could otherwise be crafted to share one chain and make every lookup a long walk. The pipelines in `forwarder.rs` own the semantics (aggregation, loop
 //! detection, expiry); this module only stores and finds.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
 use amicn_tlv::{Interest, NackReason, Name};
 use bytes::Bytes;
@@ -114,6 +117,8 @@ pub(crate) struct PitEntry {
     /// (never for wires built by this crate; kept so a foreign encoding cannot break matching).
     name_spill: Option<Bytes>,
     pub(crate) name_hash: u64,
+    /// Keyed hash of the name bytes: which index chain the entry is on.
+    index_hash: u64,
     pub(crate) name_len: u16,
     pub(crate) can_be_prefix: bool,
     pub(crate) must_be_fresh: bool,
@@ -150,6 +155,7 @@ impl PitEntry {
             name_at,
             name_spill,
             name_hash: name.prefix_hash(name.len()),
+            index_hash: 0,
             name_len: u16::try_from(name.len()).unwrap_or(u16::MAX),
             can_be_prefix: interest.can_be_prefix,
             must_be_fresh: interest.must_be_fresh,
@@ -247,9 +253,9 @@ fn locate_name(wire: &[u8], value: &[u8]) -> ((u32, u32), Option<Bytes>) {
     ((0, 0), Some(Bytes::copy_from_slice(value)))
 }
 
-/// The table.
+/// The table; `S` hashes names for the index (tests inject degenerate hashers).
 #[derive(Default)]
-pub(crate) struct Pit {
+pub(crate) struct Pit<S = RandomState> {
     slots: Vec<Slot>,
     free: Vec<u32>,
     index: HashMap<u64, u32, IdHasher>,
@@ -262,6 +268,7 @@ pub(crate) struct Pit {
     pub(crate) digest_entries: usize,
     /// First byte of every token this table hands out.
     pub(crate) shard: u8,
+    hasher: S,
 }
 
 impl Pit {
@@ -270,6 +277,12 @@ impl Pit {
             shard,
             ..Pit::default()
         }
+    }
+}
+
+impl<S: BuildHasher> Pit<S> {
+    fn key(&self, name_value: &[u8]) -> u64 {
+        self.hasher.hash_one(name_value)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -311,7 +324,7 @@ impl Pit {
 
     /// The entry for (name, CanBePrefix, MustBeFresh).
     pub(crate) fn find(&self, name: &Name, cbp: bool, mbf: bool) -> Option<u32> {
-        let mut cur = *self.index.get(&name.prefix_hash(name.len()))?;
+        let mut cur = *self.index.get(&self.key(name.value_wire()))?;
         while cur != NONE {
             let e = self.get(cur)?;
             if e.can_be_prefix == cbp && e.must_be_fresh == mbf && e.is_named(name) {
@@ -324,7 +337,8 @@ impl Pit {
 
     /// Inserts a new entry; the caller checked `find` first.
     pub(crate) fn insert(&mut self, mut entry: PitEntry) -> u32 {
-        let h = entry.name_hash;
+        let h = self.key(entry.name());
+        entry.index_hash = h;
         let cbp_depth = entry.can_be_prefix.then_some(entry.name_len as usize);
         let digest = entry.digest_name;
         let idx = match self.free.pop() {
@@ -358,7 +372,7 @@ impl Pit {
     /// Removes an entry, bumping its slot's generation so old tokens go stale.
     pub(crate) fn remove(&mut self, idx: u32) -> Option<PitEntry> {
         let entry = self.slots.get_mut(idx as usize)?.entry.take()?;
-        let h = entry.name_hash;
+        let h = entry.index_hash;
         // Unlink from the hash chain.
         let head = self.index.get(&h).copied().unwrap_or(NONE);
         if head == idx {
@@ -399,18 +413,20 @@ impl Pit {
     /// Appends every entry a Data named `data_name` satisfies by name (exact name, or a
     /// CanBePrefix entry whose name is a prefix). Digest-named entries are found separately.
     pub(crate) fn match_data(&self, data_name: &Name, out: &mut Vec<u32>) {
-        self.collect_chain(
-            data_name.prefix_hash(data_name.len()),
-            |e| e.matches_data_name(data_name),
-            out,
-        );
+        let value = data_name.value_wire();
+        self.collect_chain(self.key(value), |e| e.matches_data_name(data_name), out);
         let top = data_name.len().min(self.cbp_depths.len());
+        // `end` = where the first `depth` components end in the name's TLV-VALUE.
+        let mut end = 0usize;
         for depth in 0..top {
+            if depth > 0 {
+                end += data_name.component_wire(depth - 1).map_or(0, <[u8]>::len);
+            }
             if self.cbp_depths.get(depth).copied().unwrap_or(0) == 0 {
                 continue;
             }
             self.collect_chain(
-                data_name.prefix_hash(depth),
+                self.key(value.get(..end).unwrap_or_default()),
                 |e| e.can_be_prefix && e.name_len as usize == depth && e.is_prefix_of(data_name),
                 out,
             );
@@ -420,7 +436,7 @@ impl Pit {
     /// Appends every entry whose name equals `full_name` (the Data name plus its digest).
     pub(crate) fn match_full_name(&self, full_name: &Name, out: &mut Vec<u32>) {
         self.collect_chain(
-            full_name.prefix_hash(full_name.len()),
+            self.key(full_name.value_wire()),
             |e| e.is_named(full_name),
             out,
         );
@@ -483,7 +499,7 @@ mod tests {
 
     #[test]
     fn key_is_name_and_selectors() {
-        let mut pit = Pit::default();
+        let mut pit: Pit = Pit::default();
         let a = pit.insert(entry("/a/b", false, false));
         let b = pit.insert(entry("/a/b", true, false));
         let c = pit.insert(entry("/a/b", false, true));
@@ -501,7 +517,7 @@ mod tests {
 
     #[test]
     fn tokens_go_stale_when_the_slot_is_reused() {
-        let mut pit = Pit::default();
+        let mut pit: Pit = Pit::default();
         let a = pit.insert(entry("/t/1", false, false));
         let tok = pit.token(a);
         assert_eq!(pit.by_token(&tok), Some(a));
@@ -548,7 +564,7 @@ mod tests {
 
     #[test]
     fn tokens_carry_the_shard() {
-        let mut pit = Pit {
+        let mut pit: Pit = Pit {
             shard: 7,
             ..Pit::default()
         };
@@ -562,9 +578,58 @@ mod tests {
         assert_eq!(pit.by_token(&other), None, "another shard's token");
     }
 
+    #[derive(Default, Clone, Copy)]
+    struct Collide;
+
+    impl BuildHasher for Collide {
+        type Hasher = Constant;
+        fn build_hasher(&self) -> Constant {
+            Constant
+        }
+    }
+
+    struct Constant;
+
+    impl std::hash::Hasher for Constant {
+        fn finish(&self) -> u64 {
+            7
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn one_chain_for_every_name_still_finds_the_right_entries() {
+        let mut pit: Pit<Collide> = Pit::default();
+        let mut ids = Vec::new();
+        for i in 0..50 {
+            ids.push(pit.insert(entry(&format!("/c/{i}"), false, false)));
+        }
+        let prefix = pit.insert(entry("/c", true, false));
+        for (i, id) in ids.iter().enumerate() {
+            let n = Name::from_uri(&format!("/c/{i}")).unwrap();
+            assert_eq!(pit.find(&n, false, false), Some(*id));
+            assert_eq!(pit.find(&n, true, false), None);
+            let mut out = Vec::new();
+            pit.match_data(&n, &mut out);
+            out.sort_unstable();
+            let mut want = vec![*id, prefix];
+            want.sort_unstable();
+            assert_eq!(out, want, "/c/{i}");
+        }
+        for id in ids.iter().step_by(2) {
+            pit.remove(*id);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let n = Name::from_uri(&format!("/c/{i}")).unwrap();
+            let want = (i % 2 == 1).then_some(*id);
+            assert_eq!(pit.find(&n, false, false), want, "/c/{i}");
+        }
+        assert_eq!(pit.len(), 26);
+    }
+
     #[test]
     fn data_matches_exact_and_prefix_entries_only() {
-        let mut pit = Pit::default();
+        let mut pit: Pit = Pit::default();
         let exact = pit.insert(entry("/d/x/1", false, false));
         let prefix = pit.insert(entry("/d/x", true, false));
         let _not_prefix = pit.insert(entry("/d/x", false, false));
