@@ -52,6 +52,7 @@ mod pricing;
 pub mod provision;
 pub mod reading;
 pub mod repo;
+pub mod repo_insert;
 pub mod scenario;
 mod stats;
 pub mod store;

@@ -321,6 +321,49 @@ impl Interval {
             self.current_a
         )
     }
+
+    /// The interval in the reading format, with the registers `amicn data import` takes from
+    /// the CSV columns: energies in Wh / varh, power in W, voltage in 0.1 V, current in 0.01 A.
+    pub fn reading(&self) -> crate::reading::Reading {
+        use crate::reading::{Obis, Reading, Register, Unit};
+        let energy = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Reading::new(
+            self.meter,
+            self.start_s * 1_000_000,
+            self.len_s.saturating_mul(1_000),
+        )
+        .with(Register::new(
+            Obis::ACTIVE_IMPORT_ENERGY,
+            energy(self.import_wh),
+            0,
+            Unit::WH,
+        ))
+        .with(Register::new(
+            Obis::ACTIVE_EXPORT_ENERGY,
+            energy(self.export_wh),
+            0,
+            Unit::WH,
+        ))
+        .with(Register::new(
+            Obis::REACTIVE_IMPORT_ENERGY,
+            energy(self.reactive_varh),
+            0,
+            Unit::VARH,
+        ))
+        .with(Register::new(Obis::ACTIVE_POWER, self.power_w, 0, Unit::W))
+        .with(Register::new(
+            Obis::VOLTAGE_L1,
+            (self.voltage_v * 10.0).round() as i64,
+            -1,
+            Unit::V,
+        ))
+        .with(Register::new(
+            Obis::CURRENT_L1,
+            (self.current_a * 100.0).round() as i64,
+            -2,
+            Unit::A,
+        ))
+    }
 }
 
 /// Parses `YYYY-MM-DD` (UTC midnight) or plain seconds since the Unix epoch.
@@ -378,6 +421,25 @@ mod tests {
         assert!(parse_start("yesterday").is_err());
         // 2026-12-02 is a Wednesday (Monday = 0).
         assert_eq!(calendar(1_796_169_600 / 86_400).0, 2);
+    }
+
+    #[test]
+    fn intervals_become_valid_readings_with_every_register() {
+        use crate::reading::{Obis, Reading};
+        for iv in MeterGen::new(&cfg(5, 96), 2) {
+            let r = iv.reading();
+            r.validate().unwrap();
+            let back = Reading::decode(&r.encode().unwrap()).unwrap();
+            assert_eq!(back, r);
+            assert_eq!(
+                back.end_us(),
+                (iv.start_s + u64::from(iv.len_s)) * 1_000_000
+            );
+            let reg = |o| back.register(o).unwrap();
+            assert_eq!(reg(Obis::ACTIVE_IMPORT_ENERGY).value, iv.import_wh as i64);
+            assert_eq!(reg(Obis::ACTIVE_POWER).value, iv.power_w);
+            assert_eq!(reg(Obis::VOLTAGE_L1).scaler, -1);
+        }
     }
 
     #[test]

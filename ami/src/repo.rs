@@ -213,7 +213,8 @@ impl RepoStore {
         };
         let conn = Connection::open(&path).map_err(|e| state(e.to_string()))?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;
+             PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -65536;",
         )
         .and_then(|()| conn.execute_batch(SQLITE_SCHEMA))
         .map_err(|e| state(format!("not a usable repository database: {e}")))?;

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod tools_support;
+
 use std::process::Command;
 
 fn generate(args: &[&str]) -> std::process::Output {
@@ -152,4 +154,65 @@ fn an_import_killed_midway_keeps_every_acknowledged_reading() {
         .unwrap();
     assert!(got.is_some());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The short version of `amicn bench repo` (the full one imports 1,000,000 readings): every
+/// figure present with its baseline, and the forwarder's counters confirm that the first serve
+/// pass reached the repository and the second was answered from the Content Store.
+#[test]
+fn repo_benchmark_short_run_reports_every_figure_against_its_baseline() {
+    let pg = tools_support::TestDatabase::create("bench_repo");
+    let mut args = vec![
+        "bench",
+        "repo",
+        "--readings",
+        "3000",
+        "--meters",
+        "30",
+        "--fetch",
+        "400",
+        "--json",
+        "--quiet",
+    ];
+    if let Some(db) = &pg {
+        args.extend(["--pg", db.url.as_str()]);
+    }
+    let out = Command::new(tools_support::amicn())
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = r["rows"].as_array().unwrap();
+    let find = |needle: &str| {
+        rows.iter()
+            .find(|x| x["what"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("no row {needle:?} in {rows:#?}"))
+    };
+    let engines: &[&str] = if pg.is_some() {
+        &["sqlite", "postgres"]
+    } else {
+        &["sqlite"]
+    };
+    for e in engines {
+        let imp = find(&format!("import → {e}"));
+        assert_eq!(imp["count"], 3000);
+        assert_eq!(imp["baseline"], "sign only");
+        assert!(imp["ratio"].as_f64().unwrap() > 0.0);
+        let serve = find(&format!("from {e}, CS empty"));
+        assert_eq!(serve["baseline"], "CS hit");
+        assert!(serve["ratio"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(r["failed_fetches"], 0);
+    for p in r["cs"].as_array().unwrap() {
+        let (hits, misses) = (p["hits"].as_u64().unwrap(), p["misses"].as_u64().unwrap());
+        match p["pass"].as_str().unwrap() {
+            "CS empty" => assert_eq!((hits, misses), (0, 400), "{p}"),
+            _ => assert_eq!((hits, misses), (400, 0), "{p}"),
+        }
+    }
 }

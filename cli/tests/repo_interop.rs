@@ -243,3 +243,110 @@ fn imported_readings_fetched_byte_identical(dir: &Scratch, db: &str) {
         "{err}"
     );
 }
+
+fn encoded(uri: &str, content: &'static [u8]) -> Bytes {
+    Data::new(Name::from_uri(uri).unwrap(), Bytes::from_static(content)).sign_digest_sha256()
+}
+
+/// `repo serve --publisher` takes signed insert commands from that key only, for names under
+/// its prefixes, and acknowledges after the commit; `repo insert --remote` sends them. What was
+/// inserted is then served through the forwarder.
+#[test]
+fn signed_insert_commands_are_stored_only_from_the_configured_publisher() {
+    let dir = Scratch::new("repo-insert");
+    for id in ["/lab-utility/pub", "/lab-utility/intruder"] {
+        run_ok(&dir, &["key", "create", id]);
+    }
+    let cert = dir.path("pub.cert");
+    run_ok(
+        &dir,
+        &[
+            "key",
+            "cert",
+            "/lab-utility/pub",
+            "-o",
+            cert.to_str().unwrap(),
+        ],
+    );
+    let good = dir.path("good.tlv");
+    let mut bytes = Vec::new();
+    for k in 0..30 {
+        bytes.extend_from_slice(&encoded(&format!("/lab-utility/ami/x/{k}"), b"inserted"));
+    }
+    std::fs::write(&good, &bytes).unwrap();
+    let foreign = dir.path("foreign.tlv");
+    std::fs::write(&foreign, encoded("/other/ami/x/1", b"no")).unwrap();
+
+    let (_fwd, uri) = start_forwarder(&dir);
+    let db = dir.path("repo.db");
+    let mut child = Command::new(tools_support::amicn())
+        .env("AMICN_KEYCHAIN", dir.keychain())
+        .args(["repo", "serve", "--db"])
+        .arg(&db)
+        .args(["--prefix", "/lab-utility/ami", "--publisher"])
+        .arg(&cert)
+        .args(["--connect", &uri])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path("repo.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _repo = Proc {
+        child,
+        what: "repo",
+    };
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(line.starts_with("serving"), "repo printed {line:?}");
+
+    let insert = |identity: &str, file: &PathBuf| {
+        tools_support::run(
+            &dir,
+            &[
+                "repo",
+                "insert",
+                "--remote",
+                "/localhost/amicn-repo",
+                "--identity",
+                identity,
+                "--connect",
+                &uri,
+                file.to_str().unwrap(),
+            ],
+        )
+    };
+    let ok = insert("/lab-utility/pub", &good);
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(out.contains("stored 30 Data"), "{out}");
+    // Acknowledged means committed: another process sees all of it at once.
+    assert_eq!(RepoStore::open(&db).unwrap().stats().unwrap().objects, 30);
+    // ... and the forwarder serves it.
+    let got = run_ok(
+        &dir,
+        &["peek", "-p", "/lab-utility/ami/x/17", "--connect", &uri],
+    );
+    assert!(got.contains("inserted"), "{got}");
+
+    // Another key of the same keychain is not a publisher of this repository.
+    let no = insert("/lab-utility/intruder", &good);
+    assert!(!no.status.success());
+    let err = String::from_utf8_lossy(&no.stderr);
+    assert!(
+        err.contains("401") && err.contains("not a publisher"),
+        "{err}"
+    );
+    // The publisher may not write outside the served prefix.
+    let no = insert("/lab-utility/pub", &foreign);
+    assert!(!no.status.success());
+    let err = String::from_utf8_lossy(&no.stderr);
+    assert!(
+        err.contains("403") && err.contains("may not write"),
+        "{err}"
+    );
+    assert_eq!(RepoStore::open(&db).unwrap().stats().unwrap().objects, 30);
+}

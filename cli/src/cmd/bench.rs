@@ -34,6 +34,8 @@ enum BenchWhat {
     Fwd(FwdBenchArgs),
     /// AMI at scale: MDMS ingest vs. batch verification, rekey delivery through caches
     Ami(super::bench_ami::AmiBenchArgs),
+    /// Meter-data repository: import rate vs. signing, serve rate vs. the forwarder's CS
+    Repo(super::bench_repo::RepoBenchArgs),
 }
 
 /// Options of `amicn bench fwd`.
@@ -82,6 +84,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Fwd(a) => bench_fwd(a),
         BenchWhat::Ami(a) => super::bench_ami::run(a),
+        BenchWhat::Repo(a) => super::bench_repo::run(a),
     }
 }
 

@@ -131,7 +131,7 @@ impl SignArgs {
 }
 
 /// A key name from an identity or key name given on the command line.
-fn resolve_key(kc: &Keychain, id: &str) -> anyhow::Result<Name> {
+pub(crate) fn resolve_key(kc: &Keychain, id: &str) -> anyhow::Result<Name> {
     let name: Name = id
         .parse()
         .with_context(|| format!("{id:?} is not an NDN name"))?;

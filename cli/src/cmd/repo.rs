@@ -1,7 +1,9 @@
 //! `amicn repo`: a durable named-data repository (`amicn_ami::repo`). `serve` registers its
 //! prefixes with the local forwarder and answers every Interest from the database with the
 //! bytes that were signed; `insert`, `delete` and `stats` work on the same database from
-//! another process while it serves (SQLite WAL), guarded by the file's permissions.
+//! another process while it serves (SQLite WAL), guarded by the file's permissions. With
+//! `--publisher`, `serve` also takes inserts by signed command Interest
+//! (`amicn_ami::repo_insert`), which `insert --remote` sends.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use amicn_ami::repo::{PrefixMatch, RepoStore};
 use amicn_tlv::{Data, Name};
-use anyhow::Context;
+use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -54,6 +56,13 @@ struct ServeArgs {
     /// Prefixes to register (repeatable)
     #[arg(long = "prefix", required = true)]
     prefixes: Vec<String>,
+    /// Accept signed insert commands from the key of this certificate, for Data under the
+    /// served prefixes or under the given ones: CERT or CERT=PREFIX[,PREFIX...] (repeatable)
+    #[arg(long = "publisher", value_name = "CERT[=PREFIXES]")]
+    publishers: Vec<String>,
+    /// Where insert commands are received
+    #[arg(long, value_name = "NAME", default_value = "/localhost/amicn-repo")]
+    command_prefix: String,
     /// Which Data a CanBePrefix Interest gets among several: first or last in canonical order
     #[arg(long, value_enum, default_value_t = MatchArg::Last)]
     prefix_match: MatchArg,
@@ -63,8 +72,20 @@ struct ServeArgs {
 
 #[derive(Debug, Args)]
 struct InsertArgs {
+    /// Repository database to write directly: a SQLite file or a postgres:// URL
+    #[arg(long, required_unless_present = "remote", conflicts_with = "remote")]
+    db: Option<PathBuf>,
+    /// Send signed insert commands to the repository serving this command prefix instead
+    /// (see `repo serve --publisher`), e.g. /localhost/amicn-repo
+    #[arg(long, value_name = "NAME")]
+    remote: Option<String>,
+    /// Identity or key name that signs the commands [default: the keychain's default]
+    #[arg(long, value_name = "NAME", requires = "remote")]
+    identity: Option<String>,
     #[command(flatten)]
-    db: DbArg,
+    keychain: super::key::KeychainArgs,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// Files of concatenated Data TLVs (standard input when none)
     files: Vec<PathBuf>,
 }
@@ -119,7 +140,6 @@ pub(crate) fn split_packets(mut buf: Bytes) -> anyhow::Result<Vec<Bytes>> {
 }
 
 fn insert(i: InsertArgs) -> anyhow::Result<()> {
-    let store = RepoStore::open(&i.db.db)?;
     let mut packets = Vec::new();
     if i.files.is_empty() {
         let mut b = Vec::new();
@@ -133,8 +153,73 @@ fn insert(i: InsertArgs) -> anyhow::Result<()> {
     for (k, p) in packets.iter().enumerate() {
         Data::decode(p.clone()).with_context(|| format!("packet {k} is not a Data"))?;
     }
-    let n = store.insert(&packets)?;
+    let (Some(db), None) = (&i.db, &i.remote) else {
+        return insert_remote(&i, &packets);
+    };
+    let n = RepoStore::open(db)?.insert(&packets)?;
     println!("stored {n} Data (committed)");
+    Ok(())
+}
+
+/// Sends `packets` in signed insert commands; each is acknowledged only after its commit.
+fn insert_remote(i: &InsertArgs, packets: &[Bytes]) -> anyhow::Result<()> {
+    let prefix: Name = i
+        .remote
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .with_context(|| format!("--remote {:?} is not an NDN name", i.remote))?;
+    let kc = i.keychain.open()?;
+    let key_name = match &i.identity {
+        Some(id) => super::key::resolve_key(&kc, id)?,
+        None => kc
+            .default_key()?
+            .context("the keychain has no default key; pass --identity")?,
+    };
+    let key = kc
+        .key(&key_name)
+        .with_context(|| format!("no secret key {key_name} in the keychain"))?;
+    let payloads = amicn_ami::repo_insert::command_payloads(packets)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let stored = rt.block_on(async {
+        let client = i.connect.client().await?;
+        let mut stored = 0u64;
+        for (k, p) in payloads.into_iter().enumerate() {
+            let cmd =
+                amicn_ami::repo_insert::insert_command(&prefix, p, &key, amicn_ami::now_ms())?;
+            let reply = client
+                .express(&cmd)
+                .await
+                .with_context(|| format!("insert command {} of {prefix}", k + 1))?;
+            let amicn_face::client::Reply::Data { data, .. } = reply else {
+                bail!(
+                    "insert command {}: {reply:?} (is a repository serving {prefix}?)",
+                    k + 1
+                );
+            };
+            let r = amicn_tlv::mgmt::ControlResponse::decode(data.content.clone())
+                .with_context(|| format!("insert command {}: not a ControlResponse", k + 1))?;
+            if r.status_code != 200 {
+                bail!(
+                    "insert command {} refused: {} {} ({stored} Data stored before it)",
+                    k + 1,
+                    r.status_code,
+                    r.status_text
+                );
+            }
+            stored += r
+                .status_text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        anyhow::Ok(stored)
+    })?;
+    println!("stored {stored} Data (committed, acknowledged by the repository)");
     Ok(())
 }
 
@@ -149,6 +234,30 @@ fn serve(s: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("{p:?} is not an NDN name"))
         })
         .collect::<anyhow::Result<_>>()?;
+    let mut policy = amicn_ami::repo_insert::InsertPolicy::default();
+    for spec in &s.publishers {
+        let (file, allowed) = match spec.split_once('=') {
+            Some((f, list)) => (
+                f,
+                list.split(',')
+                    .map(|p| {
+                        p.parse::<Name>()
+                            .with_context(|| format!("--publisher {spec:?}: {p:?} is not a name"))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            ),
+            None => (spec.as_str(), prefixes.clone()),
+        };
+        let wire = std::fs::read(file).with_context(|| format!("--publisher: reading {file}"))?;
+        let cert = amicn_kms::cert::Certificate::decode(Bytes::from(wire))
+            .with_context(|| format!("--publisher: {file} is not a certificate"))?;
+        policy.allow(cert, allowed);
+    }
+    let command_prefix: Name = s
+        .command_prefix
+        .parse()
+        .with_context(|| format!("--command-prefix {:?} is not an NDN name", s.command_prefix))?;
+    let policy = Arc::new(policy);
     let choice = match s.prefix_match {
         MatchArg::First => PrefixMatch::First,
         MatchArg::Last => PrefixMatch::Last,
@@ -191,6 +300,44 @@ fn serve(s: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("registering {p}"))?;
         }
+        if !policy.is_empty() {
+            let mut commands = client
+                .register(command_prefix.clone())
+                .await
+                .with_context(|| format!("registering {command_prefix}"))?;
+            let (store, policy, client, command_prefix) = (
+                store.clone(),
+                policy.clone(),
+                client.clone(),
+                command_prefix.clone(),
+            );
+            tokio::spawn(async move {
+                while let Some(inc) = commands.recv().await {
+                    if !amicn_ami::repo_insert::is_insert_command(
+                        &command_prefix,
+                        &inc.interest.name,
+                    ) {
+                        continue;
+                    }
+                    let (store, policy) = (store.clone(), policy.clone());
+                    let cmd = inc.interest.clone();
+                    // A commit waits for the disk; it runs off the async threads.
+                    let resp = tokio::task::spawn_blocking(move || {
+                        policy.handle(&store, &cmd, amicn_ami::now_ms())
+                    })
+                    .await;
+                    let Ok(resp) = resp else { continue };
+                    let mut body = bytes::BytesMut::new();
+                    resp.encode_to(&mut body);
+                    let mut d = Data::new(inc.interest.name.clone(), body.freeze());
+                    d.meta_info.freshness_period_ms = Some(0);
+                    let wire = d.sign_digest_sha256();
+                    if let Err(e) = client.put_data(wire, inc.pit_token.as_ref()).await {
+                        tracing::warn!("answering {}: {e}", inc.interest.name);
+                    }
+                }
+            });
+        }
         // One line on standard output once every prefix is registered: scripts wait for it.
         println!(
             "serving {}",
@@ -224,12 +371,21 @@ fn serve(s: ServeArgs) -> anyhow::Result<()> {
         tokio::pin!(term);
         loop {
             tokio::select! {
-                _ = tick.tick() => tracing::info!(
-                    served = served.load(Ordering::Relaxed),
-                    missed = missed.load(Ordering::Relaxed),
-                    failed = failed.load(Ordering::Relaxed),
-                    "repo"
-                ),
+                _ = tick.tick() => {
+                    let c = &policy.counters;
+                    tracing::info!(
+                        served = served.load(Ordering::Relaxed),
+                        missed = missed.load(Ordering::Relaxed),
+                        failed = failed.load(Ordering::Relaxed),
+                        inserts = c.accepted.load(Ordering::Relaxed),
+                        inserted = c.stored.load(Ordering::Relaxed),
+                        refused_malformed = c.malformed.load(Ordering::Relaxed),
+                        refused_unauthenticated = c.unauthenticated.load(Ordering::Relaxed),
+                        refused_forbidden = c.forbidden.load(Ordering::Relaxed),
+                        refused_replayed = c.replayed.load(Ordering::Relaxed),
+                        "repo"
+                    );
+                }
                 _ = tokio::signal::ctrl_c() => break,
                 () = &mut term => break,
             }
