@@ -29,6 +29,19 @@ pub(crate) struct FwdArgs {
     /// Do not open the Unix socket.
     #[arg(long)]
     pub(crate) no_unix: bool,
+    /// Permission bits of the Unix socket file, in octal (default 0660: owner and group).
+    #[arg(long, value_name = "OCTAL")]
+    pub(crate) socket_mode: Option<String>,
+    /// Group given the Unix socket file, by name or id (default: the creator's group).
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) socket_group: Option<String>,
+    /// Whether TCP peers on loopback addresses are local and may manage the forwarder
+    /// (default true; UDP faces are never local).
+    #[arg(long, value_name = "BOOL")]
+    pub(crate) loopback_is_local: Option<bool>,
+    /// Fixed seed of the Nonce generator, for reproducible experiments (default: from the OS).
+    #[arg(long, value_name = "N")]
+    pub(crate) rng_seed: Option<u64>,
     /// TCP listen address (repeatable; default 0.0.0.0:6363).
     #[arg(long, value_name = "ADDR:PORT")]
     pub(crate) tcp: Vec<SocketAddr>,
@@ -65,6 +78,30 @@ pub(crate) struct FwdArgs {
     /// Maximum PIT entries.
     #[arg(long, value_name = "N")]
     pub(crate) pit_max: Option<usize>,
+    /// Maximum bytes of Interests the PIT holds in total (default 268435456).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) pit_max_bytes: Option<usize>,
+    /// Maximum PIT bytes charged to one face (default 67108864).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) pit_max_bytes_per_face: Option<usize>,
+    /// Longest a PIT entry waits for Data; longer InterestLifetimes are cut to it (default 120000).
+    #[arg(long, value_name = "MS")]
+    pub(crate) max_interest_lifetime_ms: Option<u64>,
+    /// Most faces one TCP or Unix listener keeps open (default 1024).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_stream_faces: Option<usize>,
+    /// Most peers with a face on one UDP channel (default 4096).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_udp_peers: Option<usize>,
+    /// Close on-demand faces of non-local peers silent this long (default 600).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) idle_timeout_s: Option<u64>,
+    /// Bytes an on-demand UDP face may send per byte received, 0 = unbounded (default 10).
+    #[arg(long, value_name = "N")]
+    pub(crate) udp_amplification_factor: Option<u64>,
+    /// Bytes an on-demand UDP face may send beyond the factor (default 262144).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) udp_amplification_credit: Option<u64>,
     /// Per-face send queue capacity in packets.
     #[arg(long, value_name = "PACKETS")]
     pub(crate) queue_capacity: Option<usize>,
@@ -101,6 +138,11 @@ pub(crate) struct FwdArgs {
 pub(crate) struct FileConfig {
     socket: Option<PathBuf>,
     unix: Option<bool>,
+    /// Read as a TOML value so an integer gets a clear error, not a silent decimal mode.
+    socket_mode: Option<toml::Value>,
+    socket_group: Option<String>,
+    loopback_is_local: Option<bool>,
+    rng_seed: Option<u64>,
     tcp: Option<Vec<SocketAddr>>,
     udp: Option<Vec<SocketAddr>>,
     udp_mtu: Option<usize>,
@@ -133,6 +175,14 @@ struct CsSection {
 struct LimitsSection {
     pit_max_entries: Option<usize>,
     pit_max_per_face: Option<usize>,
+    pit_max_bytes: Option<usize>,
+    pit_max_bytes_per_face: Option<usize>,
+    max_interest_lifetime_ms: Option<u64>,
+    max_stream_faces: Option<usize>,
+    max_udp_peers: Option<usize>,
+    idle_timeout_s: Option<u64>,
+    udp_amplification_factor: Option<u64>,
+    udp_amplification_credit: Option<u64>,
     queue_capacity: Option<usize>,
     congestion_threshold: Option<usize>,
 }
@@ -227,7 +277,128 @@ fn parse_multicast(s: &str) -> anyhow::Result<MulticastFace> {
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+    toml::from_str(&text).map_err(|e| {
+        // One line naming the offending line of the file, instead of toml's multi-line snippet.
+        let at = e.span().map(|span| {
+            let start = span.start.min(text.len());
+            let line_no = text[..start].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+            format!(" line {line_no} `{line}`")
+        });
+        anyhow::anyhow!(
+            "config file {}{}: {}",
+            path.display(),
+            at.unwrap_or_default(),
+            e.message().trim()
+        )
+    })
+}
+
+/// A setting with its config-file key and flag, for error messages.
+fn setting(key: &str) -> String {
+    format!("{key} (--{})", key.replace('_', "-"))
+}
+
+/// Refuses 0 for a limit where 0 would stop the forwarder from working at all.
+fn nonzero<T: Default + PartialEq + std::fmt::Display>(
+    key: &str,
+    v: Option<T>,
+) -> anyhow::Result<Option<T>> {
+    match v {
+        Some(v) if v == T::default() => bail!("{} must be at least 1, not 0", setting(key)),
+        v => Ok(v),
+    }
+}
+
+/// Parses a Unix permission mode written in octal ("0660", "660" or "0o660").
+fn parse_socket_mode(s: &str) -> anyhow::Result<u32> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    let mode = (!digits.is_empty() && digits.len() <= 4)
+        .then(|| u32::from_str_radix(digits, 8).ok())
+        .flatten()
+        .filter(|m| *m <= 0o777);
+    let Some(mode) = mode else {
+        bail!(
+            "{} {s:?} is not a permission mode: expected octal digits 0-7 up to 0777, e.g. \"0660\"",
+            setting("socket_mode")
+        );
+    };
+    if mode & 0o200 == 0 {
+        bail!(
+            "{} {s:?} denies the owner write permission, which connecting needs; e.g. \"0600\"",
+            setting("socket_mode")
+        );
+    }
+    Ok(mode)
+}
+
+fn file_socket_mode(v: &toml::Value) -> anyhow::Result<u32> {
+    match v {
+        toml::Value::String(s) => parse_socket_mode(s),
+        other => bail!(
+            "{} must be a quoted octal string such as \"0660\", not {other}",
+            setting("socket_mode")
+        ),
+    }
+}
+
+/// The settings `amicn fwd --check` lists in config-file syntax: every key of the file that
+/// is not a listener, face, route or strategy, with the value in effect.
+pub(crate) fn effective_settings(rc: &RuntimeConfig) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let core = &rc.core;
+    let ch = &rc.channel_limits;
+    let _ = writeln!(out, "loopback_is_local = {}", rc.loopback_is_local);
+    let _ = writeln!(out, "socket_mode = \"{:04o}\"", rc.unix_access.mode);
+    match &rc.unix_access.group {
+        Some(g) => _ = writeln!(out, "socket_group = {g:?}"),
+        None => _ = writeln!(out, "# socket_group unset: the creator's group"),
+    }
+    match rc.rng_seed {
+        Some(seed) => _ = writeln!(out, "rng_seed = {seed}"),
+        None => _ = writeln!(out, "# rng_seed unset: drawn from the OS at start"),
+    }
+    let _ = writeln!(out, "udp_mtu = {}", rc.udp_mtu);
+    let _ = writeln!(out, "workers = {}", rc.workers);
+    let _ = writeln!(out, "shard_components = {}", rc.shard_prefix_components);
+    let _ = writeln!(out, "\n[cs]");
+    let _ = writeln!(out, "capacity = {}", core.cs_capacity_packets);
+    let _ = writeln!(out, "capacity_bytes = {}", core.cs_capacity_bytes);
+    let _ = writeln!(out, "\n[limits]");
+    let _ = writeln!(out, "pit_max_entries = {}", core.pit_max_entries);
+    let _ = writeln!(out, "pit_max_per_face = {}", core.pit_max_per_face);
+    let _ = writeln!(out, "pit_max_bytes = {}", core.pit_max_bytes);
+    let _ = writeln!(
+        out,
+        "pit_max_bytes_per_face = {}",
+        core.pit_max_bytes_per_face
+    );
+    let _ = writeln!(
+        out,
+        "max_interest_lifetime_ms = {}",
+        core.max_interest_lifetime.as_millis()
+    );
+    let _ = writeln!(out, "max_stream_faces = {}", ch.max_stream_faces);
+    let _ = writeln!(out, "max_udp_peers = {}", ch.max_udp_peers);
+    let _ = writeln!(out, "idle_timeout_s = {}", ch.idle_timeout.as_secs());
+    let _ = writeln!(
+        out,
+        "udp_amplification_factor = {}",
+        ch.udp_amplification_factor
+    );
+    let _ = writeln!(
+        out,
+        "udp_amplification_credit = {}",
+        ch.udp_amplification_credit
+    );
+    let _ = writeln!(out, "queue_capacity = {}", rc.queue.capacity);
+    let _ = writeln!(
+        out,
+        "congestion_threshold = {}",
+        rc.queue.congestion_threshold
+    );
+    out
 }
 
 /// Builds the runtime configuration from the file (if any) and the flags.
@@ -316,6 +487,66 @@ pub(crate) fn build_config(args: &FwdArgs) -> anyhow::Result<(RuntimeConfig, Opt
     if let Some(t) = args.congestion_threshold.or(limits.congestion_threshold) {
         rc.queue.congestion_threshold = t;
     }
+    if let Some(b) = nonzero("pit_max_bytes", args.pit_max_bytes.or(limits.pit_max_bytes))? {
+        rc.core.pit_max_bytes = b;
+    }
+    let per_face = args
+        .pit_max_bytes_per_face
+        .or(limits.pit_max_bytes_per_face);
+    if let Some(b) = nonzero("pit_max_bytes_per_face", per_face)? {
+        rc.core.pit_max_bytes_per_face = b;
+    }
+    let lifetime = args
+        .max_interest_lifetime_ms
+        .or(limits.max_interest_lifetime_ms);
+    if let Some(ms) = nonzero("max_interest_lifetime_ms", lifetime)? {
+        rc.core.max_interest_lifetime = Duration::from_millis(ms);
+    }
+    let stream_faces = args.max_stream_faces.or(limits.max_stream_faces);
+    if let Some(n) = nonzero("max_stream_faces", stream_faces)? {
+        rc.channel_limits.max_stream_faces = n;
+    }
+    if let Some(n) = nonzero("max_udp_peers", args.max_udp_peers.or(limits.max_udp_peers))? {
+        rc.channel_limits.max_udp_peers = n;
+    }
+    if let Some(s) = nonzero(
+        "idle_timeout_s",
+        args.idle_timeout_s.or(limits.idle_timeout_s),
+    )? {
+        rc.channel_limits.idle_timeout = Duration::from_secs(s);
+    }
+    // Both may be 0: factor 0 lifts the bound, credit 0 allows only `factor` bytes per byte.
+    if let Some(f) = args
+        .udp_amplification_factor
+        .or(limits.udp_amplification_factor)
+    {
+        rc.channel_limits.udp_amplification_factor = f;
+    }
+    if let Some(c) = args
+        .udp_amplification_credit
+        .or(limits.udp_amplification_credit)
+    {
+        rc.channel_limits.udp_amplification_credit = c;
+    }
+
+    if let Some(b) = args.loopback_is_local.or(file.loopback_is_local) {
+        rc.loopback_is_local = b;
+    }
+    if let Some(m) = &args.socket_mode {
+        rc.unix_access.mode = parse_socket_mode(m)?;
+    } else if let Some(v) = &file.socket_mode {
+        rc.unix_access.mode = file_socket_mode(v)?;
+    }
+    if let Some(g) = args.socket_group.clone().or(file.socket_group.clone()) {
+        if g.trim().is_empty() || g.contains(':') {
+            bail!(
+                "{} {g:?} must be a group name or a numeric group id",
+                setting("socket_group")
+            );
+        }
+        rc.unix_access.group = Some(g);
+    }
+    rc.rng_seed = args.rng_seed.or(file.rng_seed);
 
     for f in &file.face {
         let emulation = match (f.emulate_delay_ms, f.emulate_loss) {
@@ -405,6 +636,8 @@ pub(crate) fn run(args: FwdArgs) -> anyhow::Result<()> {
     let (config, log) = build_config(&args)?;
     if args.check {
         println!("{config:#?}");
+        println!("\n# Effective settings, as config-file keys:");
+        print!("{}", effective_settings(&config));
         return Ok(());
     }
     init_logging(log.as_deref(), args.log_json);
@@ -551,6 +784,238 @@ cost = 3
         assert_eq!(rc.strategies.len(), 2);
         assert_eq!(rc.udp_mtu, 1400);
         assert!(rc.faces[1].emulation.is_some());
+    }
+
+    fn write_config(tag: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("amicn-fwd-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn limit_and_access_keys_reach_the_runtime_config_and_flags_win() {
+        let path = write_config(
+            "limits",
+            r#"
+socket_mode = "0600"
+socket_group = "dialout"
+loopback_is_local = false
+rng_seed = 99
+[limits]
+pit_max_bytes = 1000000
+pit_max_bytes_per_face = 2000
+max_interest_lifetime_ms = 4000
+max_stream_faces = 5
+max_udp_peers = 6
+idle_timeout_s = 7
+udp_amplification_factor = 0
+udp_amplification_credit = 0
+"#,
+        );
+        let from_file = FwdArgs {
+            config: Some(path.clone()),
+            ..FwdArgs::default()
+        };
+        let (rc, _) = build_config(&from_file).unwrap();
+        assert_eq!(rc.unix_access.mode, 0o600);
+        assert_eq!(rc.unix_access.group.as_deref(), Some("dialout"));
+        assert!(!rc.loopback_is_local);
+        assert_eq!(rc.rng_seed, Some(99));
+        assert_eq!(rc.core.pit_max_bytes, 1_000_000);
+        assert_eq!(rc.core.pit_max_bytes_per_face, 2000);
+        assert_eq!(rc.core.max_interest_lifetime, Duration::from_secs(4));
+        let ch = &rc.channel_limits;
+        assert_eq!((ch.max_stream_faces, ch.max_udp_peers), (5, 6));
+        assert_eq!(ch.idle_timeout, Duration::from_secs(7));
+        assert_eq!(
+            (ch.udp_amplification_factor, ch.udp_amplification_credit),
+            (0, 0)
+        );
+
+        let flags = FwdArgs {
+            config: Some(path.clone()),
+            socket_mode: Some("0o640".into()),
+            socket_group: Some("1000".into()),
+            loopback_is_local: Some(true),
+            rng_seed: Some(u64::MAX),
+            pit_max_bytes: Some(11),
+            pit_max_bytes_per_face: Some(12),
+            max_interest_lifetime_ms: Some(13),
+            max_stream_faces: Some(14),
+            max_udp_peers: Some(15),
+            idle_timeout_s: Some(16),
+            udp_amplification_factor: Some(17),
+            udp_amplification_credit: Some(18),
+            ..FwdArgs::default()
+        };
+        let (rc, _) = build_config(&flags).unwrap();
+        assert_eq!(rc.unix_access.mode, 0o640);
+        assert_eq!(rc.unix_access.group.as_deref(), Some("1000"));
+        assert!(rc.loopback_is_local);
+        assert_eq!(rc.rng_seed, Some(u64::MAX));
+        assert_eq!(
+            (rc.core.pit_max_bytes, rc.core.pit_max_bytes_per_face),
+            (11, 12)
+        );
+        assert_eq!(rc.core.max_interest_lifetime, Duration::from_millis(13));
+        let ch = &rc.channel_limits;
+        assert_eq!((ch.max_stream_faces, ch.max_udp_peers), (14, 15));
+        assert_eq!(ch.idle_timeout, Duration::from_secs(16));
+        assert_eq!(
+            (ch.udp_amplification_factor, ch.udp_amplification_credit),
+            (17, 18)
+        );
+        let listed = effective_settings(&rc);
+        for line in [
+            "socket_mode = \"0640\"",
+            "socket_group = \"1000\"",
+            "rng_seed = 18446744073709551615",
+            "max_interest_lifetime_ms = 13",
+            "idle_timeout_s = 16",
+            "udp_amplification_credit = 18",
+        ] {
+            assert!(listed.lines().any(|l| l == line), "{line:?} in\n{listed}");
+        }
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn bad_limit_and_access_flags_name_the_setting() {
+        let cases: [(FwdArgs, &str); 9] = [
+            (
+                FwdArgs {
+                    socket_mode: Some("999".into()),
+                    ..FwdArgs::default()
+                },
+                "socket_mode",
+            ),
+            (
+                FwdArgs {
+                    socket_mode: Some("1777".into()),
+                    ..FwdArgs::default()
+                },
+                "socket_mode",
+            ),
+            (
+                FwdArgs {
+                    socket_mode: Some("0440".into()),
+                    ..FwdArgs::default()
+                },
+                "socket_mode",
+            ),
+            (
+                FwdArgs {
+                    socket_group: Some(String::new()),
+                    ..FwdArgs::default()
+                },
+                "socket_group",
+            ),
+            (
+                FwdArgs {
+                    pit_max_bytes: Some(0),
+                    ..FwdArgs::default()
+                },
+                "pit_max_bytes",
+            ),
+            (
+                FwdArgs {
+                    max_interest_lifetime_ms: Some(0),
+                    ..FwdArgs::default()
+                },
+                "max_interest_lifetime_ms",
+            ),
+            (
+                FwdArgs {
+                    max_stream_faces: Some(0),
+                    ..FwdArgs::default()
+                },
+                "max_stream_faces",
+            ),
+            (
+                FwdArgs {
+                    max_udp_peers: Some(0),
+                    ..FwdArgs::default()
+                },
+                "max_udp_peers",
+            ),
+            (
+                FwdArgs {
+                    idle_timeout_s: Some(0),
+                    ..FwdArgs::default()
+                },
+                "idle_timeout_s",
+            ),
+        ];
+        for (args, key) in cases {
+            let e = format!("{:#}", build_config(&args).unwrap_err());
+            assert!(e.contains(key), "{key}: {e}");
+            assert!(!e.contains('\n'), "{key}: {e}");
+        }
+        for ok in ["660", "0660", "0o600", "0777"] {
+            assert!(parse_socket_mode(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn commented_keys_of_the_examples_are_the_defaults() {
+        for f in ["fwd-minimal.toml", "fwd-router.toml"] {
+            let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples")).join(f);
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Uncomment `# key = value` lines of the top level and [limits] (the sections with
+            // commented settings), dropping the multicast example at the end.
+            let uncommented: String = text
+                .lines()
+                .take_while(|l| !l.starts_with("# [[multicast]]"))
+                .map(|l| match l.strip_prefix("# ") {
+                    Some(rest)
+                        if rest.split_once(" = ").is_some_and(|(k, _)| {
+                            !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                        }) =>
+                    {
+                        rest
+                    }
+                    _ => l,
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let path = write_config("example", &uncommented);
+            let (rc, _) = build_config(&FwdArgs {
+                config: Some(path.clone()),
+                ..FwdArgs::default()
+            })
+            .unwrap_or_else(|e| panic!("{f} uncommented: {e:#}"));
+            let d = RuntimeConfig::default();
+            assert_eq!(rc.unix_access.mode, d.unix_access.mode, "{f}");
+            assert_eq!(rc.loopback_is_local, d.loopback_is_local, "{f}");
+            assert_eq!(rc.core.pit_max_bytes, d.core.pit_max_bytes, "{f}");
+            assert_eq!(
+                rc.core.pit_max_bytes_per_face, d.core.pit_max_bytes_per_face,
+                "{f}"
+            );
+            assert_eq!(
+                rc.core.max_interest_lifetime, d.core.max_interest_lifetime,
+                "{f}"
+            );
+            let (c, dc) = (&rc.channel_limits, &d.channel_limits);
+            assert_eq!(c.max_stream_faces, dc.max_stream_faces, "{f}");
+            assert_eq!(c.max_udp_peers, dc.max_udp_peers, "{f}");
+            assert_eq!(c.idle_timeout, dc.idle_timeout, "{f}");
+            assert_eq!(
+                c.udp_amplification_factor, dc.udp_amplification_factor,
+                "{f}"
+            );
+            assert_eq!(
+                c.udp_amplification_credit, dc.udp_amplification_credit,
+                "{f}"
+            );
+            assert!(
+                rc.rng_seed.is_some() && rc.unix_access.group.is_some(),
+                "{f}"
+            );
+            let _ = std::fs::remove_dir_all(path.parent().unwrap());
+        }
     }
 
     #[test]

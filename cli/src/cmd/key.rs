@@ -17,7 +17,9 @@ use clap::{Args, Subcommand};
 /// Where the forwarder is.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ConnectArgs {
-    /// Forwarder to connect to: `unix:///path`, `tcp://host[:port]`, `udp://host[:port]`
+    /// Forwarder to connect to: `unix:///path`, `tcp://host[:port]`, `udp://host[:port]`.
+    /// A UDP face is never local, so the forwarder refuses prefix registration over it (as
+    /// over TCP from another host): tools that serve Data need `unix://` or loopback `tcp://`
     /// [default: AMICN_SOCKET, NDN_CLIENT_TRANSPORT, client.conf transport=, /run/nfd/nfd.sock]
     #[arg(long, value_name = "URI")]
     pub(crate) connect: Option<String>,
