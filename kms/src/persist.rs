@@ -9,9 +9,10 @@
 //! published, so that nothing published is ever lost.
 //!
 //! A 10^6-member binary tree is ≈ 2.1 M nodes × 40 B ≈ 84 MB; it loads with one sequential read,
-//! one hash pass and straight array copies.
+//! one hash pass and straight array copies. The member table is stored sparse, 12 B per member
+//! whatever its id; images of the earlier dense layout (one slot per id up to the largest) load.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,10 @@ use crate::graph::tree::{Level, LkhTree};
 use crate::graph::{GraphConfig, GraphError, GraphResult, KeyGraph, Project, Slot, Subgroup};
 use crate::key::{KEY_LEN, SymmetricKey};
 
-const GRAPH_MAGIC: &[u8; 8] = b"AKGSNAP1";
+/// Server image with the member table as `(meter id, subgroup, leaf)` triples, ids ascending.
+const GRAPH_MAGIC: &[u8; 8] = b"AKGSNAP2";
+/// Earlier server image with a dense member table indexed by meter id; still read.
+const GRAPH_MAGIC_DENSE: &[u8; 8] = b"AKGSNAP1";
 const MEMBER_MAGIC: &[u8; 8] = b"AKMSTAT1";
 
 struct W(Vec<u8>);
@@ -135,15 +139,25 @@ fn open_image<'a>(bytes: &'a [u8], magic: &[u8; 8], path: &Path) -> GraphResult<
 
 /// Encodes the whole server state (between epochs: staged changes are not included).
 pub fn encode_graph(g: &KeyGraph) -> Vec<u8> {
+    encode_graph_as(g, false)
+}
+
+/// [`encode_graph`] in the current sparse layout or, for tests of reading old images, in the
+/// dense layout of [`GRAPH_MAGIC_DENSE`].
+fn encode_graph_as(g: &KeyGraph, dense: bool) -> Vec<u8> {
     let nodes: usize = g
         .subgroups
         .iter()
         .map(|s| s.tree.levels.iter().map(Level::len).sum::<usize>())
         .sum();
     let mut w = W(Vec::with_capacity(
-        256 + nodes * (KEY_LEN + 8) + g.members.len() * 8,
+        256 + nodes * (KEY_LEN + 8) + g.members.len() * 12,
     ));
-    w.0.extend_from_slice(GRAPH_MAGIC);
+    w.0.extend_from_slice(if dense {
+        GRAPH_MAGIC_DENSE
+    } else {
+        GRAPH_MAGIC
+    });
     w.str(&g.cfg.prefix);
     w.u32(g.cfg.degree);
     w.u8(u8::from(g.cfg.ratchet_joins));
@@ -189,10 +203,27 @@ pub fn encode_graph(g: &KeyGraph) -> Vec<u8> {
             }
         }
     }
-    w.u64(g.members.len() as u64);
-    for m in &g.members {
-        w.u32(m.sg);
-        w.u32(m.pos);
+    if dense {
+        let len = g
+            .members
+            .last_key_value()
+            .map_or(0, |(&m, _)| u64::from(m) + 1);
+        w.u64(len);
+        for meter in 0..len {
+            let slot = u32::try_from(meter)
+                .ok()
+                .and_then(|m| g.members.get(&m))
+                .map_or((u32::MAX, u32::MAX), |s| (s.sg, s.pos));
+            w.u32(slot.0);
+            w.u32(slot.1);
+        }
+    } else {
+        w.u64(g.members.len() as u64);
+        for (&meter, slot) in &g.members {
+            w.u32(meter);
+            w.u32(slot.sg);
+            w.u32(slot.pos);
+        }
     }
     let mut revoked: Vec<u32> = g.revoked.iter().copied().collect();
     revoked.sort_unstable();
@@ -205,7 +236,13 @@ pub fn encode_graph(g: &KeyGraph) -> Vec<u8> {
 
 /// Decodes a server image written by [`encode_graph`]; `path` only labels errors.
 pub fn decode_graph(bytes: &[u8], path: &Path) -> GraphResult<KeyGraph> {
-    let body = open_image(bytes, GRAPH_MAGIC, path)?;
+    let dense = bytes.starts_with(GRAPH_MAGIC_DENSE);
+    let magic = if dense {
+        GRAPH_MAGIC_DENSE
+    } else {
+        GRAPH_MAGIC
+    };
+    let body = open_image(bytes, magic, path)?;
     let mut r = R {
         b: body,
         off: 0,
@@ -308,18 +345,33 @@ pub fn decode_graph(bytes: &[u8], path: &Path) -> GraphResult<KeyGraph> {
             },
         });
     }
-    let n = r.len(8)?;
-    let mut members = Vec::with_capacity(n);
-    for _ in 0..n {
+    let n = r.len(if dense { 8 } else { 12 })?;
+    let mut members = BTreeMap::new();
+    for i in 0..n {
+        // The dense layout has one slot per id up to the largest, absent ones included.
+        let meter = if dense {
+            u32::try_from(i).map_err(|_| r.corrupt("member table too long"))?
+        } else {
+            r.u32()?
+        };
         let sg = r.u32()?;
         let pos = r.u32()?;
-        if sg != u32::MAX
-            && (sg as usize >= subgroups.len()
-                || pos as usize >= subgroups[sg as usize].tree.capacity())
+        if dense && sg == u32::MAX {
+            continue;
+        }
+        if meter == u32::MAX
+            || sg as usize >= subgroups.len()
+            || pos as usize >= subgroups[sg as usize].tree.capacity()
         {
             return Err(r.corrupt("member slot out of range"));
         }
-        members.push(Slot { sg, pos });
+        if members
+            .last_key_value()
+            .is_some_and(|(&last, _)| last >= meter)
+        {
+            return Err(r.corrupt("member ids not ascending"));
+        }
+        members.insert(meter, Slot { sg, pos });
     }
     let n = r.len(4)?;
     let mut revoked = HashSet::with_capacity(n);
@@ -545,4 +597,52 @@ pub fn load_member(path: &Path) -> GraphResult<MemberState> {
     let m = decode_member(&bytes, path);
     bytes.zeroize();
     m
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn graph() -> KeyGraph {
+        let mut g = KeyGraph::with_seed(GraphConfig::new("/u", 2), 7).unwrap();
+        g.add_project("p1").unwrap();
+        for m in [0u32, 3, 9, 40] {
+            g.stage_join(m, &["p1"], SymmetricKey::from_bytes([m as u8; KEY_LEN]))
+                .unwrap();
+        }
+        g.commit(&|_: &[u8]| vec![0u8; 64]);
+        g.stage_leave(3).unwrap();
+        g.commit(&|_: &[u8]| vec![0u8; 64]);
+        g
+    }
+
+    #[test]
+    fn dense_images_of_the_earlier_layout_still_load() {
+        let g = graph();
+        let dense = encode_graph_as(&g, true);
+        assert!(dense.starts_with(GRAPH_MAGIC_DENSE));
+        let back = decode_graph(&dense, Path::new("old")).unwrap();
+        assert_eq!(back.member_ids(), vec![0, 9, 40]);
+        assert_eq!(back.members, g.members);
+        // Saved again it takes the sparse layout, identical to the live graph's.
+        assert_eq!(encode_graph(&back), encode_graph(&g));
+    }
+
+    #[test]
+    fn sparse_member_table_is_checked() {
+        let g = graph();
+        let img = encode_graph(&g);
+        let body_end = img.len() - 32;
+        // The member table ends just before the revoked list (count 0, 8 bytes): rewrite the
+        // second id to repeat the first, then re-checksum.
+        let table_end = body_end - 8;
+        let second_id = table_end - 2 * 12;
+        let mut bad = img[..body_end].to_vec();
+        bad[second_id..second_id + 4].copy_from_slice(&0u32.to_le_bytes());
+        let sum = Sha256::digest(&bad);
+        bad.extend_from_slice(&sum);
+        let e = decode_graph(&bad, Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains("ascending"), "{e}");
+    }
 }

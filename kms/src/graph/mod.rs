@@ -30,7 +30,7 @@ pub mod oft;
 pub mod tree;
 pub mod wrap;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -178,6 +178,10 @@ const NO_SLOT: Slot = Slot {
     pos: ABSENT,
 };
 
+/// Estimated bytes per entry of the member table: B-tree nodes run one half to two thirds full,
+/// so about twice the id and slot they store.
+const MEMBER_ENTRY_BYTES: usize = 2 * (std::mem::size_of::<u32>() + std::mem::size_of::<Slot>());
+
 #[derive(Default)]
 struct Pending {
     /// Slot of each touched meter at the start of the epoch.
@@ -207,7 +211,9 @@ pub struct KeyGraph {
     pub(crate) root_epoch: u32,
     pub(crate) subgroups: Vec<Subgroup>,
     pub(crate) subgroup_index: HashMap<Vec<u16>, u32>,
-    pub(crate) members: Vec<Slot>,
+    /// Slot of every current member by meter id. Sparse: a meter id is any `u32` but
+    /// [`u32::MAX`], so memory follows the number of members, never the largest id.
+    pub(crate) members: BTreeMap<u32, Slot>,
     pub(crate) revoked: HashSet<u32>,
     pending: Pending,
 }
@@ -272,7 +278,7 @@ impl KeyGraph {
             root_epoch: 1,
             subgroups: Vec::new(),
             subgroup_index: HashMap::new(),
-            members: Vec::new(),
+            members: BTreeMap::new(),
             revoked: HashSet::new(),
             pending: Pending::default(),
         })
@@ -286,7 +292,7 @@ impl KeyGraph {
         root_key: [u8; KEY_LEN],
         root_epoch: u32,
         subgroups: Vec<Subgroup>,
-        members: Vec<Slot>,
+        members: BTreeMap<u32, Slot>,
         revoked: HashSet<u32>,
     ) -> Self {
         let mut seed = [0u8; 32];
@@ -408,15 +414,15 @@ impl KeyGraph {
     }
 
     fn slot(&self, meter: u32) -> Slot {
-        self.members.get(meter as usize).copied().unwrap_or(NO_SLOT)
+        self.members.get(&meter).copied().unwrap_or(NO_SLOT)
     }
 
     fn set_slot(&mut self, meter: u32, slot: Slot) {
-        let i = meter as usize;
-        if i >= self.members.len() {
-            self.members.resize(i + 1, NO_SLOT);
+        if slot.sg == ABSENT {
+            self.members.remove(&meter);
+        } else {
+            self.members.insert(meter, slot);
         }
-        self.members[i] = slot;
     }
 
     /// Whether `meter` is currently a member (including changes staged in this epoch).
@@ -818,19 +824,14 @@ impl KeyGraph {
 
     /// Current members' ids (ascending).
     pub fn member_ids(&self) -> Vec<u32> {
-        self.members
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.sg != ABSENT)
-            .map(|(i, _)| i as u32)
-            .collect()
+        self.members.keys().copied().collect()
     }
 
     /// Bytes held by the server's arrays (trees, member table, group keys).
     pub fn heap_bytes(&self) -> usize {
         let trees: usize = self.subgroups.iter().map(|s| s.tree.heap_bytes()).sum();
         trees
-            + self.members.capacity() * std::mem::size_of::<Slot>()
+            + self.members.len() * MEMBER_ENTRY_BYTES
             + self.projects.len() * (KEY_LEN + 64)
             + KEY_LEN
     }
