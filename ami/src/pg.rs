@@ -41,26 +41,66 @@ pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
     out
 }
 
-/// A PostgreSQL connection usable from synchronous and asynchronous callers alike.
-pub(crate) struct Pg(Option<postgres::Client>);
+/// A PostgreSQL connection usable from synchronous and asynchronous callers alike, with the
+/// statements it has prepared.
+pub(crate) struct Pg {
+    client: Option<postgres::Client>,
+    prepared: std::collections::HashMap<&'static str, postgres::Statement>,
+}
 
 impl Pg {
     /// Connects to `url` (no TLS: the server is local or reached over a trusted network).
     pub(crate) fn connect(url: &str) -> std::result::Result<Self, postgres::Error> {
-        run_blocking(|| postgres::Client::connect(url, postgres::NoTls)).map(|c| Pg(Some(c)))
+        run_blocking(|| postgres::Client::connect(url, postgres::NoTls)).map(|c| Pg {
+            client: Some(c),
+            prepared: std::collections::HashMap::new(),
+        })
     }
 
     /// Runs `f` with the connection, where blocking is allowed.
     pub(crate) fn with<T: Send>(&mut self, f: impl FnOnce(&mut postgres::Client) -> T + Send) -> T {
         // `Some` from `connect` until `drop`.
-        let client = self.0.as_mut().expect("connection present until dropped");
+        let client = self
+            .client
+            .as_mut()
+            .expect("connection present until dropped");
         run_blocking(|| f(client))
+    }
+
+    /// Runs `f` with the connection and `sql` prepared on it (once per connection: a query
+    /// by text would be parsed and planned on every call, one more round trip each).
+    pub(crate) fn with_prepared<T: Send>(
+        &mut self,
+        sql: &'static str,
+        f: impl FnOnce(
+            &mut postgres::Client,
+            &postgres::Statement,
+        ) -> std::result::Result<T, postgres::Error>
+        + Send,
+    ) -> std::result::Result<T, postgres::Error> {
+        let client = self
+            .client
+            .as_mut()
+            .expect("connection present until dropped");
+        let prepared = &mut self.prepared;
+        run_blocking(move || {
+            let st = match prepared.get(sql) {
+                Some(st) => st.clone(),
+                None => {
+                    let st = client.prepare(sql)?;
+                    prepared.insert(sql, st.clone());
+                    st
+                }
+            };
+            f(client, &st)
+        })
     }
 }
 
 impl Drop for Pg {
     fn drop(&mut self) {
-        if let Some(c) = self.0.take() {
+        if let Some(c) = self.client.take() {
+            self.prepared.clear();
             run_blocking(move || drop(c));
         }
     }

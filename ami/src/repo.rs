@@ -131,23 +131,22 @@ pub fn redact(target: &str) -> String {
 /// A lookup's SQL (positional `$n` parameters in order of appearance, which both engines
 /// bind) and whether it binds the range end and the time.
 struct Lookup {
-    sql: String,
+    sql: &'static str,
     end: Option<Vec<u8>>,
     now: Option<i64>,
 }
 
-fn lookup(key: &[u8], prefix: Option<PrefixMatch>, fresh: bool) -> Lookup {
-    let now = fresh.then(|| now_ms() as i64);
+/// The SQL of a lookup: exact or by prefix (first or last), with or without an upper bound,
+/// with or without the freshness condition.
+fn lookup_sql(prefix: Option<PrefixMatch>, bounded: bool, fresh: bool) -> String {
     let mut sql = String::from("SELECT wire FROM data WHERE ");
-    let mut end = None;
     let mut n = 2;
     match prefix {
         None => sql.push_str("name = $1"),
         Some(_) => {
             sql.push_str("name >= $1");
-            if let Some(e) = successor(key) {
+            if bounded {
                 sql.push_str(" AND name < $2");
-                end = Some(e);
                 n = 3;
             }
         }
@@ -162,7 +161,35 @@ fn lookup(key: &[u8], prefix: Option<PrefixMatch>, fresh: bool) -> Lookup {
         Some(PrefixMatch::Last) => sql.push_str(" ORDER BY name DESC LIMIT 1"),
         None => {}
     }
-    Lookup { sql, end, now }
+    sql
+}
+
+fn lookup(key: &[u8], prefix: Option<PrefixMatch>, fresh: bool) -> Lookup {
+    // Built once: the serving path looks up one of these for every Interest.
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let table = SQL.get_or_init(|| {
+        let mut v = Vec::with_capacity(12);
+        for p in [None, Some(PrefixMatch::First), Some(PrefixMatch::Last)] {
+            for bounded in [false, true] {
+                for fresh in [false, true] {
+                    v.push(lookup_sql(p, bounded, fresh));
+                }
+            }
+        }
+        v
+    });
+    let end = prefix.and_then(|_| successor(key));
+    let p = match prefix {
+        None => 0,
+        Some(PrefixMatch::First) => 1,
+        Some(PrefixMatch::Last) => 2,
+    };
+    let i = p * 4 + usize::from(end.is_some()) * 2 + usize::from(fresh);
+    Lookup {
+        sql: &table[i],
+        end,
+        now: fresh.then(|| now_ms() as i64),
+    }
 }
 
 /// Writes `rows` (name key, freshness) with their `wires`, in `order`, as one transaction of
@@ -214,7 +241,7 @@ impl RepoStore {
         let conn = Connection::open(&path).map_err(|e| state(e.to_string()))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;
-             PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -65536;",
+             PRAGMA cache_size = -65536;",
         )
         .and_then(|()| conn.execute_batch(SQLITE_SCHEMA))
         .map_err(|e| state(format!("not a usable repository database: {e}")))?;
@@ -325,7 +352,7 @@ impl RepoStore {
         let wire: Option<Vec<u8>> = match &self.engine {
             Engine::Sqlite(c) => {
                 let conn = c.lock().unwrap_or_else(|e| e.into_inner());
-                let mut st = conn.prepare_cached(&q.sql).map_err(|e| self.err(e))?;
+                let mut st = conn.prepare_cached(q.sql).map_err(|e| self.err(e))?;
                 let r = match (&q.end, q.now) {
                     (Some(e), Some(n)) => st.query_row(rusqlite::params![key, e, n], |r| r.get(0)),
                     (Some(e), None) => st.query_row(rusqlite::params![key, e], |r| r.get(0)),
@@ -344,7 +371,7 @@ impl RepoStore {
                 }
                 c.lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .with(|c| c.query_opt(q.sql.as_str(), &params))
+                    .with_prepared(q.sql, |c, st| c.query_opt(st, &params))
                     .map_err(|e| self.err(e))?
                     .map(|row| row.get::<_, Vec<u8>>(0))
             }
