@@ -70,7 +70,7 @@ pub struct RepoStats {
 
 enum Engine {
     Sqlite(Mutex<Connection>),
-    Postgres(Mutex<Pg>),
+    Postgres(Box<Mutex<Pg>>),
 }
 
 /// The repository's storage (see the module documentation).
@@ -263,7 +263,7 @@ impl RepoStore {
             .map_err(|e| state(format!("not a usable repository database: {e}")))?;
         Ok(RepoStore {
             target,
-            engine: Engine::Postgres(Mutex::new(client)),
+            engine: Engine::Postgres(Box::new(Mutex::new(client))),
         })
     }
 
