@@ -84,8 +84,8 @@ pub struct NodeConfig {
     pub metrics_interval: Option<String>,
     /// Pricing: tariff id [default: tou].
     pub tariff: Option<String>,
-    /// MDMS: readings database, a SQLite file or a `postgres://` URL [default:
-    /// `<state_dir>/readings.db`].
+    /// MDMS: readings database, a SQLite file or a `postgres://` URL (default: `readings.db`
+    /// in the state directory).
     pub db: Option<String>,
 }
 
@@ -395,6 +395,34 @@ async fn trust_for(node: &Node, client: &Client) -> Result<Arc<Trust>> {
             why: e.to_string(),
         }),
     }
+}
+
+/// The keys the KMS gives `node`'s role (an `mdms`, `pricing` or `dr` node config), fetched
+/// once with a signed key request under the node's credentials and trust anchor.
+pub async fn fetch_service_keys(node: &Node, client: &Client) -> Result<Arc<HeadEndKeys>> {
+    let role = match node.role.as_str() {
+        "mdms" => "mdms",
+        "pricing" => "price",
+        "dr" => "dr",
+        other => {
+            return Err(AmiError::Config(format!(
+                "a {other} node holds no service keys (use an mdms, pricing or dr node config)"
+            )));
+        }
+    };
+    let creds = load_credentials(&node.keychain)?;
+    let trust = trust_for(node, client).await?;
+    let keys = Arc::new(HeadEndKeys::default());
+    let kc = KeyClient::new(
+        node.names.clone(),
+        role,
+        creds.key.clone(),
+        trust,
+        client,
+        keys.clone(),
+    );
+    kc.refresh().await?;
+    Ok(keys)
 }
 
 /// Runs the node until `shutdown` resolves (SIGTERM/SIGINT in the binary), writing a final

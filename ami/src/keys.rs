@@ -89,6 +89,29 @@ impl HeadEndKeys {
             .map(|(m, k)| (*m, k.duplicate()))
     }
 
+    /// The newest reading key of `meter` (highest epoch) and its name.
+    pub fn newest_user_key(&self, meter: u32) -> Option<(Name, SymmetricKey)> {
+        self.read()
+            .user
+            .iter()
+            .filter(|(_, (m, _))| *m == meter)
+            .max_by_key(|(n, _)| n.last().and_then(|c| c.as_version()).unwrap_or(0))
+            .map(|(n, (_, k))| (n.clone(), k.duplicate()))
+    }
+
+    /// Any key held under `key_name`: a reading key, the broadcast key or a project key.
+    pub fn key_named(&self, key_name: &Name) -> Option<SymmetricKey> {
+        let g = self.read();
+        if let Some((_, k)) = g.user.get(key_name) {
+            return Some(k.duplicate());
+        }
+        g.root
+            .iter()
+            .chain(g.projects.values())
+            .find(|(n, _)| n == key_name)
+            .map(|(_, k)| k.duplicate())
+    }
+
     /// The current broadcast key and its name (with epoch).
     pub fn root_key(&self) -> Option<(Name, SymmetricKey)> {
         self.read()

@@ -34,6 +34,7 @@
 //! DLMS/COSEM registers (OBIS code, value, scaler, unit) and quality flags.
 
 pub mod daemon;
+pub mod dataset_keys;
 mod dr;
 mod error;
 mod key_client;

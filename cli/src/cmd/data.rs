@@ -55,6 +55,10 @@ struct QueryArgs {
     /// Accept readings without checking who signed them
     #[arg(long)]
     no_verify: bool,
+    /// Decrypt readings with the keys the KMS gives this node (an mdms, pricing or dr node
+    /// config; see `data import --encrypt`)
+    #[arg(long, value_name = "NODE.toml")]
+    key_node: Option<PathBuf>,
     /// Write JSON instead of CSV
     #[arg(long)]
     json: bool,
@@ -113,6 +117,14 @@ struct ImportArgs {
     col_current: String,
     #[command(flatten)]
     sign: super::key::SignArgs,
+    /// Encrypt every reading under a KMS key: meter (each meter's reading key), broadcast, or
+    /// project:NAME; the keys are fetched from the KMS as --key-node's role
+    #[arg(long, value_name = "KIND", requires = "key_node")]
+    encrypt: Option<amicn_ami::dataset_keys::DatasetKey>,
+    /// Node config whose credentials fetch the keys: an mdms node for `meter`, pricing for
+    /// `broadcast`, dr for `project:NAME`
+    #[arg(long, value_name = "NODE.toml")]
+    key_node: Option<PathBuf>,
     /// Print `committed N` on standard output after each committed batch (N Data in total)
     #[arg(long)]
     ack: bool,
@@ -255,6 +267,36 @@ fn generate(g: GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The keys the KMS gives the node configured in `path` (its role must be `role` when given),
+/// and the node's utility names.
+fn kms_keys(
+    path: &std::path::Path,
+    role: Option<&str>,
+) -> anyhow::Result<(std::sync::Arc<amicn_ami::HeadEndKeys>, amicn_ami::AmiNames)> {
+    let (cfg, base) = amicn_ami::daemon::NodeConfig::load(path)?;
+    let node = amicn_ami::daemon::Node::resolve(cfg, &base)?;
+    if let Some(r) = role
+        && node.role != r
+    {
+        bail!(
+            "{} is a {} node; that key is held by a {r} node",
+            path.display(),
+            node.role
+        );
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let keys = rt
+        .block_on(async {
+            let client = amicn_ami::connect(&node.forwarder).await?;
+            amicn_ami::daemon::fetch_service_keys(&node, &client).await
+        })
+        .with_context(|| format!("fetching keys from the KMS as {}", path.display()))?;
+    Ok((keys, node.names))
+}
+
 /// Column positions of an import.
 struct Columns {
     meter: usize,
@@ -346,6 +388,21 @@ fn acknowledge(on: bool, stored: u64) -> anyhow::Result<()> {
 fn import(a: ImportArgs) -> anyhow::Result<()> {
     use std::io::BufRead;
     let names = amicn_ami::AmiNames::new(&a.utility)?;
+    let sealing = match (&a.encrypt, &a.key_node) {
+        (Some(kind), Some(node)) => {
+            let (keys, node_names) = kms_keys(node, Some(kind.node_role()))?;
+            if node_names.utility() != names.utility() {
+                bail!(
+                    "--utility {} differs from the key node's utility {}",
+                    names.utility(),
+                    node_names.utility()
+                );
+            }
+            Some((kind.clone(), keys))
+        }
+        (None, Some(_)) => bail!("--key-node is used with --encrypt"),
+        _ => None,
+    };
     let setup = a.sign.setup()?;
     let signer = setup.signer;
     let store = amicn_ami::repo::RepoStore::open(&a.db)?;
@@ -395,8 +452,25 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
                 a.csv.display()
             ),
         };
-        let content = reading.encode()?;
-        let mut d = Data::new(names.reading(reading.meter, reading.end_us()), content);
+        let name = names.reading(reading.meter, reading.end_us());
+        let mut content = reading.encode()?;
+        if let Some((kind, keys)) = &sealing {
+            content = match kind.seal(keys, reading.meter, &name, &content) {
+                Ok(c) => c,
+                Err(why) if a.skip_bad => {
+                    bad += 1;
+                    if first_bad.len() < 5 {
+                        first_bad.push(format!("line {lineno}: {why}"));
+                    }
+                    continue;
+                }
+                Err(why) => bail!(
+                    "{}: line {lineno}: {why} (nothing after the last commit was stored; --skip-bad skips such rows)",
+                    a.csv.display()
+                ),
+            };
+        }
+        let mut d = Data::new(name, content);
         batch.push(d.sign_with(signer.signature_info(), |p| signer.sign(p)));
         if batch.len() >= 10_000 {
             stored += store.insert(&batch)? as u64;
@@ -522,6 +596,10 @@ fn query(q: QueryArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let names = amicn_ami::AmiNames::new(&q.utility)?;
+    let keys = match &q.key_node {
+        Some(node) => Some(kms_keys(node, None)?.0),
+        None => None,
+    };
     // Readings are named by interval end: the first end after `from`, aligned to the interval.
     let first_end = (from_us / step_us + 1) * step_us;
     let mut wanted = Vec::new();
@@ -584,7 +662,17 @@ fn query(q: QueryArgs) -> anyhow::Result<()> {
                         rejected.push(format!("{}: {e}", d.name));
                         continue;
                     }
-                    match Reading::decode(&d.content) {
+                    let plain = match &keys {
+                        Some(k) => match amicn_ami::dataset_keys::open(k, &d.name, &d.content) {
+                            Ok(p) => Bytes::copy_from_slice(&p),
+                            Err(e) => {
+                                rejected.push(format!("{}: {e}", d.name));
+                                continue;
+                            }
+                        },
+                        None => d.content.clone(),
+                    };
+                    match Reading::decode(&plain) {
                         Ok(r) => rows.push(Row::of(&r)),
                         Err(e) => rejected.push(format!("{}: {e}", d.name)),
                     }
@@ -636,7 +724,10 @@ fn query(q: QueryArgs) -> anyhow::Result<()> {
         }
     }
     if !rejected.is_empty() {
-        bail!("{} readings failed verification", rejected.len());
+        bail!(
+            "{} readings failed verification or decryption",
+            rejected.len()
+        );
     }
     Ok(())
 }
