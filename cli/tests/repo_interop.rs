@@ -349,4 +349,30 @@ fn signed_insert_commands_are_stored_only_from_the_configured_publisher() {
         "{err}"
     );
     assert_eq!(RepoStore::open(&db).unwrap().stats().unwrap().objects, 30);
+
+    // The status dataset, over the network: what it holds, served and refused.
+    let status = run_ok(
+        &dir,
+        &[
+            "repo",
+            "stats",
+            "--remote",
+            "/localhost/amicn-repo",
+            "--connect",
+            &uri,
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["objects"], 30, "{v}");
+    assert_eq!(v["engine"], "sqlite");
+    assert!(v["served"].as_u64().unwrap() >= 1, "{v}");
+    let ins = &v["inserts"];
+    for (k, want) in [
+        ("accepted", 1),
+        ("stored", 30),
+        ("unauthenticated", 1),
+        ("forbidden", 1),
+    ] {
+        assert_eq!(ins[k], want, "{k} in {v}");
+    }
 }

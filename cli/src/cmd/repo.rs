@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use amicn_ami::repo::{PrefixMatch, RepoStore};
-use amicn_tlv::{Data, Name};
+use amicn_tlv::{Component, Data, Name};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
@@ -32,8 +32,8 @@ enum RepoCmd {
     Insert(InsertArgs),
     /// Delete every Data under a prefix
     Delete(DeleteArgs),
-    /// Objects and bytes held
-    Stats(DbArg),
+    /// Objects and bytes held (from the database, or from a serving repository's status)
+    Stats(StatsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -41,6 +41,19 @@ struct DbArg {
     /// Repository database: a SQLite file (created if missing) or a postgres:// URL
     #[arg(long)]
     db: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct StatsArgs {
+    /// Repository database: a SQLite file or a postgres:// URL
+    #[arg(long, required_unless_present = "remote", conflicts_with = "remote")]
+    db: Option<PathBuf>,
+    /// Ask the repository serving this command prefix for its status instead (JSON: what it
+    /// holds and what it served, missed and refused), e.g. /localhost/amicn-repo
+    #[arg(long, value_name = "NAME")]
+    remote: Option<String>,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -60,7 +73,7 @@ struct ServeArgs {
     /// served prefixes or under the given ones: CERT or CERT=PREFIX[,PREFIX...] (repeatable)
     #[arg(long = "publisher", value_name = "CERT[=PREFIXES]")]
     publishers: Vec<String>,
-    /// Where insert commands are received
+    /// Where insert commands and the status dataset (`<prefix>/status`) are received
     #[arg(long, value_name = "NAME", default_value = "/localhost/amicn-repo")]
     command_prefix: String,
     /// Which Data a CanBePrefix Interest gets among several: first or last in canonical order
@@ -99,6 +112,9 @@ struct DeleteArgs {
     prefix: String,
 }
 
+/// The verb of the status dataset under the command prefix.
+const STATUS_VERB: &[u8] = b"status";
+
 pub(crate) fn run(a: RepoArgs) -> anyhow::Result<()> {
     match a.cmd {
         RepoCmd::Serve(s) => serve(s),
@@ -115,11 +131,14 @@ pub(crate) fn run(a: RepoArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        RepoCmd::Stats(d) => {
-            let s = RepoStore::open(&d.db)?.stats()?;
-            println!("{} Data, {} bytes", s.objects, s.bytes);
-            Ok(())
-        }
+        RepoCmd::Stats(d) => match (&d.db, &d.remote) {
+            (Some(db), _) => {
+                let s = RepoStore::open(db)?.stats()?;
+                println!("{} Data, {} bytes", s.objects, s.bytes);
+                Ok(())
+            }
+            (None, remote) => remote_status(remote.as_deref().unwrap_or_default(), &d.connect),
+        },
     }
 }
 
@@ -159,6 +178,34 @@ fn insert(i: InsertArgs) -> anyhow::Result<()> {
     let n = RepoStore::open(db)?.insert(&packets)?;
     println!("stored {n} Data (committed)");
     Ok(())
+}
+
+/// Fetches and prints a serving repository's status dataset.
+fn remote_status(prefix: &str, connect: &ConnectArgs) -> anyhow::Result<()> {
+    let prefix: Name = prefix
+        .parse()
+        .with_context(|| format!("--remote {prefix:?} is not an NDN name"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let client = connect.client().await?;
+        let mut i = amicn_tlv::Interest::new(
+            prefix.append(Component::generic(Bytes::from_static(STATUS_VERB))),
+        );
+        i.must_be_fresh = true;
+        i.lifetime_ms = Some(4_000);
+        match client.express(&i).await? {
+            amicn_face::client::Reply::Data { data, .. } => {
+                let v: serde_json::Value = serde_json::from_slice(&data.content)
+                    .with_context(|| format!("{}: not a repository status", data.name))?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                anyhow::Ok(())
+            }
+            other => bail!("no status from {prefix}: {other:?} (is a repository serving it?)"),
+        }
+    })
 }
 
 /// Sends `packets` in signed insert commands; each is acknowledged only after its commit.
@@ -300,7 +347,9 @@ fn serve(s: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("registering {p}"))?;
         }
-        if !policy.is_empty() {
+        {
+            // Insert commands and the status dataset, off the serving path: a commit waits
+            // for the disk and a status counts the table, so both run on blocking threads.
             let mut commands = client
                 .register(command_prefix.clone())
                 .await
@@ -311,29 +360,73 @@ fn serve(s: ServeArgs) -> anyhow::Result<()> {
                 client.clone(),
                 command_prefix.clone(),
             );
+            let counters = [served.clone(), missed.clone(), failed.clone()];
+            let (database, served_prefixes) = (
+                amicn_ami::repo::redact(&s.db.db.to_string_lossy()),
+                prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            );
             tokio::spawn(async move {
                 while let Some(inc) = commands.recv().await {
-                    if !amicn_ami::repo_insert::is_insert_command(
-                        &command_prefix,
-                        &inc.interest.name,
-                    ) {
-                        continue;
-                    }
-                    let (store, policy) = (store.clone(), policy.clone());
-                    let cmd = inc.interest.clone();
-                    // A commit waits for the disk; it runs off the async threads.
-                    let resp = tokio::task::spawn_blocking(move || {
-                        policy.handle(&store, &cmd, amicn_ami::now_ms())
-                    })
-                    .await;
-                    let Ok(resp) = resp else { continue };
-                    let mut body = bytes::BytesMut::new();
-                    resp.encode_to(&mut body);
-                    let mut d = Data::new(inc.interest.name.clone(), body.freeze());
-                    d.meta_info.freshness_period_ms = Some(0);
+                    let name = inc.interest.name.clone();
+                    let verb = name.get(command_prefix.len()).map(|c| c.value().to_vec());
+                    let (content, freshness) = match verb.as_deref() {
+                        Some(v) if v == amicn_ami::repo_insert::INSERT_VERB => {
+                            let (store, policy) = (store.clone(), policy.clone());
+                            let cmd = inc.interest.clone();
+                            let resp = tokio::task::spawn_blocking(move || {
+                                if policy.is_empty() {
+                                    amicn_tlv::mgmt::ControlResponse::new(
+                                        403,
+                                        "this repository takes no inserts (no --publisher)",
+                                    )
+                                } else {
+                                    policy.handle(&store, &cmd, amicn_ami::now_ms())
+                                }
+                            })
+                            .await;
+                            let Ok(resp) = resp else { continue };
+                            let mut body = bytes::BytesMut::new();
+                            resp.encode_to(&mut body);
+                            (body.freeze(), 0)
+                        }
+                        Some(v) if v == STATUS_VERB => {
+                            let counted = store.clone();
+                            let Ok(Ok(st)) =
+                                tokio::task::spawn_blocking(move || counted.stats()).await
+                            else {
+                                continue;
+                            };
+                            let c = &policy.counters;
+                            let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                            let v = serde_json::json!({
+                                "engine": store.engine(),
+                                "database": database,
+                                "prefixes": served_prefixes,
+                                "objects": st.objects,
+                                "bytes": st.bytes,
+                                "served": n(&counters[0]),
+                                "missed": n(&counters[1]),
+                                "failed": n(&counters[2]),
+                                "inserts": {
+                                    "publishers": !policy.is_empty(),
+                                    "accepted": n(&c.accepted),
+                                    "stored": n(&c.stored),
+                                    "malformed": n(&c.malformed),
+                                    "unauthenticated": n(&c.unauthenticated),
+                                    "forbidden": n(&c.forbidden),
+                                    "replayed": n(&c.replayed),
+                                    "failed": n(&c.failed),
+                                },
+                            });
+                            (Bytes::from(v.to_string()), 1_000)
+                        }
+                        _ => continue,
+                    };
+                    let mut d = Data::new(name.clone(), content);
+                    d.meta_info.freshness_period_ms = Some(freshness);
                     let wire = d.sign_digest_sha256();
                     if let Err(e) = client.put_data(wire, inc.pit_token.as_ref()).await {
-                        tracing::warn!("answering {}: {e}", inc.interest.name);
+                        tracing::warn!("answering {name}: {e}");
                     }
                 }
             });
