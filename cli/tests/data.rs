@@ -216,3 +216,46 @@ fn repo_benchmark_short_run_reports_every_figure_against_its_baseline() {
         }
     }
 }
+
+/// The short version of `amicn bench flood` (phases of 1 s instead of 5 s): every phase is
+/// reported with the legitimate consumer's satisfaction and the forwarder's PIT and memory,
+/// and the report files are written. (Figures are for the benchmark run, not asserted here.)
+#[test]
+fn flood_benchmark_short_run_reports_every_phase() {
+    let out_dir = std::env::temp_dir().join(format!("amicn-flood-test-{}", std::process::id()));
+    let out = Command::new(tools_support::amicn())
+        .args([
+            "bench",
+            "flood",
+            "--phase",
+            "1s",
+            "--factors",
+            "10",
+            "--json",
+            "--out",
+        ])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let phases = r["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["baseline", "flood 10×", "recovery after 10×"]);
+    assert!(phases[0]["legit_satisfied"].as_u64().unwrap() > 0, "{r}");
+    assert!(
+        phases[1]["attack_per_second"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    for p in phases {
+        assert!(p["pit_max_seen"].as_u64().unwrap() <= r["pit_cap"].as_u64().unwrap());
+    }
+    for f in ["summary.json", "flood.csv", "flood.png"] {
+        assert!(out_dir.join(f).exists(), "{f}");
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+}

@@ -196,3 +196,64 @@ fn cores_with_different_seeds_add_different_nonces() {
     assert_eq!(nonce_of(7), nonce_of(7), "a fixed seed is deterministic");
     assert_ne!(nonce_of(7), nonce_of(8));
 }
+
+#[test]
+fn flooding_faces_fill_only_their_fair_shares_of_the_pit() {
+    let config = Config {
+        pit_max_entries: 100,
+        ..Config::default()
+    };
+    let mut fw = Forwarder::new(config);
+    let attackers = [
+        face(&mut fw, FaceScope::NonLocal),
+        face(&mut fw, FaceScope::NonLocal),
+    ];
+    let consumer = face(&mut fw, FaceScope::NonLocal);
+    let up = face(&mut fw, FaceScope::NonLocal);
+    fw.fib_add_nexthop(&name("/p"), up, 1).unwrap();
+    let t = Time::ZERO;
+    // Each attacker sends as many unique, never-answered Interests as the whole table holds.
+    let mut nonce = 1u32;
+    for round in 0..100 {
+        for (k, a) in attackers.iter().enumerate() {
+            nonce += 1;
+            let uri = format!("/p/flood/{k}/{round}");
+            fw.on_packet(t, *a, interest(&uri, Some(nonce), Some(4_000)));
+        }
+    }
+    let held = |fw: &Forwarder, f: FaceId| fw.faces().get(f).unwrap().pit_in_records();
+    // Two holders plus a share kept free: each attacker is held to a third of the cap.
+    for a in attackers {
+        assert_eq!(held(&fw, a), 100 / 3);
+    }
+    assert!(fw.pit_len() < 100, "room is left");
+    assert!(fw.counters().drops.get(DropReason::FairShare) > 0);
+    let _ = sent(&mut fw);
+    // A consumer arriving in the middle of the flood is admitted and its Interest forwarded.
+    fw.on_packet(
+        t,
+        consumer,
+        interest("/p/legit/1", Some(9_001), Some(1_000)),
+    );
+    assert_eq!(
+        held(&fw, consumer),
+        1,
+        "the consumer's Interest was admitted"
+    );
+    let out = sent(&mut fw);
+    assert!(
+        out.iter().any(|(f, p)| *f == up
+            && matches!(p, NetPacket::Interest(i) if i.name == name("/p/legit/1"))),
+        "and forwarded: {out:?}"
+    );
+    // With three holders the attackers' shares shrink to a quarter: they cannot grow again.
+    let before = fw.counters().drops.get(DropReason::FairShare);
+    nonce += 1;
+    fw.on_packet(
+        t,
+        attackers[0],
+        interest("/p/flood/0/x", Some(nonce), Some(4_000)),
+    );
+    assert_eq!(held(&fw, attackers[0]), 100 / 3);
+    assert_eq!(fw.counters().drops.get(DropReason::FairShare), before + 1);
+}

@@ -36,6 +36,8 @@ enum BenchWhat {
     Ami(super::bench_ami::AmiBenchArgs),
     /// Meter-data repository: import rate vs. signing, serve rate vs. the forwarder's CS
     Repo(super::bench_repo::RepoBenchArgs),
+    /// Interest flooding: a legitimate consumer's satisfaction while attackers flood the forwarder
+    Flood(super::bench_flood::FloodBenchArgs),
 }
 
 /// Options of `amicn bench fwd`.
@@ -62,7 +64,7 @@ struct FwdBenchArgs {
     json: bool,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .map_or((s, "s"), |i| s.split_at(i));
@@ -85,6 +87,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Fwd(a) => bench_fwd(a),
         BenchWhat::Ami(a) => super::bench_ami::run(a),
         BenchWhat::Repo(a) => super::bench_repo::run(a),
+        BenchWhat::Flood(a) => super::bench_flood::run(a),
     }
 }
 

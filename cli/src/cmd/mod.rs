@@ -3,6 +3,7 @@ pub(crate) mod admin;
 pub(crate) mod attacker;
 pub(crate) mod bench;
 pub(crate) mod bench_ami;
+pub(crate) mod bench_flood;
 pub(crate) mod bench_repo;
 pub(crate) mod data;
 pub(crate) mod demo;

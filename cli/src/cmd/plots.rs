@@ -100,6 +100,58 @@ pub(crate) fn latency_cdf(
     Ok(note(text))
 }
 
+/// Lines over time: each series is `(label, points)` with x in seconds; `y_max` fixes the
+/// top of the y axis (0 to the largest value when `None`).
+pub(crate) fn time_series(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    y_max: Option<f64>,
+) -> anyhow::Result<PlotNote> {
+    let text = font_available();
+    render(path, |root| {
+        let x_end = series
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
+            .fold(1e-3f64, f64::max);
+        let top = y_max.unwrap_or_else(|| {
+            series
+                .iter()
+                .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
+                .fold(1e-9f64, f64::max)
+                * 1.05
+        });
+        let mut builder = ChartBuilder::on(root);
+        builder.margin(15);
+        if text {
+            builder
+                .caption(title, font(22))
+                .x_label_area_size(45)
+                .y_label_area_size(70);
+        } else {
+            builder.x_label_area_size(5).y_label_area_size(5);
+        }
+        let mut chart = builder.build_cartesian_2d(0f64..x_end, 0f64..top)?;
+        configure_mesh(&mut chart, text, Some("time (s)"), Some(y_desc))?;
+        for (i, (label, points)) in series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let drawn = chart.draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))?;
+            drawn.label(label.as_str()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
+        }
+        if text && series.len() > 1 {
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        }
+        Ok(())
+    })?;
+    Ok(note(text))
+}
+
 /// Stacked bars per epoch (unicast/multicast/broadcast), formula drawn beside each bar.
 pub(crate) fn rekey_traffic(path: &Path, epochs: &[EpochTraffic]) -> anyhow::Result<PlotNote> {
     let text = font_available();

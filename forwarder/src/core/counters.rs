@@ -41,6 +41,8 @@ pub enum DropReason {
     WrongFace,
     /// PIT byte budget (total or the face's share) exhausted by retained Interest wires.
     PitMemory,
+    /// The PIT is half full or more and the face already holds its equal share of it.
+    FairShare,
 }
 
 impl DropReason {
@@ -64,6 +66,7 @@ impl DropReason {
         DropReason::Fragment,
         DropReason::WrongFace,
         DropReason::PitMemory,
+        DropReason::FairShare,
     ];
 
     /// A short stable name for logs and metrics (`drop_reason="loop"`).
@@ -87,6 +90,7 @@ impl DropReason {
             DropReason::Fragment => "fragment",
             DropReason::WrongFace => "wrong_face",
             DropReason::PitMemory => "pit_memory",
+            DropReason::FairShare => "fair_share",
         }
     }
 
@@ -96,7 +100,7 @@ impl DropReason {
 }
 
 /// Number of [`DropReason`] variants.
-const DROP_REASONS: usize = 18;
+const DROP_REASONS: usize = 19;
 
 /// Drop counters, one per [`DropReason`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -186,7 +190,8 @@ mod tests {
             assert_eq!(n, i as u64 + 1, "{}", r.as_str());
         }
         assert_eq!(d.get(DropReason::Fragment), 16);
-        assert_eq!(d.get(DropReason::PitMemory), DROP_REASONS as u64);
+        assert_eq!(d.get(DropReason::PitMemory), 18);
+        assert_eq!(d.get(DropReason::FairShare), DROP_REASONS as u64);
         assert_eq!(d.total(), (1..=DROP_REASONS as u64).sum::<u64>());
     }
 }

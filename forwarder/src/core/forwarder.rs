@@ -600,6 +600,10 @@ impl Forwarder {
                 self.drop_in(in_face, DropReason::PitFull);
                 return;
             }
+            if self.over_fair_share(held) {
+                self.drop_in(in_face, DropReason::FairShare);
+                return;
+            }
             if self.pit_bytes.saturating_add(charge) > self.config.pit_max_bytes
                 || held_bytes.saturating_add(charge) > self.config.pit_max_bytes_per_face
             {
@@ -1092,6 +1096,21 @@ impl Forwarder {
             }
         }
         self.out.push_back((face, pkt));
+    }
+
+    /// Whether a face holding `held` PIT in-records may not take one more: once the PIT is
+    /// half full, the cap is divided into one equal share per face holding entries (the asking
+    /// one included) plus one share kept free for a face that has none yet. Faces that flood
+    /// the table with Interests nobody answers fill only their own shares, and a newcomer
+    /// always finds room.
+    fn over_fair_share(&self, held: usize) -> bool {
+        let cap = self.config.pit_max_entries;
+        if self.pit.len() < cap / 2 {
+            return false;
+        }
+        let holders =
+            self.faces.iter().filter(|f| f.pit_in_records > 0).count() + usize::from(held == 0);
+        held >= cap / (holders + 1)
     }
 
     /// Removes an entry: releases its faces' PIT shares, records its nonces in the Dead Nonce

@@ -1,0 +1,617 @@
+//! `amicn bench flood`: a legitimate consumer fetching through `amicn fwd` while attacker
+//! connections flood the same forwarder, in phases: a baseline without attack, then for each
+//! flood factor an attack phase (attackers together send `factor ×` the legitimate rate of
+//! the baseline) followed by a recovery phase.
+//!
+//! Every attacker mixes what a flooding host can send: unique-name Interests under the
+//! producer's prefix that are never answered (they hold PIT entries until they expire),
+//! unique unroutable Interests and unsolicited Data; one of them also sends a malformed packet
+//! now and then (after which the forwarder closes its connection and it reconnects). The bench reports,
+//! per phase, the legitimate consumer's satisfaction and rate against the baseline, its
+//! latency, the forwarder's PIT size (from its own `status/general`) against the cap, the
+//! forwarder's resident memory, and after each attack how long the consumer took to recover
+//! to 90 % of its baseline rate. Bounded in time (`--phase` × phases) and count.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use amicn_face::client::{Client, Reply};
+use amicn_tlv::{Data, Interest, Name};
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::Args;
+use serde::Serialize;
+
+use super::mesh::{Procs, connect_when_up, dataset};
+
+/// Options of `amicn bench flood`.
+#[derive(Debug, Args)]
+pub(crate) struct FloodBenchArgs {
+    /// Length of each phase, e.g. 5s
+    #[arg(long, default_value = "5s", value_parser = super::bench::parse_duration)]
+    phase: Duration,
+    /// Flood factors: the attackers' total rate as a multiple of the legitimate baseline rate
+    #[arg(long, value_delimiter = ',', default_value = "10,100")]
+    factors: Vec<u32>,
+    /// Attacker connections
+    #[arg(long, default_value_t = 4)]
+    attackers: usize,
+    /// Interests the legitimate consumer keeps in flight
+    #[arg(long, default_value_t = 8)]
+    window: usize,
+    /// The forwarder's PIT cap (entries)
+    #[arg(long, default_value_t = 50_000)]
+    pit_max: usize,
+    /// Where summary.json, flood.csv and flood.png are written
+    #[arg(long, default_value = "amicn-flood-report")]
+    out: PathBuf,
+    /// Print the summary as JSON instead of the table
+    #[arg(long)]
+    json: bool,
+}
+
+/// One legitimate fetch: when it finished (s since start), whether it got Data, its latency.
+#[derive(Debug, Clone, Copy)]
+struct Fetch {
+    at: f64,
+    ok: bool,
+    latency_us: u64,
+}
+
+/// One sample of the forwarder: PIT entries and resident memory.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Sample {
+    at: f64,
+    pit: u64,
+    rss_kib: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Phase {
+    name: String,
+    factor: u32,
+    start_s: f64,
+    end_s: f64,
+    legit_sent: u64,
+    legit_satisfied: u64,
+    /// Satisfied / finished, in percent.
+    satisfaction_pct: f64,
+    /// Satisfaction relative to the baseline's, in percent.
+    satisfaction_vs_baseline_pct: f64,
+    legit_per_second: f64,
+    /// Legitimate rate relative to the baseline's.
+    rate_vs_baseline: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Attack packets sent per second (all attackers together).
+    attack_per_second: f64,
+    pit_max_seen: u64,
+    rss_max_kib: u64,
+    /// For a recovery phase: seconds from the end of the attack until the first 250 ms in
+    /// which the consumer ran at ≥ 90 % of its baseline rate with nothing unsatisfied.
+    recovery_s: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    pit_cap: usize,
+    attackers: usize,
+    window: usize,
+    phase_s: f64,
+    rss_before_kib: u64,
+    rss_after_kib: u64,
+    phases: Vec<Phase>,
+    /// Counters of the forwarder at the end (its `status/general`).
+    forwarder: serde_json::Value,
+}
+
+/// The attackers' shared state: the rate they aim at and what they sent.
+struct Attack {
+    per_second: AtomicU64,
+    sent: AtomicU64,
+    reconnects: AtomicU64,
+    stop: AtomicBool,
+}
+
+fn lp_free_interest(name: &Name, lifetime_ms: u64) -> Bytes {
+    let mut i = Interest::new(name.clone());
+    i.lifetime_ms = Some(lifetime_ms);
+    i.nonce = Some(rand::random());
+    i.encode()
+}
+
+/// One attacker connection: paced by `attack.per_second / n`, reconnecting when the forwarder
+/// closes it.
+fn attacker(sock: PathBuf, id: usize, n: usize, attack: Arc<Attack>) {
+    let mut seq = 0u64;
+    'connect: while !attack.stop.load(Ordering::Relaxed) {
+        let Ok(mut s) = UnixStream::connect(&sock) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        attack.reconnects.fetch_add(1, Ordering::Relaxed);
+        // Whatever the forwarder sends back (Nacks) is read and dropped.
+        if let Ok(mut r) = s.try_clone() {
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                while matches!(r.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+        let start = Instant::now();
+        let mut sent_here = 0u64;
+        let mut batch = Vec::with_capacity(64 * 1024);
+        while !attack.stop.load(Ordering::Relaxed) {
+            let rate = attack.per_second.load(Ordering::Relaxed) / n.max(1) as u64;
+            if rate == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+            if sent_here >= due {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            batch.clear();
+            let mut k = 0;
+            while sent_here < due && k < 256 {
+                seq += 1;
+                // Attacker 0 also sends a malformed packet every 2,000 (the forwarder closes
+                // its connection, and it reconnects); the others keep their faces, so their
+                // unanswered Interests stay in the PIT until they expire.
+                let malformed = id == 0 && seq.is_multiple_of(2_000);
+                let pkt: Bytes = if malformed {
+                    Bytes::from_static(&[0x05, 0xFD, 0xFF, 0xFF, 0x07])
+                } else {
+                    match seq % 4 {
+                        3 => {
+                            let name =
+                                Name::from_uri(&format!("/bench/legit/unsolicited/{id}/{seq}"))
+                                    .unwrap_or_default();
+                            Data::new(name, Bytes::from_static(b"unsolicited")).sign_digest_sha256()
+                        }
+                        2 => lp_free_interest(
+                            &Name::from_uri(&format!("/nowhere/{id}/{seq}")).unwrap_or_default(),
+                            4_000,
+                        ),
+                        _ => lp_free_interest(
+                            &Name::from_uri(&format!("/bench/legit/hole/{id}/{seq}"))
+                                .unwrap_or_default(),
+                            4_000,
+                        ),
+                    }
+                };
+                batch.extend_from_slice(&pkt);
+                sent_here += 1;
+                k += 1;
+                if malformed {
+                    break;
+                }
+            }
+            attack.sent.fetch_add(k, Ordering::Relaxed);
+            if s.write_all(&batch).is_err() {
+                continue 'connect;
+            }
+            if id == 0 && seq.is_multiple_of(2_000) {
+                // The forwarder drops the face on the malformed packet; start over.
+                let _ = s.shutdown(std::net::Shutdown::Both);
+                continue 'connect;
+            }
+        }
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(v: &mut [u64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable();
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i] as f64 / 1_000.0
+}
+
+pub(crate) fn run(a: FloodBenchArgs) -> anyhow::Result<()> {
+    if a.window == 0 || a.attackers == 0 || a.pit_max == 0 {
+        bail!("--window, --attackers and --pit-max must be positive");
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let dir = std::env::temp_dir().join(format!(
+        "amicn-bench-flood-{}-{}",
+        std::process::id(),
+        amicn_ami::now_ms()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = rt.block_on(measure(&a, &dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    let summary = result?;
+    std::fs::write(
+        a.out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)? + "\n",
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_table(&summary, &a.out);
+    }
+    Ok(())
+}
+
+async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
+    let exe = std::env::current_exe().context("locating the amicn binary")?;
+    let mut procs = Procs {
+        list: Vec::new(),
+        exe,
+        logs: dir.to_path_buf(),
+    };
+    let sock = dir.join("fwd.sock");
+    let fwd_pid = procs.spawn(
+        "fwd",
+        &[
+            "fwd".into(),
+            "--socket".into(),
+            sock.to_string_lossy().into_owned(),
+            "--no-tcp".into(),
+            "--no-udp".into(),
+            "--pit-max".into(),
+            a.pit_max.to_string(),
+            "--log-level".into(),
+            "error".into(),
+        ],
+    )?;
+    let producer = connect_when_up(&sock).await?;
+    let handler: amicn_face::client::InlineHandler = Arc::new(|i: &Interest| {
+        // Names under /bench/legit/hole are never answered: the flood's PIT load.
+        if i.name
+            .get(2)
+            .is_some_and(|c| c.value() == b"hole".as_slice())
+        {
+            return None;
+        }
+        Some(Data::new(i.name.clone(), Bytes::from_static(&[0x42; 100])).sign_digest_sha256())
+    });
+    producer
+        .serve_inline(Name::from_uri("/bench/legit")?, handler, true)
+        .await?;
+    let consumer = connect_when_up(&sock).await?;
+    let monitor = connect_when_up(&sock).await?;
+    let rss_before = rss_kib(fwd_pid);
+
+    let t0 = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let fetches = Arc::new(std::sync::Mutex::new(Vec::<Fetch>::new()));
+    let legit = tokio::spawn(legit_consumer(
+        consumer,
+        a.window,
+        t0,
+        stop.clone(),
+        fetches.clone(),
+    ));
+    let samples = Arc::new(std::sync::Mutex::new(Vec::<Sample>::new()));
+    let sampler = {
+        let (samples, stop) = (samples.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let pit = match tokio::time::timeout(
+                    Duration::from_millis(900),
+                    dataset(&monitor, "status/general"),
+                )
+                .await
+                {
+                    Ok(Ok(b)) => amicn_tlv::mgmt::ForwarderStatus::decode_value(b)
+                        .ok()
+                        .and_then(|s| s.n_pit_entries),
+                    _ => None,
+                };
+                let s = Sample {
+                    at: t0.elapsed().as_secs_f64(),
+                    pit: pit.unwrap_or(u64::MAX),
+                    rss_kib: rss_kib(fwd_pid),
+                };
+                samples.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            monitor
+        })
+    };
+    let attack = Arc::new(Attack {
+        per_second: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+        reconnects: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    });
+    let threads: Vec<_> = (0..a.attackers)
+        .map(|id| {
+            let (sock, attack, n) = (sock.clone(), attack.clone(), a.attackers);
+            std::thread::spawn(move || attacker(sock, id, n, attack))
+        })
+        .collect();
+
+    // Phases: baseline, then attack and recovery for each factor.
+    let mut bounds: Vec<(String, u32, f64, f64, u64)> = Vec::new();
+    let phase = a.phase;
+    tokio::time::sleep(phase).await;
+    bounds.push(("baseline".into(), 0, 0.0, t0.elapsed().as_secs_f64(), 0));
+    let baseline_rate = {
+        let f = fetches.lock().unwrap_or_else(|e| e.into_inner());
+        let (s, e) = (bounds[0].2 + phase.as_secs_f64() * 0.2, bounds[0].3);
+        f.iter().filter(|x| x.ok && x.at >= s && x.at < e).count() as f64 / (e - s).max(1e-3)
+    };
+    for &factor in &a.factors {
+        let start = t0.elapsed().as_secs_f64();
+        let sent0 = attack.sent.load(Ordering::Relaxed);
+        attack.per_second.store(
+            (baseline_rate * f64::from(factor)) as u64,
+            Ordering::Relaxed,
+        );
+        tokio::time::sleep(phase).await;
+        attack.per_second.store(0, Ordering::Relaxed);
+        let end = t0.elapsed().as_secs_f64();
+        let sent = attack.sent.load(Ordering::Relaxed) - sent0;
+        bounds.push((format!("flood {factor}×"), factor, start, end, sent));
+        tokio::time::sleep(phase).await;
+        bounds.push((
+            format!("recovery after {factor}×"),
+            factor,
+            end,
+            t0.elapsed().as_secs_f64(),
+            0,
+        ));
+    }
+    attack.stop.store(true, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    let _ = legit.await;
+    let monitor = sampler.await.context("sampler")?;
+    let forwarder = match dataset(&monitor, "status/general").await {
+        Ok(b) => {
+            let s = amicn_tlv::mgmt::ForwarderStatus::decode_value(b)?;
+            serde_json::json!({
+                "n_pit_entries": s.n_pit_entries,
+                "n_in_interests": s.n_in_interests,
+                "n_out_interests": s.n_out_interests,
+                "n_in_data": s.n_in_data,
+                "n_out_data": s.n_out_data,
+                "n_out_nacks": s.n_out_nacks,
+                "attack_reconnects": attack.reconnects.load(Ordering::Relaxed),
+            })
+        }
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    };
+    let rss_after = rss_kib(fwd_pid);
+    procs.stop_all(Duration::from_secs(5));
+
+    let fetches = fetches.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let samples = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut phases = Vec::new();
+    let mut base_sat = 100.0;
+    for (name, factor, start, end, sent) in &bounds {
+        let in_phase: Vec<&Fetch> = fetches
+            .iter()
+            .filter(|f| f.at >= *start && f.at < *end)
+            .collect();
+        let ok = in_phase.iter().filter(|f| f.ok).count() as u64;
+        let all = in_phase.len() as u64;
+        let sat = if all == 0 {
+            0.0
+        } else {
+            100.0 * ok as f64 / all as f64
+        };
+        if name == "baseline" {
+            base_sat = sat.max(1e-9);
+        }
+        let mut lat: Vec<u64> = in_phase
+            .iter()
+            .filter(|f| f.ok)
+            .map(|f| f.latency_us)
+            .collect();
+        let in_samples = samples.iter().filter(|s| s.at >= *start && s.at < *end);
+        let (pit_max, rss_max) = in_samples.fold((0, 0), |(p, r), s| {
+            (
+                p.max(if s.pit == u64::MAX { 0 } else { s.pit }),
+                r.max(s.rss_kib),
+            )
+        });
+        let recovery_s = name
+            .starts_with("recovery")
+            .then(|| recovery(&fetches, *start, *end, baseline_rate));
+        phases.push(Phase {
+            name: name.clone(),
+            factor: *factor,
+            start_s: *start,
+            end_s: *end,
+            legit_sent: all,
+            legit_satisfied: ok,
+            satisfaction_pct: sat,
+            satisfaction_vs_baseline_pct: 100.0 * sat / base_sat,
+            legit_per_second: ok as f64 / (end - start).max(1e-3),
+            rate_vs_baseline: ok as f64 / (end - start).max(1e-3) / baseline_rate.max(1e-9),
+            p50_ms: percentile(&mut lat, 0.5),
+            p99_ms: percentile(&mut lat, 0.99),
+            attack_per_second: *sent as f64 / (end - start).max(1e-3),
+            pit_max_seen: pit_max,
+            rss_max_kib: rss_max,
+            recovery_s: recovery_s.flatten(),
+        });
+    }
+    write_series(&a.out, &fetches, &samples, baseline_rate, a.pit_max)?;
+    Ok(Summary {
+        pit_cap: a.pit_max,
+        attackers: a.attackers,
+        window: a.window,
+        phase_s: phase.as_secs_f64(),
+        rss_before_kib: rss_before,
+        rss_after_kib: rss_after,
+        phases,
+        forwarder,
+    })
+}
+
+/// Seconds from `start` until the first 250 ms window at ≥ 90 % of `baseline` with no
+/// unsatisfied fetch (`None` if the phase never got there).
+fn recovery(fetches: &[Fetch], start: f64, end: f64, baseline: f64) -> Option<f64> {
+    let step = 0.25;
+    let mut t = start;
+    while t + step <= end {
+        let w: Vec<&Fetch> = fetches
+            .iter()
+            .filter(|f| f.at >= t && f.at < t + step)
+            .collect();
+        let ok = w.iter().filter(|f| f.ok).count() as f64;
+        if ok / step >= 0.9 * baseline && w.iter().all(|f| f.ok) {
+            return Some(t - start);
+        }
+        t += step;
+    }
+    None
+}
+
+async fn legit_consumer(
+    client: Client,
+    window: usize,
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+    out: Arc<std::sync::Mutex<Vec<Fetch>>>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        while tasks.len() < window {
+            seq += 1;
+            let client = client.clone();
+            let out = out.clone();
+            tasks.spawn(async move {
+                let mut i = Interest::new(
+                    Name::from_uri(&format!("/bench/legit/d/{seq}")).unwrap_or_default(),
+                );
+                i.lifetime_ms = Some(1_000);
+                let began = Instant::now();
+                let ok = matches!(client.express(&i).await, Ok(Reply::Data { .. }));
+                out.lock().unwrap_or_else(|e| e.into_inner()).push(Fetch {
+                    at: t0.elapsed().as_secs_f64(),
+                    ok,
+                    latency_us: began.elapsed().as_micros() as u64,
+                });
+            });
+        }
+        let _ = tasks.join_next().await;
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+fn write_series(
+    out: &Path,
+    fetches: &[Fetch],
+    samples: &[Sample],
+    baseline: f64,
+    pit_cap: usize,
+) -> anyhow::Result<()> {
+    let end = fetches.iter().map(|f| f.at).fold(0.0, f64::max);
+    let step = 0.25;
+    let mut csv = String::from("t_s,legit_ok_per_s,legit_failed_per_s,pit_entries,rss_kib\n");
+    let (mut rate, mut pit) = (Vec::new(), Vec::new());
+    let mut t = 0.0;
+    while t < end {
+        let (ok, failed) = fetches
+            .iter()
+            .filter(|f| f.at >= t && f.at < t + step)
+            .fold(
+                (0u64, 0u64),
+                |(o, x), f| if f.ok { (o + 1, x) } else { (o, x + 1) },
+            );
+        let s = samples
+            .iter()
+            .rfind(|s| s.at < t + step)
+            .copied()
+            .unwrap_or(Sample {
+                at: t,
+                pit: 0,
+                rss_kib: 0,
+            });
+        let p = if s.pit == u64::MAX { 0 } else { s.pit };
+        csv.push_str(&format!(
+            "{t:.2},{:.0},{:.0},{p},{}\n",
+            ok as f64 / step,
+            failed as f64 / step,
+            s.rss_kib
+        ));
+        rate.push((t, ok as f64 / step / baseline.max(1e-9)));
+        pit.push((t, p as f64 / pit_cap.max(1) as f64));
+        t += step;
+    }
+    std::fs::write(out.join("flood.csv"), csv)?;
+    super::plots::time_series(
+        &out.join("flood.png"),
+        "legitimate fetches under Interest flooding",
+        "fraction of baseline / of PIT cap",
+        &[
+            ("legitimate rate / baseline".into(), rate),
+            ("PIT entries / cap".into(), pit),
+        ],
+        Some(1.5),
+    )?;
+    Ok(())
+}
+
+fn print_table(s: &Summary, out: &Path) {
+    println!(
+        "amicn bench flood: {} attackers, legitimate window {}, PIT cap {}, phases of {:.1} s",
+        s.attackers, s.window, s.pit_cap, s.phase_s
+    );
+    println!(
+        "{:<22} {:>11} {:>10} {:>9} {:>9} {:>8} {:>8} {:>9} {:>10} {:>9}",
+        "phase",
+        "attack/s",
+        "satisfied",
+        "vs base",
+        "rate×",
+        "p50 ms",
+        "p99 ms",
+        "PIT max",
+        "RSS MiB",
+        "recovery"
+    );
+    for p in &s.phases {
+        println!(
+            "{:<22} {:>11.0} {:>9.1}% {:>8.1}% {:>9.2} {:>8.2} {:>8.2} {:>9} {:>10.1} {:>9}",
+            p.name,
+            p.attack_per_second,
+            p.satisfaction_pct,
+            p.satisfaction_vs_baseline_pct,
+            p.rate_vs_baseline,
+            p.p50_ms,
+            p.p99_ms,
+            p.pit_max_seen,
+            p.rss_max_kib as f64 / 1024.0,
+            p.recovery_s
+                .map(|r| format!("{r:.2} s"))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    println!(
+        "forwarder RSS {:.1} MiB before, {:.1} MiB after; summary.json, flood.csv, flood.png written to {}",
+        s.rss_before_kib as f64 / 1024.0,
+        s.rss_after_kib as f64 / 1024.0,
+        out.display()
+    );
+}
