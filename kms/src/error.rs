@@ -245,6 +245,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A secret-key file that users other than its owner may read or write.
+    #[error(
+        "key file {path} is accessible by other users (mode {mode:04o}); run `chmod 600` on it \
+         (keys are written 0600)"
+    )]
+    UnsafeKeyPermissions {
+        /// File involved.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A keychain file exists but its content is unusable.
     #[error("keychain file {path} is corrupt: {reason}")]
     KeychainCorrupt {

@@ -478,6 +478,23 @@ fn list(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
 }
 
 fn load_key(path: &Path) -> Result<Option<KeyPair>> {
+    // A secret others could read may already be known to them, and one they could write may
+    // have been replaced: refused, as ssh refuses such identity files.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match fs::metadata(path) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                return Err(Error::UnsafeKeyPermissions {
+                    path: path.to_path_buf(),
+                    mode: m.permissions().mode() & 0o7777,
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(path, e)),
+        }
+    }
     let text = match fs::read_to_string(path) {
         Ok(t) => Zeroizing::new(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

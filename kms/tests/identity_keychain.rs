@@ -106,6 +106,41 @@ fn keys_are_0600_and_survive_reload() {
     assert!(kc.keys().unwrap().is_empty());
 }
 
+#[cfg(unix)]
+#[test]
+fn a_key_file_others_can_read_or_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("perms");
+    let kc = Keychain::open(&dir.0).unwrap();
+    let (key, _) = kc
+        .create_identity(&n("/u/ami/meter/3"), NOW_S, 86_400)
+        .unwrap();
+    let path = std::fs::read_dir(dir.0.join("keys"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "keys are written private"
+    );
+    for mode in [0o644, 0o640, 0o602] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        match kc.key(key.key_name()) {
+            Err(e @ Error::UnsafeKeyPermissions { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains(&format!("{mode:04o}")), "{text}");
+                assert!(text.contains("chmod 600"), "{text}");
+            }
+            other => panic!("mode {mode:o}: {other:?}"),
+        }
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(kc.key(key.key_name()).unwrap().key_name(), key.key_name());
+}
+
 #[test]
 fn corrupt_files_give_clear_errors() {
     let dir = TempDir::new("corrupt");
