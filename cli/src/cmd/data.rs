@@ -438,7 +438,19 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let reading = match row_reading(&line, &cols) {
+        // A row is bad when it does not parse or, with --encrypt, has no key to seal it.
+        let row = row_reading(&line, &cols).and_then(|reading| {
+            let name = names.reading(reading.meter, reading.end_us());
+            let plain = reading.encode().map_err(|e| e.to_string())?;
+            let content = match &sealing {
+                Some((kind, keys)) => kind
+                    .seal(keys, reading.meter, &name, &plain)
+                    .map_err(|e| e.to_string())?,
+                None => plain,
+            };
+            Ok((name, content))
+        });
+        let (name, content) = match row {
             Ok(r) => r,
             Err(why) if a.skip_bad => {
                 bad += 1;
@@ -452,24 +464,6 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
                 a.csv.display()
             ),
         };
-        let name = names.reading(reading.meter, reading.end_us());
-        let mut content = reading.encode()?;
-        if let Some((kind, keys)) = &sealing {
-            content = match kind.seal(keys, reading.meter, &name, &content) {
-                Ok(c) => c,
-                Err(why) if a.skip_bad => {
-                    bad += 1;
-                    if first_bad.len() < 5 {
-                        first_bad.push(format!("line {lineno}: {why}"));
-                    }
-                    continue;
-                }
-                Err(why) => bail!(
-                    "{}: line {lineno}: {why} (nothing after the last commit was stored; --skip-bad skips such rows)",
-                    a.csv.display()
-                ),
-            };
-        }
         let mut d = Data::new(name, content);
         batch.push(d.sign_with(signer.signature_info(), |p| signer.sign(p)));
         if batch.len() >= 10_000 {
