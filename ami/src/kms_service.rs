@@ -384,8 +384,36 @@ impl KmsService {
         trust: Arc<Trust>,
         client: &Client,
     ) -> Result<Arc<Self>> {
-        let store = KmsStore::open(cfg.state_db.as_deref())?;
         let publisher = Publisher::new(client, creds.key.clone(), Some(classify));
+        let names = cfg.names.clone();
+        let projects = cfg.projects.clone();
+        let svc = Self::open(cfg, creds, trust, publisher.clone())?;
+        for prefix in Self::request_prefixes(&names) {
+            let weak = Arc::downgrade(&svc);
+            publisher.on_interest(
+                prefix,
+                Arc::new(move |i: &Interest| weak.upgrade().and_then(|s| s.on_interest(i))),
+            );
+        }
+        publisher.serve(names.kms()).await?;
+        publisher.serve(names.bcast_prefix()).await?;
+        for p in &projects {
+            publisher.serve(names.dr_kek_prefix(p)).await?;
+        }
+        Ok(svc)
+    }
+
+    /// The service without its forwarder registrations: opens (or creates) the state, builds or
+    /// restores the key graph and puts everything it publishes into `publisher`'s store.
+    /// Requests reach it through [`KmsService::on_interest`]; [`KmsService::start`] is this plus
+    /// the registrations.
+    pub fn open(
+        cfg: KmsConfig,
+        creds: Credentials,
+        trust: Arc<Trust>,
+        publisher: Publisher,
+    ) -> Result<Arc<Self>> {
+        let store = KmsStore::open(cfg.state_db.as_deref())?;
         publisher.put_wire(creds.cert.to_wire())?;
         let mut restored = 0;
         let mut journal_len = 0;
@@ -498,14 +526,12 @@ impl KmsService {
                 Err(e) => tracing::warn!("staged change of meter {m}: {e}"),
             }
         }
-        let names = cfg.names.clone();
-        let projects = cfg.projects.clone();
         let svc = Arc::new(KmsService {
             cfg,
             creds,
             trust,
             keys: Arc::new(HeadEndKeys::default()),
-            publisher: publisher.clone(),
+            publisher,
             state: Mutex::new(st),
         });
         // A revocation recorded just before a crash, whose epoch was not committed yet, is
@@ -535,30 +561,34 @@ impl KmsService {
                 svc.publish_revocations(&mut st)?;
             }
         }
-        let handlers: [(Name, Handler); 3] = [
-            (names.enrol_prefix(), KmsService::on_enrol),
-            (
-                names.kms().append_generic(Bytes::from_static(b"svc")),
-                KmsService::on_keys,
-            ),
-            (
-                names.kms().append_generic(Bytes::from_static(b"cmd")),
-                KmsService::on_command,
-            ),
-        ];
-        for (prefix, f) in handlers {
-            let weak = Arc::downgrade(&svc);
-            publisher.on_interest(
-                prefix,
-                Arc::new(move |i: &Interest| weak.upgrade().map(|s| f(&s, i))),
-            );
-        }
-        publisher.serve(names.kms()).await?;
-        publisher.serve(names.bcast_prefix()).await?;
-        for p in &projects {
-            publisher.serve(names.dr_kek_prefix(p)).await?;
-        }
         Ok(svc)
+    }
+
+    /// The prefixes of the requests the KMS answers: enrolments, service key requests and
+    /// operator commands.
+    fn request_prefixes(names: &AmiNames) -> [Name; 3] {
+        [
+            names.enrol_prefix(),
+            names.kms().append_generic(Bytes::from_static(b"svc")),
+            names.kms().append_generic(Bytes::from_static(b"cmd")),
+        ]
+    }
+
+    /// Answers one request Interest from the network: an enrolment
+    /// (`/<u>/ami/KMS/enrol/...`), a service key request (`.../svc/...`) or an operator command
+    /// (`.../cmd/...`). The answer is unsigned (the publisher signs it) and named like the
+    /// Interest; a refusal is an answer too. `None` if the name is under none of those prefixes.
+    pub fn on_interest(&self, interest: &Interest) -> Option<Data> {
+        let handlers: [Handler; 3] = [
+            KmsService::on_enrol,
+            KmsService::on_keys,
+            KmsService::on_command,
+        ];
+        Self::request_prefixes(&self.cfg.names)
+            .iter()
+            .zip(handlers)
+            .find(|(p, _)| p.is_prefix_of(&interest.name))
+            .map(|(_, f)| f(self, interest))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -1564,4 +1594,102 @@ pub fn label_of(projects: &[String]) -> String {
     let mut v: Vec<&str> = projects.iter().map(String::as_str).collect();
     v.sort_unstable();
     subgroup_label(&v)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use amicn_face::client::ClientOptions;
+
+    use super::*;
+    use crate::net::signature_time;
+    use crate::pki::Pki;
+
+    fn status(d: &Data) -> Status {
+        Status::decode(d.content.clone()).unwrap()
+    }
+
+    /// The request path without a forwarder: what `start` registers for the three prefixes is
+    /// `on_interest`, so driving it directly is what the network sees (minus the signature).
+    #[tokio::test]
+    async fn on_interest_answers_commands_enrolments_and_key_requests() {
+        let names = AmiNames::new("/u").unwrap();
+        let pki = Pki::new(&names).unwrap();
+        // Never driven: nothing here goes through the connection.
+        let client = Client::from_stream(tokio::io::duplex(1 << 12).0, ClientOptions::default());
+        let trust = Trust::new(&names, pki.anchor(), &client).unwrap();
+        let dr = pki.issue(&names.role("dr")).unwrap();
+        let operator = pki.issue(&names.role("operator")).unwrap();
+        let mdms = pki.issue(&names.role("mdms")).unwrap();
+        for c in [&dr, &operator, &mdms] {
+            trust.add_certificate(c.cert.clone());
+        }
+        let creds = pki.issue(&names.kms()).unwrap();
+        let publisher = Publisher::new(&client, creds.key.clone(), Some(classify));
+        let cfg = KmsConfig::new(names.clone(), vec!["p1".into()]);
+        let kms = KmsService::open(cfg, creds, trust, publisher).unwrap();
+
+        let mut entitle = Interest::new(names.command("entitle"));
+        entitle.app_parameters = Some(wire::encode_assignments(&[(7, vec!["p1".into()])]));
+        dr.key
+            .sign_interest(&mut entitle, signature_time())
+            .unwrap();
+        let d = kms.on_interest(&entitle).unwrap();
+        assert_eq!(d.name, entitle.name);
+        assert_eq!(status(&d).code, 200);
+        // The same signed command again is a replay, and changes nothing.
+        let again = status(&kms.on_interest(&entitle).unwrap());
+        assert_eq!((again.code, again.text.starts_with("replay")), (403, true));
+
+        // Revocation is the utility operator's: the DR operator's signature is refused.
+        let mut revoke = Interest::new(names.command("revoke"));
+        revoke.app_parameters = Some(wire::encode_meter(7));
+        dr.key.sign_interest(&mut revoke, signature_time()).unwrap();
+        assert_eq!(status(&kms.on_interest(&revoke).unwrap()).code, 403);
+        assert!(kms.revoked().is_empty());
+
+        let meter = pki.issue(&names.meter(7)).unwrap();
+        let mut enrol = Interest::new(names.enrol(7));
+        enrol.app_parameters = Some(
+            EnrolRequest {
+                x25519: EphemeralAgreement::generate().public_key(),
+                projects: vec!["p1".into()],
+                certificate: meter.cert.to_wire(),
+            }
+            .encode(),
+        );
+        meter
+            .key
+            .sign_interest(&mut enrol, signature_time())
+            .unwrap();
+        let d = kms.on_interest(&enrol).unwrap();
+        assert_ne!(d.meta_info.content_type, CONTENT_TYPE_NACK);
+        assert_eq!(
+            EnrolReply::decode(d.content).unwrap().epoch,
+            kms.epoch() + 1
+        );
+        assert!(kms.has_staged());
+        kms.commit_epoch("test").unwrap();
+        assert_eq!(kms.members(), vec![7]);
+
+        let mut keys = Interest::new(names.service_keys("mdms"));
+        keys.app_parameters = Some(
+            KeyRequest {
+                x25519: EphemeralAgreement::generate().public_key(),
+                kind: "readings".into(),
+                next: None,
+            }
+            .encode(),
+        );
+        mdms.key.sign_interest(&mut keys, signature_time()).unwrap();
+        let d = kms.on_interest(&keys).unwrap();
+        assert_ne!(d.meta_info.content_type, CONTENT_TYPE_NACK);
+        assert!(KeyReply::decode(d.content).is_ok());
+
+        let c = kms.counters();
+        assert_eq!((c.commands, c.enrolled, c.key_requests), (1, 1, 1));
+        assert_eq!(c.command_refused.values().sum::<u64>(), 2);
+        // Outside the request prefixes: no answer (published objects come from the store).
+        assert!(kms.on_interest(&Interest::new(names.manifest(1))).is_none());
+    }
 }
