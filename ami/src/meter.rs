@@ -484,6 +484,24 @@ impl Meter {
         )
     }
 
+    /// Writes the energy registers (and the enrolment record beside them) to the state
+    /// directory, leaving the key state as last saved; cheaper than [`Meter::save`] and done at
+    /// every captured interval.
+    pub fn save_registers(&self) -> Result<()> {
+        let Some(dir) = &self.cfg.state_dir else {
+            return Ok(());
+        };
+        let (energy_mwh, reactive_mvarh) = {
+            let m = self.model();
+            (m.energy_mwh(), m.reactive_mvarh())
+        };
+        let (next_epoch, enrolled) = {
+            let st = self.lock();
+            (st.next_epoch, st.member.is_some())
+        };
+        write_record(dir, next_epoch, enrolled, energy_mwh, reactive_mvarh)
+    }
+
     fn model(&self) -> std::sync::MutexGuard<'_, MeterModel> {
         self.model.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -703,6 +721,9 @@ impl Meter {
     /// new latest pointer listing it.
     pub fn publish_reading(&self, t_us: u64) -> Result<Reading> {
         let r = self.capture(t_us);
+        // The registers this reading shows reach the disk before anyone can fetch it, so a
+        // crash never makes a later reading show less energy than one already published.
+        self.save_registers()?;
         self.publish_captured(t_us, &r)
     }
 
@@ -794,6 +815,9 @@ impl Meter {
             } else if self.awaiting_keys() {
                 // The interval is measured now and published when the keys arrive.
                 let r = self.capture(t);
+                if let Err(e) = self.save_registers() {
+                    tracing::warn!("meter {}: saving registers: {e}", self.cfg.id);
+                }
                 let mut b = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
                 if b.len() == MAX_BACKLOG {
                     b.pop_front();
@@ -993,14 +1017,31 @@ fn save_state(
         why: e.to_string(),
     };
     std::fs::create_dir_all(dir).map_err(io)?;
-    let (m, r) = state_files(dir);
+    let (m, _) = state_files(dir);
     if let Some(member) = member {
         amicn_kms::persist::save_member(member, &m)?;
     }
+    write_record(
+        dir,
+        next_epoch,
+        member.is_some(),
+        energy_mwh,
+        reactive_mvarh,
+    )
+}
+
+fn write_record(
+    dir: &Path,
+    next_epoch: u32,
+    enrolled: bool,
+    energy_mwh: u64,
+    reactive_mvarh: u64,
+) -> Result<()> {
+    let (_, r) = state_files(dir);
     let rec = MeterRecord {
         next_epoch,
         energy_wh: energy_mwh / 1_000,
-        enrolled: member.is_some(),
+        enrolled,
         energy_mwh: Some(energy_mwh),
         reactive_mvarh: Some(reactive_mvarh),
     };

@@ -38,6 +38,8 @@ enum BenchWhat {
     Repo(super::bench_repo::RepoBenchArgs),
     /// Interest flooding: a legitimate consumer's satisfaction while attackers flood the forwarder
     Flood(super::bench_flood::FloodBenchArgs),
+    /// Kill loops: SIGKILL forwarder, KMS, MDMS, repository and meters; judge every recovery
+    Chaos(super::bench_chaos::ChaosArgs),
 }
 
 /// Options of `amicn bench fwd`.
@@ -88,6 +90,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Ami(a) => super::bench_ami::run(a),
         BenchWhat::Repo(a) => super::bench_repo::run(a),
         BenchWhat::Flood(a) => super::bench_flood::run(a),
+        BenchWhat::Chaos(a) => super::bench_chaos::run(a),
     }
 }
 
