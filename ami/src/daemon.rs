@@ -354,11 +354,16 @@ impl MetricsSink {
     }
 }
 
+/// Samples behind the `recent_*` percentiles of a snapshot: latency now, in a long run.
+const RECENT_SAMPLES: usize = 500;
+
 fn latency_json(l: &Latencies) -> Value {
     json!({
         "count": l.count(),
         "p50_us": l.quantile_us(0.5),
         "p99_us": l.quantile_us(0.99),
+        "recent_p50_us": l.recent_quantile_us(0.5, RECENT_SAMPLES),
+        "recent_p99_us": l.recent_quantile_us(0.99, RECENT_SAMPLES),
         "samples_us": l.samples(SNAPSHOT_SAMPLES),
     })
 }

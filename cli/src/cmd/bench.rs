@@ -40,6 +40,8 @@ enum BenchWhat {
     Flood(super::bench_flood::FloodBenchArgs),
     /// Kill loops: SIGKILL forwarder, KMS, MDMS, repository and meters; judge every recovery
     Chaos(super::bench_chaos::ChaosArgs),
+    /// Soak: the whole AMI at steady load; memory, descriptors, queues and latency over time
+    Soak(super::bench_soak::SoakArgs),
 }
 
 /// Options of `amicn bench fwd`.
@@ -91,6 +93,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Repo(a) => super::bench_repo::run(a),
         BenchWhat::Flood(a) => super::bench_flood::run(a),
         BenchWhat::Chaos(a) => super::bench_chaos::run(a),
+        BenchWhat::Soak(a) => super::bench_soak::run(a),
     }
 }
 

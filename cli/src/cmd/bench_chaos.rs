@@ -311,7 +311,11 @@ async fn chaos(a: &ChaosArgs) -> anyhow::Result<Report> {
         if role == KMS {
             moves += 1;
             let id = 1 + moves % a.meters;
-            let set = if moves.is_multiple_of(2) { "p1" } else { "p1,p2" };
+            let set = if moves.is_multiple_of(2) {
+                "p1"
+            } else {
+                "p1,p2"
+            };
             if let Err(e) = lab.entitle(id, set) {
                 problem = Some(format!("entitle before the kill: {e}"));
             }

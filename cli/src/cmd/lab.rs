@@ -140,6 +140,27 @@ impl Lab {
         self.groups.iter().map(|(g, _)| g.clone()).collect()
     }
 
+    /// Every role process, forwarder first.
+    pub(crate) fn roles(&self) -> Vec<String> {
+        let mut v: Vec<String> = [FORWARDER, KMS, MDMS, "pricing", "dr", REPO]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(self.group_names());
+        v
+    }
+
+    /// PID of the live process of a role.
+    pub(crate) fn pid(&mut self, role: &str) -> Option<u32> {
+        let p = self.procs.get(role)?;
+        matches!(p.child.try_wait(), Ok(None)).then(|| p.child.id())
+    }
+
+    /// The forwarder's Unix socket.
+    pub(crate) fn socket_path(&self) -> PathBuf {
+        self.socket()
+    }
+
     fn node(&self, n: &str) -> String {
         self.prov.join(n).join("node.toml").display().to_string()
     }
@@ -224,8 +245,9 @@ impl Lab {
                 &self.socket().display().to_string(),
                 "--no-tcp",
                 "--no-udp",
+                // Small enough to fill during a soak's warm-up: a full cache is the steady state.
                 "--cs-capacity",
-                "50000",
+                "2048",
                 "--log-level",
                 "warn",
             ]),

@@ -6,6 +6,7 @@ pub(crate) mod bench_ami;
 pub(crate) mod bench_chaos;
 pub(crate) mod bench_flood;
 pub(crate) mod bench_repo;
+pub(crate) mod bench_soak;
 pub(crate) mod data;
 pub(crate) mod demo;
 pub(crate) mod dissect;
