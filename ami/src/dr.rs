@@ -60,7 +60,7 @@ impl DrOperator {
         freshness: Duration,
     ) -> Result<Self> {
         let publisher = Publisher::new(client, creds.key.clone(), None);
-        publisher.put_wire(creds.cert.to_wire())?;
+        publisher.pin_wire(creds.cert.to_wire())?;
         publisher.serve(creds.key.key_name().clone()).await?;
         for p in projects {
             publisher.serve(names.dr_event_prefix(p)).await?;

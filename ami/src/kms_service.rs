@@ -414,7 +414,7 @@ impl KmsService {
         publisher: Publisher,
     ) -> Result<Arc<Self>> {
         let store = KmsStore::open(cfg.state_db.as_deref())?;
-        publisher.put_wire(creds.cert.to_wire())?;
+        publisher.pin_wire(creds.cert.to_wire())?;
         let mut restored = 0;
         let mut journal_len = 0;
         let mut graph = match store.graph_image()? {

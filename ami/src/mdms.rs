@@ -575,17 +575,22 @@ impl MdmsCollector {
         let mut names = Vec::new();
         for ((m, d), v) in arrived.into_iter().zip(verdicts) {
             // The rule "meter X signs /<u>/ami/meter/X/..." ties the pointer to its meter.
-            let ok = v.is_ok() && self.cfg.names.latest_prefix(m).is_prefix_of(&d.name);
-            let entries = if ok {
-                crate::wire::decode_pointer(d.content.clone()).ok()
-            } else {
-                None
+            let entries = match v {
+                Err(e) => Err(e.to_string()),
+                Ok(_) if !self.cfg.names.latest_prefix(m).is_prefix_of(&d.name) => {
+                    Err(format!("{} is not meter {m}'s pointer", d.name))
+                }
+                Ok(_) => crate::wire::decode_pointer(d.content.clone()).map_err(|e| e.to_string()),
             };
-            let Some(entries) = entries else {
-                self.counters
-                    .pointers_rejected
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
+            let entries = match entries {
+                Ok(e) => e,
+                Err(why) => {
+                    tracing::debug!(meter = m, "latest pointer refused: {why}");
+                    self.counters
+                        .pointers_rejected
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
             };
             self.counters.pointers.fetch_add(1, Ordering::Relaxed);
             // Every listed reading not stored yet is fetched, older ones included: a reading

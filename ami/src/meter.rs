@@ -338,7 +338,7 @@ impl Meter {
         // Readings, their pointers and the certificate.
         let capacity = cfg.keep_readings.max(1) * 2 + 8;
         let publisher = Publisher::with_capacity(client, creds.key.clone(), None, capacity);
-        publisher.put_wire(creds.cert.to_wire())?;
+        publisher.pin_wire(creds.cert.to_wire())?;
         publisher.serve(cfg.names.meter(cfg.id)).await?;
         let fetch = consumer(client, cfg.lifetime, 3);
         let saved = match &cfg.state_dir {

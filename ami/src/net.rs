@@ -239,6 +239,16 @@ impl Publisher {
         Ok(data)
     }
 
+    /// Adds an already signed Data that must stay served however much else is published
+    /// after it (the publisher's own certificate: evicting it would leave every consumer that
+    /// has not cached it unable to verify anything this publisher signs).
+    pub fn pin_wire(&self, wire: Bytes) -> Result<Data> {
+        let data = Data::decode(wire)?;
+        self.store.inner.pin(data.clone());
+        self.published.fetch_add(1, Ordering::Relaxed);
+        Ok(data)
+    }
+
     /// Packets put into the store.
     pub fn published(&self) -> u64 {
         self.published.load(Ordering::Relaxed)

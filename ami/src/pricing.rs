@@ -55,7 +55,7 @@ impl PricingPublisher {
         freshness: Duration,
     ) -> Result<Self> {
         let publisher = Publisher::new(client, creds.key.clone(), None);
-        publisher.put_wire(creds.cert.to_wire())?;
+        publisher.pin_wire(creds.cert.to_wire())?;
         publisher.serve(names.price_prefix()).await?;
         Ok(PricingPublisher {
             names,

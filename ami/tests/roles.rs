@@ -338,3 +338,95 @@ async fn a_restarted_meter_keeps_its_registers_and_flags_the_outage() {
     assert_eq!(fourth.flags, Flags::NONE);
     assert!(fourth.active_import_wh().unwrap() >= third.energy_wh);
 }
+
+/// A crash (no orderly save) between readings: the restarted meter never shows less energy
+/// than a reading it already published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_meter_never_shows_less_energy_than_it_published() {
+    let net = forwarder("crash-registers");
+    let names = AmiNames::new("/test-utility").unwrap();
+    let pki = Pki::new(&names).unwrap();
+    let kc = connect(&net.uri).await.unwrap();
+    let kms = KmsService::start(
+        KmsConfig::new(names.clone(), vec![]),
+        pki.issue(&names.kms()).unwrap(),
+        Trust::new(&names, pki.anchor(), &kc).unwrap(),
+        &kc,
+    )
+    .await
+    .unwrap();
+    let cfg = MeterConfig {
+        state_dir: Some(net.dir.join("meter-5")),
+        ..MeterConfig::new(names.clone(), 5, vec![])
+    };
+    let start = |c: amicn_face::client::Client| {
+        let (cfg, names) = (cfg.clone(), names.clone());
+        let (creds, anchor) = (pki.issue(&names.meter(5)).unwrap(), pki.anchor());
+        async move {
+            let trust = Trust::new(&names, anchor, &c).unwrap();
+            (Meter::start(cfg, creds, trust, &c).await.unwrap(), c)
+        }
+    };
+    let (m, c) = start(connect(&net.uri).await.unwrap()).await;
+    m.enrol().await.unwrap();
+    kms.commit_epoch("enrol").unwrap();
+    m.sync_keys(None).await.unwrap();
+    let t0 = now_us();
+    let mut last = 0;
+    for k in 0..8u64 {
+        last = m.publish_reading(t0 + k * 900_000_000).unwrap().energy_wh;
+    }
+    assert!(last > 0);
+    // Gone without `save`, as after SIGKILL.
+    drop((m, c));
+    let (m, _c) = start(connect(&net.uri).await.unwrap()).await;
+    let after = m.publish_reading(t0 + 8 * 900_000_000).unwrap();
+    assert!(
+        after.energy_wh >= last,
+        "register went back from {last} Wh to {} Wh",
+        after.energy_wh
+    );
+}
+
+/// However many readings a meter publishes into its bounded store, its certificate stays
+/// fetchable: an MDMS that starts late must still be able to verify the meter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meters_certificate_outlives_its_readings_in_the_store() {
+    let net = forwarder("cert-pinned");
+    let names = AmiNames::new("/test-utility").unwrap();
+    let pki = Pki::new(&names).unwrap();
+    let kc = connect(&net.uri).await.unwrap();
+    let kms = KmsService::start(
+        KmsConfig::new(names.clone(), vec![]),
+        pki.issue(&names.kms()).unwrap(),
+        Trust::new(&names, pki.anchor(), &kc).unwrap(),
+        &kc,
+    )
+    .await
+    .unwrap();
+    let c = connect(&net.uri).await.unwrap();
+    let cfg = MeterConfig {
+        keep_readings: 4,
+        ..MeterConfig::new(names.clone(), 6, vec![])
+    };
+    let creds = pki.issue(&names.meter(6)).unwrap();
+    let cert_name = creds.cert.name().clone();
+    let trust = Trust::new(&names, pki.anchor(), &c).unwrap();
+    let m = Meter::start(cfg, creds, trust, &c).await.unwrap();
+    m.enrol().await.unwrap();
+    kms.commit_epoch("enrol").unwrap();
+    m.sync_keys(None).await.unwrap();
+    let t0 = now_us();
+    // Far more packets (readings and their pointers) than the store keeps.
+    for k in 0..100u64 {
+        m.publish_reading(t0 + k * 1_000).unwrap();
+    }
+    let probe = connect(&net.uri).await.unwrap();
+    let mut i = amicn_tlv::Interest::new(cert_name.clone());
+    i.can_be_prefix = true;
+    i.lifetime_ms = Some(1000);
+    match probe.express(&i).await.unwrap() {
+        amicn_face::client::Reply::Data { data, .. } => assert_eq!(data.name, cert_name),
+        other => panic!("the meter's certificate is no longer served: {other:?}"),
+    }
+}

@@ -22,7 +22,9 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// An in-memory [`Store`], bounded by packet count (oldest-inserted evicted first).
+/// An in-memory [`Store`], bounded by packet count (oldest-inserted evicted first); packets
+/// added with [`MemoryStore::pin`] (a producer's own certificate, say) are never evicted and
+/// do not count against the bound.
 #[derive(Debug)]
 pub struct MemoryStore {
     inner: RwLock<MemInner>,
@@ -35,6 +37,7 @@ struct MemInner {
     ordered: BTreeSet<Name>,
     order: std::collections::VecDeque<(u64, Name)>,
     next: u64,
+    pinned: std::collections::HashSet<Name>,
 }
 
 impl Default for MemoryStore {
@@ -51,6 +54,18 @@ impl MemoryStore {
             capacity: capacity.max(1),
         }
     }
+
+    /// Keeps `data` until it is replaced by a packet of the same name, however many others
+    /// are inserted after it.
+    pub fn pin(&self, data: Data) {
+        let wire = data.wire().cloned().unwrap_or_else(|| data.encode());
+        let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let seq = g.next;
+        g.next += 1;
+        g.ordered.insert(data.name.clone());
+        g.pinned.insert(data.name.clone());
+        g.exact.insert(data.name, (seq, wire));
+    }
 }
 
 impl Store for MemoryStore {
@@ -60,9 +75,10 @@ impl Store for MemoryStore {
         let seq = g.next;
         g.next += 1;
         g.ordered.insert(data.name.clone());
+        g.pinned.remove(&data.name);
         g.order.push_back((seq, data.name.clone()));
         g.exact.insert(data.name, (seq, wire));
-        while g.exact.len() > self.capacity {
+        while g.exact.len() - g.pinned.len() > self.capacity {
             let Some((s, n)) = g.order.pop_front() else {
                 break;
             };
@@ -130,6 +146,32 @@ mod tests {
         i.can_be_prefix = true;
         let got = Data::decode(s.find(&i).unwrap()).unwrap();
         assert_eq!(got.name.to_string(), "/a/v=2/seg=0");
+    }
+
+    #[test]
+    fn pinned_packets_outlive_any_number_of_inserts() {
+        let s = MemoryStore::with_capacity(2);
+        s.pin(data("/p/KEY/k"));
+        for i in 0..10 {
+            s.insert(data(&format!("/p/r/{i}")));
+        }
+        let i = Interest::new(Name::from_uri("/p/KEY/k").unwrap());
+        assert!(s.find(&i).is_some());
+        // The bound applies to the others: the two newest stay, the rest went.
+        assert_eq!(s.len(), 3);
+        assert!(
+            s.find(&Interest::new(Name::from_uri("/p/r/9").unwrap()))
+                .is_some()
+        );
+        assert!(
+            s.find(&Interest::new(Name::from_uri("/p/r/7").unwrap()))
+                .is_none()
+        );
+        // Re-inserted normally, a pinned name becomes evictable like any other.
+        s.insert(data("/p/KEY/k"));
+        s.insert(data("/p/r/10"));
+        s.insert(data("/p/r/11"));
+        assert!(s.find(&i).is_none());
     }
 
     #[test]

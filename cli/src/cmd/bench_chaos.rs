@@ -34,6 +34,9 @@ pub(crate) struct ChaosArgs {
     /// Kills of each role (forwarder, KMS, MDMS, repository, one meter group).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     kills: u32,
+    /// Roles to kill (default all): fwd, kms, mdms, repo, meters.
+    #[arg(long, value_delimiter = ',', value_parser = ["fwd", "kms", "mdms", "repo", "meters"])]
+    roles: Vec<String>,
     /// Simulated meters.
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(2..=5_000))]
     meters: u32,
@@ -281,8 +284,17 @@ async fn chaos(a: &ChaosArgs) -> anyhow::Result<Report> {
     };
     let mut lab = Lab::start(spec, "chaos").await?;
     let victim_group = lab.group_names().first().cloned().unwrap_or_default();
+    let victims: Vec<&str> = [FORWARDER, KMS, MDMS, REPO, victim_group.as_str()]
+        .into_iter()
+        .filter(|r| {
+            a.roles.is_empty()
+                || a.roles
+                    .iter()
+                    .any(|w| w == r || (w == "meters" && *r == victim_group))
+        })
+        .collect();
     let mut order: Vec<String> = Vec::new();
-    for role in [FORWARDER, KMS, MDMS, REPO, victim_group.as_str()] {
+    for role in &victims {
         order.extend((0..a.kills).map(|_| role.to_string()));
     }
     order.shuffle(&mut rng);
@@ -497,7 +509,7 @@ async fn chaos(a: &ChaosArgs) -> anyhow::Result<Report> {
         );
     }
     let mut roles = Vec::new();
-    for role in [FORWARDER, KMS, MDMS, REPO, victim_group.as_str()] {
+    for role in victims {
         let of: Vec<&Kill> = kills.iter().filter(|k| k.role == role).collect();
         let mut rec: Vec<u64> = of.iter().filter_map(|k| k.recovery_ms).collect();
         roles.push(RoleSummary {

@@ -58,6 +58,7 @@ pub(crate) struct Lab {
     spec: LabSpec,
     publisher: String,
     inserts: u64,
+    runs: BTreeMap<String, u32>,
 }
 
 /// Meter `id`'s entitled DR projects: pj when bit j-1 of `id` is set.
@@ -103,6 +104,7 @@ impl Lab {
             groups,
             spec,
             inserts: 0,
+            runs: BTreeMap::new(),
         };
         // The repository's publisher: a key of its own, certified for the archive prefix.
         lab.tool(&["key", "create", &lab.publisher.clone()])?;
@@ -287,6 +289,14 @@ impl Lab {
     /// Starts a role and waits until it is ready (bounded).
     async fn launch(&mut self, role: &str) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(self.prov.join(role).join("state").join("ready"));
+        // Each run of a role keeps its own log: <role>.log is the live one, <role>.<k>.log
+        // the k-th run before it.
+        let log = self.procs.logs.join(format!("{role}.log"));
+        if log.exists() {
+            let runs = self.runs.entry(role.to_string()).or_insert(0);
+            *runs += 1;
+            let _ = std::fs::rename(&log, self.procs.logs.join(format!("{role}.{runs}.log")));
+        }
         let a = self.role_args(role);
         self.procs.spawn(role, &a)?;
         let limit = Duration::from_secs(20);
