@@ -213,10 +213,72 @@ pub struct SqliteReadingStore {
     conn: rusqlite::Connection,
 }
 
+/// Refuses a SQLite file shorter than its own header says, or not a whole number of pages:
+/// SQLite reads pages lazily, so a file cut short (a bad copy, a full disk during a restore)
+/// would otherwise open and fail, or quietly miss rows, only when the lost pages are read.
+fn check_not_truncated(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let damaged = |why: String| AmiError::State {
+        path: path.to_path_buf(),
+        why: format!("damaged: {why}"),
+    };
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(AmiError::State {
+                path: path.to_path_buf(),
+                why: e.to_string(),
+            });
+        }
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len == 0 {
+        return Ok(());
+    }
+    let mut header = [0u8; 100];
+    if f.read_exact(&mut header).is_err() {
+        return Err(damaged(format!(
+            "{len} bytes is shorter than a SQLite header"
+        )));
+    }
+    if &header[..16] != b"SQLite format 3\0" {
+        return Err(AmiError::State {
+            path: path.to_path_buf(),
+            why: "not a usable reading database: no SQLite header".into(),
+        });
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536u64,
+        n => u64::from(n),
+    };
+    if page_size < 512 || !page_size.is_power_of_two() {
+        return Err(damaged(format!("page size {page_size} in the header")));
+    }
+    let pages = u64::from(u32::from_be_bytes([
+        header[28], header[29], header[30], header[31],
+    ]));
+    // The in-header size is valid when its version number matches the change counter. Pages
+    // still in a write-ahead log (a checkpoint that could not finish, e.g. on a full disk)
+    // may lie beyond the end of the file, so the size is only checked without one.
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_pending = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+    let valid = header[24..28] == header[92..96] && !wal_pending;
+    if len % page_size != 0 || (valid && len < pages * page_size) {
+        return Err(damaged(format!(
+            "{len} bytes, but the header describes {pages} pages of {page_size} bytes \
+             (truncated?)"
+        )));
+    }
+    Ok(())
+}
+
 impl SqliteReadingStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        check_not_truncated(&path)?;
         let conn = rusqlite::Connection::open(&path).map_err(|e| AmiError::State {
             path: path.clone(),
             why: e.to_string(),
