@@ -557,7 +557,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> GraphResult<()> {
     replace_file(path, bytes, 0o600).map_err(|(path, source)| GraphError::Io { path, source })
 }
 
+/// Reads a secret state file (key graph image or member state), refusing one that other users
+/// could read (its keys may be known) or write (it may have been replaced), as the keychain
+/// refuses such key files.
 fn read(path: &Path) -> GraphResult<Vec<u8>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).map_err(io(path))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(GraphError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "mode {:04o} lets other users read or write these keys; refused \
+                         (chmod 600 it if its contents are still trusted)",
+                        mode & 0o7777
+                    ),
+                ),
+            });
+        }
+    }
     fs::read(path).map_err(io(path))
 }
 
@@ -603,6 +624,28 @@ pub fn load_member(path: &Path) -> GraphResult<MemberState> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn state_others_can_read_or_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("amicn-persist-perm-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("graph.img");
+        save_graph(&graph(), &p).unwrap();
+        assert!(load_graph(&p).is_ok());
+        for mode in [0o644, 0o620, 0o604] {
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+            let e = load_graph(&p).err().unwrap().to_string();
+            assert!(
+                e.contains("refused") && e.contains("graph.img"),
+                "{mode:o}: {e}"
+            );
+        }
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load_graph(&p).is_ok());
+        let _ = fs::remove_dir_all(&dir);
+    }
 
     fn graph() -> KeyGraph {
         let mut g = KeyGraph::with_seed(GraphConfig::new("/u", 2), 7).unwrap();
