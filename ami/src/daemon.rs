@@ -827,6 +827,14 @@ struct MeterView {
     enrol_refused: u64,
     last_error: Option<String>,
     gave_up: bool,
+    /// Supply relay closed.
+    connected: bool,
+    /// Load limit, W.
+    limit_w: Option<u32>,
+    /// Signed commands executed, by verb.
+    commands: BTreeMap<&'static str, u64>,
+    /// Signed commands refused, by kind.
+    commands_refused: BTreeMap<&'static str, u64>,
 }
 
 struct SimMeter {
@@ -901,6 +909,23 @@ async fn run_meters(
         m.insert("enrol_refused".to_string(), sum(|v| v.enrol_refused));
         m.insert("price_received".to_string(), lat.price.count() as f64);
         m.insert("dr_received".to_string(), lat.dr.count() as f64);
+        m.insert(
+            "disconnected".to_string(),
+            sum(|v| u64::from(!v.connected)),
+        );
+        m.insert(
+            "commands".to_string(),
+            sum(|v| v.commands.values().sum()),
+        );
+        let mut refused: BTreeMap<&str, u64> = BTreeMap::new();
+        for v in &views {
+            for (k, n) in &v.commands_refused {
+                *refused.entry(k).or_insert(0) += n;
+            }
+        }
+        for (k, n) in refused {
+            m.insert(format!("commands_refused_{k}"), n as f64);
+        }
         sink.write(
             &m,
             json!({
@@ -941,6 +966,10 @@ fn view(s: &SimMeter) -> MeterView {
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
         gave_up: s.gave_up.load(Ordering::Relaxed),
+        connected: m.supply().connected,
+        limit_w: m.supply().limit_w,
+        commands: m.command_counters().accepted(),
+        commands_refused: m.command_counters().refused(),
     }
 }
 

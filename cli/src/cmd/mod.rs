@@ -14,6 +14,7 @@ pub(crate) mod get;
 pub(crate) mod key;
 pub(crate) mod kms;
 pub(crate) mod mesh;
+pub(crate) mod meter_ops;
 pub(crate) mod name;
 pub(crate) mod netdemo;
 pub(crate) mod node;
