@@ -909,14 +909,8 @@ async fn run_meters(
         m.insert("enrol_refused".to_string(), sum(|v| v.enrol_refused));
         m.insert("price_received".to_string(), lat.price.count() as f64);
         m.insert("dr_received".to_string(), lat.dr.count() as f64);
-        m.insert(
-            "disconnected".to_string(),
-            sum(|v| u64::from(!v.connected)),
-        );
-        m.insert(
-            "commands".to_string(),
-            sum(|v| v.commands.values().sum()),
-        );
+        m.insert("disconnected".to_string(), sum(|v| u64::from(!v.connected)));
+        m.insert("commands".to_string(), sum(|v| v.commands.values().sum()));
         let mut refused: BTreeMap<&str, u64> = BTreeMap::new();
         for v in &views {
             for (k, n) in &v.commands_refused {

@@ -40,6 +40,9 @@ pub(crate) struct MeterOpArgs {
     /// Send each signed command a second time, unchanged (the copy must be refused).
     #[arg(long)]
     replay: bool,
+    /// Exit 0 when every command was answered, even if meters refused some.
+    #[arg(long)]
+    allow_refused: bool,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
@@ -89,7 +92,9 @@ pub(crate) fn run(verb: &str, a: &MeterOpArgs) -> anyhow::Result<()> {
         "connect" => MeterOp::Connect,
         "disconnect" => MeterOp::Disconnect,
         "limit" => {
-            let w = a.watts.context("limit needs --watts W (0 removes the limit)")?;
+            let w = a
+                .watts
+                .context("limit needs --watts W (0 removes the limit)")?;
             MeterOp::Limit((w > 0).then_some(w))
         }
         other => bail!("unknown meter command {other:?}"),
@@ -113,7 +118,7 @@ pub(crate) fn run(verb: &str, a: &MeterOpArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let probing = a.as_meter.is_some() || a.target.is_some() || a.replay;
+    let probing = a.allow_refused || a.as_meter.is_some() || a.target.is_some() || a.replay;
     let summary = rt.block_on(async {
         let client = connect(&node.forwarder).await?;
         let creds = match a.as_meter {
@@ -137,7 +142,9 @@ pub(crate) fn run(verb: &str, a: &MeterOpArgs) -> anyhow::Result<()> {
                 &client,
                 keys.clone(),
             );
-            kc.refresh().await.context("fetching the MDMS's reading keys")?;
+            kc.refresh()
+                .await
+                .context("fetching the MDMS's reading keys")?;
             Some(keys)
         } else {
             None

@@ -7,6 +7,7 @@ pub(crate) mod bench_flood;
 pub(crate) mod bench_repo;
 pub(crate) mod data;
 pub(crate) mod demo;
+pub(crate) mod demo_ops;
 pub(crate) mod dissect;
 pub(crate) mod exp;
 pub(crate) mod fwd;

@@ -89,6 +89,8 @@ pub(crate) struct Report {
     latency: BTreeMap<String, Latency>,
     processes: Vec<ProcessReport>,
     attacker_answers: u64,
+    /// On-demand reads, relay and limit commands, refusals.
+    operations: Value,
     pub(crate) checks: Vec<Check>,
     pub(crate) pass: bool,
     elapsed_ms: u64,
@@ -223,7 +225,7 @@ pub(crate) async fn run(
     let revoked = 3u32;
 
     let bar = if progress {
-        let b = ProgressBar::new(10);
+        let b = ProgressBar::new(11);
         b.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
@@ -627,6 +629,44 @@ pub(crate) async fn run(
         heard_all,
     )
     .await;
+    // 11. Meter operations: on-demand reads, disconnect, limit, reconnect, refusals.
+    step("meter operations");
+    let op_members: Vec<u32> = should_hear
+        .iter()
+        .copied()
+        .filter(|id| ![leaver, revoked].contains(id))
+        .collect();
+    let op_target = op_members
+        .iter()
+        .copied()
+        .find(|&id| id != mover)
+        .unwrap_or(late);
+    let op_other = op_members
+        .iter()
+        .copied()
+        .find(|&id| id != op_target)
+        .unwrap_or(late);
+    let signer_group = running_groups
+        .iter()
+        .find(|(_, ids)| ids.iter().any(|&i| i != op_target))
+        .map(|(g, ids)| {
+            let id = ids
+                .iter()
+                .copied()
+                .find(|&i| i != op_target)
+                .unwrap_or(ids[0]);
+            (g.clone(), id)
+        })
+        .unwrap_or_else(|| ("meters-late".into(), late));
+    let ops = super::demo_ops::run(&super::demo_ops::OpsPlan {
+        exe: Path::new(&ctx.exe),
+        prov: &prov,
+        head_uri: &head_uri,
+        members: op_members,
+        target: op_target,
+        other: op_other,
+        meter_node: signer_group,
+    });
     let mut forwarders = Vec::new();
     for (f, c) in fwd_names.iter().zip(&mgmt) {
         let (hits, misses) = cs_counts(c).await.unwrap_or((0, 0));
@@ -642,14 +682,14 @@ pub(crate) async fn run(
         });
     }
 
-    // 11. Stop everything by PID; daemons write their final counters on SIGTERM.
+    // 12. Stop everything by PID; daemons write their final counters on SIGTERM.
     step("stopping");
     drop(mgmt);
     procs.stop_all(Duration::from_secs(5));
     let none_left = procs.all_exited();
     bar.finish_and_clear();
 
-    // 12. Judge.
+    // 13. Judge.
     let kms = ctx.metrics("kms");
     let epochs: Vec<EpochSummary> = kms
         .as_ref()
@@ -904,6 +944,19 @@ pub(crate) async fn run(
                 .join(", ")
         ),
     );
+    for c in ops.checks {
+        checks.add(c.name, c.pass, c.detail);
+    }
+    let meter_metrics: Vec<Option<Value>> =
+        all_groups.iter().map(|(g, _)| ctx.metrics(g)).collect();
+    let counted = super::demo_ops::refused_by_meters(&meter_metrics);
+    let n_of = |k: &str| counted.get(k).copied().unwrap_or(0.0);
+    checks.add(
+        "meter counters: the meters counted each refused command by kind",
+        n_of("signer") >= 2.0 && n_of("replay") >= 1.0 && n_of("wrong-meter") >= 1.0,
+        format!("{counted:?}"),
+    );
+    latency.extend(ops.latency);
     checks.add(
         "every process the demo started was stopped by PID",
         none_left,
@@ -1046,6 +1099,7 @@ pub(crate) async fn run(
         latency,
         processes,
         attacker_answers: answers,
+        operations: ops.summary,
         checks: checks.0,
         pass,
         elapsed_ms: started.elapsed().as_millis() as u64,
@@ -1107,7 +1161,7 @@ pub(crate) fn print_text(r: &Report, out: &Path) {
     for (k, l) in &r.latency {
         let ms = |v: Option<u64>| v.map_or("-".into(), |u| format!("{:.1} ms", u as f64 / 1000.0));
         println!(
-            "  {k:<9} n={:<6} p50 {:>9}  p90 {:>9}  p99 {:>9}",
+            "  {k:<14} n={:<6} p50 {:>9}  p90 {:>9}  p99 {:>9}",
             l.samples,
             ms(l.p50_us),
             ms(l.p90_us),
