@@ -59,6 +59,7 @@ pub mod scenario;
 mod stats;
 pub mod store;
 pub mod topo;
+pub mod vee;
 mod wire;
 
 pub use dr::{DrEvent, DrOperator};
