@@ -611,6 +611,14 @@ async fn run_mdms(
             }
         })
     };
+    let vee = Arc::new(std::sync::Mutex::new(VeeView::default()));
+    let vee_task = tokio::spawn(run_vee(
+        mdms.clone(),
+        vee.clone(),
+        node.state_dir.clone(),
+        node.poll_interval,
+        node.window,
+    ));
     sink.ready()?;
     let snap = || {
         let c = &mdms.counters;
@@ -638,19 +646,94 @@ async fn run_mdms(
         for (k, v) in &rejected {
             m.insert(format!("rejected_{k}"), *v as f64);
         }
+        let vee = vee.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let total = |f: fn(&crate::vee::MeterSummary) -> u64| {
+            vee.meters.values().map(f).sum::<u64>() as f64
+        };
+        m.insert("vee_runs".to_string(), vee.runs as f64);
+        m.insert("vee_estimated".to_string(), total(|s| s.estimated));
+        m.insert("vee_edited".to_string(), total(|s| s.edited));
+        m.insert(
+            "vee_flagged".to_string(),
+            total(|s| s.zero_flagged + s.outage_flagged),
+        );
+        m.insert("vee_audit_entries".to_string(), vee.audit_entries as f64);
         sink.write(
             &m,
             json!({
                 "rejected": rejected,
                 "reading_fetch_latency": latency_json(&mdms.fetch_latency),
+                "vee": vee,
             }),
         )
     };
     let r = until_shutdown(node.metrics_interval, shutdown, || Ok(()), snap).await;
+    vee_task.abort();
     mdms.stop();
     keys_task.abort();
     poll.abort();
     r
+}
+
+/// The MDMS's latest VEE run, for its metrics.
+#[derive(Debug, Clone, Default, Serialize)]
+struct VeeView {
+    runs: u64,
+    interval_us: Option<u64>,
+    audit_entries: usize,
+    meters: BTreeMap<u32, crate::vee::MeterSummary>,
+    last_error: Option<String>,
+}
+
+/// Validates the stored readings every `every` (at least 500 ms): those inside the acceptance
+/// window and older than three rounds (so late arrivals that the collector still catches up
+/// on are not estimated as gaps), appending to the audit trail in `dir`.
+async fn run_vee(
+    mdms: Arc<MdmsCollector>,
+    view: Arc<std::sync::Mutex<VeeView>>,
+    dir: PathBuf,
+    every: Duration,
+    window: Duration,
+) {
+    let mut log = match crate::vee::VeeLog::open(&dir) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("VEE audit trail: {e}");
+            view.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(e.to_string());
+            return;
+        }
+    };
+    let every = every.max(Duration::from_millis(500));
+    loop {
+        tokio::time::sleep(every).await;
+        let now = now_us();
+        let to = now.saturating_sub(3 * every.as_micros() as u64);
+        let from = now.saturating_sub(window.as_micros() as u64);
+        let m = mdms.clone();
+        let rows = match tokio::task::spawn_blocking(move || m.readings_between(from, to)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                view.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(e.to_string());
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let Some(iv) = crate::vee::infer_interval(&rows) else {
+            continue;
+        };
+        let run = crate::vee::validate_all(
+            &crate::vee::VeeConfig::new(iv),
+            &rows,
+            &mdms.outage_windows(),
+        );
+        let recorded = log.record(&run);
+        let mut v = view.lock().unwrap_or_else(|p| p.into_inner());
+        v.runs += 1;
+        v.interval_us = Some(iv);
+        v.audit_entries = log.recorded();
+        v.meters = run.into_iter().map(|(m, r)| (m, r.summary)).collect();
+        v.last_error = recorded.err().map(|e| e.to_string());
+    }
 }
 
 async fn run_pricing(

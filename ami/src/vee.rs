@@ -353,6 +353,111 @@ pub fn validate_all(
         .collect()
 }
 
+/// The reading interval of `readings`, inferred as the median over meters of each meter's
+/// median spacing; `None` with fewer than two readings of any meter.
+pub fn infer_interval(readings: &[StoredReading]) -> Option<u64> {
+    let mut by: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for r in readings {
+        by.entry(r.meter).or_default().push(r.t_us);
+    }
+    let per: Vec<u64> = by
+        .values_mut()
+        .filter_map(|ts| {
+            ts.sort_unstable();
+            ts.dedup();
+            let d: Vec<u64> = ts.windows(2).map(|w| w[1] - w[0]).collect();
+            median(&d)
+        })
+        .collect();
+    median(&per).filter(|&d| d > 0)
+}
+
+/// The MDMS's VEE record in its state directory: `vee-audit.jsonl`, one [`AuditEntry`] per
+/// line, appended and never rewritten (an entry is written once, the first time its rule
+/// fires on that interval), and `vee.json`, the latest run's summary per meter.
+#[derive(Debug)]
+pub struct VeeLog {
+    dir: std::path::PathBuf,
+    recorded: std::collections::HashSet<(u32, u64, String)>,
+}
+
+impl VeeLog {
+    /// Opens the record in `dir`, reading what the audit trail already holds.
+    pub fn open(dir: &std::path::Path) -> crate::Result<Self> {
+        let path = dir.join("vee-audit.jsonl");
+        let mut recorded = std::collections::HashSet::new();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    // A line torn by a crash is skipped; its entry is written again.
+                    if let Ok(e) = serde_json::from_str::<AuditEntry>(line) {
+                        recorded.insert((e.meter, e.end_us, e.rule));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(crate::AmiError::State {
+                    path,
+                    why: e.to_string(),
+                });
+            }
+        }
+        Ok(VeeLog {
+            dir: dir.to_path_buf(),
+            recorded,
+        })
+    }
+
+    /// Appends the entries of `run` not recorded yet and writes the summary; returns how many
+    /// entries were appended.
+    pub fn record(&mut self, run: &BTreeMap<u32, MeterVee>) -> crate::Result<usize> {
+        use std::io::Write as _;
+        let path = self.dir.join("vee-audit.jsonl");
+        let io = |e: std::io::Error| crate::AmiError::State {
+            path: path.clone(),
+            why: e.to_string(),
+        };
+        let mut lines = String::new();
+        let mut fresh = Vec::new();
+        for v in run.values() {
+            for e in &v.audit {
+                let k = (e.meter, e.end_us, e.rule.clone());
+                if !self.recorded.contains(&k) {
+                    lines.push_str(
+                        &serde_json::to_string(e)
+                            .map_err(|e| crate::AmiError::Config(e.to_string()))?,
+                    );
+                    lines.push('\n');
+                    fresh.push(k);
+                }
+            }
+        }
+        if !lines.is_empty() {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io)?;
+            f.write_all(lines.as_bytes()).map_err(io)?;
+            f.sync_data().map_err(io)?;
+        }
+        let n = fresh.len();
+        self.recorded.extend(fresh);
+        let summary: BTreeMap<u32, &MeterSummary> =
+            run.iter().map(|(m, v)| (*m, &v.summary)).collect();
+        let json = serde_json::to_vec_pretty(&summary)
+            .map_err(|e| crate::AmiError::Config(e.to_string()))?;
+        amicn_kms::keychain::write_atomic(&self.dir.join("vee.json"), &json, 0o600)?;
+        Ok(n)
+    }
+
+    /// Audit entries recorded so far.
+    pub fn recorded(&self) -> usize {
+        self.recorded.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -502,6 +607,32 @@ mod tests {
         // A single reading: nothing to compare.
         let one = validate_meter(&VeeConfig::new(IV), 7, &rs[..1], &[]);
         assert_eq!((one.summary.readings, one.summary.intervals), (1, 0));
+    }
+
+    #[test]
+    fn the_interval_is_inferred_and_the_audit_trail_only_grows() {
+        assert_eq!(infer_interval(&day()), Some(IV));
+        assert_eq!(infer_interval(&day()[..1]), None);
+        let dir = std::env::temp_dir().join(format!(
+            "amicn-vee-{}-{}",
+            std::process::id(),
+            crate::now_us()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = validate_all(&VeeConfig::new(IV), &day(), &BTreeMap::new());
+        let mut log = VeeLog::open(&dir).unwrap();
+        assert_eq!(log.record(&run).unwrap(), 9);
+        // The same run again adds nothing; a reopened log knows what it holds.
+        assert_eq!(log.record(&run).unwrap(), 0);
+        let mut again = VeeLog::open(&dir).unwrap();
+        assert_eq!(again.recorded(), 9);
+        assert_eq!(again.record(&run).unwrap(), 0);
+        let text = std::fs::read_to_string(dir.join("vee-audit.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 9);
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("vee.json")).unwrap()).unwrap();
+        assert_eq!(summary["7"]["estimated"], 2);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
