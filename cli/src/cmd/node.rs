@@ -320,6 +320,14 @@ enum AmiCmd {
     Revoke(MeterCmdArgs),
     /// Retire a meter at the next epoch (utility operator)
     Leave(MeterCmdArgs),
+    /// Ask meters for a fresh reading now (signed by the MDMS, which opens it, or the operator)
+    Read(super::meter_ops::MeterOpArgs),
+    /// Close meters' supply relays (utility operator)
+    Connect(super::meter_ops::MeterOpArgs),
+    /// Open meters' supply relays (utility operator)
+    Disconnect(super::meter_ops::MeterOpArgs),
+    /// Set or remove meters' load limit, --watts W (utility operator)
+    Limit(super::meter_ops::MeterOpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -374,6 +382,10 @@ pub(crate) fn run_ami(a: AmiArgs) -> anyhow::Result<()> {
     let (node_args, role) = match &a.cmd {
         AmiCmd::Entitle(e) => (&e.node, "dr"),
         AmiCmd::Revoke(m) | AmiCmd::Leave(m) => (&m.node, "operator"),
+        AmiCmd::Read(o) => return super::meter_ops::run("read", o),
+        AmiCmd::Connect(o) => return super::meter_ops::run("connect", o),
+        AmiCmd::Disconnect(o) => return super::meter_ops::run("disconnect", o),
+        AmiCmd::Limit(o) => return super::meter_ops::run("limit", o),
     };
     // The operator's node config carries role "operator"; accept it for operator commands.
     let node = node_args.node_for_tool(role)?;
@@ -401,6 +413,9 @@ pub(crate) fn run_ami(a: AmiArgs) -> anyhow::Result<()> {
                 amicn_ami::meter_command(&client, names, &trust, &creds.key, "leave", m.meter)
                     .await?
             }
+            AmiCmd::Read(_) | AmiCmd::Connect(_) | AmiCmd::Disconnect(_) | AmiCmd::Limit(_) => {
+                bail!("meter commands are answered by the meters, not the KMS")
+            }
         };
         anyhow::Ok(st)
     })?;
@@ -418,7 +433,7 @@ pub(crate) fn run_ami(a: AmiArgs) -> anyhow::Result<()> {
 impl NodeArgs {
     /// Like [`NodeArgs::node`] for the one-shot operator tools, whose identity lives in the
     /// `dr` or `operator` node directory.
-    fn node_for_tool(&self, role: &str) -> anyhow::Result<Node> {
+    pub(crate) fn node_for_tool(&self, role: &str) -> anyhow::Result<Node> {
         let (file, base) = match &self.config {
             Some(p) => NodeConfig::load(p)?,
             None => (NodeConfig::default(), PathBuf::from(".")),

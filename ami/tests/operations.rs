@@ -1,0 +1,323 @@
+//! Meter operations through a real forwarder: on-demand reads, remote connect / disconnect and
+//! load limits, and every refusal (wrong signer, replay, another meter's command).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use amicn_ami::reading::Obis;
+use amicn_ami::{
+    AmiNames, CommandOutcome, Credentials, KmsConfig, KmsService, Meter, MeterCommander,
+    MeterConfig, MeterOp, Pki, Supply, Trust, connect, now_us,
+};
+use amicn_face::client::TransportUri;
+use amicn_forwarder::runtime::{RunningForwarder, RuntimeConfig};
+
+struct Net {
+    _fwd: RunningForwarder,
+    dir: PathBuf,
+    uri: TransportUri,
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An in-process forwarder without a Content Store, so every command reaches the meter.
+fn forwarder(tag: &str) -> Net {
+    let dir = std::env::temp_dir().join(format!(
+        "amicn-ami-ops-{tag}-{}-{}",
+        std::process::id(),
+        now_us()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("fwd.sock");
+    let mut cfg = RuntimeConfig {
+        unix_path: Some(sock.clone()),
+        listen_best_effort: true,
+        ..RuntimeConfig::default()
+    };
+    cfg.core.cs_serve = false;
+    cfg.core.cs_admit = false;
+    Net {
+        _fwd: RunningForwarder::start(cfg).unwrap(),
+        dir,
+        uri: TransportUri::Unix(sock),
+    }
+}
+
+fn copy(c: &Credentials) -> Credentials {
+    Credentials {
+        key: c.key.clone(),
+        cert: c.cert.clone(),
+    }
+}
+
+/// A KMS, meters 1 and 2 enrolled and placed (meter 1 with a state directory), and the
+/// credentials of the utility operator and the MDMS.
+struct Setup {
+    net: Net,
+    names: AmiNames,
+    pki: Pki,
+    kms: Arc<KmsService>,
+    meters: Vec<Arc<Meter>>,
+    meter_creds: Vec<Credentials>,
+    operator: Credentials,
+    mdms: Credentials,
+}
+
+impl Setup {
+    async fn new(tag: &str) -> Setup {
+        let net = forwarder(tag);
+        let names = AmiNames::new("/test-utility").unwrap();
+        let pki = Pki::new(&names).unwrap();
+        let kc = connect(&net.uri).await.unwrap();
+        let kms_trust = Trust::new(&names, pki.anchor(), &kc).unwrap();
+        let kms = KmsService::start(
+            KmsConfig::new(names.clone(), vec![]),
+            pki.issue(&names.kms()).unwrap(),
+            kms_trust,
+            &kc,
+        )
+        .await
+        .unwrap();
+        let mut s = Setup {
+            operator: pki.issue(&names.role("operator")).unwrap(),
+            mdms: pki.issue(&names.role("mdms")).unwrap(),
+            net,
+            names,
+            pki,
+            kms,
+            meters: Vec::new(),
+            meter_creds: Vec::new(),
+        };
+        for id in [1, 2] {
+            let creds = s.pki.issue(&s.names.meter(id)).unwrap();
+            let m = s.start_meter(id, copy(&creds)).await;
+            m.enrol().await.unwrap();
+            s.meters.push(m);
+            s.meter_creds.push(creds);
+        }
+        let rec = s.kms.commit_epoch("enrol").unwrap();
+        for m in &s.meters {
+            m.sync_keys(Some(rec.epoch)).await.unwrap();
+            assert!(m.is_member());
+        }
+        s
+    }
+
+    async fn start_meter(&self, id: u32, creds: Credentials) -> Arc<Meter> {
+        let c = connect(&self.net.uri).await.unwrap();
+        let cfg = MeterConfig {
+            state_dir: (id == 1).then(|| self.net.dir.join("meter-1")),
+            ..MeterConfig::new(self.names.clone(), id, vec![])
+        };
+        let trust = Trust::new(&self.names, self.pki.anchor(), &c).unwrap();
+        Meter::start(cfg, creds, trust, &c).await.unwrap()
+    }
+
+    /// A commander signing as `creds`; with the MDMS's reading keys when `keys`.
+    async fn commander(&self, creds: &Credentials, keys: bool) -> MeterCommander {
+        let c = connect(&self.net.uri).await.unwrap();
+        let trust = Trust::new(&self.names, self.pki.anchor(), &c).unwrap();
+        MeterCommander::new(
+            self.names.clone(),
+            copy(creds),
+            trust,
+            &c,
+            keys.then(|| self.kms.head_end_keys()),
+        )
+    }
+}
+
+fn refused(o: &CommandOutcome, code: u64, kind: &str) {
+    assert_eq!(o.status.code, code, "{}", o.status.text);
+    assert!(
+        o.status.text.starts_with(&format!("{kind}: ")),
+        "{}",
+        o.status.text
+    );
+    assert!(!o.sealed && o.reading.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_demand_read_answers_a_fresh_sealed_reading() {
+    let s = Setup::new("read").await;
+    let mdms = s.commander(&s.mdms, true).await;
+    let before = now_us();
+    let o = mdms.send(1, MeterOp::Read).await.unwrap();
+    assert_eq!(o.status.code, 200, "{}", o.status.text);
+    assert!(o.sealed);
+    let r = o.reading.expect("the MDMS opens the reading");
+    assert_eq!(r.meter, 1);
+    // Fresh: measured after the command was sent, as a 1 ms instantaneous interval.
+    assert!(r.end_us() >= before && r.end_us() <= now_us(), "{r:?}");
+    assert_eq!(r.interval_ms, 1);
+    // Meter 1 starts at 1 × 1,000 + 10,000 Wh and has captured no interval yet.
+    assert_eq!(r.active_import_wh(), Some(11_000));
+    assert_eq!(r.register(Obis::DISCONNECT_CONTROL).unwrap().value, 1);
+    assert!(r.active_power_w().unwrap() >= 50);
+    assert_eq!(o.supply, Supply::default());
+
+    // The utility operator may read too, but cannot open the reading (no reading key).
+    let op = s.commander(&s.operator, false).await;
+    let o = op.send(2, MeterOp::Read).await.unwrap();
+    assert_eq!(o.status.code, 200, "{}", o.status.text);
+    assert!(o.sealed && o.reading.is_none());
+
+    // A meter that has not joined holds no reading key: refused, and nothing leaks.
+    let c3 = s.pki.issue(&s.names.meter(3)).unwrap();
+    let m3 = s.start_meter(3, c3).await;
+    let o = mdms.send(3, MeterOp::Read).await.unwrap();
+    refused(&o, 409, "not-joined");
+    assert_eq!(m3.command_counters().refused().get("not-joined"), Some(&1));
+
+    assert_eq!(
+        s.meters[0].command_counters().accepted().get("read"),
+        Some(&1)
+    );
+    assert_eq!(
+        s.meters[1].command_counters().accepted().get("read"),
+        Some(&1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_utility_disconnects_limits_and_reconnects_and_the_state_persists() {
+    let mut s = Setup::new("relay").await;
+    let op = s.commander(&s.operator, false).await;
+    let mdms = s.commander(&s.mdms, true).await;
+    let m1 = s.meters.remove(0);
+
+    let (cut_i, cut_wire) = op.signed(1, 1, MeterOp::Disconnect).unwrap();
+    let o = op.send_wire(1, &cut_i, cut_wire.clone()).await.unwrap();
+    assert_eq!(o.status.code, 200, "{}", o.status.text);
+    assert!(!o.supply.connected);
+    assert!(!m1.supply().connected);
+    // The readings show it: nothing drawn, the disconnect control register at 0.
+    let r = mdms.send(1, MeterOp::Read).await.unwrap().reading.unwrap();
+    assert_eq!(r.active_power_w(), Some(0));
+    assert_eq!(r.register(Obis::DISCONNECT_CONTROL).unwrap().value, 0);
+    let energy = r.active_import_wh().unwrap();
+    let interval = m1.capture(now_us());
+    assert_eq!(interval.active_power_w(), Some(0));
+    assert_eq!(interval.active_import_wh(), Some(energy));
+
+    let o = op.send(1, MeterOp::Limit(Some(500))).await.unwrap();
+    assert_eq!(o.status.code, 200, "{}", o.status.text);
+    assert_eq!(
+        o.supply,
+        Supply {
+            connected: false,
+            limit_w: Some(500)
+        }
+    );
+    // Meter 2 was never touched.
+    assert_eq!(s.meters[0].supply(), Supply::default());
+
+    // A restarted meter comes back with its relay state and its replay records. The old one
+    // goes first: its connection closes and the forwarder drops its registration.
+    m1.publisher().shutdown();
+    drop(m1);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let m1b = s.start_meter(1, copy(&s.meter_creds[0])).await;
+    assert_eq!(
+        m1b.supply(),
+        Supply {
+            connected: false,
+            limit_w: Some(500)
+        }
+    );
+    let o = op.send_wire(1, &cut_i, cut_wire).await.unwrap();
+    refused(&o, 403, "replay");
+
+    let o = op.send(1, MeterOp::Connect).await.unwrap();
+    assert_eq!(o.status.code, 200, "{}", o.status.text);
+    assert_eq!(
+        m1b.supply(),
+        Supply {
+            connected: true,
+            limit_w: Some(500)
+        }
+    );
+    let r = m1b.capture(now_us());
+    assert!(r.active_power_w().unwrap() <= 500);
+    assert!(r.active_power_w().unwrap() >= 50);
+    assert_eq!(r.register(Obis::LOAD_LIMIT).unwrap().value, 500);
+    assert_eq!(r.register(Obis::DISCONNECT_CONTROL).unwrap().value, 1);
+    let o = op.send(1, MeterOp::Limit(None)).await.unwrap();
+    assert_eq!(o.supply, Supply::default());
+    let c = m1b.command_counters();
+    assert_eq!(c.accepted().get("connect"), Some(&1));
+    assert_eq!(c.accepted().get("limit"), Some(&1));
+    assert_eq!(c.refused().get("replay"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_from_others_replays_and_other_meters_commands_are_refused() {
+    let s = Setup::new("refusals").await;
+    let m1 = &s.meters[0];
+    // The MDMS may read but not switch; meters may not command at all, not even themselves;
+    // an "operator" certified by another CA is nobody.
+    let stranger = Pki::new(&s.names)
+        .unwrap()
+        .issue(&s.names.role("operator"))
+        .unwrap();
+    for (who, creds) in [
+        ("mdms", &s.mdms),
+        ("meter 2", &s.meter_creds[1]),
+        ("meter 1", &s.meter_creds[0]),
+        ("another CA's operator", &stranger),
+    ] {
+        let c = s.commander(creds, false).await;
+        let o = c.send(1, MeterOp::Disconnect).await.unwrap();
+        assert_eq!(o.status.code, 403, "{who}: {}", o.status.text);
+        assert!(
+            o.status.text.starts_with("signer: "),
+            "{who}: {}",
+            o.status.text
+        );
+    }
+    // Meter 2 may not even read meter 1.
+    let o = s
+        .commander(&s.meter_creds[1], false)
+        .await
+        .send(1, MeterOp::Read)
+        .await
+        .unwrap();
+    refused(&o, 403, "signer");
+
+    // The operator's command for meter 2, delivered to meter 1.
+    let op = s.commander(&s.operator, false).await;
+    let (i, wire) = op.signed(1, 2, MeterOp::Disconnect).unwrap();
+    let o = op.send_wire(1, &i, wire).await.unwrap();
+    refused(&o, 404, "wrong-meter");
+    assert!(m1.supply().connected && s.meters[1].supply().connected);
+
+    // The operator's own command, accepted once, refused when replayed.
+    let (i, wire) = op.signed(1, 1, MeterOp::Disconnect).unwrap();
+    let o = op.send_wire(1, &i, wire.clone()).await.unwrap();
+    assert_eq!(o.status.code, 200, "{}", o.status.text);
+    op.send(1, MeterOp::Connect).await.unwrap();
+    let o = op.send_wire(1, &i, wire).await.unwrap();
+    refused(&o, 403, "replay");
+    assert!(
+        m1.supply().connected,
+        "the replayed disconnect changed nothing"
+    );
+
+    let c = m1.command_counters();
+    assert_eq!(c.refused().get("signer"), Some(&5));
+    assert_eq!(c.refused().get("wrong-meter"), Some(&1));
+    assert_eq!(c.refused().get("replay"), Some(&1));
+    assert_eq!(c.accepted().get("disconnect"), Some(&1));
+    assert_eq!(c.accepted().get("connect"), Some(&1));
+    assert_eq!(c.accepted().get("read"), None);
+    assert_eq!(
+        c.supply_changes.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
