@@ -1137,12 +1137,12 @@ async fn meter_loop(
         }
         let now = now_us();
         if now >= next_reading {
-            if m.is_member() {
-                // The registers are kept with every reading, so a meter that loses power comes
-                // back with the register it last published (never below it).
-                if let Err(e) = m.publish_reading(next_reading).and_then(|_| m.save()) {
-                    note(&e);
-                }
+            // `publish_reading` puts the registers on disk before the reading is served, so a
+            // meter that loses power comes back with the register it last published.
+            if m.is_member()
+                && let Err(e) = m.publish_reading(next_reading)
+            {
+                note(&e);
             }
             next_reading = (now / iv + 1) * iv;
         }
