@@ -37,6 +37,10 @@ pub fn blinded_name(v: usize, ver: u32) -> String {
     format!("{PREFIX}/ami/KMS/oft/node/{v}/BLINDED/v={ver}")
 }
 
+fn setup_name() -> String {
+    format!("{PREFIX}/ami/KMS/oft/setup")
+}
+
 fn parse_node(name: &str) -> Option<(usize, u32, bool)> {
     let rest = name
         .strip_prefix(PREFIX)?
@@ -83,8 +87,9 @@ impl Drop for OftScheme {
 
 impl OftScheme {
     /// Setup: a tree with room for `capacity` meters (rounded up to a power of two) and meters
-    /// `0..n` in its first leaves.
-    pub fn new(n: u32, capacity: u64, seed: u64) -> SchemeResult<Self> {
+    /// `0..n` in its first leaves. The setup's public record tells meters that every node
+    /// starts at version 1.
+    pub fn new(n: u32, capacity: u64, seed: u64) -> SchemeResult<(Self, Rekeying)> {
         let capacity = capacity.max(u64::from(n)).max(2);
         let height = super::ceil_log2(capacity);
         if height > 26 {
@@ -124,7 +129,21 @@ impl OftScheme {
         for v in (1..cap).rev() {
             t.recompute(v);
         }
-        Ok(t)
+        let setup = Rekeying {
+            epoch: 1,
+            public: vec![PublicInfo {
+                name: setup_name(),
+                bytes: vec![height],
+            }],
+            counts: super::OpCounts {
+                fresh_keys: cap as u64,
+                one_way: 3 * (cap as u64 - 1),
+                broadcast: 1,
+                ..super::OpCounts::default()
+            },
+            ..Rekeying::default()
+        };
+        Ok((t, setup))
     }
 
     fn cap(&self) -> usize {
@@ -352,6 +371,22 @@ impl Scheme for OftScheme {
                 }
             }
         }
+        if info.name == setup_name() {
+            // Every node at version 1: pair up known version-1 blinded siblings.
+            for (name, b) in known.iter() {
+                if let Some((v, 1, true)) = parse_node(name)
+                    && v >= 2
+                    && v % 2 == 0
+                    && let Some(r) = known.get(&blinded_name(v + 1, 1))
+                {
+                    let p = node_name(v / 2, 1);
+                    if known.get(&p).is_none() {
+                        out.push((p, mix(b, r)));
+                    }
+                }
+            }
+            return out;
+        }
         if !info
             .name
             .starts_with(&format!("{PREFIX}/ami/KMS/oft/rekey/"))
@@ -374,5 +409,31 @@ impl Scheme for OftScheme {
             out.push((node_name(v, ver), mix(l, r)));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::scheme::adversary::{Published, closure};
+
+    #[test]
+    fn setup_members_derive_the_root() {
+        let (s, setup) = OftScheme::new(3, 8, 1).unwrap();
+        let mut p = Published::default();
+        p.add(&setup.wraps, &setup.public);
+        let mut k = Knowledge::default();
+        for (n, v) in s.enrolment_keys(1).unwrap() {
+            k.insert(&n, v.as_bytes());
+        }
+        closure(&s, &mut k, &p);
+        let mut names: Vec<&str> = k.iter().map(|(n, _)| n).collect();
+        names.sort_unstable();
+        assert_eq!(
+            k.get(&s.group_key().0),
+            Some(s.group_key().1.as_bytes()),
+            "{names:?}"
+        );
     }
 }
