@@ -24,6 +24,8 @@ pub mod adversary;
 pub mod flat;
 pub mod lkh;
 pub mod oft;
+pub mod survey;
+pub mod units;
 pub mod wire;
 
 use std::collections::HashMap;
