@@ -13,6 +13,7 @@ pub(crate) mod fwd;
 pub(crate) mod get;
 pub(crate) mod key;
 pub(crate) mod kms;
+pub(crate) mod kms_compare;
 pub(crate) mod mesh;
 pub(crate) mod name;
 pub(crate) mod netdemo;
