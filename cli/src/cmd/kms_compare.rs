@@ -569,6 +569,20 @@ fn print_tables(a: &CompareArgs, p: &SurveyParams, u: &UnitCosts, m: &[Measured]
             t(me.leave.time_ns)
         );
     }
+    let acv = &m[3];
+    println!(
+        "{:<8} {:<24} {:>10} | {:>10}   {:<22} {:>10} | {:>10}   {:<22} {:>10} | {:>10}",
+        "SEES",
+        "(not in the survey)",
+        "-",
+        t(acv.setup_ns),
+        "",
+        "-",
+        t(acv.join.time_ns),
+        "",
+        "-",
+        t(acv.leave.time_ns)
+    );
     println!(
         "E2E key establishment, n·A = {} (pairing-based) vs n × X25519+HKDF = {}",
         t(p.n * u.a()),
@@ -615,7 +629,6 @@ fn print_tables(a: &CompareArgs, p: &SurveyParams, u: &UnitCosts, m: &[Measured]
             );
         }
     }
-    let acv = &m[3];
     for (op, mo) in [("add", &acv.join), ("delete", &acv.leave)] {
         println!(
             "{:<8} {:<6} {:<24} {:>12} {:<30} {:>12} | {:>12} {:>12} {:>6} {:>6} {:>6} {:>12}   (one public record of {})",

@@ -14,7 +14,7 @@
 //! combine. OFT resists a single departed meter and a single joiner (the property tests); it does
 //! not resist a departed meter colluding with a later joiner, which this module does not hide.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -64,6 +64,8 @@ pub struct OftScheme {
     occ: Vec<u32>,
     owner: Vec<u32>,
     leaf_of: BTreeMap<u32, usize>,
+    /// Vacant leaves, so a join finds the lowest free place without scanning the tree.
+    vacant: BTreeSet<usize>,
     epoch: u32,
     rng: StdRng,
 }
@@ -121,6 +123,7 @@ impl OftScheme {
             keys,
             ver: vec![1; 2 * cap],
             occ,
+            vacant: (n as usize..cap).collect(),
             owner,
             leaf_of,
             epoch: 1,
@@ -245,14 +248,10 @@ impl Scheme for OftScheme {
             return Err(SchemeError::AlreadyMember { meter });
         }
         let cap = self.cap();
-        let i = self
-            .owner
-            .iter()
-            .position(|&o| o == VACANT)
-            .ok_or(SchemeError::Full {
-                scheme: "oft",
-                capacity: cap as u64,
-            })?;
+        let i = self.vacant.pop_first().ok_or(SchemeError::Full {
+            scheme: "oft",
+            capacity: cap as u64,
+        })?;
         self.epoch += 1;
         let mut out = Rekeying {
             epoch: self.epoch,
@@ -306,6 +305,7 @@ impl Scheme for OftScheme {
             .ok_or(SchemeError::NotMember { meter })?;
         let cap = self.cap();
         self.owner[i] = VACANT;
+        self.vacant.insert(i);
         let mut v = cap + i;
         while v >= 1 {
             self.occ[v] -= 1;
@@ -325,7 +325,7 @@ impl Scheme for OftScheme {
 
     fn refresh(&mut self) -> SchemeResult<Rekeying> {
         // A vacant leaf is server-only: re-randomising it changes the root for everyone.
-        let Some(i) = self.owner.iter().position(|&o| o == VACANT) else {
+        let Some(&i) = self.vacant.first() else {
             return Err(SchemeError::Unsupported {
                 scheme: "oft",
                 op: "refresh of a full tree",
