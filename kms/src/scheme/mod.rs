@@ -16,6 +16,9 @@
 //! | flat per-meter keys, group and broadcast keys re-sent unicast | KMSSC | [`flat`] |
 //! | access-control-vector broadcast GKM over a prime field | SEES | [`acv`] |
 //!
+//! [`units`] times the survey's unit costs, [`survey`] evaluates its formulas and [`wire`]
+//! counts the bytes of a rekey as NDN Data packets.
+//!
 //! Sits beside the key graph: the KMS daemon runs [`crate::graph`]; this module is what
 //! `amicn kms compare` and the scheme property tests run.
 
