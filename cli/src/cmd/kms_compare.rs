@@ -490,7 +490,14 @@ fn rows(p: &SurveyParams, u: &UnitCosts, m: &[Measured], key_bits: u32) -> Vec<s
 }
 
 fn t(ns: f64) -> String {
-    if ns >= 1e9 {
+    const YEAR_NS: f64 = 365.25 * 86_400e9;
+    if ns >= 1e4 * YEAR_NS {
+        format!("{:.1e} years", ns / YEAR_NS)
+    } else if ns >= YEAR_NS {
+        format!("{:.0} years", ns / YEAR_NS)
+    } else if ns >= 1e4 * 1e9 {
+        format!("{:.1} h", ns / 3.6e12)
+    } else if ns >= 1e9 {
         format!("{:.2} s", ns / 1e9)
     } else if ns >= 1e6 {
         format!("{:.2} ms", ns / 1e6)

@@ -377,6 +377,10 @@ fn fmt_num(v: f64) -> String {
     if v == 0.0 {
         return "0".to_string();
     }
+    // Log axes span many decades; long digit strings would not fit the label area.
+    if v.abs() >= 1e7 {
+        return format!("{v:.0e}");
+    }
     let magnitude = v.abs().log10().floor();
     let decimals = (2.0 - magnitude).clamp(0.0, 6.0) as usize;
     let s = format!("{v:.decimals$}");
@@ -1098,6 +1102,7 @@ mod tests {
         assert_eq!(fmt_num(0.0), "0");
         assert_eq!(fmt_num(1.0), "1");
         assert_eq!(fmt_num(0.25), "0.25");
+        assert_eq!(fmt_num(3e12), "3e12");
         assert_eq!(fmt_num(12.345), "12.3");
         assert_eq!(fmt_num(1500.0), "1500");
         assert_eq!(fmt_num(f64::NAN), "n/a");
