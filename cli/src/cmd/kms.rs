@@ -20,6 +20,8 @@ enum KmsCmd {
     Serve(Box<crate::cmd::node::NodeArgs>),
     /// Rekey cost of a rollout: wraps per mode, bytes, keys per meter and at the KMS
     Cost(CostArgs),
+    /// The survey's Tables III–V beside amicn's LKH, OFT, flat and ACV-BGKM, measured here
+    Compare(crate::cmd::kms_compare::CompareArgs),
 }
 
 /// Parameters of `amicn kms cost`.
@@ -57,6 +59,7 @@ pub(crate) struct CostArgs {
 pub(crate) fn run(args: KmsArgs) -> anyhow::Result<()> {
     match args.cmd {
         KmsCmd::Cost(a) => cost(a),
+        KmsCmd::Compare(a) => crate::cmd::kms_compare::run(a),
         KmsCmd::Serve(a) => crate::cmd::node::run_daemon("kms", &a),
     }
 }

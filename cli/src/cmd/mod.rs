@@ -16,6 +16,7 @@ pub(crate) mod fwd;
 pub(crate) mod get;
 pub(crate) mod key;
 pub(crate) mod kms;
+pub(crate) mod kms_compare;
 pub(crate) mod lab;
 pub(crate) mod mesh;
 pub(crate) mod meter_ops;

@@ -152,6 +152,75 @@ pub(crate) fn time_series(
     Ok(note(text))
 }
 
+/// Lines on log–log axes, each series `(label, points)` with positive coordinates; a series
+/// whose label ends in `(formula)` is drawn dashed, so formulas and measurements can share a plot.
+pub(crate) fn log_log(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> anyhow::Result<PlotNote> {
+    let text = font_available();
+    render(path, |root| {
+        let pts = || series.iter().flat_map(|(_, p)| p.iter().copied());
+        let x_lo = pts()
+            .map(|p| p.0)
+            .filter(|v| *v > 0.0)
+            .fold(f64::MAX, f64::min);
+        let x_hi = pts().map(|p| p.0).fold(0f64, f64::max);
+        let y_lo = pts()
+            .map(|p| p.1)
+            .filter(|v| *v > 0.0)
+            .fold(f64::MAX, f64::min);
+        let y_hi = pts().map(|p| p.1).fold(0f64, f64::max);
+        let (x_lo, x_hi) = if x_lo < x_hi {
+            (x_lo, x_hi)
+        } else {
+            (1.0, 10.0)
+        };
+        let (y_lo, y_hi) = if y_lo < y_hi {
+            (y_lo / 1.5, y_hi * 1.5)
+        } else {
+            (1.0, 10.0)
+        };
+        let mut builder = ChartBuilder::on(root);
+        builder.margin(15);
+        if text {
+            builder
+                .caption(title, font(22))
+                .x_label_area_size(45)
+                .y_label_area_size(80);
+        } else {
+            builder.x_label_area_size(5).y_label_area_size(5);
+        }
+        let mut chart =
+            builder.build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())?;
+        configure_mesh(&mut chart, text, Some(x_desc), Some(y_desc))?;
+        for (i, (label, points)) in series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let pts: Vec<(f64, f64)> = points
+                .iter()
+                .copied()
+                .filter(|(x, y)| *x > 0.0 && *y > 0.0)
+                .collect();
+            let drawn = if label.ends_with("(formula)") {
+                chart.draw_series(DashedLineSeries::new(pts, 6, 4, color.stroke_width(2)))?
+            } else {
+                chart.draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+            };
+            drawn.label(label.as_str()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
+        }
+        if text && !series.is_empty() {
+            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+        }
+        Ok(())
+    })?;
+    Ok(note(text))
+}
+
 /// Stacked bars per epoch (unicast/multicast/broadcast), formula drawn beside each bar.
 pub(crate) fn rekey_traffic(path: &Path, epochs: &[EpochTraffic]) -> anyhow::Result<PlotNote> {
     let text = font_available();
@@ -307,6 +376,10 @@ fn fmt_num(v: f64) -> String {
     }
     if v == 0.0 {
         return "0".to_string();
+    }
+    // Log axes span many decades; long digit strings would not fit the label area.
+    if v.abs() >= 1e7 {
+        return format!("{v:.0e}");
     }
     let magnitude = v.abs().log10().floor();
     let decimals = (2.0 - magnitude).clamp(0.0, 6.0) as usize;
@@ -960,6 +1033,19 @@ mod tests {
     }
 
     #[test]
+    fn log_log_writes_png() {
+        let dir = temp_dir("loglog");
+        let path = dir.join("ll.png");
+        let series = vec![
+            ("measured".to_string(), vec![(100.0, 5.0), (1e6, 5e4)]),
+            ("x (formula)".to_string(), vec![(100.0, 3.0), (1e6, 3e5)]),
+        ];
+        log_log(&path, "cost", "n", "bytes", &series).unwrap();
+        assert_png(&path);
+        assert_not_blank(&path);
+    }
+
+    #[test]
     fn bars_write_png() {
         let dir = temp_dir("bars");
         let path = dir.join("bars.png");
@@ -1016,6 +1102,7 @@ mod tests {
         assert_eq!(fmt_num(0.0), "0");
         assert_eq!(fmt_num(1.0), "1");
         assert_eq!(fmt_num(0.25), "0.25");
+        assert_eq!(fmt_num(3e12), "3e12");
         assert_eq!(fmt_num(12.345), "12.3");
         assert_eq!(fmt_num(1500.0), "1500");
         assert_eq!(fmt_num(f64::NAN), "n/a");

@@ -782,6 +782,14 @@ impl KeyGraph {
         tree + projects + 1
     }
 
+    /// The current broadcast (root) key and its name.
+    pub fn broadcast_key(&self) -> (String, SymmetricKey) {
+        (
+            names::key_name(&self.cfg.prefix, KeyRef::Root, self.root_epoch),
+            SymmetricKey::from_bytes(self.root_key),
+        )
+    }
+
     /// Keys `meter` is entitled to hold (tree path incl. its user key, projects, broadcast).
     pub fn member_key_count(&self, meter: u32) -> Option<u64> {
         let slot = self.slot(meter);
