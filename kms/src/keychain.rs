@@ -406,7 +406,7 @@ pub fn decode_export(text: &str, passphrase: Option<&str>) -> Result<(KeyPair, C
         }
     }
     let key = KeyPair::from_seed(&seed, key_name)?;
-    if !cert.matches_locator(key.key_name()) || cert.public_key() != &key.public_key() {
+    if !cert.matches_locator(key.key_name()) || cert.public_key() != Some(&key.public_key()) {
         return Err(Error::Import(
             "certificate does not belong to the key".into(),
         ));

@@ -1,4 +1,4 @@
-//! Key management: identities and certificates, trust rules, the AMI key graph with rekeying, key establishment and the content envelope. No I/O.
+//! Key management: every NDN signature type, identities and certificates, trust rules, the AMI key graph with rekeying, key establishment and the content envelope. No I/O.
 
 pub mod cert;
 pub mod cost;
@@ -11,6 +11,7 @@ pub mod key;
 pub mod keychain;
 pub mod persist;
 pub mod replay;
+pub mod signature;
 pub mod trust;
 
 pub use error::{Error, Result};

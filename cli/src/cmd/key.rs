@@ -251,7 +251,11 @@ fn cert_json(cert: &Certificate) -> serde_json::Value {
         "self_signed": cert.is_self_signed(),
         "not_before": v.not_before,
         "not_after": v.not_after,
-        "public_key": hex::encode(cert.public_key().to_bytes()),
+        "key_type": cert.key().algorithm(),
+        "public_key": cert
+            .public_key()
+            .map(|k| hex::encode(k.to_bytes()))
+            .unwrap_or_else(|| hex::encode(cert.key().to_spki())),
     })
 }
 
@@ -337,7 +341,7 @@ pub(crate) fn run(args: KeyArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| b"issuer".to_vec());
             let cert = Certificate::issue(
                 &subject_cert.key_name(),
-                subject_cert.public_key(),
+                subject_cert.key(),
                 &issuer_key,
                 &issuer_id,
                 now_s().saturating_mul(1000),
