@@ -153,18 +153,19 @@ async fn wrong_signer_is_rejected_with_its_name() {
     let content = random_bytes(5000, 7);
     let mallory = Ed25519Signer::from_seed(&[9; 32], "/mallory/KEY/k".parse().unwrap());
     // Mallory's self-signed certificate is reachable, so the refusal is about trust, not reachability.
-    let mut spki = vec![
-        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-    ];
-    spki.extend_from_slice(&mallory.public_key());
-    let mut cert = amicn_tlv::Data::new(
-        "/mallory/KEY/k/self/v=1".parse().unwrap(),
-        Bytes::from(spki),
-    );
-    cert.meta_info.content_type = 2;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let cert = amicn_kms::cert::Certificate::self_signed_by(
+        &mallory,
+        &"/mallory/KEY/k".parse().unwrap(),
+        1,
+        amicn_kms::cert::Validity::starting_now(now_s - 60, 3600),
+    )
+    .unwrap();
     let producer = Producer::new(Arc::new(mallory));
-    let cert = producer.sign_data(cert).unwrap();
-    amicn_producer::Store::insert(&**producer.store(), amicn_tlv::Data::decode(cert).unwrap());
+    amicn_producer::Store::insert(&**producer.store(), cert.data().clone());
     let opts = PublishOptions {
         segment_size: 1000,
         version: Some(1),
@@ -180,10 +181,11 @@ async fn wrong_signer_is_rejected_with_its_name() {
         delay: Duration::ZERO,
     };
     tokio::spawn(far_end(far, producer, imp));
-    let alice = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let alice =
+        amicn_kms::identity::KeyPair::from_seed(&[1; 32], "/alice/KEY/k".parse().unwrap()).unwrap();
     let anchor = TrustAnchor {
         key_name: "/alice/KEY/k".parse().unwrap(),
-        public_key: alice.verifying_key().to_bytes(),
+        key: alice.public_key().into(),
     };
     let consumer = Consumer::new(Client::from_stream(near, ClientOptions::default()))
         .with_trust(TrustMode::Anchored(vec![anchor]), false);
