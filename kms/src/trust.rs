@@ -33,7 +33,6 @@
 //! link (Ed25519, ECDSA P-256, RSA); Ed25519 links of a batch share one batch verification.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 use amicn_tlv::{Component, Data, Interest, KeyLocator, Name, SignatureInfo};
 use bytes::Bytes;
@@ -405,15 +404,30 @@ pub struct Validated {
 ///
 /// Verified chains are remembered per signer (bounded, default 4,096 signers) until the first
 /// NotAfter or before the last NotBefore on the chain, so a stream of packets from one meter
-/// costs one signature check each instead of one per certificate. After revoking a certificate,
-/// call [`Validator::clear_chain_cache`] (or [`Validator::forget_signer`]).
-#[derive(Debug)]
+/// costs one signature check each instead of one per certificate. When full, the cache evicts
+/// the entries least likely to be used again (moka's TinyLFU) rather than starting over. After
+/// revoking a certificate, call [`Validator::clear_chain_cache`] (or [`Validator::forget_signer`]).
 pub struct Validator {
     policy: TrustPolicy,
     anchors: Vec<Certificate>,
     max_depth: usize,
     cache_capacity: usize,
-    chain_cache: Mutex<HashMap<Name, ResolvedChain>>,
+    chain_cache: moka::sync::Cache<Name, ResolvedChain>,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator")
+            .field("policy", &self.policy)
+            .field("anchors", &self.anchors)
+            .field("max_depth", &self.max_depth)
+            .field("cache_capacity", &self.cache_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn chain_cache(capacity: usize) -> moka::sync::Cache<Name, ResolvedChain> {
+    moka::sync::Cache::new(capacity as u64)
 }
 
 /// A resolved chain and the window (seconds) in which every certificate on it is valid.
@@ -432,7 +446,7 @@ impl Clone for Validator {
             anchors: self.anchors.clone(),
             max_depth: self.max_depth,
             cache_capacity: self.cache_capacity,
-            chain_cache: Mutex::new(HashMap::new()),
+            chain_cache: chain_cache(self.cache_capacity),
         }
     }
 }
@@ -486,36 +500,32 @@ impl Validator {
             anchors: Vec::new(),
             max_depth: 8,
             cache_capacity: 4096,
-            chain_cache: Mutex::new(HashMap::new()),
+            chain_cache: chain_cache(4096),
         }
     }
 
     /// Sets how many verified signer chains are remembered (0 disables the cache).
     pub fn with_chain_cache(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
+        self.chain_cache = chain_cache(capacity);
         self
     }
 
     /// Forgets every remembered chain (e.g. after a revocation).
     pub fn clear_chain_cache(&self) {
-        self.cache().clear();
+        self.chain_cache.invalidate_all();
     }
 
     /// Forgets the remembered chain of one signer (KeyLocator name).
     pub fn forget_signer(&self, signer: &Name) {
-        self.cache().remove(signer);
+        self.chain_cache.invalidate(signer);
     }
 
     /// Number of remembered chains.
     pub fn cached_chains(&self) -> usize {
-        self.cache().len()
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Name, ResolvedChain>> {
-        // A panic while holding the lock cannot leave the map inconsistent (single operations).
-        self.chain_cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        // moka counts lazily: settle pending inserts and evictions first.
+        self.chain_cache.run_pending_tasks();
+        usize::try_from(self.chain_cache.entry_count()).unwrap_or(usize::MAX)
     }
 
     /// Limits how many certificates a chain may contain.
@@ -785,10 +795,9 @@ impl Validator {
         if self.cache_capacity == 0 {
             return None;
         }
-        self.cache()
+        self.chain_cache
             .get(signer)
             .filter(|c| c.from_s <= now_s && now_s <= c.until_s)
-            .cloned()
     }
 
     /// Remembers a chain whose signatures have all been verified.
@@ -796,12 +805,7 @@ impl Validator {
         if self.cache_capacity == 0 {
             return;
         }
-        let mut cache = self.cache();
-        if cache.len() >= self.cache_capacity {
-            // Crude but bounded: start over rather than track recency per entry.
-            cache.clear();
-        }
-        cache.insert(signer.clone(), chain);
+        self.chain_cache.insert(signer.clone(), chain);
     }
 
     /// Follows certificates from `signer` up to an anchor, checking validity and policy of each
