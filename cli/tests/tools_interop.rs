@@ -174,7 +174,15 @@ fn amicn_get_verifies_python_ndn_ecdsa_and_rsa_segments() {
         return;
     }
     for sign in ["ecdsa", "rsa"] {
-        get_from_python(sign, &["--trust-anchor", "{cert}"]);
-        get_from_python(sign, &[]);
+        let j = get_from_python(sign, &["--trust-anchor", "{cert}"]);
+        assert_eq!(
+            j["trust"].as_str(),
+            Some("anchored: signers must chain to 1 trust anchor(s)")
+        );
+        let j = get_from_python(sign, &[]);
+        assert!(
+            j["trust"].as_str().unwrap().starts_with("integrity only"),
+            "{j}"
+        );
     }
 }

@@ -96,6 +96,21 @@ async fn run_async(args: GetArgs) -> anyhow::Result<()> {
         TrustMode::Anchored(anchors)
     };
     let allow_digest = args.trust_anchor.is_empty() || args.allow_digest;
+    let policy = match &mode {
+        TrustMode::AcceptAll => "none: signatures not checked (--no-verify)".to_owned(),
+        TrustMode::Integrity => "integrity only: each signature checked against the key its \
+             KeyLocator names, which anyone can create (give --trust-anchor to check who signed)"
+            .to_owned(),
+        TrustMode::Anchored(a) => format!(
+            "anchored: signers must chain to {} trust anchor(s){}",
+            a.len(),
+            if allow_digest {
+                ", DigestSha256 also accepted"
+            } else {
+                ""
+            }
+        ),
+    };
     let client = args.connect.client().await?;
     let consumer = Consumer::new(client).with_trust(mode, allow_digest);
     let opts = FetchOptions {
@@ -163,6 +178,7 @@ async fn run_async(args: GetArgs) -> anyhow::Result<()> {
             "window_decreases": s.window_decreases,
             "max_window": s.max_window,
             "srtt_ms": srtt_ms,
+            "trust": policy,
         });
         if args.output.is_some() {
             println!("{j}");
@@ -184,6 +200,7 @@ async fn run_async(args: GetArgs) -> anyhow::Result<()> {
                 .map(|m| format!("{m:.2} ms"))
                 .unwrap_or_else(|| "-".into()),
         );
+        eprintln!("trust policy applied: {policy}");
     }
     Ok(())
 }
