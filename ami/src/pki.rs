@@ -83,8 +83,8 @@ impl Pki {
         let key = KeyPair::generate(identity);
         let cert = Certificate::issue(
             key.key_name(),
-            &key.public_key(),
-            &self.root.key,
+            key.public_key(),
+            &*self.root.key,
             b"root",
             now_ms(),
             validity,
@@ -249,7 +249,9 @@ impl Trust {
     /// The public key of a validated packet's signer.
     pub fn signer_key(&self, v: &Validated) -> Option<PublicKey> {
         let name = v.chain.first()?;
-        self.lock().certificate(name).map(|c| *c.public_key())
+        self.lock()
+            .certificate(name)
+            .and_then(|c| c.public_key().copied())
     }
 
     async fn fetch_certificate(&self, key_locator: &str) -> Result<()> {
@@ -301,7 +303,7 @@ impl Trust {
                 .chain
                 .first()
                 .and_then(|n| certs.certificate(n))
-                .map(|c| *c.public_key())
+                .and_then(|c| c.public_key().copied())
             else {
                 return;
             };

@@ -27,8 +27,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use amicn_kms::cert::Certificate;
-use amicn_kms::identity::{KeyPair, PublicKey, verify_interest};
+use amicn_kms::identity::KeyPair;
 use amicn_kms::replay::{ReplayChecker, ReplayConfig};
+use amicn_kms::signature::{VerifyKey, verify_interest_key};
 use amicn_tlv::mgmt::ControlResponse;
 use amicn_tlv::{Component, Data, Interest, KeyLocator, Name, split_first_tlv};
 use bytes::{Bytes, BytesMut};
@@ -63,7 +64,7 @@ pub struct InsertCounters {
 }
 
 struct Publisher {
-    key: PublicKey,
+    key: VerifyKey,
     cert: Certificate,
     prefixes: Vec<Name>,
 }
@@ -100,7 +101,7 @@ impl InsertPolicy {
         self.publishers.insert(
             cert.key_name(),
             Publisher {
-                key: *cert.public_key(),
+                key: cert.key().clone(),
                 cert,
                 prefixes,
             },
@@ -159,7 +160,7 @@ impl InsertPolicy {
         p.cert
             .check_validity(now_ms / 1_000)
             .map_err(|e| (401, e.to_string()))?;
-        verify_interest(cmd, &p.key).map_err(|e| (401, e.to_string()))?;
+        verify_interest_key(cmd, &p.key).map_err(|e| (401, e.to_string()))?;
         let params = cmd.app_parameters.clone().ok_or((
             400,
             "no Data in the command's ApplicationParameters".to_string(),

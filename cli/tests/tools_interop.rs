@@ -92,22 +92,25 @@ fn python_ndn_fetches_and_verifies_what_amicn_put_publishes() {
     );
 }
 
-#[test]
-fn amicn_get_fetches_what_a_python_ndn_producer_publishes() {
-    if !python_ndn_available() {
-        return;
-    }
-    let dir = Scratch::new("py-produce");
+/// Runs py_produce.py signing with `sign` and fetches its object with `amicn get` (`extra`
+/// arguments, `{cert}` replaced by the producer's certificate file); returns the summary JSON.
+fn get_from_python(sign: &str, extra: &[&str]) -> serde_json::Value {
+    let dir = Scratch::new(&format!("py-produce-{sign}"));
     let (_fwd, uri) = start_forwarder(&dir);
     let input = dir.path("in.bin");
     let content = tools_support::random_bytes(200_000 + 99, 12);
     std::fs::write(&input, &content).unwrap();
     let sock = uri.trim_start_matches("unix://").to_owned();
+    let cert = dir.path("py.cert");
     let mut child = Command::new("python3")
         .arg(script("py_produce.py"))
         .args([
             "--socket",
             &sock,
+            "--sign",
+            sign,
+            "--cert-out",
+            cert.to_str().unwrap(),
             "/interop/from-python",
             input.to_str().unwrap(),
         ])
@@ -129,22 +132,57 @@ fn amicn_get_fetches_what_a_python_ndn_producer_publishes() {
     );
 
     let output = dir.path("out.bin");
-    let summary = run_ok(
-        &dir,
-        &[
-            "get",
-            "--connect",
-            &uri,
-            "--json",
-            "-o",
-            output.to_str().unwrap(),
-            "/interop/from-python",
-        ],
+    let cert_arg = cert.to_str().unwrap().to_owned();
+    let mut args = vec![
+        "get",
+        "--connect",
+        &uri,
+        "--json",
+        "-o",
+        output.to_str().unwrap(),
+    ];
+    args.extend(
+        extra
+            .iter()
+            .map(|a| if *a == "{cert}" { cert_arg.as_str() } else { a }),
     );
+    args.push("/interop/from-python");
+    let summary = run_ok(&dir, &args);
     assert!(
         std::fs::read(&output).unwrap() == content,
         "amicn get produced different bytes"
     );
     let j: serde_json::Value = serde_json::from_str(summary.trim()).unwrap();
     assert_eq!(j["segments"].as_u64(), Some(26));
+    j
+}
+
+#[test]
+fn amicn_get_fetches_what_a_python_ndn_producer_publishes() {
+    if !python_ndn_available() {
+        return;
+    }
+    get_from_python("digest", &[]);
+}
+
+/// ECDSA P-256 (the default key type of python-ndn and ndn-cxx) and RSA: verified against the
+/// producer's certificate as trust anchor, and in integrity mode with the certificate fetched
+/// by KeyLocator over the network.
+#[test]
+fn amicn_get_verifies_python_ndn_ecdsa_and_rsa_segments() {
+    if !python_ndn_available() {
+        return;
+    }
+    for sign in ["ecdsa", "rsa"] {
+        let j = get_from_python(sign, &["--trust-anchor", "{cert}"]);
+        assert_eq!(
+            j["trust"].as_str(),
+            Some("anchored: signers must chain to 1 trust anchor(s)")
+        );
+        let j = get_from_python(sign, &[]);
+        assert!(
+            j["trust"].as_str().unwrap().starts_with("integrity only"),
+            "{j}"
+        );
+    }
 }

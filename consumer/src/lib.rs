@@ -59,6 +59,19 @@ pub enum Error {
         /// Key or signature kind involved.
         signer: String,
     },
+    /// A segment announcing the end of the object fails verification: the fetch stops rather
+    /// than end early on a forged FinalBlockId.
+    #[error(
+        "segment {name} says the object ends at segment {final_block}, but it fails verification ({source}): refusing a possibly forged FinalBlockId"
+    )]
+    UnverifiedFinalBlockId {
+        /// Segment name.
+        name: Name,
+        /// The FinalBlockId segment number it carries.
+        final_block: u64,
+        /// Why verification failed.
+        source: Box<Error>,
+    },
     /// The signer is not trusted by the policy.
     #[error(
         "Data {name} is signed by {signer}, which is not trusted: {why} (use --trust-anchor with the signer's certificate, or --no-verify)"

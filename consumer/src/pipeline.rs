@@ -187,6 +187,11 @@ impl Consumer {
         i.can_be_prefix = true;
         i.must_be_fresh = true;
         let data = self.fetch_unverified(i).await?;
+        // The version (and any FinalBlockId) is believed only from a verified answer; decryption
+        // waits for the segment's turn in the pipeline.
+        if let Some(v) = &self.validator {
+            v.verify(std::slice::from_ref(&data)).await?;
+        }
         let n = data.name.len();
         let last_is_segment = data
             .name
@@ -376,8 +381,12 @@ impl Consumer {
                             .final_block_id
                             .as_ref()
                             .and_then(|c| c.as_segment())
+                            && final_seg.is_none_or(|old| f < old)
                         {
-                            final_seg = Some(final_seg.map_or(f, |old| old.min(f)));
+                            // A FinalBlockId ends the fetch: it is believed only from a segment
+                            // whose signature verifies, so a forged one cannot cut the object.
+                            self.check_final_block_id(&data, f).await?;
+                            final_seg = Some(f);
                         }
                         if data
                             .name
@@ -521,6 +530,20 @@ impl Consumer {
             sum.min_window_after_decrease = sum.max_window;
         }
         Ok(sum)
+    }
+
+    /// Verifies the segment that announces FinalBlockId `f` before the fetch relies on it.
+    async fn check_final_block_id(&self, data: &Data, f: u64) -> Result<()> {
+        let Some(v) = &self.validator else {
+            return Ok(());
+        };
+        v.verify(std::slice::from_ref(data))
+            .await
+            .map_err(|e| Error::UnverifiedFinalBlockId {
+                name: data.name.clone(),
+                final_block: f,
+                source: Box::new(e),
+            })
     }
 
     async fn finish_one(&self, d: Data) -> Result<Data> {

@@ -69,6 +69,36 @@ async fn far_end(stream: tokio::io::DuplexStream, producer: Arc<Producer>, imp: 
     }
 }
 
+/// A far end that answers from `producer`, except segment `seg`, for which it sends `forged`.
+async fn forging_far_end(
+    stream: tokio::io::DuplexStream,
+    producer: Arc<Producer>,
+    seg: u64,
+    forged: Bytes,
+) {
+    let (mut r, mut w) = tokio::io::split(stream);
+    let mut buf = BytesMut::new();
+    while r.read_buf(&mut buf).await.unwrap_or(0) > 0 {
+        while let Ok(Some(n)) = split_first_tlv(&buf) {
+            let rx = decode_packet(buf.split_to(n).freeze()).unwrap();
+            let NetPacket::Interest(interest) = rx.packet else {
+                continue;
+            };
+            let wire = if interest.name.last().and_then(|c| c.as_segment()) == Some(seg) {
+                Some(forged.clone())
+            } else {
+                producer.answer(&interest)
+            };
+            let Some(wire) = wire else { continue };
+            let lp = LpHeaders {
+                pit_token: rx.lp.pit_token.clone(),
+                ..LpHeaders::default()
+            };
+            let _ = w.write_all(&wrap_fragment(wire, &lp, None)).await;
+        }
+    }
+}
+
 fn random_bytes(n: usize, seed: u64) -> Bytes {
     // xorshift: deterministic content so a failure is reproducible.
     let mut x = seed | 1;
@@ -153,18 +183,19 @@ async fn wrong_signer_is_rejected_with_its_name() {
     let content = random_bytes(5000, 7);
     let mallory = Ed25519Signer::from_seed(&[9; 32], "/mallory/KEY/k".parse().unwrap());
     // Mallory's self-signed certificate is reachable, so the refusal is about trust, not reachability.
-    let mut spki = vec![
-        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-    ];
-    spki.extend_from_slice(&mallory.public_key());
-    let mut cert = amicn_tlv::Data::new(
-        "/mallory/KEY/k/self/v=1".parse().unwrap(),
-        Bytes::from(spki),
-    );
-    cert.meta_info.content_type = 2;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let cert = amicn_kms::cert::Certificate::self_signed_by(
+        &mallory,
+        &"/mallory/KEY/k".parse().unwrap(),
+        1,
+        amicn_kms::cert::Validity::starting_now(now_s - 60, 3600),
+    )
+    .unwrap();
     let producer = Producer::new(Arc::new(mallory));
-    let cert = producer.sign_data(cert).unwrap();
-    amicn_producer::Store::insert(&**producer.store(), amicn_tlv::Data::decode(cert).unwrap());
+    amicn_producer::Store::insert(&**producer.store(), cert.data().clone());
     let opts = PublishOptions {
         segment_size: 1000,
         version: Some(1),
@@ -180,10 +211,11 @@ async fn wrong_signer_is_rejected_with_its_name() {
         delay: Duration::ZERO,
     };
     tokio::spawn(far_end(far, producer, imp));
-    let alice = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let alice =
+        amicn_kms::identity::KeyPair::from_seed(&[1; 32], "/alice/KEY/k".parse().unwrap()).unwrap();
     let anchor = TrustAnchor {
         key_name: "/alice/KEY/k".parse().unwrap(),
-        public_key: alice.verifying_key().to_bytes(),
+        key: alice.public_key().into(),
     };
     let consumer = Consumer::new(Client::from_stream(near, ClientOptions::default()))
         .with_trust(TrustMode::Anchored(vec![anchor]), false);
@@ -203,8 +235,13 @@ async fn wrong_signer_is_rejected_with_its_name() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("/mallory/KEY/k"), "{msg}");
+    // Segment 0 carries FinalBlockId, so the refusal comes from checking it, naming the cause.
+    let cause = match &err {
+        amicn_consumer::Error::UnverifiedFinalBlockId { source, .. } => &**source,
+        e => e,
+    };
     assert!(
-        matches!(err, amicn_consumer::Error::Untrusted { .. }),
+        matches!(cause, amicn_consumer::Error::Untrusted { .. }),
         "{msg}"
     );
     assert!(out.is_empty(), "unverified bytes were written");
@@ -281,4 +318,87 @@ async fn enveloped_object_opens_only_with_the_content_key() {
     ));
     let err = fetch(Some(wrong)).await.unwrap_err();
     assert!(err.to_string().contains("/u/ami/bcast/KEY/v=3"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_final_block_id_is_refused_not_taken_as_the_end() {
+    use amicn_consumer::trust::TrustAnchor;
+    let content = random_bytes(5000, 11);
+    let alice_key: amicn_tlv::Name = "/alice/KEY/k".parse().unwrap();
+    let alice = amicn_kms::identity::KeyPair::from_seed(&[1; 32], alice_key.clone()).unwrap();
+    let producer = Producer::new(Arc::new(Ed25519Signer::from_seed(
+        &[1; 32],
+        alice_key.clone(),
+    )));
+    let opts = PublishOptions {
+        segment_size: 1000,
+        version: Some(1),
+        ..PublishOptions::default()
+    };
+    let prefix: amicn_tlv::Name = "/alice/file".parse().unwrap();
+    producer.publish(&prefix, content.clone(), &opts).unwrap();
+    let anchor = TrustAnchor {
+        key_name: alice_key.clone(),
+        key: alice.public_key().into(),
+    };
+    let fopts = FetchOptions {
+        discovery: Discovery::Exact,
+        ..FetchOptions::default()
+    };
+    let fetch = |forged: Option<Bytes>| {
+        let anchor = anchor.clone();
+        let fopts = fopts.clone();
+        let producer = producer.clone();
+        async move {
+            let (near, far) = tokio::io::duplex(1 << 20);
+            match forged {
+                Some(f) => tokio::spawn(forging_far_end(far, producer, 1, f)),
+                None => tokio::spawn(far_end(
+                    far,
+                    producer,
+                    Impairment {
+                        drop_every: u64::MAX,
+                        mark_every: u64::MAX,
+                        delay: Duration::ZERO,
+                    },
+                )),
+            };
+            let consumer = Consumer::new(Client::from_stream(near, ClientOptions::default()))
+                .with_trust(TrustMode::Anchored(vec![anchor]), false);
+            let mut out = Vec::new();
+            let r = consumer
+                .fetch_object(
+                    &"/alice/file/v=1".parse().unwrap(),
+                    &fopts,
+                    &mut out,
+                    &mut |_| {},
+                )
+                .await;
+            (r, out)
+        }
+    };
+    // The genuine object arrives whole.
+    let (r, out) = fetch(None).await;
+    r.unwrap();
+    assert_eq!(out, content);
+
+    // Mallory replaces segment 1 with one that claims the object ends at segment 0. It names
+    // Alice's key but cannot make Alice's signature.
+    let mallory = Ed25519Signer::from_seed(&[9; 32], alice_key.clone());
+    let mut d = amicn_tlv::Data::new(
+        "/alice/file/v=1/seg=1".parse().unwrap(),
+        Bytes::from_static(b"the end"),
+    );
+    d.meta_info.final_block_id = Some(amicn_tlv::Component::segment(0));
+    let wire = amicn_kms::signature::sign_data(&mallory, &mut d);
+    let (r, _) = fetch(Some(wire)).await;
+    let err = r.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            amicn_consumer::Error::UnverifiedFinalBlockId { final_block: 0, ref name, .. }
+                if name.to_string().ends_with("seg=1")
+        ),
+        "{err}"
+    );
 }

@@ -19,6 +19,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = cert.check_validity(0);
         let _ = cert.check_validity(u64::MAX);
         let _ = cert.verify_self_signature();
+        let _ = cert.key().to_spki();
+        let _ = cert.key().algorithm();
         let again = Certificate::decode(cert.to_wire()).expect("re-encoded certificate decodes");
         assert_eq!(again.name(), cert.name());
     }

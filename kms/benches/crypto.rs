@@ -55,8 +55,8 @@ fn signing(c: &mut Criterion) {
     let mut store = CertStore::new();
     if let (Some(anchor), Ok(kms_cert), Ok(meter_cert)) = (
         anchor,
-        Certificate::issue(kms.key_name(), &kms.public_key(), &root, b"root", 1, v),
-        Certificate::issue(key.key_name(), &pk, &kms, b"kms", 1, v),
+        Certificate::issue(kms.key_name(), kms.public_key(), &root, b"root", 1, v),
+        Certificate::issue(key.key_name(), pk, &kms, b"kms", 1, v),
     ) {
         store.insert(kms_cert);
         store.insert(meter_cert);

@@ -1,6 +1,7 @@
 //! NDN certificates (packet spec "Certificate"): `/<identity>/KEY/<key-id>/<issuer-id>/<version>`,
-//! a Data with ContentType KEY, Content = the Ed25519 SubjectPublicKeyInfo (RFC 8410), a
-//! FreshnessPeriod of one hour and a ValidityPeriod in its SignatureInfo.
+//! a Data with ContentType KEY, Content = the key's SubjectPublicKeyInfo DER (Ed25519 per RFC 8410,
+//! EC P-256 per RFC 5480 or RSA, as ndn-cxx writes them), a FreshnessPeriod of one hour and a
+//! ValidityPeriod in its SignatureInfo. Any key type may issue for any other.
 //!
 //! Trust anchors are self-signed (`issuer-id = self`); other certificates are issued by a key
 //! pair whose own certificate chains to an anchor (see [`crate::trust`]).
@@ -11,7 +12,8 @@ use amicn_tlv::{Component, Data, KeyLocator, MetaInfo, Name, SignatureInfo, Vali
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::identity::{KeyPair, PublicKey, verify_data};
+use crate::identity::{KeyPair, PublicKey};
+use crate::signature::{Signer, VerifyKey, verify_data_key};
 
 /// FreshnessPeriod written into certificates (one hour, the spec's recommendation).
 pub const CERT_FRESHNESS_MS: u64 = 3_600_000;
@@ -62,7 +64,7 @@ impl Validity {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Certificate {
     data: Data,
-    public_key: PublicKey,
+    key: VerifyKey,
     validity: Validity,
 }
 
@@ -80,19 +82,21 @@ impl fmt::Debug for Certificate {
 impl Certificate {
     /// Builds and signs a certificate for `subject`'s public key. `issuer` signs it; pass the same
     /// key pair for a self-signed trust anchor. `issuer_id` is the opaque IssuerId component.
+    /// The issuer's key type decides the certificate's SignatureType.
     pub fn issue(
         subject_key_name: &Name,
-        subject_public: &PublicKey,
-        issuer: &KeyPair,
+        subject_public: impl Into<VerifyKey>,
+        issuer: &dyn Signer,
         issuer_id: &[u8],
         version: u64,
         validity: Validity,
     ) -> Result<Self> {
         check_key_name(subject_key_name)?;
+        let subject_public: VerifyKey = subject_public.into();
         let name = subject_key_name
             .append(Component::generic(Bytes::copy_from_slice(issuer_id)))
             .append(Component::version(version));
-        let mut data = Data::new(name, Bytes::copy_from_slice(&subject_public.to_spki()));
+        let mut data = Data::new(name, Bytes::from(subject_public.to_spki()));
         data.meta_info = MetaInfo {
             content_type: CONTENT_TYPE_KEY,
             freshness_period_ms: Some(CERT_FRESHNESS_MS),
@@ -102,7 +106,7 @@ impl Certificate {
             validity: Some(validity.to_tlv()),
             ..issuer.signature_info()
         };
-        let wire = issuer.sign_data_with_info(&mut data, sig_info)?;
+        let wire = data.sign_with(sig_info, |portion| issuer.sign(portion));
         Self::from_data(Data::decode(wire)?)
     }
 
@@ -110,12 +114,27 @@ impl Certificate {
     pub fn self_signed(key: &KeyPair, version: u64, validity: Validity) -> Result<Self> {
         Self::issue(
             key.key_name(),
-            &key.public_key(),
+            key.public_key(),
             key,
             SELF_ISSUER,
             version,
             validity,
         )
+    }
+
+    /// A self-signed certificate for any signer that has a public key (e.g. an
+    /// [`crate::signature::EcdsaSigner`]); `key_name` is `/<identity>/KEY/<key-id>`.
+    pub fn self_signed_by(
+        signer: &dyn Signer,
+        key_name: &Name,
+        version: u64,
+        validity: Validity,
+    ) -> Result<Self> {
+        let public = signer.verify_key().ok_or_else(|| Error::NotACertificate {
+            name: key_name.to_string(),
+            reason: "DigestSha256 and HMAC signers have no public key to certify",
+        })?;
+        Self::issue(key_name, public, signer, SELF_ISSUER, version, validity)
     }
 
     /// Checks the certificate rules on a Data: name shape, ContentType KEY, FreshnessPeriod, SPKI
@@ -145,11 +164,11 @@ impl Certificate {
         if validity.not_before > validity.not_after {
             return Err(bad("NotBefore is after NotAfter"));
         }
-        let public_key = PublicKey::from_spki(&data.content)
-            .map_err(|_| bad("Content is not an Ed25519 SubjectPublicKeyInfo"))?;
+        let key = VerifyKey::from_spki(&data.content)
+            .map_err(|_| bad("Content is not an Ed25519, EC P-256 or RSA SubjectPublicKeyInfo"))?;
         Ok(Self {
             data,
-            public_key,
+            key,
             validity,
         })
     }
@@ -191,9 +210,14 @@ impl Certificate {
             .and_then(|c| c.as_version())
     }
 
-    /// The certified public key.
-    pub fn public_key(&self) -> &PublicKey {
-        &self.public_key
+    /// The certified public key, of any type.
+    pub fn key(&self) -> &VerifyKey {
+        &self.key
+    }
+
+    /// The certified key if it is an Ed25519 key (the AMI roles use only those).
+    pub fn public_key(&self) -> Option<&PublicKey> {
+        self.key.as_ed25519()
     }
 
     /// The validity period.
@@ -239,7 +263,7 @@ impl Certificate {
 
     /// Verifies a self-signed certificate's signature with its own key.
     pub fn verify_self_signature(&self) -> Result<()> {
-        verify_data(&self.data, &self.public_key)
+        verify_data_key(&self.data, &self.key)
     }
 
     /// The underlying Data.

@@ -36,6 +36,24 @@ pub enum Error {
         /// The SignatureType value found.
         sig_type: u64,
     },
+    /// The SignatureType does not match the type of the key that should verify it.
+    #[error("{name} has SignatureType {sig_type}, but its signer's key is {key}")]
+    KeyTypeMismatch {
+        /// Name of the packet.
+        name: String,
+        /// The SignatureType value found.
+        sig_type: u64,
+        /// Algorithm of the key.
+        key: &'static str,
+    },
+    /// A SignatureValue is not in the encoding its SignatureType requires.
+    #[error("SignatureValue of {name} is malformed: {reason}")]
+    BadSignatureEncoding {
+        /// Name of the packet.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A SignatureValue has the wrong length for its SignatureType.
     #[error("SignatureValue of {name} is {len} bytes, expected {expected}")]
     SignatureLength {

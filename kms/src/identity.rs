@@ -344,7 +344,7 @@ pub fn verify_interest_digest(interest: &Interest) -> Result<()> {
 /// Length of a SignatureHmacWithSha256 value.
 pub const HMAC_LEN: usize = 32;
 
-fn hmac_sha256(key: &SymmetricKey, msg: &[u8]) -> [u8; HMAC_LEN] {
+pub(crate) fn hmac_sha256(key: &SymmetricKey, msg: &[u8]) -> [u8; HMAC_LEN] {
     use hkdf::hmac::{Hmac, KeyInit, Mac};
     // HMAC takes keys of any length; a 32-byte key never fails.
     let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes()) else {

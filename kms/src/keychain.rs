@@ -28,7 +28,7 @@ use bytes::Bytes;
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
-use hkdf::hmac::{Hmac, Mac};
+use hkdf::hmac::Hmac;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
@@ -44,6 +44,9 @@ const EXPORT_KDF: &str = "pbkdf2-hmac-sha256+hkdf-sha256";
 const EXPORT_AEAD: &str = "xchacha20poly1305";
 /// PBKDF2 iterations used by [`Keychain::export_identity`] unless told otherwise.
 pub const DEFAULT_EXPORT_ITERATIONS: u32 = 200_000;
+/// The fewest PBKDF2 iterations [`Keychain::export_identity`] accepts: fewer would make a
+/// stolen export cheap to brute-force.
+pub const MIN_EXPORT_ITERATIONS: u32 = 100_000;
 /// The most PBKDF2 iterations an export may use: the count comes from the file, and a damaged
 /// or hostile one must not keep an import busy for hours.
 pub const MAX_EXPORT_ITERATIONS: u32 = 10_000_000;
@@ -284,7 +287,8 @@ impl Keychain {
     }
 
     /// Exports a key and its newest certificate. With a passphrase the seed is encrypted
-    /// (PBKDF2 with `iterations`, then XChaCha20-Poly1305); without, it is written in clear.
+    /// (PBKDF2 with `iterations`, at least [`MIN_EXPORT_ITERATIONS`], then XChaCha20-Poly1305);
+    /// without, it is written in clear.
     pub fn export_identity(
         &self,
         key_name: &Name,
@@ -302,7 +306,12 @@ impl Keychain {
                         "{iterations} PBKDF2 iterations is above the limit of {MAX_EXPORT_ITERATIONS}"
                     )));
                 }
-                let iterations = iterations.max(1);
+                if iterations < MIN_EXPORT_ITERATIONS {
+                    return Err(Error::Import(format!(
+                        "{iterations} PBKDF2 iterations is below the minimum of {MIN_EXPORT_ITERATIONS}: \
+                         a passphrase-protected export must be expensive to guess"
+                    )));
+                }
                 let mut salt = [0u8; 16];
                 let mut nonce = [0u8; 24];
                 fill_random(&mut salt);
@@ -406,7 +415,7 @@ pub fn decode_export(text: &str, passphrase: Option<&str>) -> Result<(KeyPair, C
         }
     }
     let key = KeyPair::from_seed(&seed, key_name)?;
-    if !cert.matches_locator(key.key_name()) || cert.public_key() != &key.public_key() {
+    if !cert.matches_locator(key.key_name()) || cert.public_key() != Some(&key.public_key()) {
         return Err(Error::Import(
             "certificate does not belong to the key".into(),
         ));
@@ -423,27 +432,18 @@ fn export_cipher(passphrase: &str, salt: &[u8], iterations: u32) -> XChaCha20Pol
     XChaCha20Poly1305::new((&*okm).into())
 }
 
-/// PBKDF2-HMAC-SHA256 (RFC 8018) with a single 32-byte output block.
+/// PBKDF2-HMAC-SHA256 (RFC 8018) filling `out`, from the RustCrypto `pbkdf2` crate.
+fn pbkdf2_sha256_into(password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
+    // HMAC accepts keys of any length, so the only error (InvalidLength) cannot happen; the
+    // output stays zero rather than panicking if it ever did, and decryption then fails.
+    let _ = pbkdf2::pbkdf2::<Hmac<Sha256>>(password, salt, iterations.max(1), out);
+}
+
+/// PBKDF2-HMAC-SHA256 with a 32-byte output.
 fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> Zeroizing<[u8; 32]> {
-    // HMAC accepts keys of any length, so construction cannot fail; fall back to an empty key type-wise.
-    let Ok(prf) = <Hmac<Sha256> as hkdf::hmac::KeyInit>::new_from_slice(password) else {
-        return Zeroizing::new([0u8; 32]);
-    };
-    let mut mac = prf.clone();
-    mac.update(salt);
-    mac.update(&1u32.to_be_bytes());
-    let mut u: [u8; 32] = mac.finalize().into_bytes().into();
-    let mut t = Zeroizing::new(u);
-    for _ in 1..iterations {
-        let mut mac = prf.clone();
-        mac.update(&u);
-        u = mac.finalize().into_bytes().into();
-        for (a, b) in t.iter_mut().zip(u.iter()) {
-            *a ^= b;
-        }
-    }
-    u.zeroize();
-    t
+    let mut out = Zeroizing::new([0u8; 32]);
+    pbkdf2_sha256_into(password, salt, iterations, out.as_mut());
+    out
 }
 
 fn file_stem(name: &Name) -> String {
@@ -536,4 +536,49 @@ fn sync_dir(path: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_err(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pbkdf2_hmac_sha256_known_answers() {
+        // RFC 7914 section 11 (PBKDF2-HMAC-SHA256, 64-byte output).
+        let mut out = [0u8; 64];
+        pbkdf2_sha256_into(b"passwd", b"salt", 1, &mut out);
+        assert_eq!(
+            hex::encode(out),
+            "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc\
+             49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783"
+        );
+        pbkdf2_sha256_into(b"Password", b"NaCl", 80_000, &mut out);
+        assert_eq!(
+            hex::encode(out),
+            "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56\
+             a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d"
+        );
+        // The RFC 6070 inputs with SHA-256 as the PRF, 32-byte output.
+        for (c, want) in [
+            (
+                1,
+                "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b",
+            ),
+            (
+                2,
+                "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43",
+            ),
+            (
+                4096,
+                "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a",
+            ),
+        ] {
+            assert_eq!(
+                hex::encode(*pbkdf2_sha256(b"password", b"salt", c)),
+                want,
+                "c={c}"
+            );
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! Key management: identities and certificates, trust rules, the AMI key graph with rekeying, key establishment and the content envelope. No I/O.
+//! Key management: every NDN signature type, identities and certificates, trust rules, the AMI key graph with rekeying, key establishment and the content envelope. No I/O.
 
 pub mod cert;
 pub mod cost;
@@ -12,6 +12,7 @@ pub mod keychain;
 pub mod persist;
 pub mod replay;
 pub mod scheme;
+pub mod signature;
 pub mod trust;
 
 pub use error::{Error, Result};

@@ -28,11 +28,11 @@
 //! ```
 //!
 //! The validator applies the policy to every link of the chain (the packet, then each certificate
-//! that is not a trust anchor), checks each Ed25519 signature strictly and each certificate's
-//! ValidityPeriod, and stops at a configured anchor.
+//! that is not a trust anchor), checks each signature (Ed25519 strictly) and each certificate's
+//! ValidityPeriod, and stops at a configured anchor. Any public-key SignatureType may appear on any
+//! link (Ed25519, ECDSA P-256, RSA); Ed25519 links of a batch share one batch verification.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 use amicn_tlv::{Component, Data, Interest, KeyLocator, Name, SignatureInfo};
 use bytes::Bytes;
@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::cert::Certificate;
 use crate::error::{Error, Result};
 use crate::identity::{self, PublicKey};
+use crate::signature::VerifyKey;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pat {
@@ -403,21 +404,36 @@ pub struct Validated {
 ///
 /// Verified chains are remembered per signer (bounded, default 4,096 signers) until the first
 /// NotAfter or before the last NotBefore on the chain, so a stream of packets from one meter
-/// costs one signature check each instead of one per certificate. After revoking a certificate,
-/// call [`Validator::clear_chain_cache`] (or [`Validator::forget_signer`]).
-#[derive(Debug)]
+/// costs one signature check each instead of one per certificate. When full, the cache evicts
+/// the entries least likely to be used again (moka's TinyLFU) rather than starting over. After
+/// revoking a certificate, call [`Validator::clear_chain_cache`] (or [`Validator::forget_signer`]).
 pub struct Validator {
     policy: TrustPolicy,
     anchors: Vec<Certificate>,
     max_depth: usize,
     cache_capacity: usize,
-    chain_cache: Mutex<HashMap<Name, ResolvedChain>>,
+    chain_cache: moka::sync::Cache<Name, ResolvedChain>,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator")
+            .field("policy", &self.policy)
+            .field("anchors", &self.anchors)
+            .field("max_depth", &self.max_depth)
+            .field("cache_capacity", &self.cache_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn chain_cache(capacity: usize) -> moka::sync::Cache<Name, ResolvedChain> {
+    moka::sync::Cache::new(capacity as u64)
 }
 
 /// A resolved chain and the window (seconds) in which every certificate on it is valid.
 #[derive(Debug, Clone)]
 struct ResolvedChain {
-    key: PublicKey,
+    key: VerifyKey,
     chain: Vec<Name>,
     from_s: u64,
     until_s: u64,
@@ -430,7 +446,7 @@ impl Clone for Validator {
             anchors: self.anchors.clone(),
             max_depth: self.max_depth,
             cache_capacity: self.cache_capacity,
-            chain_cache: Mutex::new(HashMap::new()),
+            chain_cache: chain_cache(self.cache_capacity),
         }
     }
 }
@@ -440,28 +456,30 @@ struct SigCheck {
     name: Name,
     signer: Name,
     portion: Bytes,
+    sig_type: u64,
     value: Bytes,
-    key: PublicKey,
+    key: VerifyKey,
 }
 
 impl SigCheck {
-    fn of(data: &Data, key: &PublicKey) -> Self {
+    fn of(data: &Data, key: &VerifyKey) -> Self {
         Self {
             name: data.name.clone(),
             signer: locator_of(&data.signature_info),
             portion: data.signed_portion(),
+            sig_type: data.signature_info.sig_type,
             value: data.signature_value.clone(),
-            key: *key,
+            key: key.clone(),
         }
     }
 
     fn verify(&self) -> Result<()> {
-        identity::verify_ed25519(
+        self.key.verify(
             &self.name,
             &self.signer,
+            self.sig_type,
             &self.portion,
             &self.value,
-            &self.key,
         )
     }
 }
@@ -482,36 +500,32 @@ impl Validator {
             anchors: Vec::new(),
             max_depth: 8,
             cache_capacity: 4096,
-            chain_cache: Mutex::new(HashMap::new()),
+            chain_cache: chain_cache(4096),
         }
     }
 
     /// Sets how many verified signer chains are remembered (0 disables the cache).
     pub fn with_chain_cache(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
+        self.chain_cache = chain_cache(capacity);
         self
     }
 
     /// Forgets every remembered chain (e.g. after a revocation).
     pub fn clear_chain_cache(&self) {
-        self.cache().clear();
+        self.chain_cache.invalidate_all();
     }
 
     /// Forgets the remembered chain of one signer (KeyLocator name).
     pub fn forget_signer(&self, signer: &Name) {
-        self.cache().remove(signer);
+        self.chain_cache.invalidate(signer);
     }
 
     /// Number of remembered chains.
     pub fn cached_chains(&self) -> usize {
-        self.cache().len()
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Name, ResolvedChain>> {
-        // A panic while holding the lock cannot leave the map inconsistent (single operations).
-        self.chain_cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        // moka counts lazily: settle pending inserts and evictions first.
+        self.chain_cache.run_pending_tasks();
+        usize::try_from(self.chain_cache.entry_count()).unwrap_or(usize::MAX)
     }
 
     /// Limits how many certificates a chain may contain.
@@ -608,7 +622,7 @@ impl Validator {
         let mut checks: Vec<SigCheck> = Vec::new();
         // Packets whose chain resolved hold `Ok` provisionally until their signatures are checked.
         let mut out: Vec<Result<Validated>> = Vec::with_capacity(packets.len());
-        let mut pending: Vec<(usize, PublicKey)> = Vec::new();
+        let mut pending: Vec<(usize, VerifyKey)> = Vec::new();
         for (i, d) in packets.iter().enumerate() {
             let checked = self
                 .precheck(&d.name, &d.signature_info, &d.signature_value)
@@ -616,7 +630,7 @@ impl Validator {
                     // Only chains that resolved are kept; a failing one is re-resolved so every
                     // packet gets its own error value.
                     let key = match chains.get(&signer) {
-                        Some((c, _)) => (c.key, c.chain.clone()),
+                        Some((c, _)) => (c.key.clone(), c.chain.clone()),
                         None => {
                             let first = checks.len();
                             let c = match self.cached_chain(&signer, now_s) {
@@ -631,7 +645,7 @@ impl Validator {
                                     },
                                 )?,
                             };
-                            let key = (c.key, c.chain.clone());
+                            let key = (c.key.clone(), c.chain.clone());
                             chains.insert(signer.clone(), (c, first..checks.len()));
                             key
                         }
@@ -657,17 +671,37 @@ impl Validator {
             .iter()
             .map(|(i, _)| packets[*i].signed_portion())
             .collect();
-        let items: Vec<(&[u8], &[u8], &PublicKey)> = checks
-            .iter()
-            .map(|c| (c.portion.as_ref(), c.value.as_ref(), &c.key))
-            .chain(
-                pending
-                    .iter()
-                    .zip(&portions)
-                    .map(|((i, pk), p)| (p.as_ref(), packets[*i].signature_value.as_ref(), pk)),
-            )
-            .collect();
-        let all_good = identity::verify_batch(&items).is_ok();
+        // Ed25519 signatures share one batch equation; the other types are checked one by one.
+        let mut others_good = true;
+        let mut items: Vec<(&[u8], &[u8], &PublicKey)> = Vec::new();
+        for c in &checks {
+            match (&c.key, c.sig_type) {
+                (VerifyKey::Ed25519(pk), amicn_tlv::sig::ED25519) => {
+                    items.push((c.portion.as_ref(), c.value.as_ref(), pk));
+                }
+                _ => others_good &= c.verify().is_ok(),
+            }
+        }
+        for ((i, key), p) in pending.iter().zip(&portions) {
+            let d = &packets[*i];
+            match (key, d.signature_info.sig_type) {
+                (VerifyKey::Ed25519(pk), amicn_tlv::sig::ED25519) => {
+                    items.push((p.as_ref(), d.signature_value.as_ref(), pk));
+                }
+                _ => {
+                    others_good &= key
+                        .verify(
+                            &d.name,
+                            &locator_of(&d.signature_info),
+                            d.signature_info.sig_type,
+                            p,
+                            &d.signature_value,
+                        )
+                        .is_ok();
+                }
+            }
+        }
+        let all_good = others_good && identity::verify_batch(&items).is_ok();
         // Batch and single verification may disagree on crafted inputs; the strict single check
         // decides, and names the packets (and certificates) that failed.
         let cert_failed: Vec<bool> = if all_good {
@@ -692,7 +726,13 @@ impl Validator {
             let signer = locator_of(&d.signature_info);
             let verdict = match chain_failure.get(&signer) {
                 Some(Some(k)) => checks[*k].verify(),
-                _ => identity::verify_ed25519(&d.name, &signer, portion, &d.signature_value, pk),
+                _ => pk.verify(
+                    &d.name,
+                    &signer,
+                    d.signature_info.sig_type,
+                    portion,
+                    &d.signature_value,
+                ),
             };
             if let Err(e) = verdict {
                 out[*i] = Err(e);
@@ -702,14 +742,16 @@ impl Validator {
     }
 
     /// Signature type, KeyLocator and policy check of one link; returns the signer and rule id.
+    /// Only public-key types chain to anchors: RSA, ECDSA and Ed25519.
     fn precheck(&self, name: &Name, info: &SignatureInfo, value: &[u8]) -> Result<(Name, String)> {
-        if info.sig_type != amicn_tlv::sig::ED25519 {
+        use amicn_tlv::sig::{ED25519, SHA256_WITH_ECDSA, SHA256_WITH_RSA};
+        if ![ED25519, SHA256_WITH_ECDSA, SHA256_WITH_RSA].contains(&info.sig_type) {
             return Err(Error::UnsupportedSignatureType {
                 name: name.to_string(),
                 sig_type: info.sig_type,
             });
         }
-        if value.len() != identity::SIGNATURE_LEN {
+        if info.sig_type == ED25519 && value.len() != identity::SIGNATURE_LEN {
             return Err(Error::SignatureLength {
                 name: name.to_string(),
                 len: value.len(),
@@ -735,15 +777,15 @@ impl Validator {
         signer: &Name,
         certs: &dyn CertSource,
         now_ms: u64,
-    ) -> Result<(PublicKey, Vec<Name>)> {
+    ) -> Result<(VerifyKey, Vec<Name>)> {
         let now_s = now_ms / 1000;
         if let Some(c) = self.cached_chain(signer, now_s) {
             return Ok((c.key, c.chain));
         }
         let c = self.resolve_chain_uncached(signer, certs, now_s, &mut |data, key| {
-            identity::verify_data(data, key)
+            crate::signature::verify_data_key(data, key)
         })?;
-        let out = (c.key, c.chain.clone());
+        let out = (c.key.clone(), c.chain.clone());
         self.remember_chain(signer, c);
         Ok(out)
     }
@@ -753,10 +795,9 @@ impl Validator {
         if self.cache_capacity == 0 {
             return None;
         }
-        self.cache()
+        self.chain_cache
             .get(signer)
             .filter(|c| c.from_s <= now_s && now_s <= c.until_s)
-            .cloned()
     }
 
     /// Remembers a chain whose signatures have all been verified.
@@ -764,12 +805,7 @@ impl Validator {
         if self.cache_capacity == 0 {
             return;
         }
-        let mut cache = self.cache();
-        if cache.len() >= self.cache_capacity {
-            // Crude but bounded: start over rather than track recency per entry.
-            cache.clear();
-        }
-        cache.insert(signer.clone(), chain);
+        self.chain_cache.insert(signer.clone(), chain);
     }
 
     /// Follows certificates from `signer` up to an anchor, checking validity and policy of each
@@ -781,7 +817,7 @@ impl Validator {
         signer: &Name,
         certs: &dyn CertSource,
         now_s: u64,
-        verify: &mut dyn FnMut(&Data, &PublicKey) -> Result<()>,
+        verify: &mut dyn FnMut(&Data, &VerifyKey) -> Result<()>,
     ) -> Result<ResolvedChain> {
         let mut from_s = 0u64;
         let mut until_s = u64::MAX;
@@ -791,14 +827,14 @@ impl Validator {
             anchor.check_validity(now_s)?;
             let v = anchor.validity();
             return Ok(ResolvedChain {
-                key: *anchor.public_key(),
+                key: anchor.key().clone(),
                 chain: vec![anchor.name().clone()],
                 from_s: v.not_before,
                 until_s: v.not_after,
             });
         }
         let mut cert = self.fetch(signer, certs)?;
-        let leaf_key = *cert.public_key();
+        let leaf_key = cert.key().clone();
         loop {
             if chain.contains(cert.name()) || cert.is_self_signed() || chain.len() >= self.max_depth
             {
@@ -817,7 +853,7 @@ impl Validator {
                 self.precheck(&data.name, &data.signature_info, &data.signature_value)?;
             if let Some(anchor) = self.anchor_for(&issuer) {
                 anchor.check_validity(now_s)?;
-                verify(data, anchor.public_key())?;
+                verify(data, anchor.key())?;
                 from_s = from_s.max(anchor.validity().not_before);
                 until_s = until_s.min(anchor.validity().not_after);
                 chain.push(anchor.name().clone());
@@ -829,7 +865,7 @@ impl Validator {
                 });
             }
             let issuer_cert = self.fetch(&issuer, certs)?;
-            verify(data, issuer_cert.public_key())?;
+            verify(data, issuer_cert.key())?;
             cert = issuer_cert;
         }
     }
@@ -846,7 +882,7 @@ impl Validator {
     fn validate(&self, p: Signed<'_>, certs: &dyn CertSource, now_ms: u64) -> Result<Validated> {
         let (signer, rule) = self.precheck(p.name, p.info, p.value)?;
         let (pk, chain) = self.resolve_chain(&signer, certs, now_ms)?;
-        identity::verify_ed25519(p.name, &signer, &p.portion, p.value, &pk)?;
+        pk.verify(p.name, &signer, p.info.sig_type, &p.portion, p.value)?;
         Ok(Validated {
             signer,
             rule,

@@ -230,8 +230,18 @@ fn export_import_plain_and_with_passphrase() {
     );
     assert_eq!(b.certificate(key.key_name()).unwrap(), cert);
 
+    // Too few PBKDF2 iterations are refused on export.
+    let few = a.export_identity(key.key_name(), Some("correct horse"), 1000);
+    assert!(
+        matches!(&few, Err(Error::Import(m)) if m.contains("below the minimum")),
+        "{few:?}"
+    );
     let enc = a
-        .export_identity(key.key_name(), Some("correct horse"), 1000)
+        .export_identity(
+            key.key_name(),
+            Some("correct horse"),
+            amicn_kms::keychain::MIN_EXPORT_ITERATIONS,
+        )
         .unwrap();
     assert!(!enc.contains(&hex::encode(key.seed().as_ref())));
     assert!(matches!(

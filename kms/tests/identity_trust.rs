@@ -41,11 +41,10 @@ fn pki() -> Pki {
     let v = Validity::starting_now(NOW_S - 10, YEAR);
     let mut store = CertStore::new();
     store.insert(
-        Certificate::issue(kms.key_name(), &kms.public_key(), &root, b"root", 1, v).unwrap(),
+        Certificate::issue(kms.key_name(), kms.public_key(), &root, b"root", 1, v).unwrap(),
     );
     for m in [&meter7, &meter8] {
-        store
-            .insert(Certificate::issue(m.key_name(), &m.public_key(), &kms, b"kms", 1, v).unwrap());
+        store.insert(Certificate::issue(m.key_name(), m.public_key(), &kms, b"kms", 1, v).unwrap());
     }
     let mut validator = Validator::new(TrustPolicy::ami(&n("/u")).unwrap());
     validator.add_anchor(root_cert.clone()).unwrap();
@@ -244,10 +243,10 @@ fn validator_rejects_expired_unknown_and_rogue_certificates() {
     let v = Validity::starting_now(NOW_S - 10, YEAR);
     let mut store = CertStore::new();
     let rogue_cert =
-        Certificate::issue(rogue.key_name(), &rogue.public_key(), &rogue, b"self", 1, v).unwrap();
+        Certificate::issue(rogue.key_name(), rogue.public_key(), &rogue, b"self", 1, v).unwrap();
     store.insert(rogue_cert);
     let m = KeyPair::generate(&n("/u/ami/meter/9"));
-    store.insert(Certificate::issue(m.key_name(), &m.public_key(), &rogue, b"kms", 1, v).unwrap());
+    store.insert(Certificate::issue(m.key_name(), m.public_key(), &rogue, b"kms", 1, v).unwrap());
     let mut r = reading("9");
     let r = Data::decode(m.sign_data(&mut r).unwrap()).unwrap();
     assert!(matches!(
@@ -263,15 +262,7 @@ fn validator_rejects_expired_unknown_and_rogue_certificates() {
         }
     }
     store2.insert(
-        Certificate::issue(
-            p.kms.key_name(),
-            &p.kms.public_key(),
-            &forger,
-            b"root",
-            2,
-            v,
-        )
-        .unwrap(),
+        Certificate::issue(p.kms.key_name(), p.kms.public_key(), &forger, b"root", 2, v).unwrap(),
     );
     assert!(matches!(
         p.validator.validate_data(&d, &store2, NOW_MS),
@@ -287,7 +278,7 @@ fn expired_intermediate_is_reported() {
     store.insert(
         Certificate::issue(
             p.kms.key_name(),
-            &p.kms.public_key(),
+            p.kms.public_key(),
             &p.root,
             b"root",
             1,
@@ -299,7 +290,7 @@ fn expired_intermediate_is_reported() {
     store.insert(
         Certificate::issue(
             p.meter7.key_name(),
-            &p.meter7.public_key(),
+            p.meter7.public_key(),
             &p.kms,
             b"kms",
             1,
@@ -358,7 +349,7 @@ fn batch_verification_pinpoints_bad_packets() {
     let v = Validity::starting_now(NOW_S - 10, YEAR);
     for k in &keys {
         store.insert(
-            Certificate::issue(k.key_name(), &k.public_key(), &p.kms, b"kms", 1, v).unwrap(),
+            Certificate::issue(k.key_name(), k.public_key(), &p.kms, b"kms", 1, v).unwrap(),
         );
     }
     let res = p.validator.validate_data_batch(&datas, &store, NOW_MS);
@@ -385,7 +376,7 @@ fn batch_checks_new_certificates_and_caches_only_good_chains() {
     for (i, k) in keys.iter().enumerate() {
         let issuer = if i == 5 { &forger } else { &p.kms };
         store.insert(
-            Certificate::issue(k.key_name(), &k.public_key(), issuer, b"kms", 1, v).unwrap(),
+            Certificate::issue(k.key_name(), k.public_key(), issuer, b"kms", 1, v).unwrap(),
         );
     }
     // Two readings per meter, so a chain resolved in the batch serves a second packet.

@@ -20,7 +20,7 @@ mod signer;
 mod store;
 
 pub use object::{Object, PublishOptions, metadata_component, segment_count};
-pub use signer::{DigestSigner, Ed25519Signer, Signer};
+pub use signer::{DigestSigner, EcdsaSigner, Ed25519Signer, HmacSigner, Signer};
 pub use store::{MemoryStore, Store};
 
 use std::collections::{BTreeMap, HashMap};

@@ -585,7 +585,15 @@ fn query(q: QueryArgs) -> anyhow::Result<()> {
     let key = match &q.cert {
         Some(p) if !q.no_verify => {
             let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            Some(*amicn_kms::cert::Certificate::decode(Bytes::from(b))?.public_key())
+            let cert = amicn_kms::cert::Certificate::decode(Bytes::from(b))?;
+            let key = cert.public_key().copied().with_context(|| {
+                format!(
+                    "{} certifies a {} key; readings are signed with Ed25519",
+                    p.display(),
+                    cert.key().algorithm()
+                )
+            })?;
+            Some(key)
         }
         _ => None,
     };

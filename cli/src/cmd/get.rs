@@ -25,9 +25,11 @@ enum DiscoveryArg {
 /// Fetch a versioned, segmented object (as published by `amicn put`, ndnputchunks or python-ndn).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Signatures are verified by default: Ed25519 segments against the certificate named in
-KeyLocator (fetched and cached), DigestSha256 segments by recomputing the digest. With
---trust-anchor, the signer must chain to one of the given certificates.
+    after_help = "Signatures are verified by default: Ed25519, ECDSA P-256 and RSA segments against the
+certificate named in KeyLocator (fetched and cached), DigestSha256 segments by recomputing the
+digest. FinalBlockId and the version are believed only from segments that verify. With
+--trust-anchor, the signer must chain to one of the given certificates (binary, or base64 as
+`ndnsec cert-dump` prints it).
 
 Examples:
   amicn get /example-utility/dataset/june -o june.csv
@@ -43,7 +45,7 @@ pub(crate) struct GetArgs {
     /// How the latest version is found
     #[arg(long, value_enum, default_value = "auto")]
     discovery: DiscoveryArg,
-    /// Certificate file (from `amicn key cert`) of a trusted signer; repeatable
+    /// Certificate file (`amicn key cert`, or `ndnsec cert-dump` base64) of a trusted signer; repeatable
     #[arg(long, value_name = "FILE")]
     trust_anchor: Vec<PathBuf>,
     /// With --trust-anchor, still accept DigestSha256-signed segments
@@ -94,6 +96,21 @@ async fn run_async(args: GetArgs) -> anyhow::Result<()> {
         TrustMode::Anchored(anchors)
     };
     let allow_digest = args.trust_anchor.is_empty() || args.allow_digest;
+    let policy = match &mode {
+        TrustMode::AcceptAll => "none: signatures not checked (--no-verify)".to_owned(),
+        TrustMode::Integrity => "integrity only: each signature checked against the key its \
+             KeyLocator names, which anyone can create (give --trust-anchor to check who signed)"
+            .to_owned(),
+        TrustMode::Anchored(a) => format!(
+            "anchored: signers must chain to {} trust anchor(s){}",
+            a.len(),
+            if allow_digest {
+                ", DigestSha256 also accepted"
+            } else {
+                ""
+            }
+        ),
+    };
     let client = args.connect.client().await?;
     let consumer = Consumer::new(client).with_trust(mode, allow_digest);
     let opts = FetchOptions {
@@ -161,6 +178,7 @@ async fn run_async(args: GetArgs) -> anyhow::Result<()> {
             "window_decreases": s.window_decreases,
             "max_window": s.max_window,
             "srtt_ms": srtt_ms,
+            "trust": policy,
         });
         if args.output.is_some() {
             println!("{j}");
@@ -182,6 +200,7 @@ async fn run_async(args: GetArgs) -> anyhow::Result<()> {
                 .map(|m| format!("{m:.2} ms"))
                 .unwrap_or_else(|| "-".into()),
         );
+        eprintln!("trust policy applied: {policy}");
     }
     Ok(())
 }

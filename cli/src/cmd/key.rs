@@ -251,7 +251,11 @@ fn cert_json(cert: &Certificate) -> serde_json::Value {
         "self_signed": cert.is_self_signed(),
         "not_before": v.not_before,
         "not_after": v.not_after,
-        "public_key": hex::encode(cert.public_key().to_bytes()),
+        "key_type": cert.key().algorithm(),
+        "public_key": cert
+            .public_key()
+            .map(|k| hex::encode(k.to_bytes()))
+            .unwrap_or_else(|| hex::encode(cert.key().to_spki())),
     })
 }
 
@@ -337,7 +341,7 @@ pub(crate) fn run(args: KeyArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| b"issuer".to_vec());
             let cert = Certificate::issue(
                 &subject_cert.key_name(),
-                subject_cert.public_key(),
+                subject_cert.key(),
                 &issuer_key,
                 &issuer_id,
                 now_s().saturating_mul(1000),
@@ -409,7 +413,7 @@ fn write_out(output: Option<&PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
 pub(crate) fn read_anchor(path: &PathBuf) -> anyhow::Result<amicn_tlv::Data> {
     let wire =
         std::fs::read(path).with_context(|| format!("reading trust anchor {}", path.display()))?;
-    let data = amicn_tlv::Data::decode(Bytes::from(wire))
+    let data = amicn_tlv::Data::decode(certificate_bytes(wire))
         .with_context(|| format!("{} is not an NDN certificate", path.display()))?;
     if data.meta_info.content_type != 2 {
         bail!(
@@ -418,4 +422,48 @@ pub(crate) fn read_anchor(path: &PathBuf) -> anyhow::Result<amicn_tlv::Data> {
         );
     }
     Ok(data)
+}
+
+/// A certificate file's Data wire: binary as `amicn key cert` writes it, or base64 as
+/// `ndnsec cert-dump` and python-ndn print it.
+fn certificate_bytes(file: Vec<u8>) -> Bytes {
+    use base64ct::{Base64, Encoding};
+    // A Data TLV starts with type 6; base64 text never does.
+    if file.first() == Some(&0x06) {
+        return Bytes::from(file);
+    }
+    let text: Vec<u8> = file
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    match Base64::decode_vec(&String::from_utf8_lossy(&text)) {
+        Ok(wire) => Bytes::from(wire),
+        Err(_) => Bytes::from(file),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ndnsec_base64_certificates_are_read_as_anchors() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../kms/tests/identity_vectors/ndn-cxx-keys/"
+        );
+        for k in ["ecdsa", "rsa"] {
+            let path = PathBuf::from(format!("{dir}{k}.cert.b64"));
+            let data = read_anchor(&path).unwrap();
+            let anchor = amicn_consumer::trust::TrustAnchor::from_certificate(&data).unwrap();
+            assert_eq!(anchor.key_name.get(1).unwrap().value(), k.as_bytes());
+        }
+        // Not a certificate either way: a clear error.
+        let bad = std::env::temp_dir().join(format!("amicn-not-a-cert-{}", std::process::id()));
+        std::fs::write(&bad, b"not base64 !!").unwrap();
+        assert!(read_anchor(&bad).is_err());
+        let _ = std::fs::remove_file(&bad);
+    }
 }

@@ -39,7 +39,7 @@ pub(crate) struct PeekArgs {
     /// Print only the Content
     #[arg(short = 'p', long)]
     payload: bool,
-    /// Verify the signature (DigestSha256, or Ed25519 via the certificate in KeyLocator)
+    /// Verify the signature (DigestSha256, or Ed25519 / ECDSA / RSA via the certificate in KeyLocator)
     #[arg(long)]
     verify: bool,
     /// Print a JSON description of the Data instead
