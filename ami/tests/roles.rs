@@ -258,9 +258,8 @@ async fn enrol_rekey_readings_prices_and_events_end_to_end() {
     assert_eq!(m2.fetch_price("tou", 8).await.unwrap(), price2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_meter_cannot_enrol_under_another_meters_name() {
-    let net = forwarder("impostor");
+/// The test utility's names and PKI, and a KMS without projects serving through `net`.
+async fn utility_with_kms(net: &Net) -> (AmiNames, Pki, Arc<KmsService>) {
     let names = AmiNames::new("/test-utility").unwrap();
     let pki = Pki::new(&names).unwrap();
     let kc = connect(&net.uri).await.unwrap();
@@ -272,6 +271,13 @@ async fn a_meter_cannot_enrol_under_another_meters_name() {
     )
     .await
     .unwrap();
+    (names, pki, kms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meter_cannot_enrol_under_another_meters_name() {
+    let net = forwarder("impostor");
+    let (names, pki, kms) = utility_with_kms(&net).await;
     // Configured as meter 1 but holding meter 2's certified key.
     let impostor = meter(&net, &names, &pki, 1, 2, &[]).await;
     match impostor.enrol().await {
@@ -288,17 +294,7 @@ async fn a_meter_cannot_enrol_under_another_meters_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_meter_keeps_its_registers_and_flags_the_outage() {
     let net = forwarder("restart");
-    let names = AmiNames::new("/test-utility").unwrap();
-    let pki = Pki::new(&names).unwrap();
-    let kc = connect(&net.uri).await.unwrap();
-    let kms = KmsService::start(
-        KmsConfig::new(names.clone(), vec![]),
-        pki.issue(&names.kms()).unwrap(),
-        Trust::new(&names, pki.anchor(), &kc).unwrap(),
-        &kc,
-    )
-    .await
-    .unwrap();
+    let (names, pki, kms) = utility_with_kms(&net).await;
     let cfg = MeterConfig {
         state_dir: Some(net.dir.join("meter-4")),
         ..MeterConfig::new(names.clone(), 4, vec![])
@@ -344,17 +340,7 @@ async fn a_restarted_meter_keeps_its_registers_and_flags_the_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_meter_never_shows_less_energy_than_it_published() {
     let net = forwarder("crash-registers");
-    let names = AmiNames::new("/test-utility").unwrap();
-    let pki = Pki::new(&names).unwrap();
-    let kc = connect(&net.uri).await.unwrap();
-    let kms = KmsService::start(
-        KmsConfig::new(names.clone(), vec![]),
-        pki.issue(&names.kms()).unwrap(),
-        Trust::new(&names, pki.anchor(), &kc).unwrap(),
-        &kc,
-    )
-    .await
-    .unwrap();
+    let (names, pki, kms) = utility_with_kms(&net).await;
     let cfg = MeterConfig {
         state_dir: Some(net.dir.join("meter-5")),
         ..MeterConfig::new(names.clone(), 5, vec![])
@@ -393,17 +379,7 @@ async fn a_crashed_meter_never_shows_less_energy_than_it_published() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_meters_certificate_outlives_its_readings_in_the_store() {
     let net = forwarder("cert-pinned");
-    let names = AmiNames::new("/test-utility").unwrap();
-    let pki = Pki::new(&names).unwrap();
-    let kc = connect(&net.uri).await.unwrap();
-    let kms = KmsService::start(
-        KmsConfig::new(names.clone(), vec![]),
-        pki.issue(&names.kms()).unwrap(),
-        Trust::new(&names, pki.anchor(), &kc).unwrap(),
-        &kc,
-    )
-    .await
-    .unwrap();
+    let (names, pki, kms) = utility_with_kms(&net).await;
     let c = connect(&net.uri).await.unwrap();
     let cfg = MeterConfig {
         keep_readings: 4,

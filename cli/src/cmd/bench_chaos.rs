@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
@@ -115,19 +115,7 @@ struct Report {
 
 /// Entry point of `amicn bench chaos`.
 pub(crate) fn run(a: ChaosArgs) -> anyhow::Result<()> {
-    if a.groups > a.meters {
-        bail!(
-            "--groups {} is more than --meters {}: every group needs a meter",
-            a.groups,
-            a.meters
-        );
-    }
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = super::lab::prepare(a.meters, a.groups, &a.out)?;
     let report = rt.block_on(chaos(&a))?;
     std::fs::write(
         a.out.join("summary.json"),

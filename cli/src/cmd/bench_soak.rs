@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -119,13 +119,6 @@ fn recent_ms(v: &Option<Value>, key: &str) -> Option<f64> {
 
 /// Entry point of `amicn bench soak`.
 pub(crate) fn run(a: SoakArgs) -> anyhow::Result<()> {
-    if a.groups > a.meters {
-        bail!(
-            "--groups {} is more than --meters {}: every group needs a meter",
-            a.groups,
-            a.meters
-        );
-    }
     if a.sample * 6 > a.duration {
         bail!(
             "--duration {:?} holds fewer than 6 samples of --sample {:?}",
@@ -133,12 +126,7 @@ pub(crate) fn run(a: SoakArgs) -> anyhow::Result<()> {
             a.sample
         );
     }
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = super::lab::prepare(a.meters, a.groups, &a.out)?;
     let report = rt.block_on(soak(&a))?;
     std::fs::write(a.out.join("soak.json"), serde_json::to_vec_pretty(&report)?)?;
     write_outputs(&a, &report)?;

@@ -61,6 +61,24 @@ pub(crate) struct Lab {
     runs: BTreeMap<String, u32>,
 }
 
+/// Checks a bench's lab options, creates its report directory and starts the runtime it runs
+/// on.
+pub(crate) fn prepare(
+    meters: u32,
+    groups: u32,
+    out: &Path,
+) -> anyhow::Result<tokio::runtime::Runtime> {
+    if groups > meters {
+        bail!("--groups {groups} is more than --meters {meters}: every group needs a meter");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Meter `id`'s entitled DR projects: pj when bit j-1 of `id` is set.
 fn plan(id: u32, projects: u32) -> Vec<String> {
     (1..=projects)
