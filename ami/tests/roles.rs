@@ -291,24 +291,31 @@ async fn a_meter_cannot_enrol_under_another_meters_name() {
     assert!(kms.commit_epoch("empty").unwrap().joins.is_empty());
 }
 
+/// Starts meter `id` on its state directory under `net` (the same meter across restarts) with
+/// a fresh certified key, on a new connection.
+async fn start_with_state(
+    net: &Net,
+    names: &AmiNames,
+    pki: &Pki,
+    id: u32,
+) -> (Arc<Meter>, amicn_face::client::Client) {
+    let c = connect(&net.uri).await.unwrap();
+    let cfg = MeterConfig {
+        state_dir: Some(net.dir.join(format!("meter-{id}"))),
+        ..MeterConfig::new(names.clone(), id, vec![])
+    };
+    let trust = Trust::new(names, pki.anchor(), &c).unwrap();
+    let m = Meter::start(cfg, pki.issue(&names.meter(id)).unwrap(), trust, &c)
+        .await
+        .unwrap();
+    (m, c)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_meter_keeps_its_registers_and_flags_the_outage() {
     let net = forwarder("restart");
     let (names, pki, kms) = utility_with_kms(&net).await;
-    let cfg = MeterConfig {
-        state_dir: Some(net.dir.join("meter-4")),
-        ..MeterConfig::new(names.clone(), 4, vec![])
-    };
-    // The same meter (state directory) with a fresh certified key each time it starts.
-    let start = |c: amicn_face::client::Client| {
-        let (cfg, names) = (cfg.clone(), names.clone());
-        let (creds, anchor) = (pki.issue(&names.meter(4)).unwrap(), pki.anchor());
-        async move {
-            let trust = Trust::new(&names, anchor, &c).unwrap();
-            (Meter::start(cfg, creds, trust, &c).await.unwrap(), c)
-        }
-    };
-    let (m, c) = start(connect(&net.uri).await.unwrap()).await;
+    let (m, c) = start_with_state(&net, &names, &pki, 4).await;
     m.enrol().await.unwrap();
     kms.commit_epoch("enrol").unwrap();
     m.sync_keys(None).await.unwrap();
@@ -321,7 +328,7 @@ async fn a_restarted_meter_keeps_its_registers_and_flags_the_outage() {
     m.save().unwrap();
     drop((m, c));
 
-    let (m, _c) = start(connect(&net.uri).await.unwrap()).await;
+    let (m, _c) = start_with_state(&net, &names, &pki, 4).await;
     assert!(m.is_member());
     let third = m.publish_reading(t0 + 1_800_000_000).unwrap();
     assert_eq!(
@@ -341,19 +348,7 @@ async fn a_restarted_meter_keeps_its_registers_and_flags_the_outage() {
 async fn a_crashed_meter_never_shows_less_energy_than_it_published() {
     let net = forwarder("crash-registers");
     let (names, pki, kms) = utility_with_kms(&net).await;
-    let cfg = MeterConfig {
-        state_dir: Some(net.dir.join("meter-5")),
-        ..MeterConfig::new(names.clone(), 5, vec![])
-    };
-    let start = |c: amicn_face::client::Client| {
-        let (cfg, names) = (cfg.clone(), names.clone());
-        let (creds, anchor) = (pki.issue(&names.meter(5)).unwrap(), pki.anchor());
-        async move {
-            let trust = Trust::new(&names, anchor, &c).unwrap();
-            (Meter::start(cfg, creds, trust, &c).await.unwrap(), c)
-        }
-    };
-    let (m, c) = start(connect(&net.uri).await.unwrap()).await;
+    let (m, c) = start_with_state(&net, &names, &pki, 5).await;
     m.enrol().await.unwrap();
     kms.commit_epoch("enrol").unwrap();
     m.sync_keys(None).await.unwrap();
@@ -365,7 +360,7 @@ async fn a_crashed_meter_never_shows_less_energy_than_it_published() {
     assert!(last > 0);
     // Gone without `save`, as after SIGKILL.
     drop((m, c));
-    let (m, _c) = start(connect(&net.uri).await.unwrap()).await;
+    let (m, _c) = start_with_state(&net, &names, &pki, 5).await;
     let after = m.publish_reading(t0 + 8 * 900_000_000).unwrap();
     assert!(
         after.energy_wh >= last,

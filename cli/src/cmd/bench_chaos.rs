@@ -352,9 +352,10 @@ async fn chaos(a: &ChaosArgs) -> anyhow::Result<Report> {
         // Recovery: members at the epoch, a fresh reading from every meter, an insert.
         let meters = a.meters;
         let synced = time_until(a.recovery_limit, || {
-            lab.out_of_sync().is_empty()
-                && newest(&lab).len() == meters as usize
-                && newest(&lab).values().all(|&t| t > kill_us)
+            lab.out_of_sync().is_empty() && {
+                let heard = newest(&lab);
+                heard.len() == meters as usize && heard.values().all(|&t| t > kill_us)
+            }
         })
         .await;
         let mut recovery_ms = None;

@@ -205,14 +205,7 @@ fn attacker(sock: PathBuf, id: usize, n: usize, attack: Arc<Attack>) {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    super::mesh::status_kib(pid, "VmRSS").unwrap_or(0)
 }
 
 fn percentile(v: &mut [u64], q: f64) -> f64 {

@@ -101,12 +101,6 @@ struct Report {
     out: String,
 }
 
-fn proc_rss_kib(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn proc_fds(pid: u32) -> Option<u64> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
 }
@@ -284,7 +278,10 @@ async fn sample_once(
     let mut fds = BTreeMap::new();
     for role in roles {
         if let Some(pid) = lab.pid(role) {
-            rss_kib.insert(role.clone(), proc_rss_kib(pid).unwrap_or(0));
+            rss_kib.insert(
+                role.clone(),
+                super::mesh::status_kib(pid, "VmRSS").unwrap_or(0),
+            );
             fds.insert(role.clone(), proc_fds(pid).unwrap_or(0));
         }
     }
@@ -331,7 +328,7 @@ async fn soak(a: &SoakArgs) -> anyhow::Result<Report> {
         interval: a.interval,
     };
     let mut lab = Lab::start(spec, "soak").await?;
-    let mgmt = super::mesh::connect_when_up(&lab.socket_path()).await?;
+    let mgmt = super::mesh::connect_when_up(&lab.socket()).await?;
     let roles = lab.roles();
     let bar = ProgressBar::new(a.duration.as_secs());
     bar.set_style(

@@ -176,16 +176,12 @@ impl Lab {
         matches!(p.child.try_wait(), Ok(None)).then(|| p.child.id())
     }
 
-    /// The forwarder's Unix socket.
-    pub(crate) fn socket_path(&self) -> PathBuf {
-        self.socket()
-    }
-
     fn node(&self, n: &str) -> String {
         self.prov.join(n).join("node.toml").display().to_string()
     }
 
-    fn socket(&self) -> PathBuf {
+    /// The forwarder's Unix socket.
+    pub(crate) fn socket(&self) -> PathBuf {
         self.dir.join("fwd.sock")
     }
 
