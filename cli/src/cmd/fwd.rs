@@ -175,6 +175,7 @@ struct CsSection {
 struct LimitsSection {
     pit_max_entries: Option<usize>,
     pit_max_per_face: Option<usize>,
+    pushback: Option<bool>,
     pit_max_bytes: Option<usize>,
     pit_max_bytes_per_face: Option<usize>,
     max_interest_lifetime_ms: Option<u64>,
@@ -368,6 +369,7 @@ pub(crate) fn effective_settings(rc: &RuntimeConfig) -> String {
     let _ = writeln!(out, "\n[limits]");
     let _ = writeln!(out, "pit_max_entries = {}", core.pit_max_entries);
     let _ = writeln!(out, "pit_max_per_face = {}", core.pit_max_per_face);
+    let _ = writeln!(out, "pushback = {}", core.pushback);
     let _ = writeln!(out, "pit_max_bytes = {}", core.pit_max_bytes);
     let _ = writeln!(
         out,
@@ -476,6 +478,9 @@ pub(crate) fn build_config(args: &FwdArgs) -> anyhow::Result<(RuntimeConfig, Opt
     }
     if let Some(p) = limits.pit_max_per_face {
         rc.core.pit_max_per_face = p;
+    }
+    if let Some(p) = limits.pushback {
+        rc.core.pushback = p;
     }
     if let Some(q) = args.queue_capacity.or(limits.queue_capacity) {
         if q == 0 {

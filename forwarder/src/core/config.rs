@@ -29,6 +29,11 @@ pub struct Config {
     pub pit_max_entries: usize,
     /// Maximum PIT in-records one face may hold (fairness between downstreams).
     pub pit_max_per_face: usize,
+    /// Satisfaction-based pushback: once the PIT is half full, each face's share of it is
+    /// weighted by the satisfied share of its recent Interests, so a face sending Interests
+    /// nobody answers (a flooder, or a neighbour forwarding a flood) is squeezed while faces
+    /// whose Interests are answered keep their room. Off: equal shares.
+    pub pushback: bool,
     /// Maximum bytes of Interest wires the PIT retains in total (each entry keeps the
     /// Interest it sends upstream; an entry is charged its wire plus [`PIT_ENTRY_OVERHEAD`]).
     pub pit_max_bytes: usize,
@@ -85,6 +90,7 @@ impl Default for Config {
         Config {
             pit_max_entries: 1 << 20,
             pit_max_per_face: 1 << 18,
+            pushback: true,
             pit_max_bytes: 256 << 20,
             pit_max_bytes_per_face: 64 << 20,
             max_interest_lifetime: Duration::from_secs(120),

@@ -41,8 +41,11 @@ pub enum DropReason {
     WrongFace,
     /// PIT byte budget (total or the face's share) exhausted by retained Interest wires.
     PitMemory,
-    /// The PIT is half full or more and the face already holds its equal share of it.
+    /// The PIT is half full or more and the face already holds its share of it.
     FairShare,
+    /// The runtime was overloaded and the face already had its most packets waiting for
+    /// their turn in the fair queue before the pipelines.
+    FairQueue,
 }
 
 impl DropReason {
@@ -67,6 +70,7 @@ impl DropReason {
         DropReason::WrongFace,
         DropReason::PitMemory,
         DropReason::FairShare,
+        DropReason::FairQueue,
     ];
 
     /// A short stable name for logs and metrics (`drop_reason="loop"`).
@@ -91,6 +95,7 @@ impl DropReason {
             DropReason::WrongFace => "wrong_face",
             DropReason::PitMemory => "pit_memory",
             DropReason::FairShare => "fair_share",
+            DropReason::FairQueue => "fair_queue",
         }
     }
 
@@ -100,7 +105,7 @@ impl DropReason {
 }
 
 /// Number of [`DropReason`] variants.
-const DROP_REASONS: usize = 19;
+const DROP_REASONS: usize = 20;
 
 /// Drop counters, one per [`DropReason`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -123,8 +128,12 @@ impl DropCounters {
     }
 
     pub(crate) fn bump(&mut self, reason: DropReason) {
+        self.add(reason, 1);
+    }
+
+    pub(crate) fn add(&mut self, reason: DropReason, n: u64) {
         if let Some(c) = self.0.get_mut(reason.index()) {
-            *c += 1;
+            *c += n;
         }
     }
 }
@@ -191,7 +200,8 @@ mod tests {
         }
         assert_eq!(d.get(DropReason::Fragment), 16);
         assert_eq!(d.get(DropReason::PitMemory), 18);
-        assert_eq!(d.get(DropReason::FairShare), DROP_REASONS as u64);
+        assert_eq!(d.get(DropReason::FairShare), 19);
+        assert_eq!(d.get(DropReason::FairQueue), DROP_REASONS as u64);
         assert_eq!(d.total(), (1..=DROP_REASONS as u64).sum::<u64>());
     }
 }

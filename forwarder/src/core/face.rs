@@ -144,6 +144,8 @@ pub struct Face {
     pub(crate) pit_bytes: usize,
     /// Packets queued for this face in the core's output queue.
     pub(crate) queued: usize,
+    /// How often the PIT entries this face's Interests created were answered.
+    pub(crate) satisfaction: Satisfaction,
 }
 
 impl Face {
@@ -160,6 +162,45 @@ impl Face {
     /// PIT bytes charged to this face's in-records.
     pub fn pit_bytes(&self) -> usize {
         self.pit_bytes
+    }
+
+    /// The share of this face's recent PIT in-records that were satisfied (1.0 for a face with
+    /// no history yet).
+    pub fn satisfaction_ratio(&self) -> f64 {
+        self.satisfaction.ratio()
+    }
+}
+
+/// Recent outcomes of the PIT in-records of one face, as decaying counts: once their sum
+/// reaches [`Satisfaction::WINDOW`] both are halved, so the ratio follows the last few
+/// hundred outcomes and a face that turns from flooding to honest regains its share.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Satisfaction {
+    satisfied: u32,
+    unsatisfied: u32,
+}
+
+impl Satisfaction {
+    /// Outcomes remembered (roughly) before older ones fade.
+    pub(crate) const WINDOW: u32 = 512;
+
+    /// Records one in-record's outcome.
+    pub(crate) fn record(&mut self, satisfied: bool) {
+        if satisfied {
+            self.satisfied += 1;
+        } else {
+            self.unsatisfied += 1;
+        }
+        if self.satisfied + self.unsatisfied >= Self::WINDOW {
+            self.satisfied /= 2;
+            self.unsatisfied /= 2;
+        }
+    }
+
+    /// Satisfied share with one imagined success, so a new face starts at 1.0 and one failure
+    /// does not zero a face.
+    pub(crate) fn ratio(self) -> f64 {
+        f64::from(self.satisfied + 1) / f64::from(self.satisfied + self.unsatisfied + 1)
     }
 }
 
@@ -193,6 +234,7 @@ impl FaceTable {
                 pit_in_records: 0,
                 pit_bytes: 0,
                 queued: 0,
+                satisfaction: Satisfaction::default(),
             },
         );
         id

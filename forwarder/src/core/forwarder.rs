@@ -24,6 +24,9 @@ pub const CONTENT_STORE_FACE_ID: FaceId = FaceId(254);
 const LOCALHOST: &[u8] = b"\x08\x09localhost";
 const NFD: &[u8] = b"\x08\x03nfd";
 const MAX_FACE_EVENTS: usize = 1024;
+/// Smallest weight a face's satisfaction ratio gives its PIT share under pushback, so a face
+/// that has only seen timeouts can still place a few Interests and prove itself again.
+const MIN_PUSHBACK_WEIGHT: f64 = 0.02;
 
 fn is_localhost(name: &Name) -> bool {
     name.component_wire(0) == Some(LOCALHOST)
@@ -470,6 +473,15 @@ impl Forwarder {
     // ----------------------------------------------------------------------------------------
     // Pipelines
 
+    /// Counts `n` packets received on `face` that its driver dropped before they reached the
+    /// pipelines (the runtime's fair queue), as any other inbound drop.
+    pub fn count_inbound_drops(&mut self, face: FaceId, reason: DropReason, n: u64) {
+        self.counters.drops.add(reason, n);
+        if let Some(f) = self.faces.get_mut(face) {
+            f.counters.n_in_dropped += n;
+        }
+    }
+
     fn drop_in(&mut self, face: FaceId, reason: DropReason) {
         self.counters.drops.bump(reason);
         if let Some(f) = self.faces.get_mut(face) {
@@ -600,7 +612,7 @@ impl Forwarder {
                 self.drop_in(in_face, DropReason::PitFull);
                 return;
             }
-            if self.over_fair_share(held) {
+            if self.over_fair_share(in_face, held) {
                 self.drop_in(in_face, DropReason::FairShare);
                 return;
             }
@@ -1098,19 +1110,31 @@ impl Forwarder {
         self.out.push_back((face, pkt));
     }
 
-    /// Whether a face holding `held` PIT in-records may not take one more: once the PIT is
-    /// half full, the cap is divided into one equal share per face holding entries (the asking
-    /// one included) plus one share kept free for a face that has none yet. Faces that flood
-    /// the table with Interests nobody answers fill only their own shares, and a newcomer
-    /// always finds room.
-    fn over_fair_share(&self, held: usize) -> bool {
+    /// Whether `face`, holding `held` PIT in-records, may not take one more. Once the PIT is
+    /// half full the cap is divided into shares, one per face holding entries (the asking one
+    /// included) plus one kept free for a face that has none yet. Faces that flood the table
+    /// with Interests nobody answers fill only their own shares, and a newcomer always finds
+    /// room. With [`Config::pushback`] the shares are weighted by each face's satisfaction
+    /// ratio (a newcomer counts as fully satisfied): a face whose Interests time out gets a
+    /// share that shrinks with its ratio, and between forwarders the squeeze travels hop by
+    /// hop towards the flood's source, as in satisfaction-based pushback.
+    fn over_fair_share(&self, face: FaceId, held: usize) -> bool {
         let cap = self.config.pit_max_entries;
         if self.pit.len() < cap / 2 {
             return false;
         }
-        let holders =
-            self.faces.iter().filter(|f| f.pit_in_records > 0).count() + usize::from(held == 0);
-        held >= cap / (holders + 1)
+        if !self.config.pushback {
+            let holders =
+                self.faces.iter().filter(|f| f.pit_in_records > 0).count() + usize::from(held == 0);
+            return held >= cap / (holders + 1);
+        }
+        let weight = |f: &Face| f.satisfaction.ratio().max(MIN_PUSHBACK_WEIGHT);
+        let own = self.faces.get(face).map_or(1.0, weight);
+        let mut total = 1.0 + if held == 0 { own } else { 0.0 };
+        for f in self.faces.iter().filter(|f| f.pit_in_records > 0) {
+            total += weight(f);
+        }
+        (held as f64) >= (cap as f64 * own / total).floor()
     }
 
     /// Removes an entry: releases its faces' PIT shares, records its nonces in the Dead Nonce
@@ -1122,6 +1146,7 @@ impl Forwarder {
             if let Some(f) = self.faces.get_mut(r.face) {
                 f.pit_in_records = f.pit_in_records.saturating_sub(1);
                 f.pit_bytes = f.pit_bytes.saturating_sub(r.charge as usize);
+                f.satisfaction.record(satisfied);
             }
         }
         if !satisfied || e.must_be_fresh {

@@ -12,6 +12,7 @@
 //! congested in the core, which then sets CongestionMark on what it sends there.
 
 pub mod config;
+mod fair;
 pub mod metrics;
 mod shard;
 
@@ -43,6 +44,15 @@ use shard::{Mirrored, ShardMsg, Shards};
 
 /// Most events drained from the inbound channel per loop iteration.
 pub const EVENT_BATCH: usize = 64;
+
+/// Most packets taken from the fair queue per loop iteration; timers, management and the
+/// send queues are served between passes.
+const FAIR_PASS: usize = 1024;
+/// Packets and bytes one face may have waiting in the fair queue.
+const FAIR_MAX_PER_FACE: usize = 4096;
+const FAIR_MAX_BYTES_PER_FACE: usize = 4 << 20;
+/// Above this many bytes waiting in all faces' queues, no new batches are taken.
+const FAIR_MAX_BYTES: usize = 64 << 20;
 
 /// Most forwarding threads: a shard's id is one byte of the PitTokens it issues.
 pub const MAX_WORKERS: usize = 64;
@@ -347,6 +357,8 @@ struct Driver {
     closed_malformed: u64,
     /// Forwarding shards 1..N when `workers > 1`; this thread's core is shard 0.
     shards: Option<Shards>,
+    /// Received packets waiting for their face's turn.
+    fair: fair::FairQueue,
 }
 
 fn core_options(meta: &FaceMeta) -> FaceOptions {
@@ -382,22 +394,12 @@ impl Driver {
     fn on_event(&mut self, now: Time, ev: Inbound) {
         match ev {
             Inbound::Packets { face, packets } => {
-                if let Some(id) = self.faces.by_token.get(&face).copied() {
-                    match &mut self.shards {
-                        None => {
-                            for p in packets {
-                                self.core.on_packet(now, id, p);
-                            }
-                        }
-                        Some(shards) => {
-                            for p in packets {
-                                match shards.pick(&p) {
-                                    0 => self.core.on_packet(now, id, p),
-                                    s => shards.queue(s, id, p),
-                                }
-                            }
-                        }
-                    }
+                let dropped = self.fair.push(face, packets);
+                if dropped > 0
+                    && let Some(id) = self.faces.by_token.get(&face).copied()
+                {
+                    self.core
+                        .count_inbound_drops(id, DropReason::FairQueue, dropped as u64);
                 }
             }
             Inbound::Opened { face, meta, tx } => {
@@ -434,11 +436,42 @@ impl Driver {
             }
             Inbound::Closed { face, reason } => {
                 if let Some(id) = self.faces.by_token.get(&face).copied() {
+                    // What the face sent before it closed is still forwarded.
+                    for p in self.fair.take_face(face) {
+                        Self::feed(&mut self.core, &mut self.shards, now, id, p);
+                    }
                     tracing::info!(face = %id, ?reason, "face down");
                     self.remove_face(id);
                 }
             }
         }
+    }
+
+    /// Hands one received packet to the core or to the shard its name belongs to.
+    fn feed(core: &mut Forwarder, shards: &mut Option<Shards>, now: Time, id: FaceId, p: Bytes) {
+        match shards {
+            None => core.on_packet(now, id, p),
+            Some(shards) => match shards.pick(&p) {
+                0 => core.on_packet(now, id, p),
+                s => shards.queue(s, id, p),
+            },
+        }
+    }
+
+    /// Processes up to [`FAIR_PASS`] waiting packets, a quantum per face per turn.
+    fn serve_fair(&mut self, now: Time) {
+        let Driver {
+            core,
+            shards,
+            faces,
+            fair,
+            ..
+        } = self;
+        fair.serve(FAIR_PASS, |token, p| {
+            if let Some(id) = faces.by_token.get(&token).copied() {
+                Self::feed(core, shards, now, id, p);
+            }
+        });
     }
 
     fn remove_face(&mut self, id: FaceId) {
@@ -657,6 +690,16 @@ impl Driver {
             ("amicn_fib_entries", "FIB entries", st.n_fib_entries),
             ("amicn_cs_entries", "Content Store entries", st.n_cs_entries),
             ("amicn_faces", "Faces", self.faces.by_id.len() as u64),
+            (
+                "amicn_fair_queue_packets",
+                "Received packets waiting for their face's turn",
+                self.fair.len() as u64,
+            ),
+            (
+                "amicn_fair_queue_bytes",
+                "Bytes of received packets waiting for their face's turn",
+                self.fair.bytes() as u64,
+            ),
         ] {
             render_metric(&mut out, "gauge", name, help, v);
         }
@@ -953,6 +996,7 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
         closed_oversized: 0,
         closed_malformed: 0,
         shards,
+        fair: fair::FairQueue::new(FAIR_MAX_PER_FACE, FAIR_MAX_BYTES_PER_FACE),
     };
     let mut endpoints = Endpoints::default();
 
@@ -1148,10 +1192,12 @@ async fn forward(
             timer.as_mut().reset(deadline);
             armed = deadline;
         }
+        let accepting = d.fair.bytes() < FAIR_MAX_BYTES;
+        let backlog = !d.fair.is_empty();
         tokio::select! {
             biased;
             () = &mut stop_fut => break,
-            n = inbound.recv_many(&mut events, EVENT_BATCH) => {
+            n = inbound.recv_many(&mut events, EVENT_BATCH), if accepting => {
                 if n == 0 {
                     break;
                 }
@@ -1161,6 +1207,7 @@ async fn forward(
                 for ev in events.drain(..) {
                     d.on_event(now, ev);
                 }
+                d.serve_fair(now);
                 // Timers that fell due while busy are handled in the same pass.
                 if d.next_timeout().is_some_and(|t| t <= now) {
                     d.on_timeout(now);
@@ -1178,6 +1225,16 @@ async fn forward(
                 timer.as_mut().reset(far_future);
                 let now = d.now();
                 d.on_timeout(now);
+                d.flush(now);
+            }
+            // Packets still waiting after a pass: serve the next one once new events, control
+            // and timers have had their chance.
+            () = std::future::ready(()), if backlog => {
+                let now = d.now();
+                d.serve_fair(now);
+                if d.next_timeout().is_some_and(|t| t <= now) {
+                    d.on_timeout(now);
+                }
                 d.flush(now);
             }
         }
