@@ -2,6 +2,8 @@
 //! behind the far forwarder flood unique Interests that the producer never answers while a
 //! legitimate consumer on the same forwarder fetches through the same upstream faces.
 
+#![allow(clippy::unwrap_used)]
+
 mod sim_net;
 
 use std::time::Duration;

@@ -11,6 +11,14 @@
 //! latency, the forwarder's PIT size (from its own `status/general`) against the cap, the
 //! forwarder's resident memory, and after each attack how long the consumer took to recover
 //! to 90 % of its baseline rate. Bounded in time (`--phase` × phases) and count.
+//!
+//! With `--line N` the producer sits behind a line of N forwarders and the consumer and the
+//! attackers share the last one, so the flood and the legitimate Interests travel the same
+//! forwarder-to-forwarder faces: the case satisfaction-based pushback is for
+//! (`--pushback false` turns it off everywhere, for comparison). The forwarders run in network
+//! namespaces joined by veth pairs (`--backend netns`, needs root or CAP_NET_ADMIN; the bench
+//! says so and stops when namespaces cannot be created) or side by side on loopback TCP
+//! (`--backend loopback`, faces non-local as between hosts).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -52,6 +60,158 @@ pub(crate) struct FloodBenchArgs {
     /// Print the summary as JSON instead of the table
     #[arg(long)]
     json: bool,
+    /// Forwarders in a line between the producer and the consumer and attackers (1..=5)
+    #[arg(long, default_value_t = 1)]
+    line: usize,
+    /// How a line of forwarders is joined
+    #[arg(long, value_enum, default_value = "netns")]
+    backend: LineBackend,
+    /// Satisfaction-based pushback in every forwarder
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pushback: bool,
+}
+
+/// How the forwarders of `--line` are joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+enum LineBackend {
+    /// One network namespace per forwarder, veth pairs between neighbours.
+    Netns,
+    /// All in this namespace, TCP on 127.0.0.1 with loopback faces non-local.
+    Loopback,
+}
+
+/// Network namespaces of a line, deleted (with their veths) when dropped.
+struct LineNamespaces(Vec<String>);
+
+impl Drop for LineNamespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            super::exp::netns_delete(ns);
+        }
+    }
+}
+
+/// The forwarders of a run: their sockets and PIDs, producer side first.
+struct Line {
+    socks: Vec<PathBuf>,
+    pids: Vec<u32>,
+    _namespaces: Option<LineNamespaces>,
+}
+
+/// Starts `a.line` forwarders, each routing `/bench` to the one before it.
+fn start_line(a: &FloodBenchArgs, dir: &Path, procs: &mut Procs) -> anyhow::Result<Line> {
+    let run = format!("fl{}", std::process::id() % 100_000);
+    let mut namespaces = None;
+    let mut ports = Vec::new();
+    if a.line > 1 {
+        match a.backend {
+            LineBackend::Netns => {
+                let names: Vec<String> = (0..a.line).map(|k| format!("{run}-f{k}")).collect();
+                let mut guard = LineNamespaces(Vec::new());
+                for ns in &names {
+                    super::exp::ip(&["netns", "add", ns], None).context(
+                        "cannot create network namespaces here (needs root or CAP_NET_ADMIN); \
+                         use --backend loopback to run the line on this host's loopback",
+                    )?;
+                    guard.0.push(ns.clone());
+                    super::exp::ip(&["-n", ns, "link", "set", "lo", "up"], None)?;
+                }
+                for k in 0..a.line - 1 {
+                    let (va, vb) = (format!("{run}a{k}"), format!("{run}b{k}"));
+                    super::exp::ip(
+                        &[
+                            "link",
+                            "add",
+                            &va,
+                            "netns",
+                            &names[k],
+                            "type",
+                            "veth",
+                            "peer",
+                            "name",
+                            &vb,
+                            "netns",
+                            &names[k + 1],
+                        ],
+                        None,
+                    )?;
+                    for (ns, dev, host) in [(&names[k], &va, 1), (&names[k + 1], &vb, 2)] {
+                        let addr = format!("10.78.{k}.{host}/30");
+                        super::exp::ip(&["-n", ns, "addr", "add", &addr, "dev", dev], None)?;
+                        super::exp::ip(&["-n", ns, "link", "set", dev, "up"], None)?;
+                    }
+                }
+                namespaces = Some(guard);
+            }
+            LineBackend::Loopback => {
+                for _ in 0..a.line {
+                    ports.push(super::mesh::free_port()?);
+                }
+            }
+        }
+    }
+    let mut socks = Vec::new();
+    let mut pids = Vec::new();
+    for k in 0..a.line {
+        let sock = dir.join(format!("fwd-{k}.sock"));
+        let mut args: Vec<String> = vec![
+            "fwd".into(),
+            "--socket".into(),
+            sock.to_string_lossy().into_owned(),
+            "--no-udp".into(),
+            "--pit-max".into(),
+            a.pit_max.to_string(),
+            "--pushback".into(),
+            a.pushback.to_string(),
+            "--log-level".into(),
+            "error".into(),
+        ];
+        let upstream = match (a.line, a.backend) {
+            (1, _) => {
+                args.push("--no-tcp".into());
+                None
+            }
+            (_, LineBackend::Netns) => {
+                args.extend(["--tcp".into(), "0.0.0.0:6363".into()]);
+                (k > 0).then(|| format!("tcp4://10.78.{}.1:6363", k - 1))
+            }
+            (_, LineBackend::Loopback) => {
+                args.extend([
+                    "--tcp".into(),
+                    format!("127.0.0.1:{}", ports[k]),
+                    "--loopback-is-local".into(),
+                    "false".into(),
+                ]);
+                (k > 0).then(|| format!("tcp4://127.0.0.1:{}", ports[k - 1]))
+            }
+        };
+        if let Some(up) = upstream {
+            args.extend(["--route".into(), format!("/bench={up}")]);
+        }
+        let wrapper: Vec<String> = match &namespaces {
+            Some(ns) => ["ip", "netns", "exec", ns.0[k].as_str()]
+                .map(String::from)
+                .to_vec(),
+            None => Vec::new(),
+        };
+        pids.push(procs.spawn_in(&wrapper, &format!("fwd-{k}"), &args)?);
+        // The next forwarder opens its route's face at start, so this one must listen first.
+        let until = Instant::now() + Duration::from_secs(15);
+        while UnixStream::connect(&sock).is_err() {
+            if Instant::now() > until {
+                let log =
+                    std::fs::read_to_string(dir.join(format!("fwd-{k}.log"))).unwrap_or_default();
+                bail!("forwarder {k} did not come up: {}", log.trim());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        socks.push(sock);
+    }
+    Ok(Line {
+        socks,
+        pids,
+        _namespaces: namespaces,
+    })
 }
 
 /// One legitimate fetch: when it finished (s since start), whether it got Data, its latency.
@@ -62,12 +222,14 @@ struct Fetch {
     latency_us: u64,
 }
 
-/// One sample of the forwarder: PIT entries and resident memory.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// One sample of the forwarders: PIT entries (the fullest forwarder's) and resident memory
+/// (the largest), and each forwarder's PIT, producer side first.
+#[derive(Debug, Clone, Serialize)]
 struct Sample {
     at: f64,
     pit: u64,
     rss_kib: u64,
+    pits: Vec<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -90,6 +252,8 @@ struct Phase {
     /// Attack packets sent per second (all attackers together).
     attack_per_second: f64,
     pit_max_seen: u64,
+    /// Largest PIT seen at each forwarder of the line, producer side first.
+    pit_max_per_forwarder: Vec<u64>,
     rss_max_kib: u64,
     /// For a recovery phase: seconds from the end of the attack until the first 250 ms in
     /// which the consumer ran at ≥ 90 % of its baseline rate with nothing unsatisfied.
@@ -98,6 +262,9 @@ struct Phase {
 
 #[derive(Debug, Serialize)]
 struct Summary {
+    line: usize,
+    backend: Option<LineBackend>,
+    pushback: bool,
     pit_cap: usize,
     attackers: usize,
     window: usize,
@@ -204,6 +371,32 @@ fn attacker(sock: PathBuf, id: usize, n: usize, attack: Arc<Attack>) {
     }
 }
 
+/// PIT entries of the forwarder `m` is connected to (its `status/general`).
+async fn pit_entries(m: &Client) -> Option<u64> {
+    match tokio::time::timeout(Duration::from_millis(900), dataset(m, "status/general")).await {
+        Ok(Ok(b)) => amicn_tlv::mgmt::ForwarderStatus::decode_value(b)
+            .ok()
+            .and_then(|s| s.n_pit_entries),
+        _ => None,
+    }
+}
+
+/// Waits until a legitimate Interest is answered through the whole line (10 s at most).
+async fn wait_line_up(consumer: &Client) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        n += 1;
+        let mut i = Interest::new(Name::from_uri(&format!("/bench/legit/up/{n}"))?);
+        i.lifetime_ms = Some(300);
+        if matches!(consumer.express(&i).await, Ok(Reply::Data { .. })) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the line of forwarders did not carry a Data within 10 s (see the fwd-*.log files)")
+}
+
 fn rss_kib(pid: u32) -> u64 {
     super::mesh::status_kib(pid, "VmRSS").unwrap_or(0)
 }
@@ -220,6 +413,9 @@ fn percentile(v: &mut [u64], q: f64) -> f64 {
 pub(crate) fn run(a: FloodBenchArgs) -> anyhow::Result<()> {
     if a.window == 0 || a.attackers == 0 || a.pit_max == 0 {
         bail!("--window, --attackers and --pit-max must be positive");
+    }
+    if !(1..=5).contains(&a.line) {
+        bail!("--line must be 1..=5 forwarders");
     }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let dir = std::env::temp_dir().join(format!(
@@ -255,22 +451,10 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
         exe,
         logs: dir.to_path_buf(),
     };
-    let sock = dir.join("fwd.sock");
-    let fwd_pid = procs.spawn(
-        "fwd",
-        &[
-            "fwd".into(),
-            "--socket".into(),
-            sock.to_string_lossy().into_owned(),
-            "--no-tcp".into(),
-            "--no-udp".into(),
-            "--pit-max".into(),
-            a.pit_max.to_string(),
-            "--log-level".into(),
-            "error".into(),
-        ],
-    )?;
-    let producer = connect_when_up(&sock).await?;
+    let line = start_line(a, dir, &mut procs)?;
+    let edge = line.socks.last().context("no forwarder")?.clone();
+    let sock = edge.clone();
+    let producer = connect_when_up(&line.socks[0]).await?;
     let handler: amicn_face::client::InlineHandler = Arc::new(|i: &Interest| {
         // Names under /bench/legit/hole are never answered: the flood's PIT load.
         if i.name
@@ -284,9 +468,19 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
     producer
         .serve_inline(Name::from_uri("/bench/legit")?, handler, true)
         .await?;
-    let consumer = connect_when_up(&sock).await?;
-    let monitor = connect_when_up(&sock).await?;
-    let rss_before = rss_kib(fwd_pid);
+    let consumer = connect_when_up(&edge).await?;
+    let mut monitors = Vec::new();
+    for s in &line.socks {
+        monitors.push(connect_when_up(s).await?);
+    }
+    if line.socks.len() > 1 {
+        // The route of each forwarder to its upstream is a face opened at start; the line is
+        // up once a Data makes it through.
+        wait_line_up(&consumer).await?;
+    }
+    let pids = line.pids.clone();
+    let rss_all = move || pids.iter().map(|p| rss_kib(*p)).max().unwrap_or(0);
+    let rss_before = rss_all();
 
     let t0 = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -300,29 +494,28 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
     ));
     let samples = Arc::new(std::sync::Mutex::new(Vec::<Sample>::new()));
     let sampler = {
-        let (samples, stop) = (samples.clone(), stop.clone());
+        let (samples, stop, rss_all) = (samples.clone(), stop.clone(), rss_all.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let pit = match tokio::time::timeout(
-                    Duration::from_millis(900),
-                    dataset(&monitor, "status/general"),
-                )
-                .await
-                {
-                    Ok(Ok(b)) => amicn_tlv::mgmt::ForwarderStatus::decode_value(b)
-                        .ok()
-                        .and_then(|s| s.n_pit_entries),
-                    _ => None,
-                };
+                let mut pits = Vec::with_capacity(monitors.len());
+                for m in &monitors {
+                    pits.push(pit_entries(m).await.unwrap_or(u64::MAX));
+                }
                 let s = Sample {
                     at: t0.elapsed().as_secs_f64(),
-                    pit: pit.unwrap_or(u64::MAX),
-                    rss_kib: rss_kib(fwd_pid),
+                    pit: pits
+                        .iter()
+                        .copied()
+                        .filter(|p| *p != u64::MAX)
+                        .max()
+                        .unwrap_or(u64::MAX),
+                    rss_kib: rss_all(),
+                    pits,
                 };
                 samples.lock().unwrap_or_else(|e| e.into_inner()).push(s);
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            monitor
+            monitors
         })
     };
     let attack = Arc::new(Attack {
@@ -375,8 +568,9 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
         let _ = t.join();
     }
     let _ = legit.await;
-    let monitor = sampler.await.context("sampler")?;
-    let forwarder = match dataset(&monitor, "status/general").await {
+    let monitors = sampler.await.context("sampler")?;
+    let monitor = monitors.last().context("no forwarder")?;
+    let forwarder = match dataset(monitor, "status/general").await {
         Ok(b) => {
             let s = amicn_tlv::mgmt::ForwarderStatus::decode_value(b)?;
             serde_json::json!({
@@ -391,8 +585,9 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
         }
         Err(e) => serde_json::json!({ "error": e.to_string() }),
     };
-    let rss_after = rss_kib(fwd_pid);
+    let rss_after = rss_all();
     procs.stop_all(Duration::from_secs(5));
+    drop(line);
 
     let fetches = fetches.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let samples = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -419,7 +614,13 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
             .map(|f| f.latency_us)
             .collect();
         let in_samples = samples.iter().filter(|s| s.at >= *start && s.at < *end);
+        let mut pit_max_per_forwarder = vec![0u64; a.line];
         let (pit_max, rss_max) = in_samples.fold((0, 0), |(p, r), s| {
+            for (m, v) in pit_max_per_forwarder.iter_mut().zip(&s.pits) {
+                if *v != u64::MAX {
+                    *m = (*m).max(*v);
+                }
+            }
             (
                 p.max(if s.pit == u64::MAX { 0 } else { s.pit }),
                 r.max(s.rss_kib),
@@ -443,12 +644,16 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
             p99_ms: percentile(&mut lat, 0.99),
             attack_per_second: *sent as f64 / (end - start).max(1e-3),
             pit_max_seen: pit_max,
+            pit_max_per_forwarder,
             rss_max_kib: rss_max,
             recovery_s: recovery_s.flatten(),
         });
     }
     write_series(&a.out, &fetches, &samples, baseline_rate, a.pit_max)?;
     Ok(Summary {
+        line: a.line,
+        backend: (a.line > 1).then_some(a.backend),
+        pushback: a.pushback,
         pit_cap: a.pit_max,
         attackers: a.attackers,
         window: a.window,
@@ -535,11 +740,12 @@ fn write_series(
         let s = samples
             .iter()
             .rfind(|s| s.at < t + step)
-            .copied()
+            .cloned()
             .unwrap_or(Sample {
                 at: t,
                 pit: 0,
                 rss_kib: 0,
+                pits: Vec::new(),
             });
         let p = if s.pit == u64::MAX { 0 } else { s.pit };
         csv.push_str(&format!(
@@ -571,6 +777,14 @@ fn print_table(s: &Summary, out: &Path) {
         "amicn bench flood: {} attackers, legitimate window {}, PIT cap {}, phases of {:.1} s",
         s.attackers, s.window, s.pit_cap, s.phase_s
     );
+    if s.line > 1 {
+        println!(
+            "line of {} forwarders ({:?}), pushback {}; PIT max per forwarder is producer side first",
+            s.line,
+            s.backend.unwrap_or(LineBackend::Loopback),
+            if s.pushback { "on" } else { "off" }
+        );
+    }
     println!(
         "{:<22} {:>11} {:>10} {:>9} {:>9} {:>8} {:>8} {:>9} {:>10} {:>9}",
         "phase",
@@ -594,7 +808,15 @@ fn print_table(s: &Summary, out: &Path) {
             p.rate_vs_baseline,
             p.p50_ms,
             p.p99_ms,
-            p.pit_max_seen,
+            if s.line > 1 {
+                p.pit_max_per_forwarder
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join("/")
+            } else {
+                p.pit_max_seen.to_string()
+            },
             p.rss_max_kib as f64 / 1024.0,
             p.recovery_s
                 .map(|r| format!("{r:.2} s"))

@@ -255,7 +255,7 @@ impl RecordFile {
     }
 }
 
-fn netns_delete(ns: &str) {
+pub(crate) fn netns_delete(ns: &str) {
     let _ = Command::new("ip")
         .args(["netns", "del", ns])
         .stdout(Stdio::null())
@@ -296,7 +296,7 @@ fn cleanup_stale(dir: &Path) -> anyhow::Result<usize> {
 // Namespaces and links
 
 /// Runs `ip ARGS`, with `stdin` fed to it (for `-batch -`); the error carries ip's message.
-fn ip(args: &[&str], stdin: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn ip(args: &[&str], stdin: Option<&str>) -> anyhow::Result<()> {
     let mut argv = vec!["ip".to_string()];
     argv.extend(args.iter().map(|a| a.to_string()));
     run_argv(&argv, stdin)

@@ -78,6 +78,10 @@ pub(crate) struct FwdArgs {
     /// Maximum PIT entries.
     #[arg(long, value_name = "N")]
     pub(crate) pit_max: Option<usize>,
+    /// Weight each face's PIT share by how many of its Interests were answered once the PIT
+    /// is half full (satisfaction-based pushback; default true).
+    #[arg(long, value_name = "BOOL")]
+    pub(crate) pushback: Option<bool>,
     /// Maximum bytes of Interests the PIT holds in total (default 268435456).
     #[arg(long, value_name = "BYTES")]
     pub(crate) pit_max_bytes: Option<usize>,
@@ -479,7 +483,7 @@ pub(crate) fn build_config(args: &FwdArgs) -> anyhow::Result<(RuntimeConfig, Opt
     if let Some(p) = limits.pit_max_per_face {
         rc.core.pit_max_per_face = p;
     }
-    if let Some(p) = limits.pushback {
+    if let Some(p) = args.pushback.or(limits.pushback) {
         rc.core.pushback = p;
     }
     if let Some(q) = args.queue_capacity.or(limits.queue_capacity) {

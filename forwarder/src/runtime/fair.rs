@@ -155,7 +155,7 @@ mod tests {
         assert_eq!(fq.push(2, batch(2, 1)), 0);
         let mut order = Vec::new();
         fq.serve(usize::MAX, |f, _| order.push(f));
-        let pos = order.iter().position(|f| *f == 2).unwrap();
+        let pos = order.iter().position(|f| *f == 2).expect("face 2 served");
         assert_eq!(pos, FairQueue::QUANTUM, "after one turn of face 1");
         assert_eq!(order.len(), 1001);
         assert!(fq.is_empty());
