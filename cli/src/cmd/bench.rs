@@ -125,17 +125,7 @@ fn interest_template(tag: u8) -> [u8; INTEREST_LEN] {
 }
 
 fn put_var(out: &mut Vec<u8>, v: usize) {
-    match v {
-        0..=252 => out.push(v as u8),
-        253..=0xFFFF => {
-            out.push(0xFD);
-            out.extend_from_slice(&(v as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(0xFE);
-            out.extend_from_slice(&(v as u32).to_be_bytes());
-        }
-    }
+    amicn_tlv::encode_var_number(out, v as u64);
 }
 
 /// Everything of a Data after its Name: Content of `size` bytes, DigestSha256 SignatureInfo and
@@ -150,29 +140,10 @@ fn data_tail(size: usize) -> Vec<u8> {
     t
 }
 
-/// Reads a VAR-NUMBER at `at`: (value, width).
-fn var_at(b: &[u8], at: usize) -> Option<(usize, usize)> {
-    let first = *b.get(at)?;
-    let w = match first {
-        0..=252 => return Some((usize::from(first), 1)),
-        253 => 2,
-        254 => 4,
-        255 => 8,
-    };
-    let v = b
-        .get(at + 1..at + 1 + w)?
-        .iter()
-        .fold(0usize, |a, x| (a << 8) | usize::from(*x));
-    Some((v, 1 + w))
-}
-
 /// Splits a TLV at `at` into (type, value range, end).
 fn tlv_at(b: &[u8], at: usize) -> Option<(usize, std::ops::Range<usize>, usize)> {
-    let (t, tw) = var_at(b, at)?;
-    let (l, lw) = var_at(b, at + tw)?;
-    let start = at + tw + lw;
-    let end = start.checked_add(l)?;
-    (end <= b.len()).then_some((t, start..end, end))
+    let (t, start, end) = amicn_tlv::read_tlv_header(b, at).ok()?;
+    Some((t as usize, start..end, end))
 }
 
 /// What a received frame holds once the optional LpPacket is peeled off.
@@ -325,11 +296,7 @@ fn write_all_iov(s: &mut UnixStream, mut slices: &mut [IoSlice<'_>]) -> std::io:
 }
 
 fn var_len(v: usize) -> usize {
-    match v {
-        0..=252 => 1,
-        253..=0xFFFF => 3,
-        _ => 5,
-    }
+    amicn_tlv::var_number_len(v as u64)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -37,50 +37,19 @@ fn classify(e: &amicn_tlv::Error) -> DropReason {
 
 const MALFORMED: DropReason = DropReason::Malformed;
 
-/// One VAR-NUMBER at `pos`, shortest form required: (value, next position).
-fn read_var(buf: &[u8], pos: usize) -> Result<(u64, usize), DropReason> {
-    let first = *buf.get(pos).ok_or(MALFORMED)?;
-    let (n, min) = match first {
-        0..=252 => return Ok((u64::from(first), pos + 1)),
-        253 => (2, 253),
-        254 => (4, 0x1_0000),
-        255 => (8, 0x1_0000_0000),
-    };
-    let bytes = buf.get(pos + 1..pos + 1 + n).ok_or(MALFORMED)?;
-    let v = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-    if v < min {
-        return Err(MALFORMED);
-    }
-    Ok((v, pos + 1 + n))
-}
-
 /// The TLV at `pos` in `buf`: (TLV-TYPE, value start, value end), bounds checked.
 ///
 /// The forwarder's own scans (LpPacket headers, Data envelope) use this instead of a reader
 /// that slices a `Bytes` handle per element: only the fields kept are sliced.
+#[inline(always)]
 fn read_tl(buf: &[u8], pos: usize) -> Result<(u32, usize, usize), DropReason> {
-    let (typ, p) = read_var(buf, pos)?;
-    let (len, p) = read_var(buf, p)?;
-    let typ = u32::try_from(typ)
-        .ok()
-        .filter(|t| *t != 0)
-        .ok_or(MALFORMED)?;
-    let end = usize::try_from(len)
-        .ok()
-        .and_then(|l| p.checked_add(l))
-        .ok_or(MALFORMED)?;
-    if end > buf.len() {
-        return Err(MALFORMED);
-    }
-    Ok((typ, p, end))
+    amicn_tlv::read_tlv_header(buf, pos).map_err(|_| MALFORMED)
 }
 
 /// A NonNegativeInteger value (1, 2, 4 or 8 octets).
+#[inline(always)]
 fn nni(v: &[u8]) -> Result<u64, DropReason> {
-    match v.len() {
-        1 | 2 | 4 | 8 => Ok(v.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))),
-        _ => Err(MALFORMED),
-    }
+    amicn_tlv::decode_nni(v, 0, 0).map_err(|_| MALFORMED)
 }
 
 fn is_critical(typ: u32) -> bool {
@@ -555,14 +524,17 @@ mod robustness_tests {
 
     #[test]
     fn var_numbers_must_be_minimal() {
-        assert_eq!(read_var(&[0xFC], 0), Ok((252, 1)));
-        assert_eq!(read_var(&[0xFD, 0x00, 0xFD], 0), Ok((253, 3)));
-        assert_eq!(read_var(&[0xFD, 0x00, 0x05], 0), Err(DropReason::Malformed));
+        assert_eq!(read_tl(&[0xFC, 0x00], 0), Ok((252, 2, 2)));
+        assert_eq!(read_tl(&[0xFD, 0x00, 0xFD, 0x00], 0), Ok((253, 4, 4)));
         assert_eq!(
-            read_var(&[0xFE, 0x00, 0x00, 0xFF, 0xFF], 0),
+            read_tl(&[0xFD, 0x00, 0x05, 0x00], 0),
             Err(DropReason::Malformed)
         );
-        assert_eq!(read_var(&[0xFD, 0x01], 0), Err(DropReason::Malformed));
+        assert_eq!(
+            read_tl(&[0x05, 0xFE, 0x00, 0x00, 0xFF, 0xFF], 0),
+            Err(DropReason::Malformed)
+        );
+        assert_eq!(read_tl(&[0xFD, 0x01], 0), Err(DropReason::Malformed));
         assert_eq!(
             read_tl(&[0x05, 0x03, 0x00], 0),
             Err(DropReason::Malformed),

@@ -61,32 +61,13 @@ const N_MEASUREMENTS_ENTRIES: u64 = 134;
 const DEFAULT_BASE_MARKING_INTERVAL_NS: u64 = 100_000_000;
 const DEFAULT_CONGESTION_THRESHOLD_BYTES: u64 = 65_536;
 
-fn put_var(b: &mut BytesMut, v: u64) {
-    super::put_var(b, v);
-}
-
 fn put_tlv(b: &mut BytesMut, typ: u64, value: &[u8]) {
-    put_var(b, typ);
-    put_var(b, value.len() as u64);
-    b.put_slice(value);
+    amicn_tlv::encode_tlv(b, typ as u32, value);
 }
 
 /// NonNegativeInteger in the shortest of 1, 2, 4 or 8 octets.
 fn put_nni(b: &mut BytesMut, typ: u64, v: u64) {
-    put_var(b, typ);
-    if v <= 0xFF {
-        b.put_u8(1);
-        b.put_u8(v as u8);
-    } else if v <= 0xFFFF {
-        b.put_u8(2);
-        b.put_u16(v as u16);
-    } else if v <= 0xFFFF_FFFF {
-        b.put_u8(4);
-        b.put_u32(v as u32);
-    } else {
-        b.put_u8(8);
-        b.put_u64(v);
-    }
+    amicn_tlv::encode_nni_tlv(b, typ as u32, v);
 }
 
 fn put_name(b: &mut BytesMut, name: &Name) {
@@ -158,28 +139,8 @@ fn filter_matches(f: &FaceQueryFilter, face: FaceId, o: &FaceOptions) -> bool {
 /// Reads one TLV from the front of `b`: (type, value, rest).
 #[cfg(test)]
 pub(crate) fn read_tlv(b: &[u8]) -> Option<(u64, &[u8], &[u8])> {
-    let (typ, n1) = read_var(b)?;
-    let (len, n2) = read_var(b.get(n1..)?)?;
-    let start = n1 + n2;
-    let end = start.checked_add(usize::try_from(len).ok()?)?;
-    Some((typ, b.get(start..end)?, b.get(end..)?))
-}
-
-#[cfg(test)]
-fn read_var(b: &[u8]) -> Option<(u64, usize)> {
-    let first = *b.first()?;
-    match first {
-        0..=252 => Some((u64::from(first), 1)),
-        0xFD => Some((
-            u64::from(u16::from_be_bytes(b.get(1..3)?.try_into().ok()?)),
-            3,
-        )),
-        0xFE => Some((
-            u64::from(u32::from_be_bytes(b.get(1..5)?.try_into().ok()?)),
-            5,
-        )),
-        _ => Some((u64::from_be_bytes(b.get(1..9)?.try_into().ok()?), 9)),
-    }
+    let (typ, vs, ve) = amicn_tlv::read_tlv_header(b, 0).ok()?;
+    Some((u64::from(typ), &b[vs..ve], &b[ve..]))
 }
 
 /// `faces/list` (no filter) or `faces/query`.
