@@ -847,22 +847,17 @@ struct Outgoing {
 /// The bytes of an LpPacket carrying `pit_token` up to (and including) the Fragment's TLV-LENGTH;
 /// the `packet_len` bytes of the fragment follow.
 pub fn lp_header(pit_token: &[u8], packet_len: usize) -> Bytes {
-    let inner_len = amicn_tlv::tlv_len(LP_PIT_TOKEN, pit_token.len())
-        + amicn_tlv::tlv_len(LP_FRAGMENT, packet_len);
-    let mut out = BytesMut::with_capacity(32 + pit_token.len());
-    amicn_tlv::encode_var_number(&mut out, u64::from(LP_PACKET));
-    amicn_tlv::encode_var_number(&mut out, inner_len as u64);
-    encode_tlv(&mut out, LP_PIT_TOKEN, pit_token);
-    amicn_tlv::encode_var_number(&mut out, u64::from(LP_FRAGMENT));
-    amicn_tlv::encode_var_number(&mut out, packet_len as u64);
-    out.freeze()
+    amicn_tlv::lp::pit_token_header(pit_token, packet_len)
 }
 
 /// Wraps an encoded network packet in an LpPacket carrying `pit_token`.
 pub fn lp_wrap(pit_token: &[u8], packet: &[u8]) -> Bytes {
-    let head = lp_header(pit_token, packet.len());
-    let mut out = BytesMut::with_capacity(head.len() + packet.len());
-    out.extend_from_slice(&head);
+    let h = amicn_tlv::lp::OutHeaders {
+        pit_token: Some(pit_token),
+        ..Default::default()
+    };
+    let mut out = BytesMut::with_capacity(h.header_len(packet.len()) + packet.len());
+    h.encode_header(&mut out, packet.len());
     out.extend_from_slice(packet);
     out.freeze()
 }

@@ -246,14 +246,11 @@ fn producer(mut s: UnixStream, size: usize, stop: Arc<AtomicBool>) {
             let data_total = data_hdr.len() + data_len;
             if let Some(tok) = token {
                 // Echo the forwarder's PitToken so it can match Data to the PIT entry directly.
-                let inner = 2 + tok.len() + 1 + var_len(data_total) + data_total;
-                out.push(100);
-                put_var(&mut out, inner);
-                out.push(98);
-                put_var(&mut out, tok.len());
-                out.extend_from_slice(tok);
-                out.push(80);
-                put_var(&mut out, data_total);
+                amicn_tlv::lp::OutHeaders {
+                    pit_token: Some(tok),
+                    ..Default::default()
+                }
+                .encode_header(&mut out, data_total);
             }
             out.extend_from_slice(&data_hdr);
             out.extend_from_slice(name);
@@ -293,10 +290,6 @@ fn write_all_iov(s: &mut UnixStream, mut slices: &mut [IoSlice<'_>]) -> std::io:
         IoSlice::advance_slices(&mut slices, n);
     }
     Ok(())
-}
-
-fn var_len(v: usize) -> usize {
-    amicn_tlv::var_number_len(v as u64)
 }
 
 // ---------------------------------------------------------------------------------------------

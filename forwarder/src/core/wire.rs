@@ -2,8 +2,8 @@
 //! accepted), LpPacket wrapping on output only when there is a header to carry, and in-place
 //! patching of an Interest's Nonce / HopLimit so forwarding does not re-encode the packet.
 
-use amicn_tlv::{Interest, NackReason, Name, TlvReader, encode_nni_tlv, encode_tl, lp, tt};
-use bytes::{BufMut, Bytes, BytesMut};
+use amicn_tlv::{Interest, NackReason, Name, TlvReader, lp, tt};
+use bytes::{Bytes, BytesMut};
 
 use super::counters::DropReason;
 
@@ -235,60 +235,13 @@ fn decode_lp(pkt: &Bytes, vs: usize, ve: usize) -> Result<Incoming, DropReason> 
 }
 
 /// Link-layer fields to put on an outgoing packet.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct LpOut<'a> {
-    pub(crate) pit_token: Option<&'a [u8]>,
-    pub(crate) nack: Option<NackReason>,
-    pub(crate) incoming_face_id: Option<u64>,
-    pub(crate) congestion_mark: u64,
-}
-
-impl LpOut<'_> {
-    fn is_empty(&self) -> bool {
-        self.pit_token.is_none()
-            && self.nack.is_none()
-            && self.incoming_face_id.is_none()
-            && self.congestion_mark == 0
-    }
-}
+pub(crate) use amicn_tlv::lp::OutHeaders as LpOut;
 
 /// The packet as it goes on the link: bare when there is no header, else an LpPacket with the
 /// headers in increasing TLV-TYPE order followed by the Fragment.
+#[inline]
 pub(crate) fn wrap(fragment: &Bytes, h: &LpOut<'_>) -> Bytes {
-    if h.is_empty() {
-        return fragment.clone();
-    }
-    let mut body = BytesMut::with_capacity(48);
-    if let Some(t) = h.pit_token {
-        encode_tl(&mut body, lp::PIT_TOKEN, t.len());
-        body.put_slice(t);
-    }
-    if let Some(reason) = h.nack {
-        let code = reason.code();
-        if code == 0 {
-            encode_tl(&mut body, lp::NACK, 0);
-        } else {
-            let mut inner = BytesMut::with_capacity(12);
-            encode_nni_tlv(&mut inner, lp::NACK_REASON, code);
-            encode_tl(&mut body, lp::NACK, inner.len());
-            body.put_slice(&inner);
-        }
-    }
-    if let Some(id) = h.incoming_face_id {
-        encode_nni_tlv(&mut body, lp::INCOMING_FACE_ID, id);
-    }
-    if h.congestion_mark != 0 {
-        encode_nni_tlv(&mut body, lp::CONGESTION_MARK, h.congestion_mark);
-    }
-    let frag_tl = amicn_tlv::var_number_len(u64::from(lp::FRAGMENT))
-        + amicn_tlv::var_number_len(fragment.len() as u64);
-    let inner_len = body.len() + frag_tl + fragment.len();
-    let mut out = BytesMut::with_capacity(inner_len + 10);
-    encode_tl(&mut out, lp::LP_PACKET, inner_len);
-    out.put_slice(&body);
-    encode_tl(&mut out, lp::FRAGMENT, fragment.len());
-    out.put_slice(fragment);
-    out.freeze()
+    lp::wrap(fragment, h)
 }
 
 /// Where the Name TLV-VALUE sits in an Interest's wire.

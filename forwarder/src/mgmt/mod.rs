@@ -33,7 +33,7 @@ use std::collections::{HashMap, VecDeque};
 
 use amicn_tlv::mgmt::{ControlParameters, ControlResponse, FaceQueryFilter};
 use amicn_tlv::{Component, Data, Interest, Name};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::core::{FaceCounters, FaceId, FaceOptions, FacePersistency, Time};
 
@@ -339,7 +339,13 @@ impl Reply {
     /// The packet as it goes on the wire: the Data, LpPacket-wrapped when there is a PitToken.
     pub fn to_wire(&self) -> Bytes {
         match &self.pit_token {
-            Some(token) => wrap_with_pit_token(token, &self.data),
+            Some(token) => amicn_tlv::lp::wrap(
+                &self.data,
+                &amicn_tlv::lp::OutHeaders {
+                    pit_token: Some(token),
+                    ..Default::default()
+                },
+            ),
             None => self.data.clone(),
         }
     }
@@ -964,17 +970,6 @@ fn generic(name: &Name, i: usize) -> Option<Component> {
 
 fn name_component_value(name: &Name, i: usize) -> Option<Bytes> {
     name.get(i).map(|c| c.value_bytes().clone())
-}
-
-/// LpPacket { PitToken, Fragment } around a network-layer packet.
-fn wrap_with_pit_token(token: &[u8], packet: &[u8]) -> Bytes {
-    use amicn_tlv::{encode_tl, encode_tlv, lp, tlv_len};
-    let inner = tlv_len(lp::PIT_TOKEN, token.len()) + tlv_len(lp::FRAGMENT, packet.len());
-    let mut b = BytesMut::with_capacity(inner + 10);
-    encode_tl(&mut b, lp::LP_PACKET, inner);
-    encode_tlv(&mut b, lp::PIT_TOKEN, token);
-    encode_tlv(&mut b, lp::FRAGMENT, packet);
-    b.freeze()
 }
 
 fn face_create_response(
