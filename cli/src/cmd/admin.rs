@@ -9,9 +9,9 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use amicn_face::client::TransportUri;
 use amicn_tlv::mgmt::{
     self, ControlParameters, ControlResponse, CsInfo, FaceStatus, FibEntry, ForwarderStatus,
     RibEntry, StrategyChoice,
@@ -27,9 +27,9 @@ use clap::{Args, Subcommand};
 /// Options shared by every admin subcommand.
 #[derive(Debug, Args)]
 pub(crate) struct Conn {
-    /// Forwarder to talk to: `unix:///path`, `tcp://host:port` (default: $NDN_CLIENT_TRANSPORT,
-    /// else /run/nfd/nfd.sock or the first existing fallback).
-    #[arg(long, global = true, env = "NDN_CLIENT_TRANSPORT")]
+    /// Forwarder to talk to: `unix:///path`, `tcp://host[:port]`
+    /// [default: AMICN_SOCKET, NDN_CLIENT_TRANSPORT, client.conf transport=, /run/nfd/nfd.sock]
+    #[arg(long, global = true, value_name = "URI")]
     transport: Option<String>,
     /// How long to wait for each answer, in milliseconds.
     #[arg(long, global = true, default_value_t = 4000)]
@@ -223,44 +223,35 @@ fn parse_name(uri: &str) -> anyhow::Result<Name> {
 trait Stream: Read + Write {}
 impl<T: Read + Write> Stream for T {}
 
+impl Conn {
+    /// The forwarder to talk to, found as every other command finds it.
+    fn uri_with(&self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<TransportUri> {
+        super::key::transport(self.transport.as_deref(), env)
+    }
+}
+
 fn connect(conn: &Conn) -> anyhow::Result<Box<dyn Stream>> {
     let timeout = Some(Duration::from_millis(conn.timeout_ms.max(1)));
-    let uri = match &conn.transport {
-        Some(t) => t.clone(),
-        None => {
-            let path = [
-                "/run/nfd/nfd.sock",
-                "/run/nfd.sock",
-                "/run/ndn/nfd.sock",
-                "/var/run/nfd/nfd.sock",
-            ]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("/run/nfd/nfd.sock");
-            format!("unix://{path}")
+    let uri = conn.uri_with(&|v| std::env::var(v).ok())?;
+    match &uri {
+        TransportUri::Unix(path) => {
+            let s = UnixStream::connect(path).with_context(|| {
+                format!("cannot connect to forwarder at {uri} (is it running?)")
+            })?;
+            s.set_read_timeout(timeout)?;
+            Ok(Box::new(s))
         }
-    };
-    if let Some(path) = uri.strip_prefix("unix://") {
-        let s = UnixStream::connect(path)
-            .with_context(|| format!("cannot connect to forwarder at {uri} (is it running?)"))?;
-        s.set_read_timeout(timeout)?;
-        return Ok(Box::new(s));
+        TransportUri::Tcp(addr) => {
+            let s = TcpStream::connect(addr).with_context(|| {
+                format!("cannot connect to forwarder at {uri} (is it running?)")
+            })?;
+            s.set_read_timeout(timeout)?;
+            Ok(Box::new(s))
+        }
+        TransportUri::Udp(_) => {
+            bail!("unsupported transport {uri}: management needs unix:///path or tcp://host:port")
+        }
     }
-    if let Some(addr) = uri
-        .strip_prefix("tcp://")
-        .or_else(|| uri.strip_prefix("tcp4://"))
-    {
-        let addr = if addr.contains(':') {
-            addr.to_string()
-        } else {
-            format!("{addr}:6363")
-        };
-        let s = TcpStream::connect(&addr)
-            .with_context(|| format!("cannot connect to forwarder at {uri} (is it running?)"))?;
-        s.set_read_timeout(timeout)?;
-        return Ok(Box::new(s));
-    }
-    bail!("unsupported transport {uri:?}: use unix:///path or tcp://host:port")
 }
 
 struct Session {
@@ -881,5 +872,65 @@ mod tests {
         drop(s);
         let fw = handle.join().unwrap();
         assert!(fw.fib_get(&name).is_some());
+    }
+
+    #[test]
+    fn status_and_peek_resolve_the_same_forwarder() {
+        use super::super::key::ConnectArgs;
+        let dir = std::env::temp_dir().join(format!("amicn-admin-conf-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".ndn")).unwrap();
+        std::fs::write(
+            dir.join(".ndn/client.conf"),
+            "transport=tcp://192.0.2.9:7000\n",
+        )
+        .unwrap();
+        let home = dir.to_string_lossy().into_owned();
+        let admin = Conn {
+            transport: None,
+            timeout_ms: 1,
+        };
+        let peek = ConnectArgs { connect: None };
+        let cases: [&[(&str, &str)]; 4] = [
+            &[("HOME", &home)],
+            &[
+                ("HOME", &home),
+                ("NDN_CLIENT_TRANSPORT", "unix:///tmp/ndn.sock"),
+            ],
+            &[
+                ("HOME", &home),
+                ("NDN_CLIENT_TRANSPORT", "unix:///tmp/ndn.sock"),
+                ("AMICN_SOCKET", "/tmp/amicn.sock"),
+            ],
+            &[],
+        ];
+        let mut seen = Vec::new();
+        for vars in cases {
+            let env = |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            };
+            let a = admin.uri_with(&env).unwrap();
+            assert_eq!(a, peek.uri_with(&env).unwrap(), "{vars:?}");
+            seen.push(a.to_string());
+        }
+        assert_eq!(seen[0], "tcp://192.0.2.9:7000");
+        assert_eq!(seen[1], "unix:///tmp/ndn.sock");
+        assert_eq!(seen[2], "unix:///tmp/amicn.sock");
+        // A URI given on the command line wins over the environment for both.
+        let flag = Conn {
+            transport: Some("tcp://127.0.0.1".into()),
+            timeout_ms: 1,
+        };
+        let env = |k: &str| (k == "AMICN_SOCKET").then(|| "/tmp/a.sock".to_owned());
+        assert_eq!(
+            flag.uri_with(&env).unwrap(),
+            ConnectArgs {
+                connect: Some("tcp://127.0.0.1".into())
+            }
+            .uri_with(&env)
+            .unwrap()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
