@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use super::ClientError;
+use crate::uri::{FaceUri, Transport, split_scheme};
 
 /// Default NDN port for TCP and UDP faces.
-pub const DEFAULT_PORT: u16 = 6363;
+pub const DEFAULT_PORT: u16 = crate::NDN_PORT;
 /// Default Unix socket of a local forwarder on Linux (ndn-cxx, python-ndn, NDNts).
 pub const DEFAULT_UNIX_PATH: &str = "/run/nfd/nfd.sock";
 /// Unix socket paths tried, in order, when the default one does not exist.
@@ -65,33 +66,35 @@ impl FromStr for TransportUri {
 
     fn from_str(uri: &str) -> Result<Self, Self::Err> {
         let uri = uri.trim();
-        if let Some(rest) = uri.strip_prefix("unix://") {
-            if rest.is_empty() {
-                return Err(ClientError::InvalidUri {
-                    uri: uri.to_owned(),
-                    why: "missing socket path",
-                });
-            }
-            Ok(TransportUri::Unix(PathBuf::from(rest)))
-        } else if let Some(rest) = uri
-            .strip_prefix("tcp://")
-            .or_else(|| uri.strip_prefix("tcp4://"))
-            .or_else(|| uri.strip_prefix("tcp6://"))
-        {
-            Ok(TransportUri::Tcp(with_default_port(uri, rest)?))
-        } else if let Some(rest) = uri
-            .strip_prefix("udp://")
-            .or_else(|| uri.strip_prefix("udp4://"))
-            .or_else(|| uri.strip_prefix("udp6://"))
-        {
-            Ok(TransportUri::Udp(with_default_port(uri, rest)?))
-        } else if uri.starts_with('/') {
-            Ok(TransportUri::Unix(PathBuf::from(uri)))
-        } else {
-            Err(ClientError::InvalidUri {
-                uri: uri.to_owned(),
-                why: "unknown scheme",
+        if uri.starts_with('/') {
+            return Ok(TransportUri::Unix(PathBuf::from(uri)));
+        }
+        let bad = |why| ClientError::InvalidUri {
+            uri: uri.to_owned(),
+            why,
+        };
+        let (kind, _, rest) = split_scheme(uri).map_err(|_| {
+            bad(if uri.starts_with("unix://") {
+                "missing socket path"
+            } else {
+                "unknown scheme"
             })
+        })?;
+        Ok(match kind {
+            Transport::Unix => TransportUri::Unix(PathBuf::from(rest)),
+            Transport::Tcp => TransportUri::Tcp(with_default_port(uri, rest)?),
+            Transport::Udp => TransportUri::Udp(with_default_port(uri, rest)?),
+        })
+    }
+}
+
+impl From<&FaceUri> for TransportUri {
+    /// The transport a client uses to reach a forwarder listening on a face URI.
+    fn from(u: &FaceUri) -> TransportUri {
+        match u {
+            FaceUri::Unix(p) => TransportUri::Unix(p.clone()),
+            FaceUri::Tcp(a) => TransportUri::Tcp(a.to_string()),
+            FaceUri::Udp(a) => TransportUri::Udp(a.to_string()),
         }
     }
 }
@@ -187,6 +190,19 @@ mod tests {
         .unwrap();
         assert_eq!(ours, TransportUri::Unix("/tmp/y.sock".into()));
         assert!(resolve_transport(&with(&[("AMICN_SOCKET", "ftp://x")])).is_err());
+        // A face URI and the transport URI of the same socket name the same thing.
+        for s in [
+            "unix:///tmp/f.sock",
+            "tcp4://127.0.0.1:6363",
+            "udp6://[::1]:7000",
+        ] {
+            let face: FaceUri = s.parse().unwrap();
+            assert_eq!(
+                TransportUri::from(&face),
+                s.parse::<TransportUri>().unwrap(),
+                "{s}"
+            );
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
