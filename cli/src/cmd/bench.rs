@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use amicn_forwarder::runtime::{RunningForwarder, RuntimeConfig};
 use amicn_tlv::mgmt::ControlParameters;
-use amicn_tlv::{Interest, Name};
+use amicn_tlv::{Interest, Name, lp};
 use anyhow::{Context, bail};
 use bytes::BytesMut;
 use clap::{Args, Subcommand};
@@ -156,7 +156,7 @@ struct Unwrapped<'a> {
 /// Network packet inside an optional LpPacket, plus the LP PitToken and whether it is a Nack.
 fn unwrap_lp(frame: &[u8]) -> Option<Unwrapped<'_>> {
     let (typ, value, _) = tlv_at(frame, 0)?;
-    if typ != 100 {
+    if typ != lp::LP_PACKET as usize {
         return Some(Unwrapped {
             packet: frame,
             pit_token: None,
@@ -168,9 +168,9 @@ fn unwrap_lp(frame: &[u8]) -> Option<Unwrapped<'_>> {
     while at < end {
         let (t, v, next) = tlv_at(frame, at)?;
         match t {
-            98 => token = frame.get(v),
-            800 => nack = true,
-            80 => frag = frame.get(v),
+            t if t == lp::PIT_TOKEN as usize => token = frame.get(v),
+            t if t == lp::NACK as usize => nack = true,
+            t if t == lp::FRAGMENT as usize => frag = frame.get(v),
             _ => {}
         }
         at = next;
