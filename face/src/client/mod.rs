@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use amicn_tlv::{Component, Data, Interest, NackReason, Name, NetPacket};
+use amicn_tlv::{Component, Data, Interest, NackReason, Name, NetPacket, tt};
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -552,13 +552,14 @@ impl Drop for PendingGuard<'_> {
 }
 
 async fn register_prefix(client: &Client, prefix: &Name) -> Result<(), ClientError> {
-    let mut cp = BytesMut::new();
-    prefix.encode(&mut cp);
-    encode_nni_tlv(&mut cp, 111, 0); // Origin app
-    encode_nni_tlv(&mut cp, 106, 0); // Cost
-    encode_nni_tlv(&mut cp, 108, 1); // Flags ChildInherit
-    let mut wrapped = BytesMut::new();
-    encode_tlv(&mut wrapped, 104, &cp);
+    let wrapped = amicn_tlv::mgmt::ControlParameters {
+        name: Some(prefix.clone()),
+        origin: Some(amicn_tlv::mgmt::ORIGIN_APP),
+        cost: Some(0),
+        flags: Some(amicn_tlv::mgmt::ROUTE_FLAG_CHILD_INHERIT),
+        ..Default::default()
+    }
+    .encode();
     // A command Interest lost in flight is simply repeated (NFD's rib/register is idempotent).
     let mut last = ClientError::Closed;
     for _ in 0..3 {
@@ -592,29 +593,29 @@ fn make_command(verb: &str, control_parameters: &[u8]) -> Result<(Name, Bytes), 
 
     let nonce: [u8; 8] = rand::random();
     let mut sig_info = BytesMut::new();
-    encode_nni_tlv(&mut sig_info, 27, 0); // SignatureType DigestSha256
-    encode_tlv(&mut sig_info, 38, &nonce);
-    encode_nni_tlv(&mut sig_info, 40, now_ms());
+    encode_nni_tlv(&mut sig_info, tt::SIGNATURE_TYPE, 0); // DigestSha256
+    encode_tlv(&mut sig_info, tt::SIGNATURE_NONCE, &nonce);
+    encode_nni_tlv(&mut sig_info, tt::SIGNATURE_TIME, now_ms());
     let mut params = BytesMut::new();
-    encode_tlv(&mut params, 36, &[]);
-    encode_tlv(&mut params, 44, &sig_info);
+    encode_tlv(&mut params, tt::APPLICATION_PARAMETERS, &[]);
+    encode_tlv(&mut params, tt::INTEREST_SIGNATURE_INFO, &sig_info);
 
     // Signed portion: the name's components (without the digest) then AppParameters..SigInfo.
     let mut hasher = Sha256::new();
     hasher.update(name.value_wire());
     hasher.update(&params);
     let sig: [u8; 32] = hasher.finalize().into();
-    encode_tlv(&mut params, 46, &sig);
+    encode_tlv(&mut params, tt::INTEREST_SIGNATURE_VALUE, &sig);
     let digest: [u8; 32] = Sha256::digest(&params).into();
     let full = name.append(Component::params_sha256_digest(digest));
 
     let mut body = BytesMut::new();
     full.encode(&mut body);
-    encode_tlv(&mut body, 10, &rand::random::<[u8; 4]>());
-    encode_nni_tlv(&mut body, 12, 4000);
+    encode_tlv(&mut body, tt::NONCE, &rand::random::<[u8; 4]>());
+    encode_nni_tlv(&mut body, tt::INTEREST_LIFETIME, 4000);
     body.extend_from_slice(&params);
     let mut wire = BytesMut::new();
-    encode_tlv(&mut wire, 5, &body);
+    encode_tlv(&mut wire, tt::INTEREST, &body);
     Ok((full, wire.freeze()))
 }
 
