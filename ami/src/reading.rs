@@ -1102,13 +1102,10 @@ pub fn looks_like_reading(wire: &[u8]) -> bool {
     if u32::from(t) != tt::READING && u32::from(t) != tt::READING_BLOCK {
         return false;
     }
-    let skip = match rest.first() {
-        Some(0..=252) => 1,
-        Some(253) => 3,
-        Some(254) => 5,
-        Some(_) => 9,
-        None => return false,
+    let Some(&len_first) = rest.first() else {
+        return false;
     };
+    let skip = amicn_tlv::var_number_width(len_first);
     rest.get(skip).map(|&b| u32::from(b)) == Some(tt::FORMAT_VERSION)
 }
 

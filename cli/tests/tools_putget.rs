@@ -289,3 +289,53 @@ fn peek_ping_and_poke_through_forwarder() {
     assert_eq!(payload, "hello grid");
     assert!(poke.child.wait().unwrap().success());
 }
+
+/// `amicn status` (management) and `amicn peek` (client) find the forwarder the same way:
+/// through `client.conf` when nothing else is set, and AMICN_SOCKET before
+/// NDN_CLIENT_TRANSPORT.
+#[test]
+fn status_and_peek_find_the_same_forwarder() {
+    let dir = Scratch::new("findfwd");
+    let (_fwd, uri) = start_forwarder(&dir);
+    let home = dir.path("home");
+    std::fs::create_dir_all(home.join(".ndn")).unwrap();
+    std::fs::write(home.join(".ndn/client.conf"), format!("transport={uri}\n")).unwrap();
+    let bogus = format!("unix://{}", dir.path("nothing.sock").display());
+    let envs: [&[(&str, &str)]; 2] = [
+        &[],
+        &[("AMICN_SOCKET", &uri), ("NDN_CLIENT_TRANSPORT", &bogus)],
+    ];
+    for extra in envs {
+        for args in [
+            &["status"][..],
+            &[
+                "peek",
+                "--json",
+                "/localhost/nfd/status/general",
+                "--prefix",
+                "--fresh",
+            ],
+        ] {
+            let out = std::process::Command::new(tools_support::amicn())
+                .env("AMICN_KEYCHAIN", dir.keychain())
+                .env("HOME", &home)
+                .env_remove("AMICN_SOCKET")
+                .env_remove("NDN_CLIENT_TRANSPORT")
+                .envs(extra.iter().copied())
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "amicn {args:?} with {extra:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if args[0] == "status" {
+                assert!(stdout.contains("version="), "{stdout}");
+            } else {
+                assert!(stdout.contains("/localhost/nfd/status/general"), "{stdout}");
+            }
+        }
+    }
+}

@@ -33,25 +33,12 @@ impl TlvCodec {
     }
 }
 
-/// Reads one VAR-NUMBER at `at`; `None` if the buffer ends first.
-fn peek_var(buf: &[u8], at: usize) -> Option<(u64, usize)> {
-    let first = *buf.get(at)?;
-    let width = match first {
-        0..=252 => return Some((u64::from(first), 1)),
-        253 => 2,
-        254 => 4,
-        255 => 8,
-    };
-    let bytes = buf.get(at + 1..at + 1 + width)?;
-    let v = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-    Some((v, 1 + width))
-}
-
-/// Total length the first TLV header in `buf` announces, if the header is complete.
+/// Total length the first TLV header in `buf` announces, if the header is complete and well
+/// formed (a malformed header is left for [`amicn_tlv::split_first_tlv`] to report).
 /// Used only to reject oversized frames before their bytes arrive.
 fn announced_len(buf: &[u8]) -> Option<u64> {
-    let (_, t) = peek_var(buf, 0)?;
-    let (len, l) = peek_var(buf, t)?;
+    let (_, t) = amicn_tlv::read_var_number(buf).ok()?;
+    let (len, l) = amicn_tlv::read_var_number(buf.get(t..)?).ok()?;
     Some(len.saturating_add((t + l) as u64))
 }
 

@@ -26,19 +26,11 @@ impl FaceUri {
             uri: s.to_owned(),
             why,
         };
-        let (scheme, rest) = s
-            .split_once("://")
-            .ok_or_else(|| bad("missing scheme://"))?;
-        match scheme {
-            "unix" => {
-                if rest.is_empty() {
-                    return Err(bad("empty socket path"));
-                }
-                Ok(Self::Unix(PathBuf::from(rest)))
-            }
-            "tcp" | "tcp4" | "tcp6" => Ok(Self::Tcp(parse_addr(rest, scheme).map_err(bad)?)),
-            "udp" | "udp4" | "udp6" => Ok(Self::Udp(parse_addr(rest, scheme).map_err(bad)?)),
-            _ => Err(bad("unsupported scheme (use unix, tcp4, tcp6, udp4, udp6)")),
+        let (kind, scheme, rest) = split_scheme(s).map_err(bad)?;
+        match kind {
+            Transport::Unix => Ok(Self::Unix(PathBuf::from(rest))),
+            Transport::Tcp => Ok(Self::Tcp(parse_addr(rest, scheme).map_err(bad)?)),
+            Transport::Udp => Ok(Self::Udp(parse_addr(rest, scheme).map_err(bad)?)),
         }
     }
 
@@ -46,6 +38,30 @@ impl FaceUri {
     pub fn canonical(&self) -> String {
         self.to_string()
     }
+}
+
+/// The socket family a URI names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    Unix,
+    Tcp,
+    Udp,
+}
+
+/// Splits `scheme://rest` and classifies the scheme; the one scheme table shared by face URIs
+/// ([`FaceUri`]) and client transport URIs ([`crate::client::TransportUri`]).
+pub(crate) fn split_scheme(s: &str) -> Result<(Transport, &str, &str), &'static str> {
+    let (scheme, rest) = s.split_once("://").ok_or("missing scheme://")?;
+    let kind = match scheme {
+        "unix" => Transport::Unix,
+        "tcp" | "tcp4" | "tcp6" => Transport::Tcp,
+        "udp" | "udp4" | "udp6" => Transport::Udp,
+        _ => return Err("unsupported scheme (use unix, tcp4, tcp6, udp4, udp6)"),
+    };
+    if kind == Transport::Unix && rest.is_empty() {
+        return Err("empty socket path");
+    }
+    Ok((kind, scheme, rest))
 }
 
 fn parse_addr(rest: &str, scheme: &str) -> Result<SocketAddr, &'static str> {

@@ -4,7 +4,7 @@
 //! Decoders in this crate work on byte offsets into one buffer and only slice it (a reference
 //! count bump, never a copy) for fields that outlive the decode.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
 use crate::{Error, MAX_PACKET_SIZE, Result};
 
@@ -24,7 +24,7 @@ pub const fn var_number_len(v: u64) -> usize {
 
 /// Appends the shortest VAR-NUMBER encoding of `v`.
 #[inline]
-pub fn encode_var_number(buf: &mut BytesMut, v: u64) {
+pub fn encode_var_number<B: BufMut + ?Sized>(buf: &mut B, v: u64) {
     if v <= 252 {
         buf.put_u8(v as u8);
     } else if v <= 0xFFFF {
@@ -53,14 +53,14 @@ pub const fn tlv_len(typ: u32, value_len: usize) -> usize {
 
 /// Appends TLV-TYPE and TLV-LENGTH.
 #[inline]
-pub fn encode_tl(buf: &mut BytesMut, typ: u32, value_len: usize) {
+pub fn encode_tl<B: BufMut + ?Sized>(buf: &mut B, typ: u32, value_len: usize) {
     encode_var_number(buf, typ as u64);
     encode_var_number(buf, value_len as u64);
 }
 
 /// Appends a whole element with the given value.
 #[inline]
-pub fn encode_tlv(buf: &mut BytesMut, typ: u32, value: &[u8]) {
+pub fn encode_tlv<B: BufMut + ?Sized>(buf: &mut B, typ: u32, value: &[u8]) {
     encode_tl(buf, typ, value.len());
     buf.put_slice(value);
 }
@@ -81,7 +81,7 @@ pub const fn nni_len(v: u64) -> usize {
 
 /// Appends the shortest NonNegativeInteger encoding of `v` (TLV-VALUE only).
 #[inline]
-pub fn encode_nni(buf: &mut BytesMut, v: u64) {
+pub fn encode_nni<B: BufMut + ?Sized>(buf: &mut B, v: u64) {
     match nni_len(v) {
         1 => buf.put_u8(v as u8),
         2 => buf.put_u16(v as u16),
@@ -98,7 +98,7 @@ pub const fn nni_tlv_len(typ: u32, v: u64) -> usize {
 
 /// Appends an element of type `typ` holding the NonNegativeInteger `v`.
 #[inline]
-pub fn encode_nni_tlv(buf: &mut BytesMut, typ: u32, v: u64) {
+pub fn encode_nni_tlv<B: BufMut + ?Sized>(buf: &mut B, typ: u32, v: u64) {
     encode_tl(buf, typ, nni_len(v));
     encode_nni(buf, v);
 }
@@ -119,10 +119,36 @@ pub fn decode_nni(value: &[u8], typ: u32, offset: usize) -> Result<u64> {
     }
 }
 
-/// Reads a VAR-NUMBER at `pos`, enforcing the shortest form. Returns the value and the position
+/// Octets a VAR-NUMBER takes, judged from its first octet alone (1, 3, 5 or 9).
+#[inline]
+pub const fn var_number_width(first: u8) -> usize {
+    match first {
+        0..=252 => 1,
+        253 => 3,
+        254 => 5,
+        255 => 9,
+    }
+}
+
+/// Reads the VAR-NUMBER at the start of `buf`, enforcing the shortest form. Returns the value
+/// and the number of octets it took.
+#[inline]
+pub fn read_var_number(buf: &[u8]) -> Result<(u64, usize)> {
+    var_number_at(buf, 0, "VAR-NUMBER")
+}
+
+/// Reads the TLV-TYPE and TLV-LENGTH at `pos` and checks that the value fits in `buf`
+/// (TLV-TYPE 0 and types above `u32::MAX` are rejected). Returns `(type, value_start,
+/// value_end)` as offsets into `buf`; nothing is copied.
+#[inline]
+pub fn read_tlv_header(buf: &[u8], pos: usize) -> Result<(u32, usize, usize)> {
+    parse_tlv(buf, pos, "element")
+}
+
+/// Reads the VAR-NUMBER at `pos`, enforcing the shortest form. Returns the value and the position
 /// after it.
 #[inline(always)]
-pub(crate) fn read_var_number(buf: &[u8], pos: usize, what: &'static str) -> Result<(u64, usize)> {
+pub(crate) fn var_number_at(buf: &[u8], pos: usize, what: &'static str) -> Result<(u64, usize)> {
     let trunc = |need: usize| Error::Truncated {
         what,
         offset: pos,
@@ -176,11 +202,11 @@ pub(crate) fn read_var_number(buf: &[u8], pos: usize, what: &'static str) -> Res
 /// `(type, value_start, value_end)` as offsets into `buf`.
 #[inline(always)]
 pub(crate) fn parse_tlv(buf: &[u8], pos: usize, what: &'static str) -> Result<(u32, usize, usize)> {
-    let (typ, p) = read_var_number(buf, pos, what)?;
+    let (typ, p) = var_number_at(buf, pos, what)?;
     if typ == 0 || typ > u32::MAX as u64 {
         return Err(Error::InvalidType { typ, offset: pos });
     }
-    let (len, vs) = read_var_number(buf, p, what)?;
+    let (len, vs) = var_number_at(buf, p, what)?;
     let avail = buf.len() - vs;
     if len > avail as u64 {
         return Err(Error::Truncated {
@@ -272,7 +298,7 @@ impl TlvReader {
             return Ok(None);
         }
         let (typ, _) =
-            read_var_number(&self.buf, self.pos, "TLV-TYPE").map_err(|e| self.rebase(e))?;
+            var_number_at(&self.buf, self.pos, "TLV-TYPE").map_err(|e| self.rebase(e))?;
         if typ == 0 || typ > u32::MAX as u64 {
             return Err(Error::InvalidType {
                 typ,
@@ -434,7 +460,7 @@ pub(crate) fn rebase(e: Error, base: usize) -> Error {
 /// whole framing rule. Elements longer than [`MAX_PACKET_SIZE`] are rejected before they are
 /// buffered.
 pub fn split_first_tlv(buf: &[u8]) -> Result<Option<usize>> {
-    let (typ, p) = match read_var_number(buf, 0, "TLV-TYPE") {
+    let (typ, p) = match var_number_at(buf, 0, "TLV-TYPE") {
         Ok(v) => v,
         Err(Error::Truncated { .. }) => return Ok(None),
         Err(e) => return Err(e),
@@ -442,7 +468,7 @@ pub fn split_first_tlv(buf: &[u8]) -> Result<Option<usize>> {
     if typ == 0 || typ > u32::MAX as u64 {
         return Err(Error::InvalidType { typ, offset: 0 });
     }
-    let (len, vs) = match read_var_number(buf, p, "TLV-LENGTH") {
+    let (len, vs) = match var_number_at(buf, p, "TLV-LENGTH") {
         Ok(v) => v,
         Err(Error::Truncated { .. }) => return Ok(None),
         Err(e) => return Err(e),
@@ -462,6 +488,7 @@ pub fn split_first_tlv(buf: &[u8]) -> Result<Option<usize>> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use bytes::BytesMut;
 
     fn enc(v: u64) -> Vec<u8> {
         let mut b = BytesMut::new();
@@ -489,7 +516,7 @@ mod tests {
         ] {
             let e = enc(v);
             assert_eq!(e.len(), var_number_len(v));
-            assert_eq!(read_var_number(&e, 0, "t").unwrap(), (v, e.len()));
+            assert_eq!(var_number_at(&e, 0, "t").unwrap(), (v, e.len()));
         }
     }
 
@@ -501,14 +528,71 @@ mod tests {
             &[0xFF, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF],
         ] {
             assert!(matches!(
-                read_var_number(bad, 0, "t"),
+                var_number_at(bad, 0, "t"),
                 Err(Error::NonMinimalVarNumber { .. })
             ));
         }
         assert!(matches!(
-            read_var_number(&[0xFD, 1], 0, "t"),
+            var_number_at(&[0xFD, 1], 0, "t"),
             Err(Error::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn public_var_number_reader() {
+        assert_eq!(
+            read_var_number(&[0xFD, 0x01, 0x00, 0x77]).unwrap(),
+            (256, 3)
+        );
+        assert_eq!(read_var_number(&[7]).unwrap(), (7, 1));
+        for bad in [&[0xFD, 0, 0xFC][..], &[0xFE, 0, 0, 1, 0]] {
+            assert!(matches!(
+                read_var_number(bad),
+                Err(Error::NonMinimalVarNumber { .. })
+            ));
+        }
+        for short in [&[][..], &[0xFD, 1], &[0xFE, 0, 1, 0], &[0xFF, 0, 0, 0, 1]] {
+            assert!(matches!(
+                read_var_number(short),
+                Err(Error::Truncated { .. })
+            ));
+        }
+        for first in 0..=255u8 {
+            let v: u64 = match first {
+                0..=252 => u64::from(first),
+                253 => 253,
+                254 => 1 << 16,
+                255 => 1 << 32,
+            };
+            assert_eq!(var_number_width(first), var_number_len(v));
+        }
+    }
+
+    #[test]
+    fn tlv_header_reader() {
+        assert_eq!(
+            read_tlv_header(&[9, 9, 0x08, 2, 1, 2], 2).unwrap(),
+            (8, 4, 6)
+        );
+        assert!(matches!(
+            read_tlv_header(&[0x08, 3, 1, 2], 0),
+            Err(Error::Truncated { .. })
+        ));
+        assert!(matches!(
+            read_tlv_header(&[0x00, 0], 0),
+            Err(Error::InvalidType { .. })
+        ));
+        assert!(matches!(
+            read_tlv_header(&[0xFD, 0, 8, 0], 0),
+            Err(Error::NonMinimalVarNumber { .. })
+        ));
+        // Writers into a plain Vec produce the same octets as into a BytesMut.
+        let mut v: Vec<u8> = Vec::new();
+        encode_nni_tlv(&mut v, 300, 65536);
+        let mut b = BytesMut::new();
+        encode_nni_tlv(&mut b, 300, 65536);
+        assert_eq!(v, b.to_vec());
+        assert_eq!(v, [0xFD, 0x01, 0x2C, 4, 0, 1, 0, 0]);
     }
 
     #[test]

@@ -23,12 +23,14 @@ mod name;
 mod packet;
 pub mod sig;
 pub mod tt;
+pub mod view;
 pub mod walk;
 
 pub use data::{Data, MetaInfo};
 pub use encoding::{
     Element, TlvReader, decode_nni, encode_nni, encode_nni_tlv, encode_tl, encode_tlv,
-    encode_var_number, nni_len, nni_tlv_len, split_first_tlv, tl_len, tlv_len, var_number_len,
+    encode_var_number, nni_len, nni_tlv_len, read_tlv_header, read_var_number, split_first_tlv,
+    tl_len, tlv_len, var_number_len, var_number_width,
 };
 pub use error::{Error, Result};
 pub use interest::{DEFAULT_LIFETIME, Interest};

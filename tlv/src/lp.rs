@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::encoding::{encode_nni_tlv, encode_tl, nni_tlv_len, tlv_len};
+use crate::encoding::{encode_nni_tlv, encode_tl, nni_tlv_len, tl_len, tlv_len};
 use crate::fields::{Fields, outer};
 use crate::{Error, Result};
 
@@ -432,10 +432,152 @@ impl LpPacket {
     }
 }
 
+/// The link-layer fields put on an outgoing packet, borrowed from the caller: what a forwarder
+/// adds on its send path and what a client echoes back. [`wrap`] writes them straight into the
+/// output buffer without building an [`LpPacket`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutHeaders<'a> {
+    /// PitToken.
+    pub pit_token: Option<&'a [u8]>,
+    /// Nack header (the fragment is then the nacked Interest).
+    pub nack: Option<NackReason>,
+    /// IncomingFaceId.
+    pub incoming_face_id: Option<u64>,
+    /// CongestionMark; 0 is not sent.
+    pub congestion_mark: u64,
+}
+
+impl OutHeaders<'_> {
+    /// Whether there is nothing to send, so the packet goes bare.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.pit_token.is_none()
+            && self.nack.is_none()
+            && self.incoming_face_id.is_none()
+            && self.congestion_mark == 0
+    }
+
+    /// Length of the LpPacket TLV-VALUE around a fragment of `fragment_len` octets.
+    #[inline]
+    fn value_len(&self, fragment_len: usize) -> usize {
+        let mut n = tlv_len(FRAGMENT, fragment_len);
+        if let Some(t) = self.pit_token {
+            n += tlv_len(PIT_TOKEN, t.len());
+        }
+        if let Some(r) = self.nack {
+            n += tlv_len(NACK, r.value_len());
+        }
+        if let Some(id) = self.incoming_face_id {
+            n += nni_tlv_len(INCOMING_FACE_ID, id);
+        }
+        if self.congestion_mark != 0 {
+            n += nni_tlv_len(CONGESTION_MARK, self.congestion_mark);
+        }
+        n
+    }
+
+    /// Octets [`OutHeaders::encode_header`] writes for a fragment of `fragment_len` octets.
+    #[inline]
+    pub fn header_len(&self, fragment_len: usize) -> usize {
+        let v = self.value_len(fragment_len);
+        tl_len(LP_PACKET, v) + v - fragment_len
+    }
+
+    /// Appends everything of the LpPacket up to and including the Fragment's TLV-LENGTH; the
+    /// `fragment_len` octets of the fragment follow. Headers go in increasing TLV-TYPE order.
+    #[inline]
+    pub fn encode_header<B: BufMut + ?Sized>(&self, buf: &mut B, fragment_len: usize) {
+        encode_tl(buf, LP_PACKET, self.value_len(fragment_len));
+        if let Some(t) = self.pit_token {
+            encode_tl(buf, PIT_TOKEN, t.len());
+            buf.put_slice(t);
+        }
+        if let Some(r) = self.nack {
+            encode_tl(buf, NACK, r.value_len());
+            if r != NackReason::None {
+                encode_nni_tlv(buf, NACK_REASON, r.code());
+            }
+        }
+        if let Some(id) = self.incoming_face_id {
+            encode_nni_tlv(buf, INCOMING_FACE_ID, id);
+        }
+        if self.congestion_mark != 0 {
+            encode_nni_tlv(buf, CONGESTION_MARK, self.congestion_mark);
+        }
+        encode_tl(buf, FRAGMENT, fragment_len);
+    }
+}
+
+/// The packet as it goes on the link: `fragment` itself (a reference count bump) when there is
+/// no header to carry, else an LpPacket with the headers followed by the Fragment.
+#[inline]
+pub fn wrap(fragment: &Bytes, h: &OutHeaders<'_>) -> Bytes {
+    if h.is_empty() {
+        return fragment.clone();
+    }
+    let mut out = BytesMut::with_capacity(h.header_len(fragment.len()) + fragment.len());
+    h.encode_header(&mut out, fragment.len());
+    out.put_slice(fragment);
+    out.freeze()
+}
+
+/// The bytes of an LpPacket carrying `pit_token` up to (and including) the Fragment's
+/// TLV-LENGTH; the `packet_len` bytes of the fragment follow.
+pub fn pit_token_header(pit_token: &[u8], packet_len: usize) -> Bytes {
+    let h = OutHeaders {
+        pit_token: Some(pit_token),
+        ..OutHeaders::default()
+    };
+    let mut out = BytesMut::with_capacity(h.header_len(packet_len));
+    h.encode_header(&mut out, packet_len);
+    out.freeze()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn out_headers_match_the_full_encoder() {
+        let frag = Bytes::from_static(&[0x05, 0x03, 0x07, 0x01, 0x08]);
+        let tok = [1u8, 2, 3];
+        for h in [
+            OutHeaders {
+                pit_token: Some(&tok),
+                ..OutHeaders::default()
+            },
+            OutHeaders {
+                pit_token: Some(&tok),
+                nack: Some(NackReason::NoRoute),
+                incoming_face_id: Some(300),
+                congestion_mark: 1,
+            },
+            OutHeaders {
+                nack: Some(NackReason::None),
+                ..OutHeaders::default()
+            },
+        ] {
+            let reference = LpPacket {
+                pit_token: h.pit_token.map(Bytes::copy_from_slice),
+                nack: h.nack,
+                incoming_face_id: h.incoming_face_id,
+                congestion_mark: (h.congestion_mark != 0).then_some(h.congestion_mark),
+                fragment: Some(frag.clone()),
+                ..LpPacket::default()
+            }
+            .encode();
+            let w = wrap(&frag, &h);
+            assert_eq!(w, reference);
+            assert_eq!(h.header_len(frag.len()) + frag.len(), w.len());
+            assert_eq!(LpPacket::decode(w).unwrap().fragment, Some(frag.clone()));
+        }
+        assert_eq!(wrap(&frag, &OutHeaders::default()), frag);
+        assert_eq!(
+            pit_token_header(&[1, 2], 2).as_ref(),
+            &[0x64, 0x08, 0x62, 0x02, 0x01, 0x02, 0x50, 0x02]
+        );
+    }
     use crate::name::tests::hex;
 
     #[test]

@@ -197,3 +197,47 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn var_number_round_trip(v in prop_oneof![0u64..=300, 0u64..=0x1_0010, any::<u32>().prop_map(u64::from), any::<u64>()]) {
+        let mut buf = Vec::new();
+        amicn_tlv::encode_var_number(&mut buf, v);
+        prop_assert_eq!(buf.len(), amicn_tlv::var_number_len(v));
+        prop_assert_eq!(amicn_tlv::var_number_width(buf[0]), buf.len());
+        prop_assert_eq!(amicn_tlv::read_var_number(&buf).unwrap(), (v, buf.len()));
+        // Any truncation is rejected, never misread.
+        for cut in 0..buf.len() {
+            prop_assert!(amicn_tlv::read_var_number(&buf[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn views_frame_what_the_writers_wrote(
+        elems in proptest::collection::vec((1u32..=70_000, proptest::collection::vec(any::<u8>(), 0..300)), 0..8)
+    ) {
+        let mut buf = Vec::new();
+        for (t, v) in &elems {
+            amicn_tlv::encode_tlv(&mut buf, *t, v);
+        }
+        let got: Vec<(u32, Vec<u8>)> = amicn_tlv::view::elements(&buf)
+            .map(|e| e.map(|e| (e.typ, e.value.to_vec())))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        prop_assert_eq!(&got, &elems);
+        let owned: Vec<(u32, Vec<u8>)> = amicn_tlv::TlvReader::new(Bytes::from(buf.clone()))
+            .map(|e| e.map(|e| (e.typ, e.value.to_vec())))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        prop_assert_eq!(owned, elems);
+    }
+
+    #[test]
+    fn views_never_panic_on_noise(noise in proptest::collection::vec(any::<u8>(), 0..64)) {
+        for e in amicn_tlv::view::elements(&noise).flatten() {
+            let _ = e.nni();
+            let _ = e.elements().count();
+        }
+        let _ = amicn_tlv::view::single(&noise);
+    }
+}

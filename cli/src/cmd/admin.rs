@@ -9,19 +9,27 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use amicn_tlv::{Component, Data, Interest, Name, SignatureInfo};
+use amicn_face::client::TransportUri;
+use amicn_tlv::mgmt::{
+    self, ControlParameters, ControlResponse, CsInfo, FaceStatus, FibEntry, ForwarderStatus,
+    RibEntry, StrategyChoice,
+};
+use amicn_tlv::{
+    Component, Data, Interest, Name, NetPacket, Received, SignatureInfo, decode_packet,
+    split_first_tlv,
+};
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use clap::{Args, Subcommand};
 
 /// Options shared by every admin subcommand.
 #[derive(Debug, Args)]
 pub(crate) struct Conn {
-    /// Forwarder to talk to: `unix:///path`, `tcp://host:port` (default: $NDN_CLIENT_TRANSPORT,
-    /// else /run/nfd/nfd.sock or the first existing fallback).
-    #[arg(long, global = true, env = "NDN_CLIENT_TRANSPORT")]
+    /// Forwarder to talk to: `unix:///path`, `tcp://host[:port]`
+    /// [default: AMICN_SOCKET, NDN_CLIENT_TRANSPORT, client.conf transport=, /run/nfd/nfd.sock]
+    #[arg(long, global = true, value_name = "URI")]
     transport: Option<String>,
     /// How long to wait for each answer, in milliseconds.
     #[arg(long, global = true, default_value_t = 4000)]
@@ -204,126 +212,10 @@ pub(crate) fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     }
 }
 
-// ---- ControlParameters / TLV helpers -------------------------------------------------------
-
-const CONTROL_PARAMETERS: u64 = 104;
-const FACE_ID: u64 = 105;
-const COST: u64 = 106;
-const STRATEGY: u64 = 107;
-const FLAGS: u64 = 108;
-const EXPIRATION_PERIOD: u64 = 109;
-const ORIGIN: u64 = 111;
-const MASK: u64 = 112;
-const URI: u64 = 114;
-const LOCAL_URI: u64 = 129;
-const CAPACITY: u64 = 131;
-const COUNT: u64 = 132;
-const FACE_PERSISTENCY: u64 = 133;
-const MTU: u64 = 137;
-
-fn put_var(b: &mut Vec<u8>, v: u64) {
-    match v {
-        0..=252 => b.push(v as u8),
-        253..=0xFFFF => {
-            b.push(0xFD);
-            b.extend_from_slice(&(v as u16).to_be_bytes());
-        }
-        0x1_0000..=0xFFFF_FFFF => {
-            b.push(0xFE);
-            b.extend_from_slice(&(v as u32).to_be_bytes());
-        }
-        _ => {
-            b.push(0xFF);
-            b.extend_from_slice(&v.to_be_bytes());
-        }
-    }
-}
-
-fn put_tlv(b: &mut Vec<u8>, typ: u64, value: &[u8]) {
-    put_var(b, typ);
-    put_var(b, value.len() as u64);
-    b.extend_from_slice(value);
-}
-
-fn put_nni(b: &mut Vec<u8>, typ: u64, v: u64) {
-    let bytes = v.to_be_bytes();
-    let keep = if v <= 0xFF {
-        1
-    } else if v <= 0xFFFF {
-        2
-    } else if v <= 0xFFFF_FFFF {
-        4
-    } else {
-        8
-    };
-    put_tlv(b, typ, &bytes[8 - keep..]);
-}
-
-fn read_var(b: &[u8]) -> Option<(u64, usize)> {
-    let first = *b.first()?;
-    match first {
-        0..=252 => Some((u64::from(first), 1)),
-        0xFD => Some((
-            u64::from(u16::from_be_bytes(b.get(1..3)?.try_into().ok()?)),
-            3,
-        )),
-        0xFE => Some((
-            u64::from(u32::from_be_bytes(b.get(1..5)?.try_into().ok()?)),
-            5,
-        )),
-        _ => Some((u64::from_be_bytes(b.get(1..9)?.try_into().ok()?), 9)),
-    }
-}
-
-/// Splits the first TLV off `b`: (type, value, whole element length).
-fn read_tlv(b: &[u8]) -> Option<(u64, &[u8], usize)> {
-    let (typ, n1) = read_var(b)?;
-    let (len, n2) = read_var(b.get(n1..)?)?;
-    let start = n1 + n2;
-    let end = start.checked_add(usize::try_from(len).ok()?)?;
-    Some((typ, b.get(start..end)?, end))
-}
-
-/// All top-level elements of a TLV sequence (stops at the first malformed one).
-fn elements(mut b: &[u8]) -> Vec<(u64, &[u8])> {
-    let mut out = Vec::new();
-    while let Some((t, v, n)) = read_tlv(b) {
-        out.push((t, v));
-        b = &b[n..];
-    }
-    out
-}
-
-fn nni(v: &[u8]) -> u64 {
-    v.iter()
-        .take(8)
-        .fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
-}
-
-fn text(v: &[u8]) -> String {
-    String::from_utf8_lossy(v).into_owned()
-}
-
-fn name_uri(wire_value: &[u8]) -> String {
-    let mut wire = Vec::new();
-    put_tlv(&mut wire, 7, wire_value);
-    Name::decode(wire.into()).map_or_else(|_| "(bad name)".to_string(), |n| n.to_string())
-}
+// ---- helpers --------------------------------------------------------------------------------
 
 fn parse_name(uri: &str) -> anyhow::Result<Name> {
     Name::from_uri(uri).with_context(|| format!("{uri:?} is not a valid NDN name URI"))
-}
-
-fn params(fields: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-    let mut v = Vec::new();
-    fields(&mut v);
-    let mut out = Vec::new();
-    put_tlv(&mut out, CONTROL_PARAMETERS, &v);
-    out
-}
-
-fn put_name(b: &mut Vec<u8>, name: &Name) {
-    b.extend_from_slice(&name.to_wire());
 }
 
 // ---- transport ------------------------------------------------------------------------------
@@ -331,69 +223,35 @@ fn put_name(b: &mut Vec<u8>, name: &Name) {
 trait Stream: Read + Write {}
 impl<T: Read + Write> Stream for T {}
 
-fn connect(conn: &Conn) -> anyhow::Result<Box<dyn Stream>> {
-    let timeout = Some(Duration::from_millis(conn.timeout_ms.max(1)));
-    let uri = match &conn.transport {
-        Some(t) => t.clone(),
-        None => {
-            let path = [
-                "/run/nfd/nfd.sock",
-                "/run/nfd.sock",
-                "/run/ndn/nfd.sock",
-                "/var/run/nfd/nfd.sock",
-            ]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("/run/nfd/nfd.sock");
-            format!("unix://{path}")
-        }
-    };
-    if let Some(path) = uri.strip_prefix("unix://") {
-        let s = UnixStream::connect(path)
-            .with_context(|| format!("cannot connect to forwarder at {uri} (is it running?)"))?;
-        s.set_read_timeout(timeout)?;
-        return Ok(Box::new(s));
+impl Conn {
+    /// The forwarder to talk to, found as every other command finds it.
+    fn uri_with(&self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<TransportUri> {
+        super::key::transport(self.transport.as_deref(), env)
     }
-    if let Some(addr) = uri
-        .strip_prefix("tcp://")
-        .or_else(|| uri.strip_prefix("tcp4://"))
-    {
-        let addr = if addr.contains(':') {
-            addr.to_string()
-        } else {
-            format!("{addr}:6363")
-        };
-        let s = TcpStream::connect(&addr)
-            .with_context(|| format!("cannot connect to forwarder at {uri} (is it running?)"))?;
-        s.set_read_timeout(timeout)?;
-        return Ok(Box::new(s));
-    }
-    bail!("unsupported transport {uri:?}: use unix:///path or tcp://host:port")
 }
 
-/// The network-layer packet inside an LpPacket, or the packet itself; `Err` for a Nack.
-fn unwrap_lp(packet: &[u8]) -> Result<Option<&[u8]>, u64> {
-    let Some((typ, value, _)) = read_tlv(packet) else {
-        return Ok(None);
-    };
-    if typ != 100 {
-        return Ok(Some(packet));
-    }
-    let mut fragment = None;
-    for (t, v) in elements(value) {
-        match t {
-            800 => {
-                let reason = elements(v)
-                    .into_iter()
-                    .find(|(t, _)| *t == 801)
-                    .map_or(0, |(_, v)| nni(v));
-                return Err(reason);
-            }
-            80 => fragment = Some(v),
-            _ => {}
+fn connect(conn: &Conn) -> anyhow::Result<Box<dyn Stream>> {
+    let timeout = Some(Duration::from_millis(conn.timeout_ms.max(1)));
+    let uri = conn.uri_with(&|v| std::env::var(v).ok())?;
+    match &uri {
+        TransportUri::Unix(path) => {
+            let s = UnixStream::connect(path).with_context(|| {
+                format!("cannot connect to forwarder at {uri} (is it running?)")
+            })?;
+            s.set_read_timeout(timeout)?;
+            Ok(Box::new(s))
+        }
+        TransportUri::Tcp(addr) => {
+            let s = TcpStream::connect(addr).with_context(|| {
+                format!("cannot connect to forwarder at {uri} (is it running?)")
+            })?;
+            s.set_read_timeout(timeout)?;
+            Ok(Box::new(s))
+        }
+        TransportUri::Udp(_) => {
+            bail!("unsupported transport {uri}: management needs unix:///path or tcp://host:port")
         }
     }
-    Ok(fragment)
 }
 
 struct Session {
@@ -423,20 +281,29 @@ impl Session {
             .context("sending to the forwarder")?;
         let deadline = Instant::now() + self.timeout;
         loop {
-            while let Some((_, _, n)) = read_tlv(&self.buf) {
-                let packet: Vec<u8> = self.buf.drain(..n).collect();
-                match unwrap_lp(&packet) {
-                    Err(reason) => {
-                        bail!("{what}: the forwarder answered with a Nack (reason {reason})")
+            while let Some(n) =
+                split_first_tlv(&self.buf).context("malformed stream from the forwarder")?
+            {
+                let packet = Bytes::from(self.buf.drain(..n).collect::<Vec<u8>>());
+                let is_data = packet.first() == Some(&6);
+                match decode_packet(packet) {
+                    Ok(Received {
+                        packet: NetPacket::Nack(nack),
+                        ..
+                    }) => {
+                        bail!(
+                            "{what}: the forwarder answered with a Nack (reason {})",
+                            nack.reason.code()
+                        )
                     }
-                    Ok(Some(net)) if net.first() == Some(&6) => {
-                        let data = Data::decode(net.to_vec().into())
-                            .context("undecodable Data from the forwarder")?;
-                        if accept(&data.name) {
-                            return Ok(data);
-                        }
+                    Ok(Received {
+                        packet: NetPacket::Data(data),
+                        ..
+                    }) if accept(&data.name) => return Ok(data),
+                    Err(e) if is_data => {
+                        return Err(e).context("undecodable Data from the forwarder");
                     }
-                    Ok(_) => {}
+                    _ => {}
                 }
             }
             if Instant::now() >= deadline {
@@ -465,13 +332,13 @@ impl Session {
         }
     }
 
-    /// Sends a control command; returns the response body (ControlParameters value) on success.
-    fn command(&mut self, verb: &str, cp: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    /// Sends a control command; returns the response body (ControlParameters) on success.
+    fn command(&mut self, verb: &str, cp: ControlParameters) -> anyhow::Result<ControlParameters> {
         let mut name = parse_name("/localhost/nfd")?;
         for part in verb.split('/') {
             name = name.append(Component::generic(part.as_bytes().to_vec()));
         }
-        name = name.append(Component::generic(cp));
+        name = name.append(Component::generic(cp.encode().to_vec()));
         let mut interest = Interest::new(name);
         interest.nonce = Some(nonce32());
         interest.lifetime_ms = Some(self.timeout.as_millis().try_into().unwrap_or(4000));
@@ -481,26 +348,18 @@ impl Session {
         let wire = interest.sign_digest_sha256(sig);
         let want = interest.name.clone();
         let data = self.exchange(&wire, verb, |n| *n == want)?;
-        let Some((101, resp, _)) = read_tlv(&data.content) else {
+        let Ok(resp) = ControlResponse::decode(data.content.clone()) else {
             bail!("{verb}: the answer is not a ControlResponse");
         };
-        let (mut code, mut status_text, mut body) = (0, String::new(), Vec::new());
-        for (t, v) in elements(resp) {
-            match t {
-                102 => code = nni(v),
-                103 => status_text = text(v),
-                CONTROL_PARAMETERS => body = v.to_vec(),
-                _ => {}
-            }
-        }
+        let code = resp.status_code;
         if !(200..400).contains(&code) {
-            bail!("{verb} refused: {code} {status_text}");
+            bail!("{verb} refused: {code} {}", resp.status_text);
         }
-        Ok(body)
+        Ok(resp.body.unwrap_or_default())
     }
 
     /// Fetches every segment of a status dataset and returns the concatenated payload.
-    fn dataset(&mut self, path: &str) -> anyhow::Result<Vec<u8>> {
+    fn dataset(&mut self, path: &str) -> anyhow::Result<Bytes> {
         let prefix = parse_name(&format!("/localhost/nfd/{path}"))?;
         let mut first = Interest::new(prefix.clone());
         first.can_be_prefix = true;
@@ -529,7 +388,7 @@ impl Session {
             payload.extend_from_slice(&d.content);
             last = final_segment(&d).or(last);
         }
-        Ok(payload)
+        Ok(payload.into())
     }
 }
 
@@ -565,107 +424,131 @@ fn nonce32() -> u32 {
 
 // ---- subcommands ----------------------------------------------------------------------------
 
+/// Decodes a status dataset, naming it in the error.
+fn decoded<T>(path: &str, r: Result<T, amicn_tlv::Error>) -> anyhow::Result<T> {
+    r.with_context(|| format!("{path}: undecodable dataset from the forwarder"))
+}
+
 fn status(conn: &Conn) -> anyhow::Result<()> {
     let mut s = Session::open(conn)?;
     let payload = s.dataset("status/general")?;
-    let mut start = 0;
-    for (t, v) in elements(&payload) {
-        let label = match t {
-            128 => {
-                println!("version={}", text(v));
-                continue;
-            }
-            129 => {
-                start = nni(v);
-                println!("startTime={start}");
-                continue;
-            }
-            130 => {
-                let now = nni(v);
-                println!("currentTime={now}");
-                println!("uptime={} seconds", now.saturating_sub(start) / 1000);
-                continue;
-            }
-            131 => "nNameTreeEntries",
-            132 => "nFibEntries",
-            133 => "nPitEntries",
-            134 => "nMeasurementsEntries",
-            135 => "nCsEntries",
-            144 => "nInInterests",
-            145 => "nInData",
-            151 => "nInNacks",
-            146 => "nOutInterests",
-            147 => "nOutData",
-            152 => "nOutNacks",
-            153 => "nSatisfiedInterests",
-            154 => "nUnsatisfiedInterests",
-            _ => continue,
-        };
-        println!("{label}={}", nni(v));
+    let st = decoded("status/general", ForwarderStatus::decode_value(payload))?;
+    if let Some(v) = &st.nfd_version {
+        println!("version={v}");
+    }
+    let start = st.start_timestamp.unwrap_or(0);
+    if let Some(t) = st.start_timestamp {
+        println!("startTime={t}");
+    }
+    if let Some(now) = st.current_timestamp {
+        println!("currentTime={now}");
+        println!("uptime={} seconds", now.saturating_sub(start) / 1000);
+    }
+    let counters = [
+        ("nNameTreeEntries", st.n_name_tree_entries),
+        ("nFibEntries", st.n_fib_entries),
+        ("nPitEntries", st.n_pit_entries),
+        ("nMeasurementsEntries", st.n_measurements_entries),
+        ("nCsEntries", st.n_cs_entries),
+        ("nInInterests", st.n_in_interests),
+        ("nInData", st.n_in_data),
+        ("nInNacks", st.n_in_nacks),
+        ("nOutInterests", st.n_out_interests),
+        ("nOutData", st.n_out_data),
+        ("nOutNacks", st.n_out_nacks),
+        ("nSatisfiedInterests", st.n_satisfied_interests),
+        ("nUnsatisfiedInterests", st.n_unsatisfied_interests),
+    ];
+    for (label, v) in counters {
+        if let Some(v) = v {
+            println!("{label}={v}");
+        }
     }
     Ok(())
 }
 
 fn persistency_name(p: u64) -> &'static str {
     match p {
-        0 => "persistent",
-        1 => "on-demand",
-        2 => "permanent",
+        mgmt::PERSISTENCY_PERSISTENT => "persistent",
+        mgmt::PERSISTENCY_ON_DEMAND => "on-demand",
+        mgmt::PERSISTENCY_PERMANENT => "permanent",
         _ => "unknown",
     }
 }
 
-fn describe_face_params(body: &[u8]) -> String {
+fn describe_face_params(body: &ControlParameters) -> String {
     let mut parts = Vec::new();
-    for (t, v) in elements(body) {
-        match t {
-            FACE_ID => parts.push(format!("id={}", nni(v))),
-            URI => parts.push(format!("remote={}", text(v))),
-            LOCAL_URI => parts.push(format!("local={}", text(v))),
-            FACE_PERSISTENCY => parts.push(format!("persistency={}", persistency_name(nni(v)))),
-            MTU => parts.push(format!("mtu={}", nni(v))),
-            _ => {}
-        }
+    if let Some(id) = body.face_id {
+        parts.push(format!("id={id}"));
+    }
+    if let Some(u) = &body.uri {
+        parts.push(format!("remote={u}"));
+    }
+    if let Some(u) = &body.local_uri {
+        parts.push(format!("local={u}"));
+    }
+    if let Some(p) = body.face_persistency {
+        parts.push(format!("persistency={}", persistency_name(p)));
+    }
+    if let Some(m) = body.mtu {
+        parts.push(format!("mtu={m}"));
     }
     parts.join(" ")
+}
+
+fn faces_list(s: &mut Session) -> anyhow::Result<Vec<FaceStatus>> {
+    decoded(
+        "faces/list",
+        FaceStatus::decode_list(s.dataset("faces/list")?),
+    )
 }
 
 fn face(conn: &Conn, action: FaceAction) -> anyhow::Result<()> {
     let mut s = Session::open(conn)?;
     match action {
         FaceAction::List => {
-            for (t, entry) in elements(&s.dataset("faces/list")?) {
-                if t != 128 {
-                    continue;
-                }
+            for f in faces_list(&mut s)? {
                 let mut line = Vec::new();
-                let (mut scope, mut pers, mut link) = ("", "", "");
-                let mut c = std::collections::BTreeMap::new();
-                for (t, v) in elements(entry) {
-                    match t {
-                        FACE_ID => line.push(format!("faceid={}", nni(v))),
-                        URI => line.push(format!("remote={}", text(v))),
-                        LOCAL_URI => line.push(format!("local={}", text(v))),
-                        132 => scope = if nni(v) == 1 { "local" } else { "non-local" },
-                        133 => pers = persistency_name(nni(v)),
-                        134 => {
-                            link = match nni(v) {
-                                1 => "multi-access",
-                                2 => "ad-hoc",
-                                _ => "point-to-point",
-                            }
-                        }
-                        MTU => line.push(format!("mtu={}", nni(v))),
-                        144..=152 => {
-                            c.insert(t, nni(v));
-                        }
-                        _ => {}
-                    }
+                if let Some(id) = f.face_id {
+                    line.push(format!("faceid={id}"));
                 }
-                let g = |t: u64| c.get(&t).copied().unwrap_or(0);
+                if let Some(u) = &f.uri {
+                    line.push(format!("remote={u}"));
+                }
+                if let Some(u) = &f.local_uri {
+                    line.push(format!("local={u}"));
+                }
+                if let Some(m) = f.mtu {
+                    line.push(format!("mtu={m}"));
+                }
+                let scope = match f.face_scope {
+                    Some(mgmt::SCOPE_LOCAL) => "local",
+                    Some(_) => "non-local",
+                    None => "",
+                };
+                let pers = f.face_persistency.map_or("", persistency_name);
+                let link = match f.link_type {
+                    Some(mgmt::LINK_MULTI_ACCESS) => "multi-access",
+                    Some(mgmt::LINK_AD_HOC) => "ad-hoc",
+                    Some(_) => "point-to-point",
+                    None => "",
+                };
+                let g = |v: Option<u64>| v.unwrap_or(0);
                 let counters = [
-                    format!("in={{{}i {}d {}n {}B}}", g(144), g(145), g(151), g(148)),
-                    format!("out={{{}i {}d {}n {}B}}", g(146), g(147), g(152), g(149)),
+                    format!(
+                        "in={{{}i {}d {}n {}B}}",
+                        g(f.n_in_interests),
+                        g(f.n_in_data),
+                        g(f.n_in_nacks),
+                        g(f.n_in_bytes)
+                    ),
+                    format!(
+                        "out={{{}i {}d {}n {}B}}",
+                        g(f.n_out_interests),
+                        g(f.n_out_data),
+                        g(f.n_out_nacks),
+                        g(f.n_out_bytes)
+                    ),
                 ];
                 line.push(format!("counters={{{}}}", counters.join(" ")));
                 line.push(format!("flags={{{scope} {pers} {link}}}"));
@@ -679,28 +562,29 @@ fn face(conn: &Conn, action: FaceAction) -> anyhow::Result<()> {
             mtu,
         } => {
             let p = match persistency.as_str() {
-                "persistent" => 0,
-                "on-demand" => 1,
-                "permanent" => 2,
+                "persistent" => mgmt::PERSISTENCY_PERSISTENT,
+                "on-demand" => mgmt::PERSISTENCY_ON_DEMAND,
+                "permanent" => mgmt::PERSISTENCY_PERMANENT,
                 other => {
                     bail!("unknown persistency {other:?}: use persistent, permanent or on-demand")
                 }
             };
-            let cp = params(|b| {
-                put_tlv(b, URI, uri.as_bytes());
-                if let Some(l) = &local {
-                    put_tlv(b, LOCAL_URI, l.as_bytes());
-                }
-                put_nni(b, FACE_PERSISTENCY, p);
-                if let Some(m) = mtu {
-                    put_nni(b, MTU, m);
-                }
-            });
+            let cp = ControlParameters {
+                uri: Some(uri),
+                local_uri: local,
+                face_persistency: Some(p),
+                mtu,
+                ..ControlParameters::default()
+            };
             let body = s.command("faces/create", cp)?;
             println!("face-created {}", describe_face_params(&body));
         }
         FaceAction::Destroy { face } => {
-            s.command("faces/destroy", params(|b| put_nni(b, FACE_ID, face)))?;
+            let cp = ControlParameters {
+                face_id: Some(face),
+                ..ControlParameters::default()
+            };
+            s.command("faces/destroy", cp)?;
             println!("face-destroyed id={face}");
         }
     }
@@ -709,10 +593,10 @@ fn face(conn: &Conn, action: FaceAction) -> anyhow::Result<()> {
 
 fn route_flags(flags: u64) -> String {
     let mut f = Vec::new();
-    if flags & 1 != 0 {
+    if flags & mgmt::ROUTE_FLAG_CHILD_INHERIT != 0 {
         f.push("child-inherit");
     }
-    if flags & 2 != 0 {
+    if flags & mgmt::ROUTE_FLAG_CAPTURE != 0 {
         f.push("capture");
     }
     format!("{{{}}}", f.join(" "))
@@ -722,56 +606,36 @@ fn route(conn: &Conn, action: RouteAction) -> anyhow::Result<()> {
     let mut s = Session::open(conn)?;
     match action {
         RouteAction::List => {
-            for (t, entry) in elements(&s.dataset("rib/list")?) {
-                if t != 128 {
-                    continue;
-                }
-                let mut prefix = String::new();
-                for (t, v) in elements(entry) {
-                    if t == 7 {
-                        prefix = name_uri(v);
-                    } else if t == 129 {
-                        let mut r = std::collections::BTreeMap::new();
-                        for (t, v) in elements(v) {
-                            r.insert(t, nni(v));
-                        }
-                        let expires = r
-                            .get(&EXPIRATION_PERIOD)
-                            .map_or_else(|| "never".to_string(), |ms| format!("{}s", ms / 1000));
-                        println!(
-                            "prefix={prefix} nexthop={} origin={} cost={} flags={} expires={expires}",
-                            r.get(&FACE_ID).copied().unwrap_or(0),
-                            r.get(&ORIGIN).copied().unwrap_or(0),
-                            r.get(&COST).copied().unwrap_or(0),
-                            route_flags(r.get(&FLAGS).copied().unwrap_or(0)),
-                        );
-                    }
+            for entry in decoded("rib/list", RibEntry::decode_list(s.dataset("rib/list")?))? {
+                let prefix = &entry.name;
+                for r in &entry.routes {
+                    let expires = r
+                        .expiration_period
+                        .map_or_else(|| "never".to_string(), |ms| format!("{}s", ms / 1000));
+                    println!(
+                        "prefix={prefix} nexthop={} origin={} cost={} flags={} expires={expires}",
+                        r.face_id.unwrap_or(0),
+                        r.origin.unwrap_or(0),
+                        r.cost.unwrap_or(0),
+                        route_flags(r.flags.unwrap_or(0)),
+                    );
                 }
             }
         }
         RouteAction::Fib => {
-            for (t, entry) in elements(&s.dataset("fib/list")?) {
-                if t != 128 {
-                    continue;
-                }
-                let mut prefix = String::new();
-                let mut hops = Vec::new();
-                for (t, v) in elements(entry) {
-                    if t == 7 {
-                        prefix = name_uri(v);
-                    } else if t == 129 {
-                        let (mut face, mut cost) = (0, 0);
-                        for (t, v) in elements(v) {
-                            match t {
-                                FACE_ID => face = nni(v),
-                                COST => cost = nni(v),
-                                _ => {}
-                            }
-                        }
-                        hops.push(format!("faceid={face} (cost={cost})"));
-                    }
-                }
-                println!("{prefix} nexthops={{{}}}", hops.join(", "));
+            for entry in decoded("fib/list", FibEntry::decode_list(s.dataset("fib/list")?))? {
+                let hops: Vec<String> = entry
+                    .next_hops
+                    .iter()
+                    .map(|h| {
+                        format!(
+                            "faceid={} (cost={})",
+                            h.face_id.unwrap_or(0),
+                            h.cost.unwrap_or(0)
+                        )
+                    })
+                    .collect();
+                println!("{} nexthops={{{}}}", entry.name, hops.join(", "));
             }
         }
         RouteAction::Add {
@@ -786,28 +650,21 @@ fn route(conn: &Conn, action: RouteAction) -> anyhow::Result<()> {
             let name = parse_name(&prefix)?;
             // The forwarder accepts a route to a missing face and installs nothing (as NFD
             // does); say so here instead of reporting success.
-            let exists = elements(&s.dataset("faces/list")?)
-                .into_iter()
-                .any(|(t, v)| {
-                    t == 128
-                        && elements(v)
-                            .first()
-                            .is_some_and(|(t, v)| *t == FACE_ID && nni(v) == face)
-                });
+            let exists = faces_list(&mut s)?.iter().any(|f| f.face_id == Some(face));
             if !exists {
                 bail!("there is no face {face} (see `amicn face list`)");
             }
-            let flags = u64::from(!no_inherit) | (u64::from(capture) << 1);
-            let cp = params(|b| {
-                put_name(b, &name);
-                put_nni(b, FACE_ID, face);
-                put_nni(b, ORIGIN, origin);
-                put_nni(b, COST, cost);
-                put_nni(b, FLAGS, flags);
-                if let Some(ms) = expires_ms {
-                    put_nni(b, EXPIRATION_PERIOD, ms);
-                }
-            });
+            let flags = (u64::from(!no_inherit) * mgmt::ROUTE_FLAG_CHILD_INHERIT)
+                | (u64::from(capture) * mgmt::ROUTE_FLAG_CAPTURE);
+            let cp = ControlParameters {
+                name: Some(name.clone()),
+                face_id: Some(face),
+                origin: Some(origin),
+                cost: Some(cost),
+                flags: Some(flags),
+                expiration_period: expires_ms,
+                ..ControlParameters::default()
+            };
             s.command("rib/register", cp)?;
             println!(
                 "route-add-accepted prefix={name} nexthop={face} origin={origin} cost={cost} flags={}",
@@ -820,11 +677,12 @@ fn route(conn: &Conn, action: RouteAction) -> anyhow::Result<()> {
             origin,
         } => {
             let name = parse_name(&prefix)?;
-            let cp = params(|b| {
-                put_name(b, &name);
-                put_nni(b, FACE_ID, face);
-                put_nni(b, ORIGIN, origin);
-            });
+            let cp = ControlParameters {
+                name: Some(name.clone()),
+                face_id: Some(face),
+                origin: Some(origin),
+                ..ControlParameters::default()
+            };
             s.command("rib/unregister", cp)?;
             println!("route-removed prefix={name} nexthop={face} origin={origin}");
         }
@@ -836,67 +694,54 @@ fn strategy(conn: &Conn, action: StrategyAction) -> anyhow::Result<()> {
     let mut s = Session::open(conn)?;
     match action {
         StrategyAction::List => {
-            for (t, entry) in elements(&s.dataset("strategy-choice/list")?) {
-                if t != 128 {
-                    continue;
-                }
-                let (mut prefix, mut strat) = (String::new(), String::new());
-                for (t, v) in elements(entry) {
-                    if t == 7 {
-                        prefix = name_uri(v);
-                    } else if t == STRATEGY
-                        && let Some((7, n, _)) = read_tlv(v)
-                    {
-                        strat = name_uri(n);
-                    }
-                }
-                println!("prefix={prefix} strategy={strat}");
+            let path = "strategy-choice/list";
+            for sc in decoded(path, StrategyChoice::decode_list(s.dataset(path)?))? {
+                let show = |n: &Option<Name>| n.as_ref().map(Name::to_string).unwrap_or_default();
+                println!("prefix={} strategy={}", show(&sc.name), show(&sc.strategy));
             }
         }
         StrategyAction::Set { prefix, strategy } => {
             let (name, strat) = (parse_name(&prefix)?, parse_name(&strategy)?);
-            let cp = params(|b| {
-                put_name(b, &name);
-                let mut s = Vec::new();
-                put_name(&mut s, &strat);
-                put_tlv(b, STRATEGY, &s);
-            });
+            let cp = ControlParameters {
+                name: Some(name.clone()),
+                strategy: Some(strat),
+                ..ControlParameters::default()
+            };
             let body = s.command("strategy-choice/set", cp)?;
-            let chosen = elements(&body)
-                .into_iter()
-                .find(|(t, _)| *t == STRATEGY)
-                .and_then(|(_, v)| read_tlv(v).map(|(_, n, _)| name_uri(n)))
-                .unwrap_or(strategy);
+            let chosen = body.strategy.map_or(strategy, |n| n.to_string());
             println!("strategy-set prefix={name} strategy={chosen}");
         }
         StrategyAction::Unset { prefix } => {
             let name = parse_name(&prefix)?;
-            s.command("strategy-choice/unset", params(|b| put_name(b, &name)))?;
+            let cp = ControlParameters {
+                name: Some(name.clone()),
+                ..ControlParameters::default()
+            };
+            s.command("strategy-choice/unset", cp)?;
             println!("strategy-unset prefix={name}");
         }
     }
     Ok(())
 }
 
+fn on_off(flags: u64, bit: u64) -> &'static str {
+    if flags & bit != 0 { "on" } else { "off" }
+}
+
 fn cs(conn: &Conn, action: CsAction) -> anyhow::Result<()> {
+    const ADMIT: u64 = 1;
+    const SERVE: u64 = 2;
     let mut s = Session::open(conn)?;
     match action {
         CsAction::Info => {
-            for (t, entry) in elements(&s.dataset("cs/info")?) {
-                if t != 128 {
-                    continue;
-                }
-                let f: std::collections::BTreeMap<u64, u64> = elements(entry)
-                    .into_iter()
-                    .map(|(t, v)| (t, nni(v)))
-                    .collect();
-                let flags = f.get(&FLAGS).copied().unwrap_or(0);
-                println!("capacity={}", f.get(&CAPACITY).copied().unwrap_or(0));
-                println!("admit={}", if flags & 1 != 0 { "on" } else { "off" });
-                println!("serve={}", if flags & 2 != 0 { "on" } else { "off" });
-                println!("nEntries={}", f.get(&135).copied().unwrap_or(0));
-                println!("nHits={}", f.get(&129).copied().unwrap_or(0));
-                println!("nMisses={}", f.get(&130).copied().unwrap_or(0));
+            for info in decoded("cs/info", CsInfo::decode_list(s.dataset("cs/info")?))? {
+                let flags = info.flags.unwrap_or(0);
+                println!("capacity={}", info.capacity.unwrap_or(0));
+                println!("admit={}", on_off(flags, ADMIT));
+                println!("serve={}", on_off(flags, SERVE));
+                println!("nEntries={}", info.n_cs_entries.unwrap_or(0));
+                println!("nHits={}", info.n_hits.unwrap_or(0));
+                println!("nMisses={}", info.n_misses.unwrap_or(0));
             }
         }
         CsAction::Config {
@@ -905,7 +750,7 @@ fn cs(conn: &Conn, action: CsAction) -> anyhow::Result<()> {
             serve,
         } => {
             let (mut flags, mut mask) = (0u64, 0u64);
-            for (bit, v) in [(1u64, admit), (2u64, serve)] {
+            for (bit, v) in [(ADMIT, admit), (SERVE, serve)] {
                 if let Some(v) = v {
                     mask |= bit;
                     if matches!(v, OnOff::On) {
@@ -913,42 +758,30 @@ fn cs(conn: &Conn, action: CsAction) -> anyhow::Result<()> {
                     }
                 }
             }
-            let cp = params(|b| {
-                if let Some(c) = capacity {
-                    put_nni(b, CAPACITY, c);
-                }
-                if mask != 0 {
-                    put_nni(b, FLAGS, flags);
-                    put_nni(b, MASK, mask);
-                }
-            });
+            let cp = ControlParameters {
+                capacity,
+                flags: (mask != 0).then_some(flags),
+                mask: (mask != 0).then_some(mask),
+                ..ControlParameters::default()
+            };
             let body = s.command("cs/config", cp)?;
-            let f: std::collections::BTreeMap<u64, u64> = elements(&body)
-                .into_iter()
-                .map(|(t, v)| (t, nni(v)))
-                .collect();
-            let flags = f.get(&FLAGS).copied().unwrap_or(0);
+            let flags = body.flags.unwrap_or(0);
             println!(
                 "cs-config-updated capacity={} admit={} serve={}",
-                f.get(&CAPACITY).copied().unwrap_or(0),
-                if flags & 1 != 0 { "on" } else { "off" },
-                if flags & 2 != 0 { "on" } else { "off" }
+                body.capacity.unwrap_or(0),
+                on_off(flags, ADMIT),
+                on_off(flags, SERVE)
             );
         }
         CsAction::Erase { prefix, count } => {
             let name = parse_name(&prefix)?;
-            let cp = params(|b| {
-                put_name(b, &name);
-                if let Some(c) = count {
-                    put_nni(b, COUNT, c);
-                }
-            });
+            let cp = ControlParameters {
+                name: Some(name.clone()),
+                count,
+                ..ControlParameters::default()
+            };
             let body = s.command("cs/erase", cp)?;
-            let erased = elements(&body)
-                .into_iter()
-                .find(|(t, _)| *t == COUNT)
-                .map_or(0, |(_, v)| nni(v));
-            println!("cs-erased prefix={name} count={erased}");
+            println!("cs-erased prefix={name} count={}", body.count.unwrap_or(0));
         }
     }
     Ok(())
@@ -986,7 +819,7 @@ mod tests {
                     Ok(n) => n,
                 };
                 buf.extend_from_slice(&chunk[..n]);
-                while let Some((_, _, len)) = read_tlv(&buf) {
+                while let Some(len) = split_first_tlv(&buf).unwrap() {
                     let pkt: Vec<u8> = buf.drain(..len).collect();
                     ms += 1;
                     fw.on_packet(Time::from_millis(ms), face, pkt.into());
@@ -1010,33 +843,31 @@ mod tests {
         let (mut s, handle) = forwarder_session();
         // Route to the second face (257) with a cost, as `amicn route add /meters 257 --cost 3`.
         let name = parse_name("/meters").unwrap();
-        let cp = params(|b| {
-            put_name(b, &name);
-            put_nni(b, FACE_ID, 257);
-            put_nni(b, ORIGIN, 255);
-            put_nni(b, COST, 3);
-            put_nni(b, FLAGS, 1);
-        });
-        let body = s.command("rib/register", cp).unwrap();
-        let fields: Vec<u64> = elements(&body).into_iter().map(|(t, _)| t).collect();
-        assert_eq!(fields, [7, FACE_ID, ORIGIN, COST, FLAGS]);
-        let fib = s.dataset("fib/list").unwrap();
-        let entries = elements(&fib);
-        assert_eq!(entries.len(), 1);
-        let inner = elements(entries[0].1);
-        assert_eq!(name_uri(inner[0].1), "/meters");
-        let hop: Vec<u64> = elements(inner[1].1)
-            .into_iter()
-            .map(|(_, v)| nni(v))
-            .collect();
-        assert_eq!(hop, [257, 3]);
-        let faces = s.dataset("faces/list").unwrap();
-        assert_eq!(elements(&faces).len(), 2);
-        // A refused command becomes an error carrying NFD's code and text.
-        let err = s.command(
-            "strategy-choice/unset",
-            params(|b| put_name(b, &Name::default())),
+        let cp = ControlParameters {
+            name: Some(name.clone()),
+            face_id: Some(257),
+            origin: Some(255),
+            cost: Some(3),
+            flags: Some(1),
+            ..ControlParameters::default()
+        };
+        let body = s.command("rib/register", cp.clone()).unwrap();
+        assert_eq!(body, cp);
+        let fib = FibEntry::decode_list(s.dataset("fib/list").unwrap()).unwrap();
+        assert_eq!(fib.len(), 1);
+        assert_eq!(fib[0].name.to_string(), "/meters");
+        let hop = &fib[0].next_hops;
+        assert_eq!(
+            (hop.len(), hop[0].face_id, hop[0].cost),
+            (1, Some(257), Some(3))
         );
+        assert_eq!(faces_list(&mut s).unwrap().len(), 2);
+        // A refused command becomes an error carrying NFD's code and text.
+        let unset_root = ControlParameters {
+            name: Some(Name::default()),
+            ..ControlParameters::default()
+        };
+        let err = s.command("strategy-choice/unset", unset_root);
         assert!(err.unwrap_err().to_string().contains("400"));
         drop(s);
         let fw = handle.join().unwrap();
@@ -1044,26 +875,62 @@ mod tests {
     }
 
     #[test]
-    fn nni_uses_shortest_length() {
-        let mut b = Vec::new();
-        put_nni(&mut b, 106, 0);
-        put_nni(&mut b, 106, 256);
-        put_nni(&mut b, 109, 1_200_000);
-        assert_eq!(
-            b,
-            [0x6a, 1, 0, 0x6a, 2, 1, 0, 0x6d, 4, 0x00, 0x12, 0x4f, 0x80]
-        );
-    }
-
-    #[test]
-    fn lp_nack_and_fragment_are_told_apart() {
-        // LpPacket { Nack { NackReason 150 }, Fragment { 0x05 0x00 } }
-        let nack = [
-            0x64, 0x0b, 0xfd, 0x03, 0x20, 0x05, 0xfd, 0x03, 0x21, 0x01, 0x96, 0x50, 0x00,
+    fn status_and_peek_resolve_the_same_forwarder() {
+        use super::super::key::ConnectArgs;
+        let dir = std::env::temp_dir().join(format!("amicn-admin-conf-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".ndn")).unwrap();
+        std::fs::write(
+            dir.join(".ndn/client.conf"),
+            "transport=tcp://192.0.2.9:7000\n",
+        )
+        .unwrap();
+        let home = dir.to_string_lossy().into_owned();
+        let admin = Conn {
+            transport: None,
+            timeout_ms: 1,
+        };
+        let peek = ConnectArgs { connect: None };
+        let cases: [&[(&str, &str)]; 4] = [
+            &[("HOME", &home)],
+            &[
+                ("HOME", &home),
+                ("NDN_CLIENT_TRANSPORT", "unix:///tmp/ndn.sock"),
+            ],
+            &[
+                ("HOME", &home),
+                ("NDN_CLIENT_TRANSPORT", "unix:///tmp/ndn.sock"),
+                ("AMICN_SOCKET", "/tmp/amicn.sock"),
+            ],
+            &[],
         ];
-        assert_eq!(unwrap_lp(&nack), Err(150));
-        let wrapped = [0x64, 0x06, 0x62, 0x01, 0xaa, 0x50, 0x01, 0x06];
-        assert_eq!(unwrap_lp(&wrapped), Ok(Some(&[0x06u8][..])));
-        assert_eq!(unwrap_lp(&[0x06, 0x00]), Ok(Some(&[0x06u8, 0x00][..])));
+        let mut seen = Vec::new();
+        for vars in cases {
+            let env = |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            };
+            let a = admin.uri_with(&env).unwrap();
+            assert_eq!(a, peek.uri_with(&env).unwrap(), "{vars:?}");
+            seen.push(a.to_string());
+        }
+        assert_eq!(seen[0], "tcp://192.0.2.9:7000");
+        assert_eq!(seen[1], "unix:///tmp/ndn.sock");
+        assert_eq!(seen[2], "unix:///tmp/amicn.sock");
+        // A URI given on the command line wins over the environment for both.
+        let flag = Conn {
+            transport: Some("tcp://127.0.0.1".into()),
+            timeout_ms: 1,
+        };
+        let env = |k: &str| (k == "AMICN_SOCKET").then(|| "/tmp/a.sock".to_owned());
+        assert_eq!(
+            flag.uri_with(&env).unwrap(),
+            ConnectArgs {
+                connect: Some("tcp://127.0.0.1".into())
+            }
+            .uri_with(&env)
+            .unwrap()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

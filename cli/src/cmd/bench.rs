@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use amicn_forwarder::runtime::{RunningForwarder, RuntimeConfig};
 use amicn_tlv::mgmt::ControlParameters;
-use amicn_tlv::{Interest, Name};
+use amicn_tlv::{Interest, Name, lp};
 use anyhow::{Context, bail};
 use bytes::BytesMut;
 use clap::{Args, Subcommand};
@@ -125,17 +125,7 @@ fn interest_template(tag: u8) -> [u8; INTEREST_LEN] {
 }
 
 fn put_var(out: &mut Vec<u8>, v: usize) {
-    match v {
-        0..=252 => out.push(v as u8),
-        253..=0xFFFF => {
-            out.push(0xFD);
-            out.extend_from_slice(&(v as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(0xFE);
-            out.extend_from_slice(&(v as u32).to_be_bytes());
-        }
-    }
+    amicn_tlv::encode_var_number(out, v as u64);
 }
 
 /// Everything of a Data after its Name: Content of `size` bytes, DigestSha256 SignatureInfo and
@@ -150,29 +140,10 @@ fn data_tail(size: usize) -> Vec<u8> {
     t
 }
 
-/// Reads a VAR-NUMBER at `at`: (value, width).
-fn var_at(b: &[u8], at: usize) -> Option<(usize, usize)> {
-    let first = *b.get(at)?;
-    let w = match first {
-        0..=252 => return Some((usize::from(first), 1)),
-        253 => 2,
-        254 => 4,
-        255 => 8,
-    };
-    let v = b
-        .get(at + 1..at + 1 + w)?
-        .iter()
-        .fold(0usize, |a, x| (a << 8) | usize::from(*x));
-    Some((v, 1 + w))
-}
-
 /// Splits a TLV at `at` into (type, value range, end).
 fn tlv_at(b: &[u8], at: usize) -> Option<(usize, std::ops::Range<usize>, usize)> {
-    let (t, tw) = var_at(b, at)?;
-    let (l, lw) = var_at(b, at + tw)?;
-    let start = at + tw + lw;
-    let end = start.checked_add(l)?;
-    (end <= b.len()).then_some((t, start..end, end))
+    let (t, start, end) = amicn_tlv::read_tlv_header(b, at).ok()?;
+    Some((t as usize, start..end, end))
 }
 
 /// What a received frame holds once the optional LpPacket is peeled off.
@@ -185,7 +156,7 @@ struct Unwrapped<'a> {
 /// Network packet inside an optional LpPacket, plus the LP PitToken and whether it is a Nack.
 fn unwrap_lp(frame: &[u8]) -> Option<Unwrapped<'_>> {
     let (typ, value, _) = tlv_at(frame, 0)?;
-    if typ != 100 {
+    if typ != lp::LP_PACKET as usize {
         return Some(Unwrapped {
             packet: frame,
             pit_token: None,
@@ -197,9 +168,9 @@ fn unwrap_lp(frame: &[u8]) -> Option<Unwrapped<'_>> {
     while at < end {
         let (t, v, next) = tlv_at(frame, at)?;
         match t {
-            98 => token = frame.get(v),
-            800 => nack = true,
-            80 => frag = frame.get(v),
+            t if t == lp::PIT_TOKEN as usize => token = frame.get(v),
+            t if t == lp::NACK as usize => nack = true,
+            t if t == lp::FRAGMENT as usize => frag = frame.get(v),
             _ => {}
         }
         at = next;
@@ -275,14 +246,11 @@ fn producer(mut s: UnixStream, size: usize, stop: Arc<AtomicBool>) {
             let data_total = data_hdr.len() + data_len;
             if let Some(tok) = token {
                 // Echo the forwarder's PitToken so it can match Data to the PIT entry directly.
-                let inner = 2 + tok.len() + 1 + var_len(data_total) + data_total;
-                out.push(100);
-                put_var(&mut out, inner);
-                out.push(98);
-                put_var(&mut out, tok.len());
-                out.extend_from_slice(tok);
-                out.push(80);
-                put_var(&mut out, data_total);
+                amicn_tlv::lp::OutHeaders {
+                    pit_token: Some(tok),
+                    ..Default::default()
+                }
+                .encode_header(&mut out, data_total);
             }
             out.extend_from_slice(&data_hdr);
             out.extend_from_slice(name);
@@ -322,14 +290,6 @@ fn write_all_iov(s: &mut UnixStream, mut slices: &mut [IoSlice<'_>]) -> std::io:
         IoSlice::advance_slices(&mut slices, n);
     }
     Ok(())
-}
-
-fn var_len(v: usize) -> usize {
-    match v {
-        0..=252 => 1,
-        253..=0xFFFF => 3,
-        _ => 5,
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use amicn_face::client::{Client, ClientOptions, TransportUri, default_transport};
+use amicn_face::client::{Client, ClientOptions, TransportUri, resolve_transport};
 use amicn_kms::cert::{Certificate, Validity};
 use amicn_kms::keychain::{DEFAULT_EXPORT_ITERATIONS, Keychain};
 use amicn_producer::{DigestSigner, Ed25519Signer, Signer};
@@ -28,10 +28,16 @@ pub(crate) struct ConnectArgs {
 impl ConnectArgs {
     /// The transport chosen by flag or environment.
     pub(crate) fn uri(&self) -> anyhow::Result<TransportUri> {
-        Ok(match &self.connect {
-            Some(u) => u.parse()?,
-            None => default_transport()?,
-        })
+        transport(self.connect.as_deref(), &|v| std::env::var(v).ok())
+    }
+
+    /// [`ConnectArgs::uri`] with the environment read through `env`.
+    #[cfg(test)]
+    pub(crate) fn uri_with(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<TransportUri> {
+        transport(self.connect.as_deref(), env)
     }
 
     /// Connects to the forwarder.
@@ -39,6 +45,19 @@ impl ConnectArgs {
         let uri = self.uri()?;
         Ok(Client::connect(&uri, ClientOptions::default()).await?)
     }
+}
+
+/// The forwarder every command talks to: the URI given on the command line, else the one
+/// [`amicn_face::client::resolve_transport`] finds from `env` (AMICN_SOCKET,
+/// NDN_CLIENT_TRANSPORT, client.conf `transport=`, the default socket and its fallbacks).
+pub(crate) fn transport(
+    flag: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<TransportUri> {
+    Ok(match flag {
+        Some(u) => u.parse()?,
+        None => resolve_transport(env)?,
+    })
 }
 
 /// How Data is signed.

@@ -2,8 +2,8 @@
 //! accepted), LpPacket wrapping on output only when there is a header to carry, and in-place
 //! patching of an Interest's Nonce / HopLimit so forwarding does not re-encode the packet.
 
-use amicn_tlv::{Interest, NackReason, Name, TlvReader, encode_nni_tlv, encode_tl, lp, tt};
-use bytes::{BufMut, Bytes, BytesMut};
+use amicn_tlv::{Interest, NackReason, Name, TlvReader, lp, tt};
+use bytes::{Bytes, BytesMut};
 
 use super::counters::DropReason;
 
@@ -37,50 +37,19 @@ fn classify(e: &amicn_tlv::Error) -> DropReason {
 
 const MALFORMED: DropReason = DropReason::Malformed;
 
-/// One VAR-NUMBER at `pos`, shortest form required: (value, next position).
-fn read_var(buf: &[u8], pos: usize) -> Result<(u64, usize), DropReason> {
-    let first = *buf.get(pos).ok_or(MALFORMED)?;
-    let (n, min) = match first {
-        0..=252 => return Ok((u64::from(first), pos + 1)),
-        253 => (2, 253),
-        254 => (4, 0x1_0000),
-        255 => (8, 0x1_0000_0000),
-    };
-    let bytes = buf.get(pos + 1..pos + 1 + n).ok_or(MALFORMED)?;
-    let v = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-    if v < min {
-        return Err(MALFORMED);
-    }
-    Ok((v, pos + 1 + n))
-}
-
 /// The TLV at `pos` in `buf`: (TLV-TYPE, value start, value end), bounds checked.
 ///
 /// The forwarder's own scans (LpPacket headers, Data envelope) use this instead of a reader
 /// that slices a `Bytes` handle per element: only the fields kept are sliced.
+#[inline(always)]
 fn read_tl(buf: &[u8], pos: usize) -> Result<(u32, usize, usize), DropReason> {
-    let (typ, p) = read_var(buf, pos)?;
-    let (len, p) = read_var(buf, p)?;
-    let typ = u32::try_from(typ)
-        .ok()
-        .filter(|t| *t != 0)
-        .ok_or(MALFORMED)?;
-    let end = usize::try_from(len)
-        .ok()
-        .and_then(|l| p.checked_add(l))
-        .ok_or(MALFORMED)?;
-    if end > buf.len() {
-        return Err(MALFORMED);
-    }
-    Ok((typ, p, end))
+    amicn_tlv::read_tlv_header(buf, pos).map_err(|_| MALFORMED)
 }
 
 /// A NonNegativeInteger value (1, 2, 4 or 8 octets).
+#[inline(always)]
 fn nni(v: &[u8]) -> Result<u64, DropReason> {
-    match v.len() {
-        1 | 2 | 4 | 8 => Ok(v.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))),
-        _ => Err(MALFORMED),
-    }
+    amicn_tlv::decode_nni(v, 0, 0).map_err(|_| MALFORMED)
 }
 
 fn is_critical(typ: u32) -> bool {
@@ -266,60 +235,13 @@ fn decode_lp(pkt: &Bytes, vs: usize, ve: usize) -> Result<Incoming, DropReason> 
 }
 
 /// Link-layer fields to put on an outgoing packet.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct LpOut<'a> {
-    pub(crate) pit_token: Option<&'a [u8]>,
-    pub(crate) nack: Option<NackReason>,
-    pub(crate) incoming_face_id: Option<u64>,
-    pub(crate) congestion_mark: u64,
-}
-
-impl LpOut<'_> {
-    fn is_empty(&self) -> bool {
-        self.pit_token.is_none()
-            && self.nack.is_none()
-            && self.incoming_face_id.is_none()
-            && self.congestion_mark == 0
-    }
-}
+pub(crate) use amicn_tlv::lp::OutHeaders as LpOut;
 
 /// The packet as it goes on the link: bare when there is no header, else an LpPacket with the
 /// headers in increasing TLV-TYPE order followed by the Fragment.
+#[inline]
 pub(crate) fn wrap(fragment: &Bytes, h: &LpOut<'_>) -> Bytes {
-    if h.is_empty() {
-        return fragment.clone();
-    }
-    let mut body = BytesMut::with_capacity(48);
-    if let Some(t) = h.pit_token {
-        encode_tl(&mut body, lp::PIT_TOKEN, t.len());
-        body.put_slice(t);
-    }
-    if let Some(reason) = h.nack {
-        let code = reason.code();
-        if code == 0 {
-            encode_tl(&mut body, lp::NACK, 0);
-        } else {
-            let mut inner = BytesMut::with_capacity(12);
-            encode_nni_tlv(&mut inner, lp::NACK_REASON, code);
-            encode_tl(&mut body, lp::NACK, inner.len());
-            body.put_slice(&inner);
-        }
-    }
-    if let Some(id) = h.incoming_face_id {
-        encode_nni_tlv(&mut body, lp::INCOMING_FACE_ID, id);
-    }
-    if h.congestion_mark != 0 {
-        encode_nni_tlv(&mut body, lp::CONGESTION_MARK, h.congestion_mark);
-    }
-    let frag_tl = amicn_tlv::var_number_len(u64::from(lp::FRAGMENT))
-        + amicn_tlv::var_number_len(fragment.len() as u64);
-    let inner_len = body.len() + frag_tl + fragment.len();
-    let mut out = BytesMut::with_capacity(inner_len + 10);
-    encode_tl(&mut out, lp::LP_PACKET, inner_len);
-    out.put_slice(&body);
-    encode_tl(&mut out, lp::FRAGMENT, fragment.len());
-    out.put_slice(fragment);
-    out.freeze()
+    lp::wrap(fragment, h)
 }
 
 /// Where the Name TLV-VALUE sits in an Interest's wire.
@@ -555,14 +477,17 @@ mod robustness_tests {
 
     #[test]
     fn var_numbers_must_be_minimal() {
-        assert_eq!(read_var(&[0xFC], 0), Ok((252, 1)));
-        assert_eq!(read_var(&[0xFD, 0x00, 0xFD], 0), Ok((253, 3)));
-        assert_eq!(read_var(&[0xFD, 0x00, 0x05], 0), Err(DropReason::Malformed));
+        assert_eq!(read_tl(&[0xFC, 0x00], 0), Ok((252, 2, 2)));
+        assert_eq!(read_tl(&[0xFD, 0x00, 0xFD, 0x00], 0), Ok((253, 4, 4)));
         assert_eq!(
-            read_var(&[0xFE, 0x00, 0x00, 0xFF, 0xFF], 0),
+            read_tl(&[0xFD, 0x00, 0x05, 0x00], 0),
             Err(DropReason::Malformed)
         );
-        assert_eq!(read_var(&[0xFD, 0x01], 0), Err(DropReason::Malformed));
+        assert_eq!(
+            read_tl(&[0x05, 0xFE, 0x00, 0x00, 0xFF, 0xFF], 0),
+            Err(DropReason::Malformed)
+        );
+        assert_eq!(read_tl(&[0xFD, 0x01], 0), Err(DropReason::Malformed));
         assert_eq!(
             read_tl(&[0x05, 0x03, 0x00], 0),
             Err(DropReason::Malformed),

@@ -33,7 +33,7 @@ use std::collections::{HashMap, VecDeque};
 
 use amicn_tlv::mgmt::{ControlParameters, ControlResponse, FaceQueryFilter};
 use amicn_tlv::{Component, Data, Interest, Name};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::core::{FaceCounters, FaceId, FaceOptions, FacePersistency, Time};
 
@@ -339,7 +339,13 @@ impl Reply {
     /// The packet as it goes on the wire: the Data, LpPacket-wrapped when there is a PitToken.
     pub fn to_wire(&self) -> Bytes {
         match &self.pit_token {
-            Some(token) => wrap_with_pit_token(token, &self.data),
+            Some(token) => amicn_tlv::lp::wrap(
+                &self.data,
+                &amicn_tlv::lp::OutHeaders {
+                    pit_token: Some(token),
+                    ..Default::default()
+                },
+            ),
             None => self.data.clone(),
         }
     }
@@ -964,52 +970,6 @@ fn generic(name: &Name, i: usize) -> Option<Component> {
 
 fn name_component_value(name: &Name, i: usize) -> Option<Bytes> {
     name.get(i).map(|c| c.value_bytes().clone())
-}
-
-/// LpPacket { PitToken, Fragment } around a network-layer packet.
-fn wrap_with_pit_token(token: &[u8], packet: &[u8]) -> Bytes {
-    let inner = tlv_len(98, token.len()) + tlv_len(80, packet.len());
-    let mut b = BytesMut::with_capacity(inner + 10);
-    put_var(&mut b, 100);
-    put_var(&mut b, inner as u64);
-    put_var(&mut b, 98);
-    put_var(&mut b, token.len() as u64);
-    b.put_slice(token);
-    put_var(&mut b, 80);
-    put_var(&mut b, packet.len() as u64);
-    b.put_slice(packet);
-    b.freeze()
-}
-
-fn var_len(v: u64) -> usize {
-    match v {
-        0..=252 => 1,
-        253..=0xFFFF => 3,
-        0x1_0000..=0xFFFF_FFFF => 5,
-        _ => 9,
-    }
-}
-
-fn tlv_len(typ: u64, len: usize) -> usize {
-    var_len(typ) + var_len(len as u64) + len
-}
-
-fn put_var(b: &mut BytesMut, v: u64) {
-    match v {
-        0..=252 => b.put_u8(v as u8),
-        253..=0xFFFF => {
-            b.put_u8(0xFD);
-            b.put_u16(v as u16);
-        }
-        0x1_0000..=0xFFFF_FFFF => {
-            b.put_u8(0xFE);
-            b.put_u32(v as u32);
-        }
-        _ => {
-            b.put_u8(0xFF);
-            b.put_u64(v);
-        }
-    }
 }
 
 fn face_create_response(

@@ -1,97 +1,20 @@
 //! Encodings of NFD's status datasets and face event notifications, field for field in the
 //! order ndn-cxx writes and expects them (`ndn-cxx/mgmt/nfd/*.cpp`), so that `nfdc`, pynfdc
-//! and NDNts decode them. Type numbers are NFD's (`ndn-cxx/encoding/tlv-nfd.hpp`); inside a
-//! dataset entry 128..=154 mean whatever that entry's schema says.
+//! and NDNts decode them. The records and their field order are [`amicn_tlv::mgmt`]'s; this
+//! module only fills them from the forwarder's tables.
 
-use amicn_tlv::Name;
-use amicn_tlv::mgmt::FaceQueryFilter;
-use bytes::{BufMut, Bytes, BytesMut};
+use amicn_tlv::mgmt::{
+    ChannelStatus, CsInfo, FaceEventNotification, FaceQueryFilter, FaceStatus, FibEntry,
+    ForwarderStatus, NextHopRecord, RibEntry, Route, StrategyChoice,
+};
+use bytes::{Bytes, BytesMut};
 
 use super::{FaceEventKind, FaceSystem, Rib, Tables, face_flags};
 use crate::core::{FaceCounters, FaceId, FaceOptions, FaceScope, LinkType, Time};
 
-const FACE_ID: u64 = 105;
-const URI: u64 = 114;
-const LOCAL_URI: u64 = 129;
-const EXPIRATION_PERIOD: u64 = 109;
-const FACE_SCOPE: u64 = 132;
-const FACE_PERSISTENCY: u64 = 133;
-const LINK_TYPE: u64 = 134;
-const BASE_CONGESTION_MARKING_INTERVAL: u64 = 135;
-const DEFAULT_CONGESTION_THRESHOLD: u64 = 136;
-const MTU: u64 = 137;
-const N_IN_INTERESTS: u64 = 144;
-const N_IN_DATA: u64 = 145;
-const N_OUT_INTERESTS: u64 = 146;
-const N_OUT_DATA: u64 = 147;
-const N_IN_BYTES: u64 = 148;
-const N_OUT_BYTES: u64 = 149;
-const N_IN_NACKS: u64 = 151;
-const N_OUT_NACKS: u64 = 152;
-const N_SATISFIED_INTERESTS: u64 = 153;
-const N_UNSATISFIED_INTERESTS: u64 = 154;
-const FLAGS: u64 = 108;
-const COST: u64 = 106;
-const ORIGIN: u64 = 111;
-const STRATEGY: u64 = 107;
-
-const FACE_STATUS: u64 = 128;
-const CHANNEL_STATUS: u64 = 130;
-const FIB_ENTRY: u64 = 128;
-const NEXT_HOP_RECORD: u64 = 129;
-const RIB_ENTRY: u64 = 128;
-const ROUTE: u64 = 129;
-const CS_INFO: u64 = 128;
-const CAPACITY: u64 = 131;
-const N_CS_ENTRIES: u64 = 135;
-const N_HITS: u64 = 129;
-const N_MISSES: u64 = 130;
-const STRATEGY_CHOICE: u64 = 128;
-const FACE_EVENT_NOTIFICATION: u64 = 192;
-const FACE_EVENT_KIND: u64 = 193;
-const NFD_VERSION: u64 = 128;
-const START_TIMESTAMP: u64 = 129;
-const CURRENT_TIMESTAMP: u64 = 130;
-const N_NAME_TREE_ENTRIES: u64 = 131;
-const N_FIB_ENTRIES: u64 = 132;
-const N_PIT_ENTRIES: u64 = 133;
-const N_MEASUREMENTS_ENTRIES: u64 = 134;
-
 /// NFD's defaults for faces that have no congestion settings of their own.
 const DEFAULT_BASE_MARKING_INTERVAL_NS: u64 = 100_000_000;
 const DEFAULT_CONGESTION_THRESHOLD_BYTES: u64 = 65_536;
-
-fn put_var(b: &mut BytesMut, v: u64) {
-    super::put_var(b, v);
-}
-
-fn put_tlv(b: &mut BytesMut, typ: u64, value: &[u8]) {
-    put_var(b, typ);
-    put_var(b, value.len() as u64);
-    b.put_slice(value);
-}
-
-/// NonNegativeInteger in the shortest of 1, 2, 4 or 8 octets.
-fn put_nni(b: &mut BytesMut, typ: u64, v: u64) {
-    put_var(b, typ);
-    if v <= 0xFF {
-        b.put_u8(1);
-        b.put_u8(v as u8);
-    } else if v <= 0xFFFF {
-        b.put_u8(2);
-        b.put_u16(v as u16);
-    } else if v <= 0xFFFF_FFFF {
-        b.put_u8(4);
-        b.put_u32(v as u32);
-    } else {
-        b.put_u8(8);
-        b.put_u64(v);
-    }
-}
-
-fn put_name(b: &mut BytesMut, name: &Name) {
-    b.put_slice(&name.to_wire());
-}
 
 fn scope_u64(s: FaceScope) -> u64 {
     match s {
@@ -110,36 +33,28 @@ fn link_type_u64(l: LinkType) -> u64 {
 
 /// One FaceStatus (type 128) as `faces/list` carries it.
 pub(crate) fn face_status(b: &mut BytesMut, face: FaceId, o: &FaceOptions, c: &FaceCounters) {
-    let mut v = BytesMut::new();
-    put_nni(&mut v, FACE_ID, face.0);
-    put_tlv(&mut v, URI, o.remote_uri.as_bytes());
-    put_tlv(&mut v, LOCAL_URI, o.local_uri.as_bytes());
-    put_nni(&mut v, FACE_SCOPE, scope_u64(o.scope));
-    put_nni(&mut v, FACE_PERSISTENCY, o.persistency.to_u64());
-    put_nni(&mut v, LINK_TYPE, link_type_u64(o.link_type));
-    put_nni(
-        &mut v,
-        BASE_CONGESTION_MARKING_INTERVAL,
-        DEFAULT_BASE_MARKING_INTERVAL_NS,
-    );
-    put_nni(
-        &mut v,
-        DEFAULT_CONGESTION_THRESHOLD,
-        DEFAULT_CONGESTION_THRESHOLD_BYTES,
-    );
-    if let Some(mtu) = o.mtu {
-        put_nni(&mut v, MTU, mtu as u64);
+    FaceStatus {
+        face_id: Some(face.0),
+        uri: Some(o.remote_uri.clone()),
+        local_uri: Some(o.local_uri.clone()),
+        expiration_period: None,
+        face_scope: Some(scope_u64(o.scope)),
+        face_persistency: Some(o.persistency.to_u64()),
+        link_type: Some(link_type_u64(o.link_type)),
+        base_congestion_marking_interval: Some(DEFAULT_BASE_MARKING_INTERVAL_NS),
+        default_congestion_threshold: Some(DEFAULT_CONGESTION_THRESHOLD_BYTES),
+        mtu: o.mtu.map(|m| m as u64),
+        n_in_interests: Some(c.n_in_interests),
+        n_in_data: Some(c.n_in_data),
+        n_in_nacks: Some(c.n_in_nacks),
+        n_out_interests: Some(c.n_out_interests),
+        n_out_data: Some(c.n_out_data),
+        n_out_nacks: Some(c.n_out_nacks),
+        n_in_bytes: Some(c.n_in_bytes),
+        n_out_bytes: Some(c.n_out_bytes),
+        flags: Some(face_flags(o)),
     }
-    put_nni(&mut v, N_IN_INTERESTS, c.n_in_interests);
-    put_nni(&mut v, N_IN_DATA, c.n_in_data);
-    put_nni(&mut v, N_IN_NACKS, c.n_in_nacks);
-    put_nni(&mut v, N_OUT_INTERESTS, c.n_out_interests);
-    put_nni(&mut v, N_OUT_DATA, c.n_out_data);
-    put_nni(&mut v, N_OUT_NACKS, c.n_out_nacks);
-    put_nni(&mut v, N_IN_BYTES, c.n_in_bytes);
-    put_nni(&mut v, N_OUT_BYTES, c.n_out_bytes);
-    put_nni(&mut v, FLAGS, face_flags(o));
-    put_tlv(b, FACE_STATUS, &v);
+    .encode_to(b);
 }
 
 /// Whether a face passes a `faces/query` filter: every field present in it must match.
@@ -158,28 +73,8 @@ fn filter_matches(f: &FaceQueryFilter, face: FaceId, o: &FaceOptions) -> bool {
 /// Reads one TLV from the front of `b`: (type, value, rest).
 #[cfg(test)]
 pub(crate) fn read_tlv(b: &[u8]) -> Option<(u64, &[u8], &[u8])> {
-    let (typ, n1) = read_var(b)?;
-    let (len, n2) = read_var(b.get(n1..)?)?;
-    let start = n1 + n2;
-    let end = start.checked_add(usize::try_from(len).ok()?)?;
-    Some((typ, b.get(start..end)?, b.get(end..)?))
-}
-
-#[cfg(test)]
-fn read_var(b: &[u8]) -> Option<(u64, usize)> {
-    let first = *b.first()?;
-    match first {
-        0..=252 => Some((u64::from(first), 1)),
-        0xFD => Some((
-            u64::from(u16::from_be_bytes(b.get(1..3)?.try_into().ok()?)),
-            3,
-        )),
-        0xFE => Some((
-            u64::from(u32::from_be_bytes(b.get(1..5)?.try_into().ok()?)),
-            5,
-        )),
-        _ => Some((u64::from_be_bytes(b.get(1..9)?.try_into().ok()?), 9)),
-    }
+    let (typ, vs, ve) = amicn_tlv::read_tlv_header(b, 0).ok()?;
+    Some((u64::from(typ), &b[vs..ve], &b[ve..]))
 }
 
 /// `faces/list` (no filter) or `faces/query`.
@@ -197,9 +92,10 @@ pub(crate) fn faces(tables: &dyn Tables, filter: Option<&FaceQueryFilter>) -> By
 pub(crate) fn channels(faces: &dyn FaceSystem) -> Bytes {
     let mut b = BytesMut::new();
     for uri in faces.channels() {
-        let mut v = BytesMut::new();
-        put_tlv(&mut v, LOCAL_URI, uri.as_bytes());
-        put_tlv(&mut b, CHANNEL_STATUS, &v);
+        ChannelStatus {
+            local_uri: Some(uri),
+        }
+        .encode_to(&mut b);
     }
     b.freeze()
 }
@@ -208,15 +104,17 @@ pub(crate) fn channels(faces: &dyn FaceSystem) -> Bytes {
 pub(crate) fn fib(tables: &dyn Tables) -> Bytes {
     let mut b = BytesMut::new();
     for (name, hops) in tables.fib_entries() {
-        let mut v = BytesMut::new();
-        put_name(&mut v, &name);
-        for (face, cost) in hops {
-            let mut h = BytesMut::new();
-            put_nni(&mut h, FACE_ID, face.0);
-            put_nni(&mut h, COST, cost);
-            put_tlv(&mut v, NEXT_HOP_RECORD, &h);
+        FibEntry {
+            name,
+            next_hops: hops
+                .into_iter()
+                .map(|(face, cost)| NextHopRecord {
+                    face_id: Some(face.0),
+                    cost: Some(cost),
+                })
+                .collect(),
         }
-        put_tlv(&mut b, FIB_ENTRY, &v);
+        .encode_to(&mut b);
     }
     b.freeze()
 }
@@ -226,24 +124,22 @@ pub(crate) fn fib(tables: &dyn Tables) -> Bytes {
 pub(crate) fn rib(rib: &Rib, now: Time) -> Bytes {
     let mut b = BytesMut::new();
     for (name, routes) in rib.iter() {
-        let mut v = BytesMut::new();
-        put_name(&mut v, name);
-        for r in routes {
-            let mut h = BytesMut::new();
-            put_nni(&mut h, FACE_ID, r.face);
-            put_nni(&mut h, ORIGIN, r.origin);
-            put_nni(&mut h, COST, r.cost);
-            put_nni(&mut h, FLAGS, r.flags);
-            if let Some(left) = r.remaining(now) {
-                put_nni(
-                    &mut h,
-                    EXPIRATION_PERIOD,
-                    u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
-                );
-            }
-            put_tlv(&mut v, ROUTE, &h);
+        RibEntry {
+            name: name.clone(),
+            routes: routes
+                .iter()
+                .map(|r| Route {
+                    face_id: Some(r.face),
+                    origin: Some(r.origin),
+                    cost: Some(r.cost),
+                    flags: Some(r.flags),
+                    expiration_period: r
+                        .remaining(now)
+                        .map(|left| u64::try_from(left.as_millis()).unwrap_or(u64::MAX)),
+                })
+                .collect(),
         }
-        put_tlv(&mut b, RIB_ENTRY, &v);
+        .encode_to(&mut b);
     }
     b.freeze()
 }
@@ -251,27 +147,25 @@ pub(crate) fn rib(rib: &Rib, now: Time) -> Bytes {
 /// `cs/info`: one CsInfo (128) { Capacity, Flags, NCsEntries, NHits, NMisses }.
 pub(crate) fn cs(tables: &dyn Tables) -> Bytes {
     let st = tables.cs_state();
-    let mut v = BytesMut::new();
-    put_nni(&mut v, CAPACITY, st.capacity);
-    put_nni(&mut v, FLAGS, super::cs_flags(&st));
-    put_nni(&mut v, N_CS_ENTRIES, st.entries);
-    put_nni(&mut v, N_HITS, st.hits);
-    put_nni(&mut v, N_MISSES, st.misses);
-    let mut b = BytesMut::new();
-    put_tlv(&mut b, CS_INFO, &v);
-    b.freeze()
+    CsInfo {
+        capacity: Some(st.capacity),
+        flags: Some(super::cs_flags(&st)),
+        n_cs_entries: Some(st.entries),
+        n_hits: Some(st.hits),
+        n_misses: Some(st.misses),
+    }
+    .encode()
 }
 
 /// `strategy-choice/list`: StrategyChoice (128) = Name + Strategy (107) { Name }.
 pub(crate) fn strategies(tables: &dyn Tables) -> Bytes {
     let mut b = BytesMut::new();
     for (prefix, strategy) in tables.strategy_choices() {
-        let mut v = BytesMut::new();
-        put_name(&mut v, &prefix);
-        let mut s = BytesMut::new();
-        put_name(&mut s, &strategy);
-        put_tlv(&mut v, STRATEGY, &s);
-        put_tlv(&mut b, STRATEGY_CHOICE, &v);
+        StrategyChoice {
+            name: Some(prefix),
+            strategy: Some(strategy),
+        }
+        .encode_to(&mut b);
     }
     b.freeze()
 }
@@ -281,38 +175,40 @@ pub(crate) fn strategies(tables: &dyn Tables) -> Bytes {
 pub(crate) fn general(tables: &dyn Tables, version: &str, start_ms: u64, now_ms: u64) -> Bytes {
     let c = tables.forwarder_counters();
     let mut b = BytesMut::new();
-    put_tlv(&mut b, NFD_VERSION, version.as_bytes());
-    put_nni(&mut b, START_TIMESTAMP, start_ms);
-    put_nni(&mut b, CURRENT_TIMESTAMP, now_ms);
-    put_nni(&mut b, N_NAME_TREE_ENTRIES, c.n_name_tree_entries);
-    put_nni(&mut b, N_FIB_ENTRIES, c.n_fib_entries);
-    put_nni(&mut b, N_PIT_ENTRIES, c.n_pit_entries);
-    put_nni(&mut b, N_MEASUREMENTS_ENTRIES, c.n_measurements_entries);
-    put_nni(&mut b, N_CS_ENTRIES, c.n_cs_entries);
-    put_nni(&mut b, N_IN_INTERESTS, c.n_in_interests);
-    put_nni(&mut b, N_IN_DATA, c.n_in_data);
-    put_nni(&mut b, N_IN_NACKS, c.n_in_nacks);
-    put_nni(&mut b, N_OUT_INTERESTS, c.n_out_interests);
-    put_nni(&mut b, N_OUT_DATA, c.n_out_data);
-    put_nni(&mut b, N_OUT_NACKS, c.n_out_nacks);
-    put_nni(&mut b, N_SATISFIED_INTERESTS, c.n_satisfied_interests);
-    put_nni(&mut b, N_UNSATISFIED_INTERESTS, c.n_unsatisfied_interests);
+    ForwarderStatus {
+        nfd_version: Some(version.to_owned()),
+        start_timestamp: Some(start_ms),
+        current_timestamp: Some(now_ms),
+        n_name_tree_entries: Some(c.n_name_tree_entries),
+        n_fib_entries: Some(c.n_fib_entries),
+        n_pit_entries: Some(c.n_pit_entries),
+        n_measurements_entries: Some(c.n_measurements_entries),
+        n_cs_entries: Some(c.n_cs_entries),
+        n_in_interests: Some(c.n_in_interests),
+        n_in_data: Some(c.n_in_data),
+        n_in_nacks: Some(c.n_in_nacks),
+        n_out_interests: Some(c.n_out_interests),
+        n_out_data: Some(c.n_out_data),
+        n_out_nacks: Some(c.n_out_nacks),
+        n_satisfied_interests: Some(c.n_satisfied_interests),
+        n_unsatisfied_interests: Some(c.n_unsatisfied_interests),
+    }
+    .encode_value(&mut b);
     b.freeze()
 }
 
 /// FaceEventNotification (192) { FaceEventKind, FaceId, Uri, LocalUri, FaceScope,
 /// FacePersistency, LinkType, Flags }.
 pub(crate) fn face_event(kind: FaceEventKind, face: FaceId, o: &FaceOptions) -> Bytes {
-    let mut v = BytesMut::new();
-    put_nni(&mut v, FACE_EVENT_KIND, kind as u64);
-    put_nni(&mut v, FACE_ID, face.0);
-    put_tlv(&mut v, URI, o.remote_uri.as_bytes());
-    put_tlv(&mut v, LOCAL_URI, o.local_uri.as_bytes());
-    put_nni(&mut v, FACE_SCOPE, scope_u64(o.scope));
-    put_nni(&mut v, FACE_PERSISTENCY, o.persistency.to_u64());
-    put_nni(&mut v, LINK_TYPE, link_type_u64(o.link_type));
-    put_nni(&mut v, FLAGS, face_flags(o));
-    let mut b = BytesMut::new();
-    put_tlv(&mut b, FACE_EVENT_NOTIFICATION, &v);
-    b.freeze()
+    FaceEventNotification {
+        kind: Some(kind as u64),
+        face_id: Some(face.0),
+        uri: Some(o.remote_uri.clone()),
+        local_uri: Some(o.local_uri.clone()),
+        face_scope: Some(scope_u64(o.scope)),
+        face_persistency: Some(o.persistency.to_u64()),
+        link_type: Some(link_type_u64(o.link_type)),
+        flags: Some(face_flags(o)),
+    }
+    .encode()
 }

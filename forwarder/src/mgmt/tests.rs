@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use amicn_tlv::{Data, Interest, Name, NetPacket, decode_packet};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::*;
 use crate::core::{FaceScope, LinkType};

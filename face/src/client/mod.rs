@@ -16,41 +16,28 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use amicn_tlv::{Component, Data, Interest, NackReason, Name, NetPacket, TlvReader};
+use amicn_tlv::{Component, Data, Interest, NackReason, Name, NetPacket, tt};
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Default NDN port for TCP and UDP faces.
-pub const DEFAULT_PORT: u16 = 6363;
-/// Default Unix socket of a local forwarder on Linux (ndn-cxx, python-ndn, NDNts).
-pub const DEFAULT_UNIX_PATH: &str = "/run/nfd/nfd.sock";
-/// Unix socket paths tried, in order, when the default one does not exist.
-pub const FALLBACK_UNIX_PATHS: &[&str] = &[
-    "/run/nfd.sock",
-    "/run/ndn/nfd.sock",
-    "/var/run/nfd/nfd.sock",
-];
+mod connection;
+mod multiplexing;
+mod transport;
+
+use connection::{Conn, open, run_connection};
+pub use transport::{
+    DEFAULT_PORT, DEFAULT_UNIX_PATH, FALLBACK_UNIX_PATHS, TransportUri, default_transport,
+    resolve_transport,
+};
 
 /// Largest packet accepted from the forwarder (NDN practical limit plus LpPacket headroom).
 const MAX_PACKET: usize = 8800 + 1024;
-/// LpPacket TLV-TYPE (NDNLPv2).
-const LP_PACKET: u32 = 100;
-/// LpPacket Fragment TLV-TYPE.
-const LP_FRAGMENT: u32 = 80;
-/// LpPacket PitToken TLV-TYPE.
-const LP_PIT_TOKEN: u32 = 98;
-/// LpPacket Nack TLV-TYPE.
-const LP_NACK: u32 = 800;
-/// LpPacket NackReason TLV-TYPE.
-const LP_NACK_REASON: u32 = 801;
 
 /// What went wrong talking to the forwarder.
 #[derive(Debug, thiserror::Error)]
@@ -100,129 +87,6 @@ pub enum ClientError {
     /// A packet could not be encoded or decoded.
     #[error("packet encoding: {0}")]
     Tlv(#[from] amicn_tlv::Error),
-}
-
-/// Where the forwarder is: a parsed `unix://`, `tcp://` or `udp://` URI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransportUri {
-    /// A Unix stream socket.
-    Unix(PathBuf),
-    /// A TCP connection to `host:port`.
-    Tcp(String),
-    /// A UDP unicast face to `host:port`.
-    Udp(String),
-}
-
-impl std::fmt::Display for TransportUri {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TransportUri::Unix(p) => write!(f, "unix://{}", p.display()),
-            TransportUri::Tcp(a) => write!(f, "tcp://{a}"),
-            TransportUri::Udp(a) => write!(f, "udp://{a}"),
-        }
-    }
-}
-
-fn with_default_port(uri: &str, rest: &str) -> Result<String, ClientError> {
-    let rest = rest.trim_end_matches('/');
-    if rest.is_empty() {
-        return Err(ClientError::InvalidUri {
-            uri: uri.to_owned(),
-            why: "missing host",
-        });
-    }
-    // `[v6]:port`, `[v6]`, `host:port`, `host`.
-    let has_port = if let Some(end) = rest.rfind(']') {
-        rest[end..].contains(':')
-    } else {
-        rest.contains(':')
-    };
-    if has_port {
-        Ok(rest.to_owned())
-    } else {
-        Ok(format!("{rest}:{DEFAULT_PORT}"))
-    }
-}
-
-impl FromStr for TransportUri {
-    type Err = ClientError;
-
-    fn from_str(uri: &str) -> Result<Self, Self::Err> {
-        let uri = uri.trim();
-        if let Some(rest) = uri.strip_prefix("unix://") {
-            if rest.is_empty() {
-                return Err(ClientError::InvalidUri {
-                    uri: uri.to_owned(),
-                    why: "missing socket path",
-                });
-            }
-            Ok(TransportUri::Unix(PathBuf::from(rest)))
-        } else if let Some(rest) = uri
-            .strip_prefix("tcp://")
-            .or_else(|| uri.strip_prefix("tcp4://"))
-            .or_else(|| uri.strip_prefix("tcp6://"))
-        {
-            Ok(TransportUri::Tcp(with_default_port(uri, rest)?))
-        } else if let Some(rest) = uri
-            .strip_prefix("udp://")
-            .or_else(|| uri.strip_prefix("udp4://"))
-            .or_else(|| uri.strip_prefix("udp6://"))
-        {
-            Ok(TransportUri::Udp(with_default_port(uri, rest)?))
-        } else if uri.starts_with('/') {
-            Ok(TransportUri::Unix(PathBuf::from(uri)))
-        } else {
-            Err(ClientError::InvalidUri {
-                uri: uri.to_owned(),
-                why: "unknown scheme",
-            })
-        }
-    }
-}
-
-/// The `transport=` value of a `client.conf` file, if any.
-fn transport_from_client_conf(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|line| {
-        let line = line.trim();
-        if line.starts_with(';') || line.starts_with('#') {
-            return None;
-        }
-        let (key, value) = line.split_once('=')?;
-        (key.trim() == "transport").then(|| value.trim().to_owned())
-    })
-}
-
-/// Finds the forwarder the way NDN applications do.
-///
-/// Order: `AMICN_SOCKET` (a path or URI), `NDN_CLIENT_TRANSPORT`, `transport=` in
-/// `$HOME/.ndn/client.conf`, `/usr/local/etc/ndn/client.conf`, `/etc/ndn/client.conf`; then the
-/// default Unix socket `/run/nfd/nfd.sock`, or the first fallback path that exists.
-pub fn default_transport() -> Result<TransportUri, ClientError> {
-    for var in ["AMICN_SOCKET", "NDN_CLIENT_TRANSPORT"] {
-        if let Ok(v) = std::env::var(var)
-            && !v.is_empty()
-        {
-            return v.parse();
-        }
-    }
-    let mut confs = Vec::new();
-    if let Some(home) = std::env::var_os("HOME") {
-        confs.push(PathBuf::from(home).join(".ndn/client.conf"));
-    }
-    confs.push(PathBuf::from("/usr/local/etc/ndn/client.conf"));
-    confs.push(PathBuf::from("/etc/ndn/client.conf"));
-    for conf in confs {
-        if let Some(t) = transport_from_client_conf(&conf) {
-            return t.parse();
-        }
-    }
-    if !Path::new(DEFAULT_UNIX_PATH).exists()
-        && let Some(p) = FALLBACK_UNIX_PATHS.iter().find(|p| Path::new(p).exists())
-    {
-        return Ok(TransportUri::Unix(PathBuf::from(p)));
-    }
-    Ok(TransportUri::Unix(PathBuf::from(DEFAULT_UNIX_PATH)))
 }
 
 /// Tunables of a [`Client`].
@@ -359,56 +223,6 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("connected", &*self.inner.connected.borrow())
             .finish()
-    }
-}
-
-type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
-type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
-
-enum Conn {
-    Stream(BoxRead, BoxWrite),
-    Datagram(tokio::net::UdpSocket),
-}
-
-async fn open(uri: &TransportUri) -> Result<Conn, ClientError> {
-    let err = |source| ClientError::Connect {
-        uri: uri.to_string(),
-        source,
-    };
-    match uri {
-        TransportUri::Unix(path) => {
-            let s = tokio::net::UnixStream::connect(path).await.map_err(err)?;
-            let (r, w) = s.into_split();
-            Ok(Conn::Stream(Box::new(r), Box::new(w)))
-        }
-        TransportUri::Tcp(addr) => {
-            let s = tokio::net::TcpStream::connect(addr.as_str())
-                .await
-                .map_err(err)?;
-            s.set_nodelay(true).map_err(err)?;
-            let (r, w) = s.into_split();
-            Ok(Conn::Stream(Box::new(r), Box::new(w)))
-        }
-        TransportUri::Udp(addr) => {
-            let target = tokio::net::lookup_host(addr.as_str())
-                .await
-                .map_err(err)?
-                .next()
-                .ok_or_else(|| {
-                    err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        "host has no address",
-                    ))
-                })?;
-            let local = if target.is_ipv4() {
-                "0.0.0.0:0"
-            } else {
-                "[::]:0"
-            };
-            let s = tokio::net::UdpSocket::bind(local).await.map_err(err)?;
-            s.connect(target).await.map_err(err)?;
-            Ok(Conn::Datagram(s))
-        }
     }
 }
 
@@ -577,17 +391,15 @@ impl Client {
             .wire()
             .cloned()
             .unwrap_or_else(|| interest.encode());
-        let mut nack = BytesMut::new();
-        encode_nni_tlv(&mut nack, LP_NACK_REASON, reason);
-        let mut body = BytesMut::new();
-        if let Some(t) = pit_token {
-            encode_tlv(&mut body, LP_PIT_TOKEN, t);
-        }
-        encode_tlv(&mut body, LP_NACK, &nack);
-        encode_tlv(&mut body, LP_FRAGMENT, &fragment);
-        let mut out = BytesMut::new();
-        encode_tlv(&mut out, LP_PACKET, &body);
-        self.send_raw(out.freeze()).await
+        let out = amicn_tlv::lp::wrap(
+            &fragment,
+            &amicn_tlv::lp::OutHeaders {
+                pit_token: pit_token.map(|t| &t[..]),
+                nack: Some(NackReason::from_code(reason)),
+                ..Default::default()
+            },
+        );
+        self.send_raw(out).await
     }
 
     /// Installs a handler for Interests under `prefix` without telling the forwarder (for a
@@ -740,13 +552,14 @@ impl Drop for PendingGuard<'_> {
 }
 
 async fn register_prefix(client: &Client, prefix: &Name) -> Result<(), ClientError> {
-    let mut cp = BytesMut::new();
-    prefix.encode(&mut cp);
-    encode_nni_tlv(&mut cp, 111, 0); // Origin app
-    encode_nni_tlv(&mut cp, 106, 0); // Cost
-    encode_nni_tlv(&mut cp, 108, 1); // Flags ChildInherit
-    let mut wrapped = BytesMut::new();
-    encode_tlv(&mut wrapped, 104, &cp);
+    let wrapped = amicn_tlv::mgmt::ControlParameters {
+        name: Some(prefix.clone()),
+        origin: Some(amicn_tlv::mgmt::ORIGIN_APP),
+        cost: Some(0),
+        flags: Some(amicn_tlv::mgmt::ROUTE_FLAG_CHILD_INHERIT),
+        ..Default::default()
+    }
+    .encode();
     // A command Interest lost in flight is simply repeated (NFD's rib/register is idempotent).
     let mut last = ClientError::Closed;
     for _ in 0..3 {
@@ -780,59 +593,38 @@ fn make_command(verb: &str, control_parameters: &[u8]) -> Result<(Name, Bytes), 
 
     let nonce: [u8; 8] = rand::random();
     let mut sig_info = BytesMut::new();
-    encode_nni_tlv(&mut sig_info, 27, 0); // SignatureType DigestSha256
-    encode_tlv(&mut sig_info, 38, &nonce);
-    encode_nni_tlv(&mut sig_info, 40, now_ms());
+    encode_nni_tlv(&mut sig_info, tt::SIGNATURE_TYPE, 0); // DigestSha256
+    encode_tlv(&mut sig_info, tt::SIGNATURE_NONCE, &nonce);
+    encode_nni_tlv(&mut sig_info, tt::SIGNATURE_TIME, now_ms());
     let mut params = BytesMut::new();
-    encode_tlv(&mut params, 36, &[]);
-    encode_tlv(&mut params, 44, &sig_info);
+    encode_tlv(&mut params, tt::APPLICATION_PARAMETERS, &[]);
+    encode_tlv(&mut params, tt::INTEREST_SIGNATURE_INFO, &sig_info);
 
     // Signed portion: the name's components (without the digest) then AppParameters..SigInfo.
     let mut hasher = Sha256::new();
     hasher.update(name.value_wire());
     hasher.update(&params);
     let sig: [u8; 32] = hasher.finalize().into();
-    encode_tlv(&mut params, 46, &sig);
+    encode_tlv(&mut params, tt::INTEREST_SIGNATURE_VALUE, &sig);
     let digest: [u8; 32] = Sha256::digest(&params).into();
     let full = name.append(Component::params_sha256_digest(digest));
 
     let mut body = BytesMut::new();
     full.encode(&mut body);
-    encode_tlv(&mut body, 10, &rand::random::<[u8; 4]>());
-    encode_nni_tlv(&mut body, 12, 4000);
+    encode_tlv(&mut body, tt::NONCE, &rand::random::<[u8; 4]>());
+    encode_nni_tlv(&mut body, tt::INTEREST_LIFETIME, 4000);
     body.extend_from_slice(&params);
     let mut wire = BytesMut::new();
-    encode_tlv(&mut wire, 5, &body);
+    encode_tlv(&mut wire, tt::INTEREST, &body);
     Ok((full, wire.freeze()))
 }
 
 /// StatusCode and StatusText of a ControlResponse; (0, "") if it does not parse.
 pub fn parse_control_response(content: &Bytes) -> (u64, String) {
-    let mut outer = TlvReader::new(content.clone());
-    let Ok(resp) = outer.read() else {
-        return (0, String::new());
-    };
-    if resp.typ != 101 {
-        return (0, String::new());
+    match amicn_tlv::mgmt::ControlResponse::decode(content.clone()) {
+        Ok(r) => (r.status_code, r.status_text),
+        Err(_) => (0, String::new()),
     }
-    let mut r = TlvReader::new(resp.value.clone());
-    let (mut code, mut text) = (0, String::new());
-    while !r.is_empty() {
-        let Ok(el) = r.read() else { break };
-        match el.typ {
-            102 => code = be_uint(&el.value),
-            103 => text = String::from_utf8_lossy(&el.value).into_owned(),
-            _ => {}
-        }
-    }
-    (code, text)
-}
-
-fn be_uint(b: &[u8]) -> u64 {
-    if b.len() > 8 {
-        return 0;
-    }
-    b.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
 }
 
 use amicn_tlv::{encode_nni_tlv, encode_tlv};
@@ -847,318 +639,28 @@ struct Outgoing {
 /// The bytes of an LpPacket carrying `pit_token` up to (and including) the Fragment's TLV-LENGTH;
 /// the `packet_len` bytes of the fragment follow.
 pub fn lp_header(pit_token: &[u8], packet_len: usize) -> Bytes {
-    let inner_len = amicn_tlv::tlv_len(LP_PIT_TOKEN, pit_token.len())
-        + amicn_tlv::tlv_len(LP_FRAGMENT, packet_len);
-    let mut out = BytesMut::with_capacity(32 + pit_token.len());
-    amicn_tlv::encode_var_number(&mut out, u64::from(LP_PACKET));
-    amicn_tlv::encode_var_number(&mut out, inner_len as u64);
-    encode_tlv(&mut out, LP_PIT_TOKEN, pit_token);
-    amicn_tlv::encode_var_number(&mut out, u64::from(LP_FRAGMENT));
-    amicn_tlv::encode_var_number(&mut out, packet_len as u64);
-    out.freeze()
+    amicn_tlv::lp::pit_token_header(pit_token, packet_len)
 }
 
 /// Wraps an encoded network packet in an LpPacket carrying `pit_token`.
 pub fn lp_wrap(pit_token: &[u8], packet: &[u8]) -> Bytes {
-    let head = lp_header(pit_token, packet.len());
-    let mut out = BytesMut::with_capacity(head.len() + packet.len());
-    out.extend_from_slice(&head);
+    let h = amicn_tlv::lp::OutHeaders {
+        pit_token: Some(pit_token),
+        ..Default::default()
+    };
+    let mut out = BytesMut::with_capacity(h.header_len(packet.len()) + packet.len());
+    h.encode_header(&mut out, packet.len());
     out.extend_from_slice(packet);
     out.freeze()
-}
-
-async fn run_connection(
-    inner: Arc<Inner>,
-    uri: Option<TransportUri>,
-    first: Conn,
-    mut rx: mpsc::Receiver<Outgoing>,
-) {
-    let mut conn = Some(first);
-    let mut backoff = inner.options.backoff_initial;
-    let mut first_time = true;
-    loop {
-        if let Some(c) = conn.take() {
-            inner.counters.connects.fetch_add(1, Ordering::Relaxed);
-            let _ = inner.connected.send(true);
-            backoff = inner.options.backoff_initial;
-            if !first_time {
-                spawn_reregister(inner.clone());
-            }
-            first_time = false;
-            let ended_by_app = drive(&inner, c, &mut rx).await;
-            let _ = inner.connected.send(false);
-            // Anything waiting on the old connection will never hear back; fail it now.
-            inner
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
-            if ended_by_app || !inner.options.reconnect {
-                break;
-            }
-        }
-        let Some(uri) = uri.as_ref() else { break };
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(inner.options.backoff_max);
-        if inner.out.is_closed() {
-            break;
-        }
-        match open(uri).await {
-            Ok(c) => conn = Some(c),
-            Err(e) => tracing::debug!("reconnect to {uri} failed: {e}"),
-        }
-    }
-    inner.closed.store(true, Ordering::Relaxed);
-    rx.close();
-}
-
-fn spawn_reregister(inner: Arc<Inner>) {
-    let prefixes: Vec<Name> = inner
-        .handlers
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|h| h.announce)
-        .map(|h| h.prefix.clone())
-        .collect();
-    if prefixes.is_empty() {
-        return;
-    }
-    let client = Client { inner, _app: None };
-    tokio::spawn(async move {
-        for p in prefixes {
-            if let Err(e) = register_prefix(&client, &p).await {
-                tracing::warn!("re-registering {p} after reconnect failed: {e}");
-            }
-        }
-    });
-}
-
-/// Runs one connection until it fails (false) or the application side is gone (true).
-async fn drive(inner: &Arc<Inner>, conn: Conn, rx: &mut mpsc::Receiver<Outgoing>) -> bool {
-    match conn {
-        Conn::Stream(mut r, mut w) => {
-            let reader = async {
-                let mut buf = BytesMut::with_capacity(256 * 1024);
-                loop {
-                    if buf.capacity() - buf.len() < MAX_PACKET {
-                        buf.reserve(256 * 1024);
-                    }
-                    match r.read_buf(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                    loop {
-                        match amicn_tlv::split_first_tlv(&buf) {
-                            Ok(Some(n)) if n <= buf.len() => {
-                                let pkt = buf.split_to(n).freeze();
-                                on_packet(inner, pkt);
-                            }
-                            Ok(_) => {
-                                if buf.len() > 16 * MAX_PACKET {
-                                    return;
-                                }
-                                break;
-                            }
-                            Err(_) => {
-                                inner.counters.malformed.fetch_add(1, Ordering::Relaxed);
-                                return;
-                            }
-                        }
-                    }
-                }
-            };
-            let writer = async {
-                let mut batch = Vec::with_capacity(256);
-                let mut out = BytesMut::with_capacity(256 * 1024);
-                loop {
-                    if rx.recv_many(&mut batch, 256).await == 0 {
-                        return true;
-                    }
-                    out.clear();
-                    inner
-                        .counters
-                        .tx_packets
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    for p in batch.drain(..) {
-                        if let Some(h) = &p.head {
-                            out.extend_from_slice(h);
-                        }
-                        out.extend_from_slice(&p.body);
-                    }
-                    if w.write_all(&out).await.is_err() || w.flush().await.is_err() {
-                        return false;
-                    }
-                }
-            };
-            tokio::select! {
-                () = reader => false,
-                app_gone = writer => app_gone,
-                () = inner.app_gone.notified() => true,
-            }
-        }
-        Conn::Datagram(sock) => {
-            let reader = async {
-                let mut buf = vec![0u8; 65536];
-                loop {
-                    match sock.recv(&mut buf).await {
-                        Ok(n) => on_packet(
-                            inner,
-                            Bytes::copy_from_slice(buf.get(..n).unwrap_or_default()),
-                        ),
-                        Err(_) => return,
-                    }
-                }
-            };
-            let writer = async {
-                while let Some(p) = rx.recv().await {
-                    inner.counters.tx_packets.fetch_add(1, Ordering::Relaxed);
-                    let datagram = match &p.head {
-                        Some(h) => [h.as_ref(), p.body.as_ref()].concat().into(),
-                        None => p.body,
-                    };
-                    if sock.send(&datagram).await.is_err() {
-                        return false;
-                    }
-                }
-                true
-            };
-            tokio::select! {
-                () = reader => false,
-                app_gone = writer => app_gone,
-                () = inner.app_gone.notified() => true,
-            }
-        }
-    }
-}
-
-fn on_packet(inner: &Inner, pkt: Bytes) {
-    inner.counters.rx_packets.fetch_add(1, Ordering::Relaxed);
-    let Ok(received) = amicn_tlv::decode_packet(pkt) else {
-        inner.counters.malformed.fetch_add(1, Ordering::Relaxed);
-        return;
-    };
-    let token = received.lp.pit_token.clone();
-    match received.packet {
-        NetPacket::Interest(interest) => {
-            let handlers = inner.handlers.read().unwrap_or_else(|e| e.into_inner());
-            let best = handlers
-                .iter()
-                .filter(|h| h.prefix.is_prefix_of(&interest.name))
-                .max_by_key(|h| h.prefix.len());
-            let dropped = match best.map(|h| &h.sink) {
-                Some(Sink::Queue(tx)) => tx
-                    .try_send(IncomingInterest {
-                        interest,
-                        pit_token: token,
-                    })
-                    .is_err(),
-                Some(Sink::Inline(f)) => match f(&interest) {
-                    Some(body) => {
-                        let head = token.as_ref().map(|t| lp_header(t, body.len()));
-                        // Never block the reader: a full send queue drops the answer and the
-                        // consumer retransmits.
-                        inner.out.try_send(Outgoing { head, body }).is_err()
-                    }
-                    None => false,
-                },
-                None => true,
-            };
-            if dropped {
-                inner
-                    .counters
-                    .interests_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        NetPacket::Data(data) => {
-            let mark = received.lp.congestion_mark.unwrap_or(0);
-            let mut digest = None;
-            satisfy(
-                inner,
-                token.as_ref(),
-                &mut |p| data_satisfies(p, &data, &mut digest),
-                || Reply::Data {
-                    data: data.clone(),
-                    congestion_mark: mark,
-                },
-            );
-        }
-        NetPacket::Nack(nack) => {
-            let reason = nack.reason;
-            // A Nack names exactly its Interest. A Duplicate Nack concerns one nonce only; any
-            // other reason ends the aggregated in-record, so every identical Interest with it.
-            let name = nack.interest.name;
-            let aggregated = reason != NackReason::Duplicate;
-            satisfy(
-                inner,
-                token.as_ref(),
-                &mut |p| aggregated && p.name == name,
-                || Reply::Nack { reason },
-            );
-        }
-    }
-}
-
-fn token_of(t: &Bytes) -> Option<u64> {
-    let arr: [u8; 8] = t.as_ref().try_into().ok()?;
-    Some(u64::from_be_bytes(arr))
-}
-
-/// Whether `data` satisfies an Interest for `name` (exact, prefix with CanBePrefix, or a full
-/// name ending in the Data's implicit digest, computed at most once per packet).
-fn data_satisfies(p: &Pending, data: &Data, digest: &mut Option<[u8; 32]>) -> bool {
-    if p.name == data.name || (p.can_be_prefix && p.name.is_prefix_of(&data.name)) {
-        return true;
-    }
-    let n = data.name.len();
-    if p.name.len() != n + 1 || !data.name.is_prefix_of(&p.name) {
-        return false;
-    }
-    let Some(last) = p.name.get(n).filter(|c| c.is_implicit_digest()) else {
-        return false;
-    };
-    let d = digest.get_or_insert_with(|| data.implicit_digest());
-    last.value()[..] == d[..]
-}
-
-/// Hands a reply to the request whose PitToken came back, and to every other pending request on
-/// this connection it answers: the forwarder keeps one in-record per face, so identical
-/// Interests sent on one connection are aggregated and answered once, with the last token.
-fn satisfy(
-    inner: &Inner,
-    token: Option<&Bytes>,
-    matches: &mut dyn FnMut(&Pending) -> bool,
-    make: impl Fn() -> Reply,
-) {
-    let mut pending = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-    let mut answered = false;
-    if let Some(t) = token.and_then(token_of)
-        && let Some(p) = pending.remove(&t)
-    {
-        let _ = p.tx.send(make());
-        answered = true;
-    }
-    let keys: Vec<u64> = pending
-        .iter()
-        .filter(|(_, p)| matches(p))
-        .map(|(k, _)| *k)
-        .collect();
-    if keys.is_empty() && !answered {
-        inner.counters.unsolicited.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    for k in keys {
-        if let Some(p) = pending.remove(&k) {
-            let _ = p.tx.send(make());
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use super::transport::transport_from_client_conf;
     use super::*;
+    use amicn_tlv::TlvReader;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn parses_transport_uris() {
