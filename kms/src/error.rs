@@ -296,4 +296,18 @@ pub enum Error {
     /// The passphrase does not decrypt the exported identity (or the file was modified).
     #[error("wrong passphrase or modified export file")]
     WrongPassphrase,
+    /// A SafeBag (`ndnsec export` format) is malformed or uses an unsupported protection.
+    #[error("not a usable SafeBag: {reason}")]
+    BadSafeBag {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A key of another algorithm was found where an Ed25519 key is required.
+    #[error("key {name} is {algorithm}, but an Ed25519 key is required here")]
+    NotEd25519 {
+        /// The key name.
+        name: String,
+        /// Its algorithm.
+        algorithm: &'static str,
+    },
 }
