@@ -72,6 +72,18 @@ pub enum Error {
         /// Why verification failed.
         source: Box<Error>,
     },
+    /// A segment kept failing verification after being fetched again.
+    #[error(
+        "{name} failed verification {attempts} time(s), fetched again each time with MustBeFresh: {source}"
+    )]
+    VerificationFailed {
+        /// Segment name.
+        name: Name,
+        /// Copies received and refused.
+        attempts: u32,
+        /// Why the last copy was refused.
+        source: Box<Error>,
+    },
     /// The signer is not trusted by the policy.
     #[error(
         "Data {name} is signed by {signer}, which is not trusted: {why} (use --trust-anchor with the signer's certificate, or --no-verify)"
