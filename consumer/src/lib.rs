@@ -96,6 +96,38 @@ pub enum Error {
         /// Why it is refused.
         why: &'static str,
     },
+    /// The trust policy does not let this signer sign this name.
+    #[error(
+        "{name} is signed by {signer}, which trust rule {rule:?} does not allow to sign it (wrong signer for the name)"
+    )]
+    SignerNotAllowed {
+        /// Data (or certificate) name.
+        name: Name,
+        /// Its KeyLocator name.
+        signer: String,
+        /// The rule that matched the name.
+        rule: String,
+    },
+    /// A certificate on the chain is outside its ValidityPeriod.
+    #[error(
+        "certificate {certificate} needed to verify {name} is outside its ValidityPeriod ({when})"
+    )]
+    CertificateExpired {
+        /// Data being verified.
+        name: Name,
+        /// The certificate.
+        certificate: Name,
+        /// `expired at ...` or `not valid before ...`.
+        when: String,
+    },
+    /// Refused by the trust policy for another reason.
+    #[error("{name} refused by the trust policy: {reason}")]
+    Refused {
+        /// Packet or certificate name.
+        name: Name,
+        /// Why.
+        reason: String,
+    },
     /// The SignatureType is not supported.
     #[error("Data {name} has unsupported SignatureType {sig_type}")]
     UnsupportedSignature {

@@ -134,6 +134,7 @@ fn blamed_packet(e: &Error) -> Option<&Name> {
     match e {
         Error::BadSignature { name, .. }
         | Error::Untrusted { name, .. }
+        | Error::SignerNotAllowed { name, .. }
         | Error::UnsupportedSignature { name, .. } => Some(name),
         _ => None,
     }

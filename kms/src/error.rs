@@ -144,6 +144,15 @@ pub enum Error {
         /// How many certificates were followed.
         depth: usize,
     },
+    /// The chain ends at a self-signed certificate that is not a configured trust anchor:
+    /// anyone can make one.
+    #[error("{name} chains to self-signed certificate {certificate}, which is not a trust anchor")]
+    UntrustedSelfSigned {
+        /// Name of the packet being validated.
+        name: String,
+        /// The self-signed certificate.
+        certificate: String,
+    },
     /// No trust rule covers this data name.
     #[error("no trust rule covers {name}")]
     NoTrustRule {
