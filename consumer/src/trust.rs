@@ -285,49 +285,46 @@ impl Validator {
             if !seen_signers.insert(signer) {
                 continue;
             }
-            loop {
-                match self.kms.validate_data(data, &store, now) {
-                    Err(amicn_kms::Error::CertificateNotFound { key_locator }) => {
-                        let Some(fetch) = &self.fetcher else {
-                            break;
-                        };
-                        let want = parse_name(&key_locator);
-                        if fetched >= MAX_CERT_FETCHES {
-                            return Err(Error::CertificateFetch {
-                                name: data.name.clone(),
-                                certificate: want,
-                                why: format!(
-                                    "more than {MAX_CERT_FETCHES} certificates needed for one batch"
-                                ),
-                            });
-                        }
-                        fetched += 1;
-                        let cert =
-                            fetch(want.clone())
-                                .await
-                                .map_err(|e| Error::CertificateFetch {
-                                    name: data.name.clone(),
-                                    certificate: want.clone(),
-                                    why: e.to_string(),
-                                })?;
-                        certificate_key(&cert)?;
-                        let name = cert.name.clone();
-                        let cert = Certificate::from_data(cert).map_err(|e| Error::Refused {
-                            name: name.clone(),
-                            reason: format!("not a certificate: {e}"),
-                        })?;
-                        if !cert.matches_locator(&want) {
-                            return Err(Error::CertificateFetch {
-                                name: data.name.clone(),
-                                certificate: want,
-                                why: format!("the answer is {name}, another certificate"),
-                            });
-                        }
-                        store.insert(cert);
-                    }
-                    // Settled (either way): the batch check below reports it in order.
-                    _ => break,
+            // Settled (either way) once nothing is missing: the batch check below reports it
+            // in order.
+            while let Err(amicn_kms::Error::CertificateNotFound { key_locator }) =
+                self.kms.validate_data(data, &store, now)
+            {
+                let Some(fetch) = &self.fetcher else {
+                    break;
+                };
+                let want = parse_name(&key_locator);
+                if fetched >= MAX_CERT_FETCHES {
+                    return Err(Error::CertificateFetch {
+                        name: data.name.clone(),
+                        certificate: want,
+                        why: format!(
+                            "more than {MAX_CERT_FETCHES} certificates needed for one batch"
+                        ),
+                    });
                 }
+                fetched += 1;
+                let cert = fetch(want.clone())
+                    .await
+                    .map_err(|e| Error::CertificateFetch {
+                        name: data.name.clone(),
+                        certificate: want.clone(),
+                        why: e.to_string(),
+                    })?;
+                certificate_key(&cert)?;
+                let name = cert.name.clone();
+                let cert = Certificate::from_data(cert).map_err(|e| Error::Refused {
+                    name: name.clone(),
+                    reason: format!("not a certificate: {e}"),
+                })?;
+                if !cert.matches_locator(&want) {
+                    return Err(Error::CertificateFetch {
+                        name: data.name.clone(),
+                        certificate: want,
+                        why: format!("the answer is {name}, another certificate"),
+                    });
+                }
+                store.insert(cert);
             }
         }
         // Signature arithmetic and hashing are CPU work: off the async workers when there is
