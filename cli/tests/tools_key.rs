@@ -211,3 +211,63 @@ fn object_signed_by_an_imported_ecdsa_key_verifies_under_the_ndn_cxx_certificate
     );
     assert!(!out.status.success());
 }
+
+#[test]
+fn python_ndn_file_tpm_key_imports_with_its_certificate() {
+    if !tools_support::python_ndn_available() {
+        return;
+    }
+    let dir = Scratch::new("key-pytpm");
+    let tpm = dir.path("tpm");
+    std::fs::create_dir_all(&tpm).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../kms/tests/identity_vectors/py_tpm_keys.py"
+        ))
+        .arg(&tpm)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout.lines().next().unwrap();
+    let mut parts = line.split(' ');
+    let (_, key_file, cert_hex) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let cert = dir.path("py.cert");
+    std::fs::write(&cert, hex::decode(cert_hex).unwrap()).unwrap();
+    let key = run_ok(
+        &dir,
+        &[
+            "key",
+            "import",
+            key_file,
+            "--certificate",
+            cert.to_str().unwrap(),
+        ],
+    );
+    assert!(key.starts_with("/py/tpm-ec/KEY/"), "{key}");
+    let show = run_ok(&dir, &["key", "show", "/py/tpm-ec", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(show.trim()).unwrap();
+    assert_eq!(j["key_type"], "ECDSA P-256");
+    // A certificate of another key is refused.
+    let out = run(
+        &dir,
+        &[
+            "key",
+            "import",
+            key_file,
+            "--certificate",
+            &vector("ecdsa.cert.b64"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not belong"));
+}

@@ -402,6 +402,24 @@ impl Keychain {
         Ok(key.key_name().clone())
     }
 
+    /// Imports an unencrypted private key (PKCS#8, SEC1 or PKCS#1 DER, or base64 of one, as
+    /// python-ndn's file TPM keeps them) together with its certificate; returns the key name.
+    pub fn import_private_key(&self, key_file: &[u8], cert: &Certificate) -> Result<Name> {
+        let key = PrivateKey::from_der_any(key_file, cert.key_name())?;
+        if key.public_key() != *cert.key() {
+            return Err(Error::Import(format!(
+                "the private key does not belong to certificate {}",
+                cert.name()
+            )));
+        }
+        self.add_private_key(&key)?;
+        self.add_certificate(cert)?;
+        if self.default_key()?.is_none() {
+            self.set_default_key(key.key_name())?;
+        }
+        Ok(key.key_name().clone())
+    }
+
     /// Exports a key and its newest certificate as a SafeBag that `ndnsec import` reads
     /// (PBKDF2-HMAC-SHA256 with `iterations`, at least [`MIN_EXPORT_ITERATIONS`], and
     /// AES-256-CBC).

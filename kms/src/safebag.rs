@@ -121,6 +121,38 @@ impl PrivateKey {
         }
     }
 
+    /// Parses an unencrypted private key DER in any form the NDN tools write: PKCS#8, SEC1
+    /// (python-ndn EC keys) or PKCS#1 (python-ndn RSA keys), or the same as base64 text (a
+    /// python-ndn file-TPM `.privkey` file).
+    pub fn from_der_any(file: &[u8], key_name: Name) -> Result<Self> {
+        let der: Zeroizing<Vec<u8>> = if file.first() == Some(&0x30) {
+            Zeroizing::new(file.to_vec())
+        } else {
+            use base64ct::{Base64, Encoding};
+            let text: Zeroizing<Vec<u8>> = Zeroizing::new(
+                file.iter()
+                    .copied()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect(),
+            );
+            let text = std::str::from_utf8(&text).map_err(|_| Error::BadPublicKey {
+                name: key_name.to_string(),
+                reason: "neither a private key DER nor base64 text",
+            })?;
+            Zeroizing::new(Base64::decode_vec(text).map_err(|_| Error::BadPublicKey {
+                name: key_name.to_string(),
+                reason: "neither a private key DER nor base64 text",
+            })?)
+        };
+        Self::from_pkcs8_der(&der, key_name.clone())
+            .or_else(|_| EcdsaSigner::from_sec1_der(&der, key_name.clone()).map(Self::EcdsaP256))
+            .or_else(|_| RsaSigner::from_pkcs1_der(&der, key_name.clone()).map(Self::Rsa))
+            .map_err(|_| Error::BadPublicKey {
+                name: key_name.to_string(),
+                reason: "not a PKCS#8, SEC1 (P-256) or PKCS#1 (RSA) private key",
+            })
+    }
+
     /// The PKCS#8 PrivateKeyInfo DER. Wiped when the returned value is dropped.
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>> {
         match self {

@@ -363,6 +363,18 @@ impl EcdsaSigner {
             })
     }
 
+    /// From a SEC1 ECPrivateKey DER (how python-ndn's file TPM stores EC keys).
+    pub fn from_sec1_der(der: &[u8], key_locator: Name) -> Result<Self> {
+        let secret = p256::SecretKey::from_sec1_der(der).map_err(|_| Error::BadPublicKey {
+            name: key_locator.to_string(),
+            reason: "not a SEC1 P-256 private key",
+        })?;
+        Ok(Self {
+            key: secret.into(),
+            key_locator,
+        })
+    }
+
     /// The secret scalar, for storage. Wiped when the returned value is dropped.
     pub fn secret(&self) -> Zeroizing<[u8; 32]> {
         let mut out = Zeroizing::new([0u8; 32]);
@@ -424,6 +436,27 @@ impl RsaSigner {
         let bits = key.n().bit_width() as usize;
         if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
             return Err(bad("RSA modulus is not between 2048 and 4096 bits"));
+        }
+        Ok(Self { key, key_locator })
+    }
+
+    /// From a PKCS#1 RSAPrivateKey DER (how python-ndn's file TPM stores RSA keys).
+    pub fn from_pkcs1_der(der: &[u8], key_locator: Name) -> Result<Self> {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        let key = rsa::PrivateKey::from_pkcs1_der(der).map_err(|_| Error::BadPublicKey {
+            name: key_locator.to_string(),
+            reason: "not a PKCS#1 RSA private key",
+        })?;
+        Self::checked(key, key_locator)
+    }
+
+    fn checked(key: rsa::PrivateKey, key_locator: Name) -> Result<Self> {
+        let bits = key.n().bit_width() as usize;
+        if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+            return Err(Error::BadPublicKey {
+                name: key_locator.to_string(),
+                reason: "RSA modulus is not between 2048 and 4096 bits",
+            });
         }
         Ok(Self { key, key_locator })
     }

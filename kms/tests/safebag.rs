@@ -334,3 +334,58 @@ fn python_ndn_reads_amicn_safebags() {
         assert!(data.name.to_string().starts_with("/python/signed"));
     }
 }
+
+#[test]
+fn python_ndn_tpm_keys_import() {
+    if !have_python_ndn() {
+        return;
+    }
+    let dir = TempDir::new("tpm");
+    std::fs::create_dir_all(dir.0.join("tpm")).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/identity_vectors/py_tpm_keys.py"),
+        )
+        .arg(dir.0.join("tpm"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kc = Keychain::open(dir.0.join("kc")).unwrap();
+    let mut seen = Vec::new();
+    for line in stdout.lines() {
+        let mut parts = line.split(' ');
+        let (label, key_file, cert_hex) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let cert = Certificate::decode(Bytes::from(hex::decode(cert_hex).unwrap())).unwrap();
+        let file = std::fs::read(key_file).unwrap();
+        // Another key's certificate is refused.
+        if let Some(other) = seen.last() {
+            assert!(kc.import_private_key(&file, other).is_err());
+        }
+        let key_name = kc.import_private_key(&file, &cert).unwrap();
+        assert_eq!(key_name, cert.key_name());
+        let key = kc.private_key(&key_name).unwrap();
+        assert_eq!(
+            key.algorithm(),
+            if label == "ec" { "ecdsa-p256" } else { "rsa" }
+        );
+        verify_data_key(&signed_by(&key, "/py/tpm/data"), cert.key()).unwrap();
+        // And it leaves again as a SafeBag that reads back.
+        let bag = kc
+            .export_safebag(&key_name, b"p", MIN_SAFEBAG_ITERATIONS)
+            .unwrap();
+        assert_eq!(bag.open(b"p").unwrap().public_key(), *cert.key());
+        seen.push(cert);
+    }
+    assert_eq!(seen.len(), 2, "{stdout}");
+    assert!(PrivateKey::from_der_any(b"not a key", n("/x/KEY/k")).is_err());
+}

@@ -234,10 +234,17 @@ enum KeyCmd {
         #[command(flatten)]
         passphrase: PassphraseArgs,
     },
-    /// Import an exported identity, an `ndnsec export` SafeBag, or a certificate file
+    /// Import an exported identity, an `ndnsec export` SafeBag, a certificate file, or (with
+    /// --certificate) a python-ndn private key file
     Import {
-        /// File written by `amicn key export`, `ndnsec export` or `amicn key cert`
+        /// File written by `amicn key export`, `ndnsec export` or `amicn key cert`; with
+        /// --certificate, an unencrypted private key (python-ndn's `~/.ndn/ndnsec-key-file/*.privkey`,
+        /// or PKCS#8 / SEC1 / PKCS#1 DER)
         file: PathBuf,
+        /// The certificate of the private key in FILE (binary, or base64 as python-ndn and
+        /// `ndnsec cert-dump` print it)
+        #[arg(long, value_name = "CERT")]
+        certificate: Option<PathBuf>,
         #[command(flatten)]
         passphrase: PassphraseArgs,
     },
@@ -422,10 +429,23 @@ pub(crate) fn run(args: KeyArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        KeyCmd::Import { file, passphrase } => {
+        KeyCmd::Import {
+            file,
+            certificate,
+            passphrase,
+        } => {
             let raw =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            if let Ok(cert) = Certificate::decode(Bytes::from(raw.clone())) {
+            if let Some(cert_path) = certificate {
+                let wire = std::fs::read(&cert_path)
+                    .with_context(|| format!("reading {}", cert_path.display()))?;
+                let cert = Certificate::decode(certificate_bytes(wire))
+                    .with_context(|| format!("{} is not a certificate", cert_path.display()))?;
+                let key = kc
+                    .import_private_key(&raw, &cert)
+                    .with_context(|| format!("importing private key {}", file.display()))?;
+                println!("{key}");
+            } else if let Ok(cert) = Certificate::decode(Bytes::from(raw.clone())) {
                 kc.add_certificate(&cert)?;
                 println!("{}", cert.name());
             } else if SafeBag::decode(&raw).is_ok() {
