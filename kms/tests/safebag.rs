@@ -389,3 +389,58 @@ fn python_ndn_tpm_keys_import() {
     assert_eq!(seen.len(), 2, "{stdout}");
     assert!(PrivateKey::from_der_any(b"not a key", n("/x/KEY/k")).is_err());
 }
+
+/// `ndnsec import` decrypts the EncryptedKey with OpenSSL's PKCS#8 reader; the `openssl`
+/// command uses the same code, so it stands in for ndnsec where ndn-cxx is not installed.
+#[test]
+fn openssl_decrypts_amicn_safebag_keys() {
+    let have = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        eprintln!("openssl not installed; skipping");
+        return;
+    }
+    let dir = TempDir::new("openssl");
+    let kc = Keychain::open(dir.0.join("kc")).unwrap();
+    let ecdsa = kc
+        .import_safebag(&vector("ecdsa.safebag.b64"), PASS)
+        .unwrap();
+    let rsa = kc.import_safebag(&vector("rsa.safebag.b64"), PASS).unwrap();
+    let (ed, _) = kc
+        .create_identity(&n("/example/ed"), NOW_MS / 1000, 86400)
+        .unwrap();
+    std::fs::write(dir.0.join("pass"), "openssl passphrase").unwrap();
+    for key_name in [ecdsa, rsa, ed.key_name().clone()] {
+        let bag = kc
+            .export_safebag(&key_name, b"openssl passphrase", MIN_SAFEBAG_ITERATIONS)
+            .unwrap();
+        let enc = dir.0.join("key.p8");
+        std::fs::write(&enc, bag.encrypted_key()).unwrap();
+        let pass_arg = format!("file:{}", dir.0.join("pass").display());
+        let out = std::process::Command::new("openssl")
+            .args(["pkey", "-inform", "DER", "-in"])
+            .arg(&enc)
+            .args(["-passin", &pass_arg, "-pubout", "-outform", "DER"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{key_name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The public key OpenSSL derives from the decrypted private key is the certificate's.
+        assert_eq!(out.stdout, bag.certificate().key().to_spki(), "{key_name}");
+        // And the wrong passphrase fails there too.
+        std::fs::write(dir.0.join("wrong"), "not it").unwrap();
+        let wrong = format!("file:{}", dir.0.join("wrong").display());
+        let out = std::process::Command::new("openssl")
+            .args(["pkey", "-inform", "DER", "-in"])
+            .arg(&enc)
+            .args(["-passin", &wrong, "-pubout", "-outform", "DER"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{key_name}");
+    }
+}
