@@ -180,13 +180,34 @@ fn digest_signed_object_needs_explicit_permission_under_an_anchor() {
         ],
     );
     let output = dir.path("out.bin");
-    // Integrity-only default: digests are checked and accepted.
+    // No trust policy chosen: refused, saying how to add an anchor or ask for integrity only.
+    let out = run(
+        &dir,
+        &[
+            "get",
+            "--connect",
+            &uri,
+            "-o",
+            output.to_str().unwrap(),
+            "/test/digest",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no trust anchor configured")
+            && err.contains("--trust-anchor")
+            && err.contains("--integrity-only"),
+        "{err}"
+    );
+    // Integrity only, asked for explicitly: digests are checked and accepted.
     run_ok(
         &dir,
         &[
             "get",
             "--connect",
             &uri,
+            "--integrity-only",
             "-q",
             "-o",
             output.to_str().unwrap(),
@@ -275,7 +296,7 @@ fn peek_ping_and_poke_through_forwarder() {
                 "--connect",
                 &uri,
                 "-p",
-                "--verify",
+                "--integrity-only",
                 "-l",
                 "500",
                 "/test/hello",
@@ -288,6 +309,21 @@ fn peek_ping_and_poke_through_forwarder() {
     }
     assert_eq!(payload, "hello grid");
     assert!(poke.child.wait().unwrap().success());
+    // --verify alone does not pick a policy.
+    let out = run(
+        &dir,
+        &[
+            "peek",
+            "--connect",
+            &uri,
+            "--verify",
+            "-l",
+            "200",
+            "/test/hello",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no trust anchor configured"));
 }
 
 /// `amicn status` (management) and `amicn peek` (client) find the forwarder the same way:

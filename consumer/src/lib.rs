@@ -72,6 +72,18 @@ pub enum Error {
         /// Why verification failed.
         source: Box<Error>,
     },
+    /// A segment kept failing verification after being fetched again.
+    #[error(
+        "{name} failed verification {attempts} time(s), fetched again each time with MustBeFresh: {source}"
+    )]
+    VerificationFailed {
+        /// Segment name.
+        name: Name,
+        /// Copies received and refused.
+        attempts: u32,
+        /// Why the last copy was refused.
+        source: Box<Error>,
+    },
     /// The signer is not trusted by the policy.
     #[error(
         "Data {name} is signed by {signer}, which is not trusted: {why} (use --trust-anchor with the signer's certificate, or --no-verify)"
@@ -83,6 +95,38 @@ pub enum Error {
         signer: String,
         /// Why it is refused.
         why: &'static str,
+    },
+    /// The trust policy does not let this signer sign this name.
+    #[error(
+        "{name} is signed by {signer}, which trust rule {rule:?} does not allow to sign it (wrong signer for the name)"
+    )]
+    SignerNotAllowed {
+        /// Data (or certificate) name.
+        name: Name,
+        /// Its KeyLocator name.
+        signer: String,
+        /// The rule that matched the name.
+        rule: String,
+    },
+    /// A certificate on the chain is outside its ValidityPeriod.
+    #[error(
+        "certificate {certificate} needed to verify {name} is outside its ValidityPeriod ({when})"
+    )]
+    CertificateExpired {
+        /// Data being verified.
+        name: Name,
+        /// The certificate.
+        certificate: Name,
+        /// `expired at ...` or `not valid before ...`.
+        when: String,
+    },
+    /// Refused by the trust policy for another reason.
+    #[error("{name} refused by the trust policy: {reason}")]
+    Refused {
+        /// Packet or certificate name.
+        name: Name,
+        /// Why.
+        reason: String,
     },
     /// The SignatureType is not supported.
     #[error("Data {name} has unsupported SignatureType {sig_type}")]

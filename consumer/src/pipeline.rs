@@ -2,6 +2,7 @@
 //! Interests, retransmission on loss, batch verification and in-order output.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use amicn_face::client::{ClientError, Reply};
@@ -49,6 +50,9 @@ pub struct FetchOptions {
     pub verify_batch: usize,
     /// Batches verified concurrently, each on its own blocking thread.
     pub verify_parallel: usize,
+    /// Times a segment that fails verification is asked for again (MustBeFresh, new Nonce)
+    /// before the fetch fails with [`Error::VerificationFailed`].
+    pub verify_retries: u32,
 }
 
 impl Default for FetchOptions {
@@ -63,6 +67,7 @@ impl Default for FetchOptions {
             min_rto: Duration::from_millis(200),
             verify_batch: 64,
             verify_parallel: 2,
+            verify_retries: 3,
         }
     }
 }
@@ -109,6 +114,30 @@ pub struct FetchSummary {
     pub min_window_after_decrease: usize,
     /// Smoothed RTT at the end.
     pub srtt: Option<Duration>,
+    /// Segment copies that failed verification (each refused copy counts once).
+    pub verify_failures: u64,
+    /// Segments fetched again after failing verification.
+    pub verify_refetches: u64,
+}
+
+/// Verification counters of one fetch, shared by the pipeline and the writer.
+#[derive(Debug, Default)]
+struct VerifyStats {
+    failures: AtomicU64,
+    refetches: AtomicU64,
+}
+
+/// The Data a verification error blames, if retrying that Data could help: a bad signature,
+/// an untrusted signer or an unsupported SignatureType on the packet itself (a forged or
+/// corrupted copy), not a failure to fetch or check a certificate.
+fn blamed_packet(e: &Error) -> Option<&Name> {
+    match e {
+        Error::BadSignature { name, .. }
+        | Error::Untrusted { name, .. }
+        | Error::SignerNotAllowed { name, .. }
+        | Error::UnsupportedSignature { name, .. } => Some(name),
+        _ => None,
+    }
 }
 
 impl FetchSummary {
@@ -219,12 +248,14 @@ impl Consumer {
         W: AsyncWrite + Unpin + ?Sized,
     {
         let start = Instant::now();
+        let counters = VerifyStats::default();
+        let stats = &counters;
         let (versioned, first) = self.discover(prefix, opts.discovery).await?;
         // A non-segmented object answered by discovery is written as is.
         if let Some(d) = &first
             && d.name == versioned
         {
-            let d = self.finish_one(d.clone()).await?;
+            let d = self.finish_one(d.clone(), opts, stats).await?;
             out.write_all(&d.content).await?;
             out.flush().await?;
             let p = Progress {
@@ -248,6 +279,8 @@ impl Consumer {
                 max_window: 1,
                 min_window_after_decrease: 1,
                 srtt: None,
+                verify_failures: stats.failures.load(Ordering::Relaxed),
+                verify_refetches: stats.refetches.load(Ordering::Relaxed),
             });
         }
 
@@ -275,6 +308,8 @@ impl Consumer {
             max_window: cc.window(),
             min_window_after_decrease: usize::MAX,
             srtt: None,
+            verify_failures: 0,
+            verify_refetches: 0,
         };
         if let Some(d) = first
             && let Some(seg) = d
@@ -360,7 +395,7 @@ impl Consumer {
                 let now = Instant::now();
                 match outcome {
                     Ok(Reply::Data {
-                        data,
+                        mut data,
                         congestion_mark,
                     }) => {
                         if retx == 0 {
@@ -385,8 +420,18 @@ impl Consumer {
                         {
                             // A FinalBlockId ends the fetch: it is believed only from a segment
                             // whose signature verifies, so a forged one cannot cut the object.
-                            self.check_final_block_id(&data, f).await?;
-                            final_seg = Some(f);
+                            // A copy that fails is fetched again; the verified copy's own
+                            // FinalBlockId is the one used.
+                            data = self.check_final_block_id(data, f, opts, stats).await?;
+                            if let Some(f) = data
+                                .meta_info
+                                .final_block_id
+                                .as_ref()
+                                .and_then(|c| c.as_segment())
+                                && final_seg.is_none_or(|old| f < old)
+                            {
+                                final_seg = Some(f);
+                            }
                         }
                         if data
                             .name
@@ -494,7 +539,7 @@ impl Consumer {
                     next = batch_rx.recv(), if input_open && verifying.len() < opts.verify_parallel.max(1) => {
                         match next {
                             Some((batch, snap)) => verifying.push_back(async move {
-                                (self.finish_batch(batch).await, snap)
+                                (self.finish_batch(batch, opts, stats).await, snap)
                             }),
                             None => input_open = false,
                         }
@@ -526,38 +571,122 @@ impl Consumer {
         sum.elapsed = start.elapsed();
         sum.window_decreases = cc.decreases();
         sum.srtt = rtt.srtt();
+        sum.verify_failures = stats.failures.load(Ordering::Relaxed);
+        sum.verify_refetches = stats.refetches.load(Ordering::Relaxed);
         if sum.min_window_after_decrease == usize::MAX {
             sum.min_window_after_decrease = sum.max_window;
         }
         Ok(sum)
     }
 
-    /// Verifies the segment that announces FinalBlockId `f` before the fetch relies on it.
-    async fn check_final_block_id(&self, data: &Data, f: u64) -> Result<()> {
+    /// Verifies the segment that announces FinalBlockId `f` before the fetch relies on it;
+    /// returns the copy that verified.
+    async fn check_final_block_id(
+        &self,
+        data: Data,
+        f: u64,
+        opts: &FetchOptions,
+        stats: &VerifyStats,
+    ) -> Result<Data> {
         let Some(v) = &self.validator else {
-            return Ok(());
+            return Ok(data);
         };
-        v.verify(std::slice::from_ref(data))
-            .await
-            .map_err(|e| Error::UnverifiedFinalBlockId {
+        let unverified = |e: Error| {
+            // Still failing after the refetches: the cause is what the last copy did wrong.
+            let source = match e {
+                Error::VerificationFailed { source, .. } => source,
+                e => Box::new(e),
+            };
+            Error::UnverifiedFinalBlockId {
                 name: data.name.clone(),
                 final_block: f,
-                source: Box::new(e),
-            })
+                source,
+            }
+        };
+        match v.verify(std::slice::from_ref(&data)).await {
+            Ok(()) => Ok(data),
+            Err(e) if blamed_packet(&e) == Some(&data.name) => self
+                .refetch_until_verified(&data.name, e, opts, stats)
+                .await
+                .map_err(unverified),
+            Err(e) => Err(unverified(e)),
+        }
     }
 
-    async fn finish_one(&self, d: Data) -> Result<Data> {
-        let mut v = self.finish_batch(vec![d]).await?;
+    /// Asks again for `name`, whose copy failed verification with `first`: MustBeFresh and a
+    /// new Nonce, so a Content Store does not answer with a stale copy and the Interest may
+    /// reach another upstream. Every refused copy is counted; after
+    /// [`FetchOptions::verify_retries`] refetches the fetch fails with the last refusal.
+    async fn refetch_until_verified(
+        &self,
+        name: &Name,
+        first: Error,
+        opts: &FetchOptions,
+        stats: &VerifyStats,
+    ) -> Result<Data> {
+        stats.failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%name, error = %first, "segment failed verification; fetching it again");
+        let Some(v) = &self.validator else {
+            return Err(first);
+        };
+        let mut last = first;
+        for _ in 0..opts.verify_retries {
+            stats.refetches.fetch_add(1, Ordering::Relaxed);
+            let mut i = Interest::new(name.clone());
+            i.must_be_fresh = true;
+            i.lifetime_ms = Some(opts.lifetime.as_millis() as u64);
+            let d = self.fetch_unverified(i).await?;
+            if d.name != *name {
+                return Err(Error::Protocol {
+                    name: d.name,
+                    why: "answer is not the requested segment",
+                });
+            }
+            match v.verify(std::slice::from_ref(&d)).await {
+                Ok(()) => return Ok(d),
+                Err(e) if blamed_packet(&e) == Some(name) => {
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
+                    last = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::VerificationFailed {
+            name: name.clone(),
+            attempts: opts.verify_retries + 1,
+            source: Box::new(last),
+        })
+    }
+
+    async fn finish_one(&self, d: Data, opts: &FetchOptions, stats: &VerifyStats) -> Result<Data> {
+        let mut v = self.finish_batch(vec![d], opts, stats).await?;
         v.pop().ok_or(Error::Protocol {
             name: Name::default(),
             why: "empty batch",
         })
     }
 
-    /// Verifies and decrypts a batch of Data (in order).
-    async fn finish_batch(&self, mut batch: Vec<Data>) -> Result<Vec<Data>> {
+    /// Verifies and decrypts a batch of Data (in order). A segment that fails verification is
+    /// replaced by a copy fetched again ([`Consumer::refetch_until_verified`]).
+    async fn finish_batch(
+        &self,
+        mut batch: Vec<Data>,
+        opts: &FetchOptions,
+        stats: &VerifyStats,
+    ) -> Result<Vec<Data>> {
         if let Some(v) = &self.validator {
-            v.verify(&batch).await?;
+            loop {
+                let Err(e) = v.verify(&batch).await else {
+                    break;
+                };
+                let Some(i) =
+                    blamed_packet(&e).and_then(|n| batch.iter().position(|d| d.name == *n))
+                else {
+                    return Err(e);
+                };
+                let name = batch[i].name.clone();
+                batch[i] = self.refetch_until_verified(&name, e, opts, stats).await?;
+            }
         }
         if self.decryptor.is_some() {
             for d in &mut batch {

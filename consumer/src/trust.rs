@@ -1,35 +1,40 @@
-//! Deciding whether a Data may be believed: signature checks against a trust policy, with
-//! signer certificates fetched by KeyLocator and cached.
+//! Deciding whether a Data may be believed, with [`amicn_kms::trust::Validator`] making every
+//! decision.
 //!
-//! All cryptography is `amicn_kms`'s ([`amicn_kms::signature`]): this module only decides which
-//! key should have signed a packet and fetches the certificates that say so. DigestSha256 Data is
-//! checked for integrity (and refused when the policy demands a key). Ed25519, ECDSA P-256 and
-//! RSA Data name their signer's key or certificate in KeyLocator; the certificate (ContentType
-//! KEY, a SubjectPublicKeyInfo of one of those types) is fetched, its own signature checked, and
-//! so on up to a trust anchor (anchored policy) or a self-signed certificate (integrity policy).
-//! Many segments are verified together: Ed25519 ones with batch verification, falling back to
-//! one-by-one strict verification to name the packet at fault.
+//! The kms validator applies the trust policy (name rules with captures) to the packet and each
+//! certificate, walks the chain to an anchor, checks validity periods and every signature, and
+//! remembers verified chains in its bounded cache. It does no I/O: when it lacks a certificate it
+//! says so ([`amicn_kms::Error::CertificateNotFound`]), and this module fetches that certificate
+//! by its KeyLocator name over the consumer's connection and asks again. DigestSha256 Data is
+//! checked for integrity here (and refused when the policy demands a key).
+//!
+//! [`TrustMode::Anchored`] trusts only the given anchors; [`TrustMode::Integrity`] also lets a
+//! chain end at any self-signed certificate (integrity, not origin). The default policy lets any
+//! key sign any name; [`Validator::with_policy`] narrows that.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
-use amicn_kms::signature::{VerifyKey, verify_data_batch, verify_data_key};
+use amicn_kms::cert::Certificate;
+use amicn_kms::signature::VerifyKey;
+use amicn_kms::trust::{CertStore, TrustPolicy};
 use amicn_tlv::{Component, Data, KeyLocator, Name};
 use bytes::Bytes;
 
 use crate::Error;
 
-fn now_s() -> u64 {
+fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-/// Longest certificate chain followed.
-const MAX_CHAIN: usize = 5;
+/// Most certificates fetched while resolving one batch: bounds what a hostile chain can make
+/// the consumer ask for.
+const MAX_CERT_FETCHES: usize = 16;
 /// ContentType KEY.
 const CONTENT_TYPE_KEY: u64 = 2;
 
@@ -97,11 +102,12 @@ pub fn key_name_of(name: &Name) -> Option<Name> {
     Some(name.prefix(idx + 2))
 }
 
-/// The trust policy with its certificate cache.
+/// The trust policy, deciding through [`amicn_kms::trust::Validator`] and fetching the
+/// certificates it asks for.
 pub struct Validator {
     mode: TrustMode,
     allow_digest: bool,
-    cache: moka::sync::Cache<Name, VerifyKey>,
+    kms: Arc<amicn_kms::trust::Validator>,
     fetcher: Option<CertFetcher>,
 }
 
@@ -114,42 +120,113 @@ impl std::fmt::Debug for Validator {
     }
 }
 
-/// One signature check, owned so it can move to a blocking thread.
-enum Check {
-    Digest {
-        index: usize,
-        data: Data,
-    },
-    Key {
-        index: usize,
-        data: Data,
-        key: VerifyKey,
-    },
+fn parse_name(s: &str) -> Name {
+    Name::from_uri(s).unwrap_or_default()
 }
 
-fn signer_label(d: &Data) -> String {
-    match &d.signature_info.key_locator {
+/// A kms refusal as a consumer error about `data` (the packet being verified).
+fn refusal(data: &Data, e: amicn_kms::Error) -> Error {
+    use amicn_kms::Error as K;
+    let signer = match &data.signature_info.key_locator {
         Some(KeyLocator::Name(n)) => n.to_string(),
-        _ if d.signature_info.sig_type == amicn_tlv::sig::DIGEST_SHA256 => {
-            "DigestSha256".to_owned()
-        }
         _ => "?".to_owned(),
+    };
+    match e {
+        K::BadSignature { name, signer: s } => Error::BadSignature {
+            name: parse_name(&name),
+            signer: s,
+        },
+        K::KeyTypeMismatch { name, .. }
+        | K::SignatureLength { name, .. }
+        | K::BadSignatureEncoding { name, .. } => Error::BadSignature {
+            name: parse_name(&name),
+            signer,
+        },
+        K::UnsupportedSignatureType { name, sig_type } => Error::UnsupportedSignature {
+            name: parse_name(&name),
+            sig_type,
+        },
+        K::SignerNotAllowed {
+            rule,
+            name,
+            signer: s,
+        } => Error::SignerNotAllowed {
+            name: parse_name(&name),
+            signer: s,
+            rule,
+        },
+        K::NoTrustRule { .. } => Error::Untrusted {
+            name: data.name.clone(),
+            signer,
+            why: "no trust rule covers this name",
+        },
+        K::MissingKeyLocator { .. } => Error::Untrusted {
+            name: data.name.clone(),
+            signer,
+            why: "signature without a KeyLocator name",
+        },
+        K::UntrustedSelfSigned { certificate, .. } => Error::Untrusted {
+            name: data.name.clone(),
+            signer: format!("{signer} (self-signed certificate {certificate})"),
+            why: "its certificate chain ends at a self-signed certificate that is not a trust anchor",
+        },
+        K::NoTrustAnchor { depth, .. } => Error::Untrusted {
+            name: data.name.clone(),
+            signer: format!("{signer} (after {depth} certificates)"),
+            why: "its certificate chain loops or is too long to reach a trust anchor",
+        },
+        K::CertificateExpired { cert, not_after } => Error::CertificateExpired {
+            name: data.name.clone(),
+            certificate: parse_name(&cert),
+            when: format!("expired at {not_after}"),
+        },
+        K::CertificateNotYetValid { cert, not_before } => Error::CertificateExpired {
+            name: data.name.clone(),
+            certificate: parse_name(&cert),
+            when: format!("not valid before {not_before}"),
+        },
+        K::CertificateNotFound { key_locator } => Error::CertificateFetch {
+            name: data.name.clone(),
+            certificate: parse_name(&key_locator),
+            why: "the certificate is not known and no way to fetch it is configured".to_owned(),
+        },
+        other => Error::Refused {
+            name: data.name.clone(),
+            reason: other.to_string(),
+        },
     }
 }
 
 impl Validator {
     /// A validator in `mode`; DigestSha256 Data is accepted (after a digest check) only if
-    /// `allow_digest`.
+    /// `allow_digest`. Any key may sign any name until [`Validator::with_policy`] says otherwise.
     pub fn new(mode: TrustMode, allow_digest: bool) -> Validator {
-        Validator {
+        let mut v = Validator {
             mode,
             allow_digest,
-            cache: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(3600))
-                .build(),
+            kms: Arc::new(amicn_kms::trust::Validator::new(TrustPolicy::any_signer())),
             fetcher: None,
+        };
+        v.rebuild(TrustPolicy::any_signer());
+        v
+    }
+
+    fn rebuild(&mut self, policy: TrustPolicy) {
+        let mut kms = amicn_kms::trust::Validator::new(policy)
+            .accept_any_self_signed(matches!(self.mode, TrustMode::Integrity));
+        if let TrustMode::Anchored(anchors) = &self.mode {
+            for a in anchors {
+                kms.add_key_anchor(a.key_name.clone(), a.key.clone());
+            }
         }
+        self.kms = Arc::new(kms);
+    }
+
+    /// Applies `policy`'s name rules: which key may sign which Data (and which issuer which
+    /// certificate).
+    pub fn with_policy(mut self, policy: TrustPolicy) -> Validator {
+        self.rebuild(policy);
+        self
     }
 
     /// Sets how certificates are fetched.
@@ -168,188 +245,125 @@ impl Validator {
         self.allow_digest
     }
 
+    /// The kms validator making the decisions (its chain cache is the only one).
+    pub fn kms(&self) -> &amicn_kms::trust::Validator {
+        &self.kms
+    }
+
     /// Verifies every Data in `batch`, or names the first that fails.
     pub async fn verify(&self, batch: &[Data]) -> Result<(), Error> {
         if matches!(self.mode, TrustMode::AcceptAll) {
             return Ok(());
         }
-        let mut checks = Vec::with_capacity(batch.len());
+        use amicn_tlv::sig::DIGEST_SHA256;
+        let mut keyed: Vec<usize> = Vec::new();
         for (index, data) in batch.iter().enumerate() {
-            use amicn_tlv::sig::{DIGEST_SHA256, ED25519, SHA256_WITH_ECDSA, SHA256_WITH_RSA};
-            match data.signature_info.sig_type {
-                DIGEST_SHA256 => {
-                    if !self.allow_digest {
-                        return Err(Error::Untrusted {
-                            name: data.name.clone(),
-                            signer: "DigestSha256 (no key)".to_owned(),
-                            why: "the trust policy requires a key signature",
-                        });
-                    }
-                    checks.push(Check::Digest {
-                        index,
-                        data: data.clone(),
-                    });
-                }
-                ED25519 | SHA256_WITH_ECDSA | SHA256_WITH_RSA => {
-                    let Some(KeyLocator::Name(locator)) = &data.signature_info.key_locator else {
-                        return Err(Error::Untrusted {
-                            name: data.name.clone(),
-                            signer: "?".to_owned(),
-                            why: "signature without a KeyLocator name",
-                        });
-                    };
-                    let key = self.resolve(&data.name, locator).await?;
-                    checks.push(Check::Key {
-                        index,
-                        data: data.clone(),
-                        key,
-                    });
-                }
-                other => {
-                    return Err(Error::UnsupportedSignature {
+            if data.signature_info.sig_type == DIGEST_SHA256 {
+                if !self.allow_digest {
+                    return Err(Error::Untrusted {
                         name: data.name.clone(),
-                        sig_type: other,
+                        signer: "DigestSha256 (no key)".to_owned(),
+                        why: "the trust policy requires a key signature",
                     });
                 }
+            } else {
+                keyed.push(index);
+            }
+        }
+        // Certificates the kms validator asks for, fetched once per batch; verified chains end
+        // up in its cache, so later batches from the same signers fetch nothing.
+        let mut store = CertStore::new();
+        let mut seen_signers: HashSet<Name> = HashSet::new();
+        let mut fetched = 0usize;
+        let now = now_ms();
+        for &i in &keyed {
+            let data = &batch[i];
+            let signer = match &data.signature_info.key_locator {
+                Some(KeyLocator::Name(n)) => n.clone(),
+                _ => Name::default(),
+            };
+            if !seen_signers.insert(signer) {
+                continue;
+            }
+            // Settled (either way) once nothing is missing: the batch check below reports it
+            // in order.
+            while let Err(amicn_kms::Error::CertificateNotFound { key_locator }) =
+                self.kms.validate_data(data, &store, now)
+            {
+                let Some(fetch) = &self.fetcher else {
+                    break;
+                };
+                let want = parse_name(&key_locator);
+                if fetched >= MAX_CERT_FETCHES {
+                    return Err(Error::CertificateFetch {
+                        name: data.name.clone(),
+                        certificate: want,
+                        why: format!(
+                            "more than {MAX_CERT_FETCHES} certificates needed for one batch"
+                        ),
+                    });
+                }
+                fetched += 1;
+                let cert = fetch(want.clone())
+                    .await
+                    .map_err(|e| Error::CertificateFetch {
+                        name: data.name.clone(),
+                        certificate: want.clone(),
+                        why: e.to_string(),
+                    })?;
+                certificate_key(&cert)?;
+                let name = cert.name.clone();
+                let cert = Certificate::from_data(cert).map_err(|e| Error::Refused {
+                    name: name.clone(),
+                    reason: format!("not a certificate: {e}"),
+                })?;
+                if !cert.matches_locator(&want) {
+                    return Err(Error::CertificateFetch {
+                        name: data.name.clone(),
+                        certificate: want,
+                        why: format!("the answer is {name}, another certificate"),
+                    });
+                }
+                store.insert(cert);
             }
         }
         // Signature arithmetic and hashing are CPU work: off the async workers when there is
         // enough of it, so the fetch pipeline keeps Interests flowing meanwhile.
-        let failed = if checks.len() >= 8 && tokio::runtime::Handle::try_current().is_ok() {
-            tokio::task::spawn_blocking(move || run_checks(&checks))
+        let kms = self.kms.clone();
+        let packets: Vec<Data> = keyed.iter().map(|&i| batch[i].clone()).collect();
+        let run = move || kms.validate_data_batch(&packets, &store, now);
+        let results = if keyed.len() >= 8 && tokio::runtime::Handle::try_current().is_ok() {
+            tokio::task::spawn_blocking(run)
                 .await
-                .unwrap_or(Some(0))
+                .map_err(|_| Error::Refused {
+                    name: Name::default(),
+                    reason: "verification task failed".to_owned(),
+                })?
         } else {
-            run_checks(&checks)
+            run()
         };
-        match failed.and_then(|i| batch.get(i)) {
-            None => Ok(()),
-            Some(d) => Err(Error::BadSignature {
-                name: d.name.clone(),
-                signer: signer_label(d),
-            }),
-        }
-    }
-
-    /// The verified key that `locator` names, trusted under the policy.
-    async fn resolve(&self, data_name: &Name, locator: &Name) -> Result<VerifyKey, Error> {
-        let mut chain: Vec<(Data, VerifyKey)> = Vec::new();
-        let mut want = locator.clone();
-        // Walk up until a trusted or cached key is found, collecting certificates to check.
-        let mut trusted: Option<VerifyKey> = None;
-        for _ in 0..MAX_CHAIN {
-            if let Some(pk) = self.known(&want) {
-                trusted = Some(pk);
-                break;
-            }
-            let Some(fetch) = &self.fetcher else {
-                return Err(Error::Untrusted {
-                    name: data_name.clone(),
-                    signer: want.to_string(),
-                    why: "its certificate is unknown and cannot be fetched",
-                });
-            };
-            let cert = fetch(want.clone())
-                .await
-                .map_err(|e| Error::CertificateFetch {
-                    name: data_name.clone(),
-                    certificate: want.clone(),
-                    why: e.to_string(),
-                })?;
-            let pk = certificate_key(&cert)?;
-            match &cert.signature_info.validity {
-                Some(v) if v.contains(now_s()) => {}
-                Some(_) => {
-                    return Err(Error::BadCertificate {
-                        name: cert.name.clone(),
-                        why: "outside its ValidityPeriod (expired or not yet valid)",
-                    });
-                }
-                None => {
-                    return Err(Error::BadCertificate {
-                        name: cert.name.clone(),
-                        why: "no ValidityPeriod",
-                    });
-                }
-            }
-            let issuer = match &cert.signature_info.key_locator {
-                Some(KeyLocator::Name(n)) => n.clone(),
-                _ => {
-                    return Err(Error::BadCertificate {
-                        name: cert.name.clone(),
-                        why: "no issuer KeyLocator",
-                    });
-                }
-            };
-            let self_signed = key_name_of(&issuer).is_some_and(|k| k.is_prefix_of(&cert.name));
-            chain.push((cert, pk.clone()));
-            if self_signed {
-                if let TrustMode::Anchored(_) = self.mode {
-                    return Err(Error::Untrusted {
-                        name: data_name.clone(),
-                        signer: locator.to_string(),
-                        why: "its certificate chain ends at a self-signed certificate that is not a trust anchor",
-                    });
-                }
-                trusted = Some(pk);
-                break;
-            }
-            want = issuer;
-        }
-        let Some(mut issuer_key) = trusted else {
-            return Err(Error::Untrusted {
-                name: data_name.clone(),
-                signer: locator.to_string(),
-                why: "certificate chain too long",
-            });
-        };
-        // Check from the trusted end down to the Data's signer.
-        for (cert, pk) in chain.into_iter().rev() {
-            verify_data_key(&cert, &issuer_key).map_err(|_| Error::BadSignature {
-                name: cert.name.clone(),
-                signer: signer_label(&cert),
-            })?;
-            if let Some(k) = key_name_of(&cert.name) {
-                self.cache.insert(k, pk.clone());
-            }
-            self.cache.insert(cert.name.clone(), pk.clone());
-            issuer_key = pk;
-        }
-        Ok(issuer_key)
-    }
-
-    /// A key already believed: an anchor or a cached verified certificate.
-    fn known(&self, locator: &Name) -> Option<VerifyKey> {
-        if let TrustMode::Anchored(anchors) = &self.mode
-            && let Some(a) = anchors.iter().find(|a| a.key_name.is_prefix_of(locator))
-        {
-            return Some(a.key.clone());
-        }
-        if let Some(pk) = self.cache.get(locator) {
-            return Some(pk);
-        }
-        key_name_of(locator).and_then(|k| self.cache.get(&k))
-    }
-}
-
-/// Runs the checks; returns the batch index of the first failure.
-fn run_checks(checks: &[Check]) -> Option<usize> {
-    let mut keyed: Vec<(usize, &Data, &VerifyKey)> = Vec::new();
-    for c in checks {
-        match c {
-            Check::Digest { index, data } => {
+        let mut results = keyed.iter().zip(results);
+        let mut next = results.next();
+        for (index, data) in batch.iter().enumerate() {
+            if data.signature_info.sig_type == DIGEST_SHA256 {
                 if amicn_kms::identity::verify_data_digest(data).is_err() {
-                    return Some(*index);
+                    return Err(Error::BadSignature {
+                        name: data.name.clone(),
+                        signer: "DigestSha256".to_owned(),
+                    });
                 }
+                continue;
             }
-            Check::Key { index, data, key } => keyed.push((*index, data, key)),
+            if let Some((&i, r)) = next.take() {
+                debug_assert_eq!(i, index);
+                if let Err(e) = r {
+                    return Err(refusal(data, e));
+                }
+                next = results.next();
+            }
         }
+        Ok(())
     }
-    let items: Vec<(&Data, &VerifyKey)> = keyed.iter().map(|(_, d, k)| (*d, *k)).collect();
-    verify_data_batch(&items)
-        .iter()
-        .zip(&keyed)
-        .find_map(|(r, (i, _, _))| r.is_err().then_some(*i))
 }
 
 #[cfg(test)]
@@ -389,6 +403,7 @@ mod tests {
             spki(key.verifying_key().to_bytes()),
         );
         d.meta_info.content_type = 2;
+        d.meta_info.freshness_period_ms = Some(3_600_000);
         let si = amicn_tlv::SignatureInfo {
             sig_type: amicn_tlv::sig::ED25519,
             key_locator: Some(KeyLocator::Name(name(issuer_locator))),
@@ -484,6 +499,7 @@ mod tests {
             spki(k.verifying_key().to_bytes()),
         );
         c.meta_info.content_type = 2;
+        c.meta_info.freshness_period_ms = Some(3_600_000);
         let si = amicn_tlv::SignatureInfo {
             sig_type: amicn_tlv::sig::ED25519,
             key_locator: Some(KeyLocator::Name(name("/old/KEY/k"))),
@@ -571,5 +587,188 @@ mod tests {
                 e => panic!("{k}: unexpected {e}"),
             }
         }
+    }
+
+    /// A root anchor, an intermediate issued by it, and a counting fetcher over `certs`.
+    struct Pki {
+        root: amicn_kms::identity::KeyPair,
+        root_cert: Certificate,
+        fetches: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    fn now_s() -> u64 {
+        now_ms() / 1000
+    }
+
+    fn kp(id: &str, seed: u8) -> amicn_kms::identity::KeyPair {
+        amicn_kms::identity::KeyPair::from_seed(&[seed; 32], name(&format!("{id}/KEY/k"))).unwrap()
+    }
+
+    fn issue(
+        subject: &amicn_kms::identity::KeyPair,
+        issuer: &amicn_kms::identity::KeyPair,
+        validity: amicn_kms::cert::Validity,
+    ) -> Certificate {
+        Certificate::issue(
+            subject.key_name(),
+            subject.public_key(),
+            issuer,
+            b"issuer",
+            1,
+            validity,
+        )
+        .unwrap()
+    }
+
+    fn pki() -> Pki {
+        let root = kp("/root", 31);
+        let root_cert = Certificate::self_signed(
+            &root,
+            1,
+            amicn_kms::cert::Validity::starting_now(now_s() - 60, 86400),
+        )
+        .unwrap();
+        Pki {
+            root,
+            root_cert,
+            fetches: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        }
+    }
+
+    impl Pki {
+        fn validator(&self, certs: Vec<Certificate>, policy: Option<&str>) -> Validator {
+            let anchor = TrustAnchor::from_certificate(self.root_cert.data()).unwrap();
+            let fetches = self.fetches.clone();
+            let datas: Vec<Data> = certs.iter().map(|c| c.data().clone()).collect();
+            let inner = fetcher(datas);
+            let counting: CertFetcher = Arc::new(move |n: Name| {
+                fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                inner(n)
+            });
+            let v = Validator::new(TrustMode::Anchored(vec![anchor]), false).with_fetcher(counting);
+            match policy {
+                Some(p) => v.with_policy(TrustPolicy::from_toml(p).unwrap()),
+                None => v,
+            }
+        }
+
+        fn good(&self) -> amicn_kms::cert::Validity {
+            amicn_kms::cert::Validity::starting_now(now_s() - 60, 3600)
+        }
+    }
+
+    fn data_by(key: &amicn_kms::identity::KeyPair, n: &str) -> Data {
+        let mut d = Data::new(name(n), Bytes::from_static(b"reading"));
+        Data::decode(key.sign_data(&mut d).unwrap()).unwrap()
+    }
+
+    const POLICY: &str = "[[rule]]\nid = \"cert\"\ndata = \"/<_>/KEY/...\"\nsigner = \"/root/KEY/...\"\n\
+                          [[rule]]\nid = \"own-data\"\ndata = \"/<who>/...\"\nsigner = \"/<who>/KEY/...\"\n";
+
+    #[tokio::test]
+    async fn chains_resolve_through_the_kms_validator_and_its_cache() {
+        let p = pki();
+        let alice = kp("/alice", 32);
+        let v = p.validator(vec![issue(&alice, &p.root, p.good())], Some(POLICY));
+        v.verify(&[data_by(&alice, "/alice/r/1")]).await.unwrap();
+        assert_eq!(p.fetches.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // The verified chain is in the kms validator's cache: nothing is fetched again.
+        v.verify(&[data_by(&alice, "/alice/r/2"), data_by(&alice, "/alice/r/3")])
+            .await
+            .unwrap();
+        assert_eq!(p.fetches.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(v.kms().cached_chains(), 1);
+    }
+
+    #[tokio::test]
+    async fn wrong_signer_for_a_name_is_its_own_error() {
+        let p = pki();
+        let bob = kp("/bob", 33);
+        // Bob's certificate is genuine, but the policy says only Alice signs under /alice.
+        let v = p.validator(vec![issue(&bob, &p.root, p.good())], Some(POLICY));
+        v.verify(&[data_by(&bob, "/bob/r/1")]).await.unwrap();
+        match v.verify(&[data_by(&bob, "/alice/r/1")]).await.unwrap_err() {
+            Error::SignerNotAllowed { name: n, rule, .. } => {
+                assert_eq!(n, name("/alice/r/1"));
+                assert_eq!(rule, "own-data");
+            }
+            e => panic!("unexpected {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn self_made_certificate_is_its_own_error() {
+        let p = pki();
+        let mallory = kp("/alice", 34);
+        let own = Certificate::self_signed(&mallory, 1, p.good()).unwrap();
+        let v = p.validator(vec![own], None);
+        let err = v
+            .verify(&[data_by(&mallory, "/alice/r/1")])
+            .await
+            .unwrap_err();
+        match &err {
+            Error::Untrusted { why, .. } => assert!(why.contains("self-signed"), "{err}"),
+            e => panic!("unexpected {e}"),
+        }
+        // The same certificate is enough in integrity-only mode.
+        let integrity = Validator::new(TrustMode::Integrity, false).with_fetcher(fetcher(vec![
+            Certificate::self_signed(&mallory, 1, p.good())
+                .unwrap()
+                .data()
+                .clone(),
+        ]));
+        integrity
+            .verify(&[data_by(&mallory, "/alice/r/1")])
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn expired_certificate_is_its_own_error() {
+        let p = pki();
+        let alice = kp("/alice", 35);
+        let old = amicn_kms::cert::Validity {
+            not_before: now_s() - 7200,
+            not_after: now_s() - 3600,
+        };
+        let v = p.validator(vec![issue(&alice, &p.root, old)], Some(POLICY));
+        match v
+            .verify(&[data_by(&alice, "/alice/r/1")])
+            .await
+            .unwrap_err()
+        {
+            Error::CertificateExpired {
+                certificate, when, ..
+            } => {
+                assert!(certificate.to_string().starts_with("/alice/KEY/k"));
+                assert!(when.starts_with("expired"), "{when}");
+            }
+            e => panic!("unexpected {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn truncated_chain_is_its_own_error() {
+        let p = pki();
+        let ca = kp("/ca", 36);
+        let alice = kp("/alice", 37);
+        // Alice's certificate is issued by /ca, whose own certificate nobody serves.
+        let v = p.validator(vec![issue(&alice, &ca, p.good())], None);
+        match v
+            .verify(&[data_by(&alice, "/alice/r/1")])
+            .await
+            .unwrap_err()
+        {
+            Error::CertificateFetch { certificate, .. } => {
+                assert_eq!(certificate, name("/ca/KEY/k"));
+            }
+            e => panic!("unexpected {e}"),
+        }
+        // With the missing link served, the same chain validates.
+        let v = p.validator(
+            vec![issue(&alice, &ca, p.good()), issue(&ca, &p.root, p.good())],
+            None,
+        );
+        v.verify(&[data_by(&alice, "/alice/r/1")]).await.unwrap();
     }
 }

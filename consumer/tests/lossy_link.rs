@@ -402,3 +402,171 @@ async fn forged_final_block_id_is_refused_not_taken_as_the_end() {
         "{err}"
     );
 }
+
+/// A far end that answers the first `bad_copies` Interests for segment `seg` with `forged`,
+/// later ones from `producer`; counts the Interests for `seg` and whether they were MustBeFresh.
+async fn forging_then_honest_far_end(
+    stream: tokio::io::DuplexStream,
+    producer: Arc<Producer>,
+    seg: u64,
+    forged: Bytes,
+    bad_copies: usize,
+    asked: Arc<std::sync::Mutex<Vec<bool>>>,
+) {
+    let (mut r, mut w) = tokio::io::split(stream);
+    let mut buf = BytesMut::new();
+    while r.read_buf(&mut buf).await.unwrap_or(0) > 0 {
+        while let Ok(Some(n)) = split_first_tlv(&buf) {
+            let rx = decode_packet(buf.split_to(n).freeze()).unwrap();
+            let NetPacket::Interest(interest) = rx.packet else {
+                continue;
+            };
+            let wire = if interest.name.last().and_then(|c| c.as_segment()) == Some(seg) {
+                let mut a = asked.lock().unwrap();
+                a.push(interest.must_be_fresh);
+                if a.len() <= bad_copies {
+                    Some(forged.clone())
+                } else {
+                    producer.answer(&interest)
+                }
+            } else {
+                producer.answer(&interest)
+            };
+            let Some(wire) = wire else { continue };
+            let lp = LpHeaders {
+                pit_token: rx.lp.pit_token.clone(),
+                ..LpHeaders::default()
+            };
+            let _ = w.write_all(&wrap_fragment(wire, &lp, None)).await;
+        }
+    }
+}
+
+struct ForgeRun {
+    result: amicn_consumer::Result<amicn_consumer::FetchSummary>,
+    out: Vec<u8>,
+    asked: Vec<bool>,
+}
+
+/// Publishes 10 segments signed by Alice and fetches them (anchored at Alice) through a far end
+/// that forges segment `seg` `bad_copies` times; the forgery is signed by another key under
+/// Alice's KeyLocator and optionally claims `final_block`.
+async fn fetch_with_forgery(
+    seg: u64,
+    final_block: Option<u64>,
+    bad_copies: usize,
+) -> (Bytes, ForgeRun) {
+    use amicn_consumer::trust::TrustAnchor;
+    let content = random_bytes(10_000, 13);
+    let alice_key: amicn_tlv::Name = "/alice/KEY/k".parse().unwrap();
+    let alice = amicn_kms::identity::KeyPair::from_seed(&[1; 32], alice_key.clone()).unwrap();
+    let producer = Producer::new(Arc::new(Ed25519Signer::from_seed(
+        &[1; 32],
+        alice_key.clone(),
+    )));
+    let opts = PublishOptions {
+        segment_size: 1000,
+        version: Some(1),
+        ..PublishOptions::default()
+    };
+    producer
+        .publish(&"/alice/file".parse().unwrap(), content.clone(), &opts)
+        .unwrap();
+    let mallory = Ed25519Signer::from_seed(&[9; 32], alice_key.clone());
+    let mut d = amicn_tlv::Data::new(
+        format!("/alice/file/v=1/seg={seg}").parse().unwrap(),
+        Bytes::from_static(b"forged"),
+    );
+    d.meta_info.final_block_id = final_block.map(amicn_tlv::Component::segment);
+    let forged = amicn_kms::signature::sign_data(&mallory, &mut d);
+
+    let (near, far) = tokio::io::duplex(1 << 20);
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    tokio::spawn(forging_then_honest_far_end(
+        far,
+        producer,
+        seg,
+        forged,
+        bad_copies,
+        asked.clone(),
+    ));
+    let anchor = TrustAnchor {
+        key_name: alice_key,
+        key: alice.public_key().into(),
+    };
+    let consumer = Consumer::new(Client::from_stream(near, ClientOptions::default()))
+        .with_trust(TrustMode::Anchored(vec![anchor]), false);
+    let fopts = FetchOptions {
+        discovery: Discovery::Exact,
+        verify_retries: 3,
+        ..FetchOptions::default()
+    };
+    let mut out = Vec::new();
+    let result = consumer
+        .fetch_object(
+            &"/alice/file/v=1".parse().unwrap(),
+            &fopts,
+            &mut out,
+            &mut |_| {},
+        )
+        .await;
+    let asked = asked.lock().unwrap().clone();
+    (content, ForgeRun { result, out, asked })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_forged_copy_is_fetched_again_and_counted() {
+    // A middle segment, then the last one claiming an early end: both recover from one bad copy.
+    for (seg, final_block) in [(4, None), (9, Some(2))] {
+        let (content, run) = fetch_with_forgery(seg, final_block, 1).await;
+        let sum = run.result.unwrap();
+        assert!(run.out == content, "seg {seg}: fetched bytes differ");
+        assert_eq!(sum.verify_failures, 1, "seg {seg}");
+        assert_eq!(sum.verify_refetches, 1, "seg {seg}");
+        // First Interest as in the pipeline, the refetch with MustBeFresh.
+        assert_eq!(run.asked, vec![false, true], "seg {seg}");
+    }
+    // Nothing forged: nothing counted.
+    let (content, run) = fetch_with_forgery(4, None, 0).await;
+    let sum = run.result.unwrap();
+    assert!(run.out == content);
+    assert_eq!((sum.verify_failures, sum.verify_refetches), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_that_is_always_forged_fails_the_fetch_loudly() {
+    let (_, run) = fetch_with_forgery(4, None, usize::MAX).await;
+    let err = run.result.unwrap_err();
+    match &err {
+        amicn_consumer::Error::VerificationFailed {
+            name,
+            attempts,
+            source,
+        } => {
+            assert!(name.to_string().ends_with("seg=4"), "{err}");
+            assert_eq!(*attempts, 4);
+            assert!(
+                matches!(**source, amicn_consumer::Error::BadSignature { .. }),
+                "{err}"
+            );
+        }
+        e => panic!("unexpected {e}"),
+    }
+    assert!(err.to_string().contains("4 time(s)"), "{err}");
+    // The first request and three refetches, each MustBeFresh.
+    assert_eq!(run.asked, vec![false, true, true, true]);
+    assert!(
+        run.out.len() <= 4 * 1000,
+        "nothing past the forged segment is written"
+    );
+    // A forged FinalBlockId that keeps coming back is still refused as such.
+    let (_, run) = fetch_with_forgery(9, Some(0), usize::MAX).await;
+    let err = run.result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            amicn_consumer::Error::UnverifiedFinalBlockId { final_block: 0, .. }
+        ),
+        "{err}"
+    );
+}

@@ -45,7 +45,7 @@ get_rate() {
     local uri=$1 name=$2 json best=0 r first=0
     [ "${3:-}" = once ] && first=1
     for i in $(seq 0 "$([ $first = 1 ] && echo 0 || echo "$REPS")"); do
-        json=$("$B" get --connect "$uri" --json -q -o "$dir/out.bin" "$name")
+        json=$("$B" get --connect "$uri" --integrity-only --json -q -o "$dir/out.bin" "$name")
         cmp -s "$dir/in.bin" "$dir/out.bin" || { echo "bytes differ for $name" >&2; exit 1; }
         r=$(python3 -c 'import json,sys; print("%.1f" % json.loads(sys.argv[1])["mb_per_s"])' "$json")
         [ "$i" -gt 0 ] || [ $first = 1 ] && best=$(python3 -c 'import sys; print(max(float(sys.argv[1]), float(sys.argv[2])))' "$best" "$r")

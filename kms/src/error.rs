@@ -144,6 +144,15 @@ pub enum Error {
         /// How many certificates were followed.
         depth: usize,
     },
+    /// The chain ends at a self-signed certificate that is not a configured trust anchor:
+    /// anyone can make one.
+    #[error("{name} chains to self-signed certificate {certificate}, which is not a trust anchor")]
+    UntrustedSelfSigned {
+        /// Name of the packet being validated.
+        name: String,
+        /// The self-signed certificate.
+        certificate: String,
+    },
     /// No trust rule covers this data name.
     #[error("no trust rule covers {name}")]
     NoTrustRule {
@@ -296,4 +305,18 @@ pub enum Error {
     /// The passphrase does not decrypt the exported identity (or the file was modified).
     #[error("wrong passphrase or modified export file")]
     WrongPassphrase,
+    /// A SafeBag (`ndnsec export` format) is malformed or uses an unsupported protection.
+    #[error("not a usable SafeBag: {reason}")]
+    BadSafeBag {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A key of another algorithm was found where an Ed25519 key is required.
+    #[error("key {name} is {algorithm}, but an Ed25519 key is required here")]
+    NotEd25519 {
+        /// The key name.
+        name: String,
+        /// Its algorithm.
+        algorithm: &'static str,
+    },
 }

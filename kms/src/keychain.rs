@@ -1,9 +1,10 @@
-//! A keychain on disk: Ed25519 keys and NDN certificates, one file each.
+//! A keychain on disk: Ed25519, ECDSA P-256 and RSA keys and NDN certificates, one file each.
 //!
 //! Layout under the keychain directory (created with mode 0700):
 //!
 //! ```text
-//! keys/<h>.key      mode 0600, TOML: format, key name, public key, secret seed (hex)
+//! keys/<h>.key      mode 0600, TOML: format, key name, algorithm, public key, secret (hex:
+//!                   the Ed25519 seed, or the PKCS#8 DER of ECDSA and RSA keys)
 //! certs/<h>.cert    the certificate's Data wire encoding
 //! default           URI of the default identity's key name
 //! ```
@@ -37,6 +38,7 @@ use crate::cert::{Certificate, Validity};
 use crate::error::{Error, Result};
 use crate::identity::KeyPair;
 use crate::key::fill_random;
+use crate::safebag::{PrivateKey, SafeBag};
 
 const KEY_FORMAT: &str = "amicn-key-v1";
 const EXPORT_FORMAT: &str = "amicn-identity-v1";
@@ -161,13 +163,45 @@ impl Keychain {
             public: hex::encode(key.public_key().to_bytes()),
             secret: hex::encode(key.seed().as_ref()),
         };
-        let text =
-            Zeroizing::new(toml::to_string(&file).map_err(|e| Error::Import(e.to_string()))?);
-        write_atomic(&self.key_path(key.key_name()), text.as_bytes(), 0o600)
+        self.write_key_file(key.key_name(), &file)
     }
 
-    /// Loads a key pair by key name.
+    /// Stores a private key of any type (mode 0600). Ed25519 keys are written as by
+    /// [`Keychain::add_key`]; ECDSA and RSA keys as their PKCS#8 DER with the SPKI beside it.
+    pub fn add_private_key(&self, key: &PrivateKey) -> Result<()> {
+        if let PrivateKey::Ed25519(k) = key {
+            return self.add_key(k);
+        }
+        let der = key.to_pkcs8_der()?;
+        let file = KeyFile {
+            format: KEY_FORMAT.to_string(),
+            name: key.key_name().to_string(),
+            algorithm: key.algorithm().to_string(),
+            public: hex::encode(key.public_key().to_spki()),
+            secret: hex::encode(der.as_slice()),
+        };
+        self.write_key_file(key.key_name(), &file)
+    }
+
+    fn write_key_file(&self, key_name: &Name, file: &KeyFile) -> Result<()> {
+        let text = Zeroizing::new(toml::to_string(file).map_err(|e| Error::Import(e.to_string()))?);
+        write_atomic(&self.key_path(key_name), text.as_bytes(), 0o600)
+    }
+
+    /// Loads an Ed25519 key pair by key name (the AMI roles and amicn's own export use only
+    /// those); [`Keychain::private_key`] loads any type.
     pub fn key(&self, key_name: &Name) -> Result<KeyPair> {
+        match self.private_key(key_name)? {
+            PrivateKey::Ed25519(k) => Ok(k),
+            other => Err(Error::NotEd25519 {
+                name: key_name.to_string(),
+                algorithm: other.algorithm(),
+            }),
+        }
+    }
+
+    /// Loads a private key of any type by key name.
+    pub fn private_key(&self, key_name: &Name) -> Result<PrivateKey> {
         let path = self.key_path(key_name);
         let key = load_key(&path)?.ok_or_else(|| Error::KeychainNotFound {
             what: "key",
@@ -266,7 +300,7 @@ impl Keychain {
 
     /// Sets the default key.
     pub fn set_default_key(&self, key_name: &Name) -> Result<()> {
-        self.key(key_name)?;
+        self.private_key(key_name)?;
         write_atomic(
             &self.root.join("default"),
             key_name.to_string().as_bytes(),
@@ -351,6 +385,53 @@ impl Keychain {
             self.set_default_key(key.key_name())?;
         }
         Ok(key.key_name().clone())
+    }
+}
+
+impl Keychain {
+    /// Imports a SafeBag (`ndnsec export`, TLV or base64): decrypts the key with `passphrase`,
+    /// stores it and its certificate; returns the key name. The first key becomes the default.
+    pub fn import_safebag(&self, file: &[u8], passphrase: &[u8]) -> Result<Name> {
+        let bag = SafeBag::decode(file)?;
+        let key = bag.open(passphrase)?;
+        self.add_private_key(&key)?;
+        self.add_certificate(bag.certificate())?;
+        if self.default_key()?.is_none() {
+            self.set_default_key(key.key_name())?;
+        }
+        Ok(key.key_name().clone())
+    }
+
+    /// Imports an unencrypted private key (PKCS#8, SEC1 or PKCS#1 DER, or base64 of one, as
+    /// python-ndn's file TPM keeps them) together with its certificate; returns the key name.
+    pub fn import_private_key(&self, key_file: &[u8], cert: &Certificate) -> Result<Name> {
+        let key = PrivateKey::from_der_any(key_file, cert.key_name())?;
+        if key.public_key() != *cert.key() {
+            return Err(Error::Import(format!(
+                "the private key does not belong to certificate {}",
+                cert.name()
+            )));
+        }
+        self.add_private_key(&key)?;
+        self.add_certificate(cert)?;
+        if self.default_key()?.is_none() {
+            self.set_default_key(key.key_name())?;
+        }
+        Ok(key.key_name().clone())
+    }
+
+    /// Exports a key and its newest certificate as a SafeBag that `ndnsec import` reads
+    /// (PBKDF2-HMAC-SHA256 with `iterations`, at least [`MIN_EXPORT_ITERATIONS`], and
+    /// AES-256-CBC).
+    pub fn export_safebag(
+        &self,
+        key_name: &Name,
+        passphrase: &[u8],
+        iterations: u32,
+    ) -> Result<SafeBag> {
+        let key = self.private_key(key_name)?;
+        let cert = self.certificate(key_name)?;
+        SafeBag::seal(&key, &cert, passphrase, iterations)
     }
 }
 
@@ -477,7 +558,7 @@ fn list(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn load_key(path: &Path) -> Result<Option<KeyPair>> {
+fn load_key(path: &Path) -> Result<Option<PrivateKey>> {
     // A secret others could read may already be known to them, and one they could write may
     // have been replaced: refused, as ssh refuses such identity files.
     #[cfg(unix)]
@@ -505,23 +586,42 @@ fn load_key(path: &Path) -> Result<Option<KeyPair>> {
     };
     let file: KeyFile =
         toml::from_str(&text).map_err(|e| corrupt(path, format!("not a key file: {e}")))?;
-    if file.format != KEY_FORMAT || file.algorithm != "ed25519" {
+    if file.format != KEY_FORMAT {
         return Err(corrupt(
             path,
-            format!(
-                "unsupported format {:?} / algorithm {:?}",
-                file.format, file.algorithm
-            ),
+            format!("unsupported format {:?}", file.format),
         ));
     }
     let name = Name::from_uri(&file.name).map_err(|e| corrupt(path, format!("key name: {e}")))?;
-    let mut seed = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(&file.secret, seed.as_mut())
-        .map_err(|_| corrupt(path, "secret is not 64 hex digits"))?;
-    let key = KeyPair::from_seed(&seed, name).map_err(|e| corrupt(path, e.to_string()))?;
-    if hex::encode(key.public_key().to_bytes()) != file.public {
-        return Err(corrupt(path, "public key does not match the secret"));
-    }
+    let key = match file.algorithm.as_str() {
+        "ed25519" => {
+            let mut seed = Zeroizing::new([0u8; 32]);
+            hex::decode_to_slice(&file.secret, seed.as_mut())
+                .map_err(|_| corrupt(path, "secret is not 64 hex digits"))?;
+            let key = KeyPair::from_seed(&seed, name).map_err(|e| corrupt(path, e.to_string()))?;
+            if hex::encode(key.public_key().to_bytes()) != file.public {
+                return Err(corrupt(path, "public key does not match the secret"));
+            }
+            PrivateKey::Ed25519(key)
+        }
+        alg @ ("ecdsa-p256" | "rsa") => {
+            let der = Zeroizing::new(
+                hex::decode(&file.secret).map_err(|_| corrupt(path, "secret is not hex"))?,
+            );
+            let key =
+                PrivateKey::from_pkcs8_der(&der, name).map_err(|e| corrupt(path, e.to_string()))?;
+            if key.algorithm() != alg {
+                return Err(corrupt(path, format!("secret is not an {alg} key")));
+            }
+            if hex::encode(key.public_key().to_spki()) != file.public {
+                return Err(corrupt(path, "public key does not match the secret"));
+            }
+            key
+        }
+        other => {
+            return Err(corrupt(path, format!("unsupported algorithm {other:?}")));
+        }
+    };
     Ok(Some(key))
 }
 

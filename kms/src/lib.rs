@@ -11,6 +11,7 @@ pub mod key;
 pub mod keychain;
 pub mod persist;
 pub mod replay;
+pub mod safebag;
 pub mod scheme;
 pub mod signature;
 pub mod trust;

@@ -225,6 +225,29 @@ impl TrustPolicy {
         Ok(Self { config, rules })
     }
 
+    /// A policy letting any key sign any name; chains must still reach an anchor. For tools
+    /// that are given anchors but no name rules.
+    pub fn any_signer() -> Self {
+        let rest = NamePattern {
+            source: "/...".to_owned(),
+            parts: vec![Pat::Rest],
+        };
+        Self {
+            config: PolicyConfig {
+                rules: vec![RuleConfig {
+                    id: "any".to_owned(),
+                    data: "/...".to_owned(),
+                    signer: OneOrMany::One("/...".to_owned()),
+                }],
+            },
+            rules: vec![Rule {
+                id: "any".to_owned(),
+                data: rest.clone(),
+                signers: vec![rest],
+            }],
+        }
+    }
+
     /// Parses the TOML form.
     pub fn from_toml(text: &str) -> Result<Self> {
         let config: PolicyConfig =
@@ -409,7 +432,8 @@ pub struct Validated {
 /// revoking a certificate, call [`Validator::clear_chain_cache`] (or [`Validator::forget_signer`]).
 pub struct Validator {
     policy: TrustPolicy,
-    anchors: Vec<Certificate>,
+    anchors: Vec<Anchor>,
+    any_self_signed: bool,
     max_depth: usize,
     cache_capacity: usize,
     chain_cache: moka::sync::Cache<Name, ResolvedChain>,
@@ -423,6 +447,56 @@ impl std::fmt::Debug for Validator {
             .field("max_depth", &self.max_depth)
             .field("cache_capacity", &self.cache_capacity)
             .finish_non_exhaustive()
+    }
+}
+
+/// A trust anchor: a self-signed certificate, or a bare key known out of band.
+#[derive(Debug, Clone)]
+// A validator holds a handful of anchors: their size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Anchor {
+    Cert(Certificate),
+    Key { key_name: Name, key: VerifyKey },
+}
+
+impl Anchor {
+    fn matches_locator(&self, locator: &Name) -> bool {
+        match self {
+            Self::Cert(c) => c.matches_locator(locator),
+            // A bare key anchors its key name and every certificate name under it.
+            Self::Key { key_name, .. } => key_name.is_prefix_of(locator),
+        }
+    }
+
+    fn key(&self) -> &VerifyKey {
+        match self {
+            Self::Cert(c) => c.key(),
+            Self::Key { key, .. } => key,
+        }
+    }
+
+    fn name(&self) -> &Name {
+        match self {
+            Self::Cert(c) => c.name(),
+            Self::Key { key_name, .. } => key_name,
+        }
+    }
+
+    fn validity(&self) -> crate::cert::Validity {
+        match self {
+            Self::Cert(c) => c.validity(),
+            Self::Key { .. } => crate::cert::Validity {
+                not_before: 0,
+                not_after: u64::MAX,
+            },
+        }
+    }
+
+    fn check_validity(&self, now_s: u64) -> Result<()> {
+        match self {
+            Self::Cert(c) => c.check_validity(now_s),
+            Self::Key { .. } => Ok(()),
+        }
     }
 }
 
@@ -444,6 +518,7 @@ impl Clone for Validator {
         Self {
             policy: self.policy.clone(),
             anchors: self.anchors.clone(),
+            any_self_signed: self.any_self_signed,
             max_depth: self.max_depth,
             cache_capacity: self.cache_capacity,
             chain_cache: chain_cache(self.cache_capacity),
@@ -498,6 +573,7 @@ impl Validator {
         Self {
             policy,
             anchors: Vec::new(),
+            any_self_signed: false,
             max_depth: 8,
             cache_capacity: 4096,
             chain_cache: chain_cache(4096),
@@ -543,8 +619,22 @@ impl Validator {
             });
         }
         cert.verify_self_signature()?;
-        self.anchors.push(cert);
+        self.anchors.push(Anchor::Cert(cert));
         Ok(())
+    }
+
+    /// Trusts a bare public key for `key_name` (`/<identity>/KEY/<id>`) and every certificate
+    /// name under it, with no validity limit: for keys distributed out of band.
+    pub fn add_key_anchor(&mut self, key_name: Name, key: VerifyKey) {
+        self.anchors.push(Anchor::Key { key_name, key });
+    }
+
+    /// Integrity-only checking: a chain may also end at any self-signed certificate whose own
+    /// signature verifies. Signatures, validity periods and the policy are still checked, but
+    /// anyone can make such a certificate, so this proves integrity, not origin.
+    pub fn accept_any_self_signed(mut self, yes: bool) -> Self {
+        self.any_self_signed = yes;
+        self
     }
 
     /// The policy.
@@ -552,7 +642,7 @@ impl Validator {
         &self.policy
     }
 
-    fn anchor_for(&self, locator: &Name) -> Option<&Certificate> {
+    fn anchor_for(&self, locator: &Name) -> Option<&Anchor> {
         self.anchors.iter().find(|a| a.matches_locator(locator))
     }
 
@@ -836,12 +926,28 @@ impl Validator {
         let mut cert = self.fetch(signer, certs)?;
         let leaf_key = cert.key().clone();
         loop {
-            if chain.contains(cert.name()) || cert.is_self_signed() || chain.len() >= self.max_depth
-            {
-                // A loop, a self-signed certificate that is not one of our anchors, or too long.
+            if chain.contains(cert.name()) || chain.len() >= self.max_depth {
+                // A loop or too long.
                 return Err(Error::NoTrustAnchor {
                     name: signer.to_string(),
                     depth: chain.len(),
+                });
+            }
+            if cert.is_self_signed() {
+                if !self.any_self_signed {
+                    return Err(Error::UntrustedSelfSigned {
+                        name: signer.to_string(),
+                        certificate: cert.name().to_string(),
+                    });
+                }
+                cert.check_validity(now_s)?;
+                verify(cert.data(), cert.key())?;
+                chain.push(cert.name().clone());
+                return Ok(ResolvedChain {
+                    key: leaf_key,
+                    chain,
+                    from_s: from_s.max(cert.validity().not_before),
+                    until_s: until_s.min(cert.validity().not_after),
                 });
             }
             cert.check_validity(now_s)?;

@@ -251,7 +251,9 @@ fn validator_rejects_expired_unknown_and_rogue_certificates() {
     let r = Data::decode(m.sign_data(&mut r).unwrap()).unwrap();
     assert!(matches!(
         p.validator.validate_data(&r, &store, NOW_MS),
-        Err(Error::SignerNotAllowed { .. }) | Err(Error::NoTrustAnchor { .. })
+        Err(Error::SignerNotAllowed { .. })
+            | Err(Error::NoTrustAnchor { .. })
+            | Err(Error::UntrustedSelfSigned { .. })
     ));
     // A certificate whose signature was forged (issued by the root's name but another key).
     let forger = KeyPair::from_seed(&[3u8; 32], p.root.key_name().clone()).unwrap();

@@ -10,6 +10,18 @@ use clap::{Args, ValueEnum};
 
 use super::key::{ConnectArgs, read_anchor};
 
+/// The error of `amicn get` / `amicn peek` when no trust policy was chosen.
+pub(crate) fn no_anchor_help(tool: &str) -> String {
+    format!(
+        "no trust anchor configured: amicn {tool} will not guess whom to believe.\n\
+         Add one with --trust-anchor FILE, the certificate of the signer or of the authority \
+         that issued its certificate (on the publisher: `amicn key cert <identity> -o FILE`, \
+         or `ndnsec cert-dump -i <identity>`).\n\
+         To check only that signatures match the keys their KeyLocators name (integrity, not \
+         origin), pass --integrity-only; to skip verification, --no-verify."
+    )
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum DiscoveryArg {
     /// `32=metadata`, then CanBePrefix
@@ -25,15 +37,17 @@ enum DiscoveryArg {
 /// Fetch a versioned, segmented object (as published by `amicn put`, ndnputchunks or python-ndn).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Signatures are verified by default: Ed25519, ECDSA P-256 and RSA segments against the
+    after_help = "Signatures are always verified: Ed25519, ECDSA P-256 and RSA segments against the
 certificate named in KeyLocator (fetched and cached), DigestSha256 segments by recomputing the
-digest. FinalBlockId and the version are believed only from segments that verify. With
---trust-anchor, the signer must chain to one of the given certificates (binary, or base64 as
-`ndnsec cert-dump` prints it).
+digest. FinalBlockId and the version are believed only from segments that verify; a segment
+that fails is asked for again (MustBeFresh, new Nonce) and the fetch stops after
+--verify-retries failures. A trust policy must be chosen: --trust-anchor (the signer must chain
+to one of the given certificates, binary or base64 as `ndnsec cert-dump` prints it), or
+--integrity-only (signatures checked, signer not), or --no-verify.
 
 Examples:
-  amicn get /example-utility/dataset/june -o june.csv
-  amicn get --trust-anchor mdms.cert /example-utility/tariffs > t.json
+  amicn get --trust-anchor mdms.cert /example-utility/dataset/june -o june.csv
+  amicn get --integrity-only /example-utility/tariffs > t.json
   amicn get --json --connect tcp://10.0.0.1 /lab/logs -o logs.tar"
 )]
 pub(crate) struct GetArgs {
@@ -51,9 +65,16 @@ pub(crate) struct GetArgs {
     /// With --trust-anchor, still accept DigestSha256-signed segments
     #[arg(long)]
     allow_digest: bool,
+    /// Without a trust anchor: check every signature against the key its KeyLocator names, but
+    /// not who that key belongs to
+    #[arg(long, conflicts_with_all = ["trust_anchor", "no_verify"])]
+    integrity_only: bool,
     /// Do not verify signatures
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trust_anchor")]
     no_verify: bool,
+    /// Times a segment that fails verification is fetched again before the fetch fails
+    #[arg(long, default_value_t = 3)]
+    verify_retries: u32,
     /// Largest congestion window (Interests in flight)
     #[arg(long, default_value_t = 512.0)]
     max_window: f64,
@@ -86,8 +107,10 @@ async fn run_async(args: GetArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{:?} is not an NDN name", args.name))?;
     let mode = if args.no_verify {
         TrustMode::AcceptAll
-    } else if args.trust_anchor.is_empty() {
+    } else if args.integrity_only {
         TrustMode::Integrity
+    } else if args.trust_anchor.is_empty() {
+        anyhow::bail!("{}", no_anchor_help("get"));
     } else {
         let mut anchors = Vec::new();
         for p in &args.trust_anchor {
@@ -122,6 +145,7 @@ async fn run_async(args: GetArgs) -> anyhow::Result<()> {
         },
         max_window: args.max_window,
         max_retries: args.retries,
+        verify_retries: args.verify_retries,
         ..FetchOptions::default()
     };
 
@@ -178,6 +202,8 @@ async fn run_async(args: GetArgs) -> anyhow::Result<()> {
             "window_decreases": s.window_decreases,
             "max_window": s.max_window,
             "srtt_ms": srtt_ms,
+            "verify_failures": s.verify_failures,
+            "verify_refetches": s.verify_refetches,
             "trust": policy,
         });
         if args.output.is_some() {
@@ -200,6 +226,12 @@ async fn run_async(args: GetArgs) -> anyhow::Result<()> {
                 .map(|m| format!("{m:.2} ms"))
                 .unwrap_or_else(|| "-".into()),
         );
+        if s.verify_failures > 0 {
+            eprintln!(
+                "{} segment(s) failed verification and were fetched again ({} refetches)",
+                s.verify_failures, s.verify_refetches
+            );
+        }
         eprintln!("trust policy applied: {policy}");
     }
     Ok(())

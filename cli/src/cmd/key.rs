@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use amicn_face::client::{Client, ClientOptions, TransportUri, resolve_transport};
 use amicn_kms::cert::{Certificate, Validity};
 use amicn_kms::keychain::{DEFAULT_EXPORT_ITERATIONS, Keychain};
+use amicn_kms::safebag::{PrivateKey, SafeBag};
 use amicn_producer::{DigestSigner, Ed25519Signer, Signer};
 use amicn_tlv::Name;
 use anyhow::{Context, bail};
@@ -137,15 +138,19 @@ impl SignArgs {
             },
         };
         let key = kc
-            .key(&key_name)
+            .private_key(&key_name)
             .with_context(|| format!("no secret key {key_name} in the keychain"))?;
         let cert = kc
             .certificate(&key_name)
             .with_context(|| format!("no certificate for {key_name}"))?;
-        let seed = key.seed();
-        let signer = Ed25519Signer::from_seed(&seed, key_name.clone());
+        // Ed25519 keys sign through the producer's signer; imported ECDSA and RSA keys
+        // (`amicn key import` of an ndnsec SafeBag) sign as themselves.
+        let signer: Arc<dyn Signer> = match key {
+            PrivateKey::Ed25519(k) => Arc::new(Ed25519Signer::from_seed(&k.seed(), key_name)),
+            other => other.into_signer(),
+        };
         Ok(SigningSetup {
-            signer: Arc::new(signer),
+            signer,
             certificate: Some(cert),
         })
     }
@@ -178,7 +183,9 @@ pub(crate) fn resolve_key(kc: &Keychain, id: &str) -> anyhow::Result<Name> {
   amicn key cert /example-utility/mdms -o mdms.cert      # trust anchor for `amicn get --trust-anchor`
   amicn key issue --issuer /example-utility/root meter7.cert -o meter7-signed.cert
   amicn key export /example-utility/mdms --passphrase-env PASS > mdms.identity
-  amicn key import mdms.identity --passphrase-env PASS")]
+  amicn key import mdms.identity --passphrase-env PASS
+  amicn key export /example-utility/mdms --format safebag --passphrase-file pass.txt > mdms.safebag
+  amicn key import alice.safebag --passphrase-file pass.txt   # from `ndnsec export`")]
 pub(crate) struct KeyArgs {
     #[command(subcommand)]
     cmd: KeyCmd,
@@ -235,28 +242,72 @@ enum KeyCmd {
     Export {
         /// Identity or key name
         name: String,
-        /// Environment variable holding the passphrase
-        #[arg(long, value_name = "VAR")]
-        passphrase_env: Option<String>,
+        /// `amicn`: amicn's own TOML export (Ed25519 keys). `safebag`: the `ndnsec export`
+        /// format (base64 SafeBag, PBKDF2-HMAC-SHA256 + AES-256-CBC), which `ndnsec import`
+        /// and `amicn key import` read; a passphrase is required
+        #[arg(long, value_enum, default_value_t = ExportFormat::Amicn)]
+        format: ExportFormat,
+        /// PBKDF2 iterations protecting the key (at least 100000)
+        #[arg(long, default_value_t = DEFAULT_EXPORT_ITERATIONS)]
+        iterations: u32,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
     },
-    /// Import an exported identity, or a certificate file
+    /// Import an exported identity, an `ndnsec export` SafeBag, a certificate file, or (with
+    /// --certificate) a python-ndn private key file
     Import {
-        /// File written by `amicn key export` or `amicn key cert`
+        /// File written by `amicn key export`, `ndnsec export` or `amicn key cert`; with
+        /// --certificate, an unencrypted private key (python-ndn's `~/.ndn/ndnsec-key-file/*.privkey`,
+        /// or PKCS#8 / SEC1 / PKCS#1 DER)
         file: PathBuf,
-        /// Environment variable holding the passphrase
-        #[arg(long, value_name = "VAR")]
-        passphrase_env: Option<String>,
+        /// The certificate of the private key in FILE (binary, or base64 as python-ndn and
+        /// `ndnsec cert-dump` print it)
+        #[arg(long, value_name = "CERT")]
+        certificate: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
     },
 }
 
-fn passphrase(var: &Option<String>) -> anyhow::Result<Option<String>> {
-    match var {
-        None => Ok(None),
-        Some(v) => {
-            Ok(Some(std::env::var(v).with_context(|| {
-                format!("passphrase variable {v} is not set")
-            })?))
+/// Export formats of `amicn key export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    /// amicn's TOML export
+    Amicn,
+    /// ndn-cxx SafeBag, base64 as `ndnsec export` writes it
+    Safebag,
+}
+
+/// Where a passphrase comes from.
+#[derive(Debug, Clone, Args)]
+struct PassphraseArgs {
+    /// Environment variable holding the passphrase
+    #[arg(long, value_name = "VAR", conflicts_with = "passphrase_file")]
+    passphrase_env: Option<String>,
+    /// File holding the passphrase (one trailing newline is ignored)
+    #[arg(long, value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+}
+
+impl PassphraseArgs {
+    fn get(&self) -> anyhow::Result<Option<String>> {
+        if let Some(v) = &self.passphrase_env {
+            return Ok(Some(
+                std::env::var(v).with_context(|| format!("passphrase variable {v} is not set"))?,
+            ));
         }
+        if let Some(p) = &self.passphrase_file {
+            let mut text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading passphrase file {}", p.display()))?;
+            if text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            return Ok(Some(text));
+        }
+        Ok(None)
     }
 }
 
@@ -348,20 +399,22 @@ pub(crate) fn run(args: KeyArgs) -> anyhow::Result<()> {
             days,
             output,
         } => {
-            let issuer_key = kc.key(&resolve_key(&kc, &issuer)?)?;
+            let issuer_key = kc.private_key(&resolve_key(&kc, &issuer)?)?;
             let wire = std::fs::read(&subject)
                 .with_context(|| format!("reading {}", subject.display()))?;
             let subject_cert = Certificate::decode(Bytes::from(wire))
                 .context("subject file is not a certificate")?;
-            let issuer_id = issuer_key
-                .identity()
-                .get(issuer_key.identity().len().wrapping_sub(1))
+            let issuer_identity = issuer_key
+                .key_name()
+                .prefix(issuer_key.key_name().len().saturating_sub(2));
+            let issuer_id = issuer_identity
+                .get(issuer_identity.len().wrapping_sub(1))
                 .map(|c| c.value().to_vec())
                 .unwrap_or_else(|| b"issuer".to_vec());
             let cert = Certificate::issue(
                 &subject_cert.key_name(),
                 subject_cert.key(),
-                &issuer_key,
+                issuer_key.signer(),
                 &issuer_id,
                 now_s().saturating_mul(1000),
                 Validity::starting_now(now_s(), days.saturating_mul(86400)),
@@ -374,29 +427,58 @@ pub(crate) fn run(args: KeyArgs) -> anyhow::Result<()> {
         }
         KeyCmd::Export {
             name,
-            passphrase_env,
+            format,
+            iterations,
+            passphrase,
         } => {
             let key = resolve_key(&kc, &name)?;
-            let text = kc.export_identity(
-                &key,
-                passphrase(&passphrase_env)?.as_deref(),
-                DEFAULT_EXPORT_ITERATIONS,
-            )?;
-            print!("{text}");
+            let pass = passphrase.get()?;
+            match format {
+                ExportFormat::Amicn => {
+                    let text = kc.export_identity(&key, pass.as_deref(), iterations)?;
+                    print!("{text}");
+                }
+                ExportFormat::Safebag => {
+                    let pass = pass.context(
+                        "a SafeBag always holds an encrypted key: pass --passphrase-file or \
+                         --passphrase-env",
+                    )?;
+                    let bag = kc.export_safebag(&key, pass.as_bytes(), iterations)?;
+                    print!("{}", bag.to_base64());
+                }
+            }
         }
         KeyCmd::Import {
             file,
-            passphrase_env,
+            certificate,
+            passphrase,
         } => {
             let raw =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            if let Ok(cert) = Certificate::decode(Bytes::from(raw.clone())) {
+            if let Some(cert_path) = certificate {
+                let wire = std::fs::read(&cert_path)
+                    .with_context(|| format!("reading {}", cert_path.display()))?;
+                let cert = Certificate::decode(certificate_bytes(wire))
+                    .with_context(|| format!("{} is not a certificate", cert_path.display()))?;
+                let key = kc
+                    .import_private_key(&raw, &cert)
+                    .with_context(|| format!("importing private key {}", file.display()))?;
+                println!("{key}");
+            } else if let Ok(cert) = Certificate::decode(Bytes::from(raw.clone())) {
                 kc.add_certificate(&cert)?;
                 println!("{}", cert.name());
+            } else if SafeBag::decode(&raw).is_ok() {
+                let pass = passphrase.get()?.context(
+                    "the SafeBag's key is encrypted: pass --passphrase-file or --passphrase-env",
+                )?;
+                let key = kc
+                    .import_safebag(&raw, pass.as_bytes())
+                    .with_context(|| format!("importing SafeBag {}", file.display()))?;
+                println!("{key}");
             } else {
                 let text = String::from_utf8(raw)
-                    .context("file is neither a certificate nor an export")?;
-                let key = kc.import_identity(&text, passphrase(&passphrase_env)?.as_deref())?;
+                    .context("file is neither a certificate, a SafeBag nor an amicn export")?;
+                let key = kc.import_identity(&text, passphrase.get()?.as_deref())?;
                 println!("{key}");
             }
         }

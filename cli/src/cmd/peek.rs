@@ -3,23 +3,26 @@
 use std::io::Write;
 use std::time::Duration;
 
-use amicn_consumer::trust::TrustMode;
+use amicn_consumer::trust::{TrustAnchor, TrustMode};
 use amicn_consumer::{Consumer, ConsumerOptions};
 use amicn_tlv::{Data, Interest, KeyLocator, Name};
 use anyhow::Context;
 use clap::Args;
 
-use super::key::ConnectArgs;
+use super::key::{ConnectArgs, read_anchor};
 
 /// Express one Interest and print the Data (ndnpeek).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "By default the Data packet (wire format) is written to stdout, as ndnpeek does.
+    after_help = "By default the Data packet (wire format) is written to stdout, as ndnpeek does,
+without verification. --trust-anchor or --integrity-only verify it first (--verify needs one
+of them); the policy applied is printed on stderr.
 
 Examples:
   amicn peek -p /example-utility/ami/price/residential --prefix --fresh
   amicn peek --json /localhost/nfd/status/general --prefix --fresh
-  amicn peek /example-utility/dataset/june/v=1700000000/seg=0 > seg0.tlv"
+  amicn peek /example-utility/dataset/june/v=1700000000/seg=0 > seg0.tlv
+  amicn peek --trust-anchor mdms.cert -p /example-utility/tariffs/v=1/seg=0"
 )]
 pub(crate) struct PeekArgs {
     /// Interest name
@@ -39,9 +42,20 @@ pub(crate) struct PeekArgs {
     /// Print only the Content
     #[arg(short = 'p', long)]
     payload: bool,
-    /// Verify the signature (DigestSha256, or Ed25519 / ECDSA / RSA via the certificate in KeyLocator)
+    /// Verify the signature (DigestSha256, or Ed25519 / ECDSA / RSA via the certificate in
+    /// KeyLocator) under --trust-anchor or --integrity-only
     #[arg(long)]
     verify: bool,
+    /// Certificate file of a trusted signer (implies --verify); repeatable
+    #[arg(long, value_name = "FILE")]
+    trust_anchor: Vec<std::path::PathBuf>,
+    /// With --trust-anchor, still accept a DigestSha256 signature
+    #[arg(long)]
+    allow_digest: bool,
+    /// Verify without a trust anchor: the signature must match the key its KeyLocator names
+    /// (implies --verify)
+    #[arg(long, conflicts_with = "trust_anchor")]
+    integrity_only: bool,
     /// Print a JSON description of the Data instead
     #[arg(long)]
     json: bool,
@@ -86,14 +100,41 @@ pub(crate) fn run(args: PeekArgs) -> anyhow::Result<()> {
             max_retries: args.retries,
             lifetime: Duration::from_millis(args.lifetime),
         });
-        if args.verify {
+        let policy = if !args.trust_anchor.is_empty() {
+            let mut anchors = Vec::new();
+            for p in &args.trust_anchor {
+                anchors.push(TrustAnchor::from_certificate(&read_anchor(p)?)?);
+            }
+            let n = anchors.len();
+            consumer = consumer.with_trust(TrustMode::Anchored(anchors), args.allow_digest);
+            Some(format!(
+                "anchored: the signer must chain to {n} trust anchor(s){}",
+                if args.allow_digest {
+                    ", DigestSha256 also accepted"
+                } else {
+                    ""
+                }
+            ))
+        } else if args.integrity_only {
             consumer = consumer.with_trust(TrustMode::Integrity, true);
-        }
+            Some(
+                "integrity only: the signature checked against the key its KeyLocator names, \
+                 which anyone can create"
+                    .to_owned(),
+            )
+        } else if args.verify {
+            anyhow::bail!("{}", super::get::no_anchor_help("peek"));
+        } else {
+            None
+        };
         let mut interest = Interest::new(name);
         interest.can_be_prefix = args.prefix;
         interest.must_be_fresh = args.fresh;
         interest.lifetime_ms = Some(args.lifetime);
         let data = consumer.fetch(interest).await?;
+        if let Some(p) = &policy {
+            eprintln!("trust policy applied: {p}");
+        }
         let mut out = std::io::stdout().lock();
         if args.json {
             writeln!(out, "{}", data_json(&data))?;
