@@ -13,7 +13,7 @@ use super::dnl::DeadNonceList;
 use super::face::{Face, FaceId, FaceOptions, FaceTable, LinkType};
 use super::name_map::NameMap;
 use super::pit::{InRecord, OutRecord, Pit, PitEntry};
-use super::strategy::{Measurements, StrategyKind};
+use super::strategy::{self, Context, Measurements, Ranked, Strategy, StrategyKind, Verdict};
 use super::time::{Time, TimerWheel};
 use super::wire::{self, DataView, Incoming, LpIn, LpOut};
 use super::{Error, FaceEvent, FaceEventKind, InterestAdmission, MgmtRequest};
@@ -78,6 +78,8 @@ pub struct Forwarder {
     scratch_idx: Vec<u32>,
     scratch_hops: Vec<NextHop>,
     scratch_fired: Vec<(u32, u32)>,
+    scratch_ranked: Vec<Ranked>,
+    scratch_send: Vec<FaceId>,
     /// PIT bytes charged to in-records, against [`Config::pit_max_bytes`].
     pit_bytes: usize,
     /// Latest time seen on an input, for work done outside one (face removal).
@@ -115,6 +117,8 @@ impl Forwarder {
             scratch_idx: Vec::new(),
             scratch_hops: Vec::new(),
             scratch_fired: Vec::new(),
+            scratch_ranked: Vec::new(),
+            scratch_send: Vec::new(),
             pit_bytes: 0,
             now: Time::ZERO,
         }
@@ -733,34 +737,29 @@ impl Forwarder {
         Some((None, depth))
     }
 
-    fn meas_prefix(e: &PitEntry) -> Option<Name> {
-        e.meas.as_deref().cloned()
-    }
-
-    /// Whether `out` may receive this entry's Interest that came from `downstreams`.
-    fn eligible(&self, e: &PitEntry, downstream: Option<FaceId>, out: FaceId) -> bool {
-        let Some(f) = self.faces.get(out) else {
-            return false;
+    /// Runs `decide` on the strategy of entry `idx`, with a context over the tables; the
+    /// upstreams it chooses are left in `scratch_send`. `None` if the entry is gone.
+    fn with_strategy<R>(
+        &mut self,
+        now: Time,
+        idx: u32,
+        hops: &[NextHop],
+        decide: impl FnOnce(StrategyKind, &mut Context<'_>) -> R,
+    ) -> Option<R> {
+        let entry = self.pit.get_mut(idx)?;
+        let kind = entry.strategy;
+        self.scratch_send.clear();
+        let mut ctx = Context {
+            now,
+            config: &self.config,
+            hops,
+            entry,
+            faces: &self.faces,
+            measurements: &mut self.measurements,
+            ranked: &mut self.scratch_ranked,
+            send: &mut self.scratch_send,
         };
-        let back = match downstream {
-            Some(d) => d == out,
-            None => e.in_records.iter().any(|r| r.face == out),
-        };
-        if back && f.options.link_type != LinkType::AdHoc {
-            return false;
-        }
-        if !f.is_local() {
-            if e.localhost {
-                return false;
-            }
-            if e.localhop && !e.in_records.iter().any(|r| self.faces.is_local(r.face)) {
-                return false;
-            }
-            if e.hop_zero {
-                return false;
-            }
-        }
-        true
+        Some(decide(kind, &mut ctx))
     }
 
     fn after_receive_interest(
@@ -772,11 +771,9 @@ impl Forwarder {
     ) {
         let matched = self.lookup_nexthops(interest);
         let hops = std::mem::take(&mut self.scratch_hops);
-        let Some(e) = self.pit.get_mut(idx) else {
-            self.scratch_hops = hops;
-            return;
-        };
-        if e.strategy == StrategyKind::Asf {
+        if let Some(e) = self.pit.get_mut(idx)
+            && e.strategy.measures()
+        {
             e.meas = matched.and_then(|(hint, depth)| {
                 let base = match hint {
                     Some(i) => interest.forwarding_hint.get(i)?,
@@ -785,194 +782,28 @@ impl Forwarder {
                 Some(Box::new(base.prefix(depth)))
             });
         }
-        let kind = e.strategy;
-        match kind {
-            StrategyKind::BestRoute => self.best_route(now, idx, in_face, &hops),
-            StrategyKind::Multicast => self.multicast(now, idx, in_face, &hops),
-            StrategyKind::Asf => self.asf(now, idx, in_face, &hops),
-        }
+        let verdict = self.with_strategy(now, idx, &hops, |s, ctx| {
+            s.after_receive_interest(ctx, in_face)
+        });
         self.scratch_hops = hops;
-    }
-
-    /// Retransmission suppression shared by best-route and asf; true = may forward.
-    fn retx_allowed(&mut self, now: Time, idx: u32) -> bool {
-        let (initial, max) = (
-            self.config.retx_suppression_initial,
-            self.config.retx_suppression_max,
-        );
-        let Some(e) = self.pit.get_mut(idx) else {
-            return false;
-        };
-        let since = e
-            .last_out()
-            .map_or(std::time::Duration::MAX, |t| now.saturating_since(t));
-        e.retx.allow(since, initial, max)
+        match verdict {
+            None => {}
+            Some(Verdict::Forward) => {
+                let send = std::mem::take(&mut self.scratch_send);
+                for &f in &send {
+                    self.send_interest(now, idx, f);
+                }
+                self.scratch_send = send;
+            }
+            Some(Verdict::NoRoute) => self.no_route(idx),
+            Some(Verdict::Suppressed) => self.counters.drops.bump(DropReason::Suppressed),
+        }
     }
 
     fn no_route(&mut self, idx: u32) {
         self.counters.drops.bump(DropReason::NoRoute);
         self.nack_downstreams(idx, NackReason::NoRoute);
         self.finalize(idx, false);
-    }
-
-    fn best_route(&mut self, now: Time, idx: u32, in_face: FaceId, hops: &[NextHop]) {
-        let Some(e) = self.pit.get(idx) else { return };
-        if e.out_records.is_empty() {
-            match hops
-                .iter()
-                .find(|h| self.eligible(e, Some(in_face), h.face))
-            {
-                Some(h) => self.send_interest(now, idx, h.face),
-                None => self.no_route(idx),
-            }
-            return;
-        }
-        if !self.retx_allowed(now, idx) {
-            self.counters.drops.bump(DropReason::Suppressed);
-            return;
-        }
-        let Some(e) = self.pit.get(idx) else { return };
-        let unused = hops.iter().find(|h| {
-            self.eligible(e, Some(in_face), h.face)
-                && !e.out_records.iter().any(|o| o.face == h.face)
-        });
-        let pick = unused.map(|h| h.face).or_else(|| {
-            hops.iter()
-                .filter(|h| self.eligible(e, Some(in_face), h.face))
-                .filter_map(|h| {
-                    e.out_records
-                        .iter()
-                        .find(|o| o.face == h.face)
-                        .map(|o| (o.sent, h.face))
-                })
-                .min()
-                .map(|(_, f)| f)
-        });
-        if let Some(f) = pick {
-            self.send_interest(now, idx, f);
-        }
-    }
-
-    fn multicast(&mut self, now: Time, idx: u32, in_face: FaceId, hops: &[NextHop]) {
-        let (initial, max) = (
-            self.config.retx_suppression_initial,
-            self.config.retx_suppression_max,
-        );
-        let Some(e) = self.pit.get(idx) else { return };
-        let was_new = e.out_records.is_empty();
-        let mut targets: Vec<FaceId> = Vec::with_capacity(hops.len());
-        for h in hops {
-            if self.eligible(e, Some(in_face), h.face) {
-                targets.push(h.face);
-            }
-        }
-        let mut sent = 0usize;
-        for f in targets {
-            let Some(e) = self.pit.get_mut(idx) else {
-                return;
-            };
-            let go = match e.out_records.iter_mut().find(|o| o.face == f) {
-                None => true,
-                Some(o) => o.suppress.allow(now.saturating_since(o.sent), initial, max),
-            };
-            if go {
-                self.send_interest(now, idx, f);
-                sent += 1;
-            }
-        }
-        if sent == 0 {
-            if was_new {
-                self.no_route(idx);
-            } else {
-                self.counters.drops.bump(DropReason::Suppressed);
-            }
-        }
-    }
-
-    /// Eligible hops ranked for the adaptive strategy: best first.
-    fn asf_rank(
-        &self,
-        e: &PitEntry,
-        downstream: Option<FaceId>,
-        hops: &[NextHop],
-    ) -> Vec<(FaceId, (u8, u64, u64))> {
-        let meas = Self::meas_prefix(e).and_then(|p| self.measurements.get(&p));
-        let mut v: Vec<(FaceId, (u8, u64, u64))> = hops
-            .iter()
-            .filter(|h| self.eligible(e, downstream, h.face))
-            .map(|h| {
-                let (class, val) = meas
-                    .and_then(|m| m.get(h.face))
-                    .map_or((1, 0), super::strategy::FaceMeasurement::rank_class);
-                (h.face, (class, val, h.cost))
-            })
-            .collect();
-        v.sort_by_key(|(f, k)| (*k, *f));
-        v
-    }
-
-    fn asf(&mut self, now: Time, idx: u32, in_face: FaceId, hops: &[NextHop]) {
-        let Some(e) = self.pit.get(idx) else { return };
-        let ranked = self.asf_rank(e, Some(in_face), hops);
-        if e.out_records.is_empty() {
-            let Some(&(best, _)) = ranked.first() else {
-                self.no_route(idx);
-                return;
-            };
-            self.send_interest(now, idx, best);
-            // Probe: keep an alternative measured, preferring one never measured.
-            let Some(prefix) = self.pit.get(idx).and_then(Self::meas_prefix) else {
-                return;
-            };
-            let interval_ns =
-                u64::try_from(self.config.asf_probing_interval.as_nanos()).unwrap_or(u64::MAX);
-            let can_create = self.measurements.len() < self.config.measurements_max;
-            let due = match self.measurements.get_mut(&prefix) {
-                Some(m) => now.as_nanos() >= m.next_probe_ns,
-                None if can_create => {
-                    // The first probe waits one interval, like NFD's randomised first probe.
-                    let m = Measurements {
-                        next_probe_ns: now.as_nanos().saturating_add(interval_ns),
-                        ..Measurements::default()
-                    };
-                    self.measurements.insert(&prefix, m);
-                    false
-                }
-                None => false,
-            };
-            if !due || ranked.len() < 2 {
-                return;
-            }
-            let probe = ranked
-                .iter()
-                .skip(1)
-                .min_by_key(|(f, (class, val, cost))| {
-                    let pref = if *class == 1 { 0 } else { *class + 1 };
-                    (pref, *val, *cost, *f)
-                })
-                .map(|(f, _)| *f);
-            if let Some(m) = self.measurements.get_mut(&prefix) {
-                m.next_probe_ns = now.as_nanos().saturating_add(interval_ns);
-                m.probe = probe.map(|f| (f, now));
-            }
-            if let Some(p) = probe {
-                self.send_interest(now, idx, p);
-            }
-            return;
-        }
-        if !self.retx_allowed(now, idx) {
-            self.counters.drops.bump(DropReason::Suppressed);
-            return;
-        }
-        let Some(e) = self.pit.get(idx) else { return };
-        let pick = ranked
-            .iter()
-            .find(|(f, _)| !e.out_records.iter().any(|o| o.face == *f))
-            .or(ranked.first())
-            .map(|(f, _)| *f);
-        if let Some(f) = pick {
-            self.send_interest(now, idx, f);
-        }
     }
 
     fn send_interest(&mut self, now: Time, idx: u32, out_face: FaceId) {
@@ -1164,17 +995,7 @@ impl Forwarder {
     }
 
     fn expire(&mut self, idx: u32) {
-        if let Some(e) = self.pit.get(idx)
-            && e.strategy == StrategyKind::Asf
-            && let Some(prefix) = Self::meas_prefix(e)
-        {
-            let faces: Vec<FaceId> = e.out_records.iter().map(|o| o.face).collect();
-            if let Some(m) = self.measurements.get_mut(&prefix) {
-                for f in faces {
-                    m.get_mut(f).timeouts += 1;
-                }
-            }
-        }
+        self.with_strategy(self.now, idx, &[], |s, ctx| s.before_expire(ctx));
         self.finalize(idx, false);
     }
 
@@ -1236,7 +1057,13 @@ impl Forwarder {
             }
         }
         if matches.is_empty() {
-            self.measure_late_probe(now, in_face, &data.name);
+            strategy::measure_late_probe(
+                &self.fib,
+                &mut self.measurements,
+                now,
+                in_face,
+                &data.name,
+            );
             let admit = match self.config.unsolicited {
                 UnsolicitedPolicy::DropAll => false,
                 UnsolicitedPolicy::AdmitLocal => in_local,
@@ -1255,18 +1082,7 @@ impl Forwarder {
             self.cs.insert(&data.name, &wire, data.freshness_ms, now);
         }
         for &idx in &matches {
-            // Adaptive strategy: RTT sample from the out-record of the face the Data came from.
-            if let Some(e) = self.pit.get(idx)
-                && e.strategy == StrategyKind::Asf
-                && let Some(o) = e.out_records.iter().find(|o| o.face == in_face)
-                && let Some(prefix) = Self::meas_prefix(e)
-            {
-                let rtt = now.saturating_since(o.sent);
-                if let Some(m) = self.measurements.get_mut(&prefix) {
-                    m.get_mut(in_face)
-                        .add_rtt(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX));
-                }
-            }
+            self.with_strategy(now, idx, &[], |s, ctx| s.before_satisfy(ctx, in_face));
             let Some(e) = self.finalize(idx, true) else {
                 continue;
             };
@@ -1287,26 +1103,6 @@ impl Forwarder {
             }
         }
         self.scratch_idx = matches;
-    }
-
-    /// RTT of an adaptive-strategy probe whose Data came after the entry was satisfied.
-    fn measure_late_probe(&mut self, now: Time, in_face: FaceId, data_name: &Name) {
-        if self.measurements.is_empty() {
-            return;
-        }
-        let Some((depth, _)) = self.fib.lpm(data_name) else {
-            return;
-        };
-        let prefix = data_name.prefix(depth);
-        if let Some(m) = self.measurements.get_mut(&prefix)
-            && let Some((face, sent)) = m.probe
-            && face == in_face
-        {
-            m.probe = None;
-            let rtt = now.saturating_since(sent);
-            m.get_mut(face)
-                .add_rtt(u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX));
-        }
     }
 
     fn on_nack(
@@ -1354,38 +1150,21 @@ impl Forwarder {
             return;
         };
         o.nack = Some(reason);
-        let kind = e.strategy;
-        if kind == StrategyKind::Asf
-            && let Some(prefix) = Self::meas_prefix(e)
-            && let Some(m) = self.measurements.get_mut(&prefix)
-        {
-            m.get_mut(in_face).timeouts += 1;
-        }
-        // best-route and asf fail over to an upstream not tried yet.
-        if kind != StrategyKind::Multicast && reason != NackReason::Duplicate {
+        if reason == NackReason::Duplicate {
+            self.scratch_hops.clear();
+        } else {
             self.lookup_nexthops(nacked);
-            let hops = std::mem::take(&mut self.scratch_hops);
-            let next = self.pit.get(idx).and_then(|e| {
-                let ranked: Vec<FaceId> = if kind == StrategyKind::Asf {
-                    self.asf_rank(e, None, &hops)
-                        .into_iter()
-                        .map(|(f, _)| f)
-                        .collect()
-                } else {
-                    hops.iter()
-                        .filter(|h| self.eligible(e, None, h.face))
-                        .map(|h| h.face)
-                        .collect()
-                };
-                ranked
-                    .into_iter()
-                    .find(|f| !e.out_records.iter().any(|o| o.face == *f))
-            });
-            self.scratch_hops = hops;
-            if let Some(f) = next {
-                self.send_interest(now, idx, f);
-                return;
-            }
+        }
+        let hops = std::mem::take(&mut self.scratch_hops);
+        let next = self
+            .with_strategy(now, idx, &hops, |s, ctx| {
+                s.after_receive_nack(ctx, in_face, reason)
+            })
+            .flatten();
+        self.scratch_hops = hops;
+        if let Some(f) = next {
+            self.send_interest(now, idx, f);
+            return;
         }
         let Some(e) = self.pit.get(idx) else { return };
         if e.out_records.iter().any(|o| o.nack.is_none()) {

@@ -3,11 +3,12 @@
 //! replies back through it (so they get the requester's PitToken and the face's counters).
 
 use amicn_tlv::Name;
+use bytes::Bytes;
 
 use super::{CsState, FaceSystem, ForwarderCounters, Management, Tables};
 use crate::core::{
-    FaceCounters, FaceEventKind as CoreFaceEvent, FaceId, FaceOptions, Forwarder, ForwarderStatus,
-    Time,
+    FaceCounters, FaceEvent, FaceEventKind as CoreFaceEvent, FaceId, FaceOptions, Forwarder,
+    ForwarderStatus, MgmtRequest, Time,
 };
 
 impl Tables for Forwarder {
@@ -113,34 +114,61 @@ impl From<&ForwarderStatus> for ForwarderCounters {
     }
 }
 
+/// The forwarding core as management drives it: its [`Tables`], plus the queues of management
+/// Interests and face events it fills and the reply path it sends through. [`Forwarder`]
+/// implements it; so does the runtime's view of a sharded forwarder (shard 0, with every table
+/// change mirrored to the other shards), so both run the one loop in [`Management::process`].
+pub trait ManagedCore: Tables {
+    /// The next face event (created / destroyed).
+    fn poll_face_event(&mut self) -> Option<FaceEvent>;
+    /// The next queued `/localhost/nfd` Interest.
+    fn poll_management(&mut self) -> Option<MgmtRequest>;
+    /// Sends a reply Data to `face`, echoing the request's PitToken.
+    fn reply_management(&mut self, face: FaceId, pit_token: Option<Bytes>, data: Bytes);
+}
+
+impl ManagedCore for Forwarder {
+    fn poll_face_event(&mut self) -> Option<FaceEvent> {
+        Forwarder::poll_face_event(self)
+    }
+
+    fn poll_management(&mut self) -> Option<MgmtRequest> {
+        Forwarder::poll_management(self)
+    }
+
+    fn reply_management(&mut self, face: FaceId, pit_token: Option<Bytes>, data: Bytes) {
+        Forwarder::reply_management(self, face, pit_token, data);
+    }
+}
+
 impl Management {
     /// Serves everything the core queued for management: face events (RIB cleanup and
     /// notifications), then `/localhost/nfd` Interests; replies go out through
-    /// [`Forwarder::reply_management`]. Call it after feeding packets to the core and before
+    /// [`ManagedCore::reply_management`]. Call it after feeding packets to the core and before
     /// draining [`Forwarder::poll_transmit`].
-    pub fn process(&mut self, now: Time, fw: &mut Forwarder, faces: &mut dyn FaceSystem) {
-        while let Some(ev) = fw.poll_face_event() {
+    pub fn process(&mut self, now: Time, core: &mut dyn ManagedCore, faces: &mut dyn FaceSystem) {
+        while let Some(ev) = core.poll_face_event() {
             match ev.kind {
-                CoreFaceEvent::Created => self.on_face_added(now, ev.face, fw),
-                CoreFaceEvent::Destroyed => self.on_face_removed(now, ev.face, fw),
+                CoreFaceEvent::Created => self.on_face_added(now, ev.face, core),
+                CoreFaceEvent::Destroyed => self.on_face_removed(now, ev.face, core),
             }
         }
-        while let Some(req) = fw.poll_management() {
-            self.on_interest(now, req.face, &req.interest, req.pit_token, fw, faces);
+        while let Some(req) = core.poll_management() {
+            self.on_interest(now, req.face, &req.interest, req.pit_token, core, faces);
         }
-        self.flush(fw);
+        self.flush(core);
     }
 
     /// Route expiry and other timers; replies (none today) go out through the core.
-    pub fn on_timeout_core(&mut self, now: Time, fw: &mut Forwarder) {
-        self.on_timeout(now, fw);
-        self.flush(fw);
+    pub fn on_timeout_core(&mut self, now: Time, core: &mut dyn ManagedCore) {
+        self.on_timeout(now, core);
+        self.flush(core);
     }
 
     /// Sends queued replies through the core.
-    pub fn flush(&mut self, fw: &mut Forwarder) {
+    pub fn flush(&mut self, core: &mut dyn ManagedCore) {
         while let Some(r) = self.poll_reply() {
-            fw.reply_management(r.face, r.pit_token, r.data);
+            core.reply_management(r.face, r.pit_token, r.data);
         }
     }
 }

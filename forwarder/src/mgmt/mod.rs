@@ -26,6 +26,7 @@ mod announcement;
 pub mod dataset;
 mod glue;
 pub(crate) mod params;
+mod request;
 pub mod rib;
 mod verify;
 
@@ -37,10 +38,12 @@ use bytes::Bytes;
 
 use crate::core::{FaceCounters, FaceId, FaceOptions, FacePersistency, Time};
 
+pub use glue::ManagedCore;
 pub use rib::{FibUpdate, Rib, Route};
 pub use verify::DigestVerifier;
 
 use dataset::{FRESHNESS_MS, ReplyCache};
+use request::{Command, Dataset, Request, Verb};
 
 /// Most name components a route or FIB prefix may have (NFD `Fib::getMaxDepth()`).
 pub const MAX_PREFIX_COMPONENTS: usize = 32;
@@ -480,32 +483,19 @@ impl Management {
         faces: &mut dyn FaceSystem,
     ) {
         self.started.get_or_insert(now);
-        let name = &interest.name;
-        let (Some(module), Some(verb)) = (generic(name, 2), generic(name, 3)) else {
-            self.counters.dropped += 1;
-            return;
-        };
-        if !is_localhost_nfd(name) {
-            self.counters.dropped += 1;
-            return;
-        }
-        let (module, verb) = (module.value(), verb.value());
-        match (module, verb) {
-            (b"faces", b"list")
-            | (b"faces", b"channels")
-            | (b"faces", b"query")
-            | (b"fib", b"list")
-            | (b"rib", b"list")
-            | (b"cs", b"info")
-            | (b"strategy-choice", b"list")
-            | (b"status", b"general") => {
-                self.dataset(now, face, interest, pit_token, module, verb, tables, faces);
+        match Request::parse(interest) {
+            None => self.counters.dropped += 1,
+            Some(Request::Dataset(d)) => {
+                self.dataset(now, face, interest, pit_token, d, tables, faces);
             }
-            (b"faces", b"events") => self.event_interest(now, face, interest, pit_token),
-            _ => self.command(now, face, interest, pit_token, module, verb, tables, faces),
+            Some(Request::FaceEvents) => self.event_interest(now, face, interest, pit_token),
+            Some(Request::Command(c)) => {
+                self.command(now, face, interest, pit_token, c, tables, faces);
+            }
         }
     }
 
+    /// Every control command: authorize, validate, execute, reply.
     #[allow(clippy::too_many_arguments)]
     fn command(
         &mut self,
@@ -513,108 +503,70 @@ impl Management {
         face: FaceId,
         interest: &Interest,
         pit_token: Option<Bytes>,
-        module: &[u8],
-        verb: &[u8],
+        command: Command,
         tables: &mut dyn Tables,
         faces: &mut dyn FaceSystem,
     ) {
-        if (module, verb) == (b"rib".as_slice(), b"announce".as_slice()) {
-            self.announce(now, face, interest, pit_token, tables);
-            return;
-        }
-        let rules = match (module, verb) {
-            (b"rib", b"register") => &params::RIB_REGISTER,
-            (b"rib", b"unregister") => &params::RIB_UNREGISTER,
-            (b"faces", b"create") => &params::FACE_CREATE,
-            (b"faces", b"update") => &params::FACE_UPDATE,
-            (b"faces", b"destroy") => &params::FACE_DESTROY,
-            (b"fib", b"add-nexthop") => &params::FIB_ADD_NEXTHOP,
-            (b"fib", b"remove-nexthop") => &params::FIB_REMOVE_NEXTHOP,
-            (b"strategy-choice", b"set") => &params::STRATEGY_SET,
-            (b"strategy-choice", b"unset") => &params::STRATEGY_UNSET,
-            (b"cs", b"config") => &params::CS_CONFIG,
-            (b"cs", b"erase") => &params::CS_ERASE,
-            _ => {
-                // No handler: NFD leaves the Interest unanswered and the client times out.
-                self.counters.dropped += 1;
-                return;
-            }
-        };
-        // Parameters sit right after the verb; whatever follows (old-style timestamp, nonce and
-        // signature components, or params-sha256) belongs to the signature, not to us.
-        let Some(cp) =
-            name_component_value(&interest.name, 4).and_then(|v| ControlParameters::decode(v).ok())
-        else {
-            self.counters.dropped += 1;
-            return;
-        };
         if !self.authorize(now, face, interest, &pit_token) {
             return;
         }
-        let valid = rules.check(&cp)
-            && match (module, verb) {
-                (b"faces", b"destroy") => cp.face_id != Some(0),
-                (b"strategy-choice", b"unset") => cp.name.as_ref().is_some_and(|n| !n.is_empty()),
-                (b"cs", b"erase") => cp.count != Some(0),
-                _ => true,
-            };
-        if !valid {
-            let resp = response(status::BAD_REQUEST, "failed in validating parameters", None);
-            self.reply(face, &interest.name, pit_token, resp);
-            return;
-        }
-        let resp = match (module, verb) {
-            (b"rib", b"register") => self.rib_register(now, face, cp, tables),
-            (b"rib", b"unregister") => self.rib_unregister(face, cp, tables),
-            (b"faces", b"create") => {
-                let request = self.next_request;
-                self.next_request += 1;
-                let req = FaceCreateRequest {
-                    remote_uri: cp.uri.clone().unwrap_or_default(),
-                    local_uri: cp.local_uri.clone(),
-                    persistency: cp
-                        .face_persistency
-                        .and_then(FacePersistency::from_u64)
-                        .unwrap_or_default(),
-                    mtu: cp.mtu,
-                    flags: cp.flags.unwrap_or(0),
-                    mask: cp.mask.unwrap_or(0),
-                };
-                match faces.create_face(request, &req) {
-                    Some(result) => face_create_response(result, tables),
-                    None => {
-                        self.pending_creates.insert(
-                            request,
-                            PendingCreate {
-                                face,
-                                name: interest.name.clone(),
-                                pit_token,
-                            },
-                        );
-                        return;
+        let resp = match command {
+            Command::Announce(pa) => self.announce(now, face, &pa, tables),
+            Command::Control(verb, cp) if !verb.validate(&cp) => {
+                response(status::BAD_REQUEST, "failed in validating parameters", None)
+            }
+            Command::Control(verb, cp) => match verb {
+                Verb::RibRegister => self.rib_register(now, face, cp, tables),
+                Verb::RibUnregister => self.rib_unregister(face, cp, tables),
+                Verb::FacesCreate => {
+                    let request = self.next_request;
+                    self.next_request += 1;
+                    let req = FaceCreateRequest {
+                        remote_uri: cp.uri.clone().unwrap_or_default(),
+                        local_uri: cp.local_uri.clone(),
+                        persistency: cp
+                            .face_persistency
+                            .and_then(FacePersistency::from_u64)
+                            .unwrap_or_default(),
+                        mtu: cp.mtu,
+                        flags: cp.flags.unwrap_or(0),
+                        mask: cp.mask.unwrap_or(0),
+                    };
+                    match faces.create_face(request, &req) {
+                        Some(result) => face_create_response(result, tables),
+                        None => {
+                            self.pending_creates.insert(
+                                request,
+                                PendingCreate {
+                                    face,
+                                    name: interest.name.clone(),
+                                    pit_token,
+                                },
+                            );
+                            return;
+                        }
                     }
                 }
-            }
-            (b"faces", b"update") => face_update(face, cp, tables),
-            (b"faces", b"destroy") => {
-                let target = FaceId(cp.face_id.unwrap_or(0));
-                if tables.face(target).is_some() {
-                    faces.destroy_face(target);
+                Verb::FacesUpdate => face_update(face, cp, tables),
+                Verb::FacesDestroy => {
+                    let target = FaceId(cp.face_id.unwrap_or(0));
+                    if tables.face(target).is_some() {
+                        faces.destroy_face(target);
+                    }
+                    response(status::OK, "OK", Some(cp))
                 }
-                response(status::OK, "OK", Some(cp))
-            }
-            (b"fib", b"add-nexthop") => fib_add_next_hop(face, cp, tables),
-            (b"fib", b"remove-nexthop") => fib_remove_next_hop(face, cp, tables),
-            (b"strategy-choice", b"set") => strategy_set(cp, tables),
-            (b"strategy-choice", b"unset") => {
-                if let Some(prefix) = cp.name.as_ref() {
-                    tables.strategy_unset(prefix);
+                Verb::FibAddNextHop => fib_add_next_hop(face, cp, tables),
+                Verb::FibRemoveNextHop => fib_remove_next_hop(face, cp, tables),
+                Verb::StrategySet => strategy_set(cp, tables),
+                Verb::StrategyUnset => {
+                    if let Some(prefix) = cp.name.as_ref() {
+                        tables.strategy_unset(prefix);
+                    }
+                    response(status::OK, "OK", Some(cp))
                 }
-                response(status::OK, "OK", Some(cp))
-            }
-            (b"cs", b"config") => cs_config(cp, tables),
-            (b"cs", b"erase") => cs_erase(cp, tables),
-            _ => return,
+                Verb::CsConfig => cs_config(cp, tables),
+                Verb::CsErase => cs_erase(cp, tables),
+            },
         };
         self.reply(face, &interest.name, pit_token, resp);
     }
@@ -653,23 +605,10 @@ impl Management {
         &mut self,
         now: Time,
         face: FaceId,
-        interest: &Interest,
-        pit_token: Option<Bytes>,
+        pa: &Data,
         tables: &mut dyn Tables,
-    ) {
-        let Some(pa) = interest
-            .app_parameters
-            .as_ref()
-            .filter(|p| !p.is_empty())
-            .and_then(|p| Data::decode(p.clone()).ok())
-        else {
-            self.counters.dropped += 1;
-            return;
-        };
-        if !self.authorize(now, face, interest, &pit_token) {
-            return;
-        }
-        let resp = match announcement::parse(&pa, self.config.epoch_unix_ms + now.as_millis()) {
+    ) -> ControlResponse {
+        match announcement::parse(pa, self.config.epoch_unix_ms + now.as_millis()) {
             None => response(status::BAD_REQUEST, "failed in validating parameters", None),
             Some((prefix, _)) if prefix.len() > MAX_PREFIX_COMPONENTS => response(
                 status::NAME_TOO_LONG,
@@ -699,8 +638,7 @@ impl Management {
                 };
                 response(status::OK, "Success", Some(body))
             }
-        };
-        self.reply(face, &interest.name, pit_token, resp);
+        }
     }
 
     fn rib_register(
@@ -801,8 +739,7 @@ impl Management {
         face: FaceId,
         interest: &Interest,
         pit_token: Option<Bytes>,
-        module: &[u8],
-        verb: &[u8],
+        which: Dataset,
         tables: &mut dyn Tables,
         faces: &mut dyn FaceSystem,
     ) {
@@ -816,9 +753,9 @@ impl Management {
             }
             return;
         }
-        let content = match (module, verb) {
-            (b"faces", b"list") => status_datasets::faces(tables, None),
-            (b"faces", b"query") => {
+        let content = match which {
+            Dataset::FacesList => status_datasets::faces(tables, None),
+            Dataset::FacesQuery => {
                 // The filter is the component after the verb; an undecodable one is dropped.
                 let filter = match name_component_value(&interest.name, 4) {
                     Some(v) => match FaceQueryFilter::decode(v) {
@@ -832,12 +769,12 @@ impl Management {
                 };
                 status_datasets::faces(tables, filter.as_ref())
             }
-            (b"faces", b"channels") => status_datasets::channels(faces),
-            (b"fib", b"list") => status_datasets::fib(tables),
-            (b"rib", b"list") => status_datasets::rib(&self.rib, now),
-            (b"cs", b"info") => status_datasets::cs(tables),
-            (b"strategy-choice", b"list") => status_datasets::strategies(tables),
-            (b"status", b"general") => {
+            Dataset::FacesChannels => status_datasets::channels(faces),
+            Dataset::FibList => status_datasets::fib(tables),
+            Dataset::RibList => status_datasets::rib(&self.rib, now),
+            Dataset::CsInfo => status_datasets::cs(tables),
+            Dataset::StrategyChoiceList => status_datasets::strategies(tables),
+            Dataset::StatusGeneral => {
                 let version = &self.config.nfd_version;
                 let start_ms = self
                     .config
@@ -846,7 +783,6 @@ impl Management {
                 let now_ms = self.config.epoch_unix_ms.saturating_add(now.as_millis());
                 status_datasets::general(tables, version, start_ms, now_ms)
             }
-            _ => return,
         };
         let version = self.next_version(now);
         let segments = dataset::segment(&interest.name, version, &content);

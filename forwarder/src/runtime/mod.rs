@@ -36,7 +36,9 @@ use crate::core::{
     DropReason, FaceId, FaceOptions, FacePersistency, FaceScope, Forwarder, ForwarderStatus,
     IdHasher, LinkType, Time,
 };
-use crate::mgmt::{FaceCreateError, FaceCreateRequest, FaceSystem, Management, MgmtConfig, Route};
+use crate::mgmt::{
+    FaceCreateError, FaceCreateRequest, FaceSystem, ManagedCore, Management, MgmtConfig, Route,
+};
 
 pub use config::{MulticastFace, RuntimeConfig, StaticFace, StaticRoute};
 use metrics::{Histogram, MetricsRequest, render_metric};
@@ -494,16 +496,27 @@ impl Driver {
         result: Result<FaceId, FaceCreateError>,
     ) {
         if let Some(r) = request {
-            match &mut self.shards {
-                None => self.mgmt.on_face_created(now, r, result, &mut self.core),
-                Some(shards) => {
-                    let mut t = Mirrored {
-                        core: &mut self.core,
-                        shards,
-                    };
-                    self.mgmt.on_face_created(now, r, result, &mut t);
-                    self.mgmt.flush(&mut self.core);
-                }
+            self.with_mgmt(|mgmt, core, _| {
+                mgmt.on_face_created(now, r, result, core);
+                mgmt.flush(core);
+            });
+        }
+    }
+
+    /// Runs `f` on management and the core as management sees it: this thread's core, with
+    /// every table change mirrored to the other shards when sharded.
+    fn with_mgmt(
+        &mut self,
+        f: impl FnOnce(&mut Management, &mut dyn ManagedCore, &mut FaceRegistry),
+    ) {
+        match &mut self.shards {
+            None => f(&mut self.mgmt, &mut self.core, &mut self.faces),
+            Some(shards) => {
+                let mut t = Mirrored {
+                    core: &mut self.core,
+                    shards,
+                };
+                f(&mut self.mgmt, &mut t, &mut self.faces);
             }
         }
     }
@@ -544,35 +557,7 @@ impl Driver {
 
     /// [`Management::process`], with table changes mirrored to every shard when sharded.
     fn process_mgmt(&mut self, now: Time) {
-        let Some(shards) = &mut self.shards else {
-            self.mgmt.process(now, &mut self.core, &mut self.faces);
-            return;
-        };
-        let mut t = Mirrored {
-            core: &mut self.core,
-            shards,
-        };
-        while let Some(ev) = t.core.poll_face_event() {
-            match ev.kind {
-                crate::core::FaceEventKind::Created => {
-                    self.mgmt.on_face_added(now, ev.face, &mut t)
-                }
-                crate::core::FaceEventKind::Destroyed => {
-                    self.mgmt.on_face_removed(now, ev.face, &mut t)
-                }
-            }
-        }
-        while let Some(req) = t.core.poll_management() {
-            self.mgmt.on_interest(
-                now,
-                req.face,
-                &req.interest,
-                req.pit_token,
-                &mut t,
-                &mut self.faces,
-            );
-        }
-        self.mgmt.flush(&mut self.core);
+        self.with_mgmt(|mgmt, core, faces| mgmt.process(now, core, faces));
     }
 
     /// Counters of every shard added up (table sizes too; the mirrored FIB counts once).
@@ -608,17 +593,7 @@ impl Driver {
 
     fn on_timeout(&mut self, now: Time) {
         self.core.on_timeout(now);
-        match &mut self.shards {
-            None => self.mgmt.on_timeout_core(now, &mut self.core),
-            Some(shards) => {
-                let mut t = Mirrored {
-                    core: &mut self.core,
-                    shards,
-                };
-                self.mgmt.on_timeout(now, &mut t);
-                self.mgmt.flush(&mut self.core);
-            }
-        }
+        self.with_mgmt(|mgmt, core, _| mgmt.on_timeout_core(now, core));
     }
 
     /// Framing errors over all faces, open or closed: (oversized, malformed).
@@ -1107,18 +1082,8 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
             flags: 1,
             expires: None,
         };
-        match &mut driver.shards {
-            None => driver
-                .mgmt
-                .add_route(&mut driver.core, r.prefix.clone(), route),
-            Some(shards) => {
-                let mut t = Mirrored {
-                    core: &mut driver.core,
-                    shards,
-                };
-                driver.mgmt.add_route(&mut t, r.prefix.clone(), route);
-            }
-        }
+        let prefix = r.prefix.clone();
+        driver.with_mgmt(|mgmt, core, _| mgmt.add_route(core, prefix, route));
     }
     for (prefix, strategy) in &config.strategies {
         if let Err(e) = driver.core.set_strategy(prefix, strategy) {

@@ -18,10 +18,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::core::{
-    Config as CoreConfig, DropReason, FaceCounters, FaceId, FaceOptions, Forwarder,
-    ForwarderStatus, IdHasher, Time, token_shard,
+    Config as CoreConfig, DropReason, FaceCounters, FaceEvent, FaceId, FaceOptions, Forwarder,
+    ForwarderStatus, IdHasher, MgmtRequest, Time, token_shard,
 };
-use crate::mgmt::{CsState, ForwarderCounters, Tables};
+use crate::mgmt::{CsState, ForwarderCounters, ManagedCore, Tables};
 
 use super::EVENT_BATCH;
 
@@ -408,6 +408,20 @@ impl Tables for Mirrored<'_> {
     fn forwarder_counters(&self) -> ForwarderCounters {
         let (s, _) = merge_status(self.core.status(), &self.shards.statuses());
         ForwarderCounters::from(&s)
+    }
+}
+
+impl ManagedCore for Mirrored<'_> {
+    fn poll_face_event(&mut self) -> Option<FaceEvent> {
+        self.core.poll_face_event()
+    }
+
+    fn poll_management(&mut self) -> Option<MgmtRequest> {
+        self.core.poll_management()
+    }
+
+    fn reply_management(&mut self, face: FaceId, pit_token: Option<Bytes>, data: Bytes) {
+        self.core.reply_management(face, pit_token, data);
     }
 }
 
