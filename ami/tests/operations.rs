@@ -1,16 +1,22 @@
 //! Meter operations through a real forwarder: on-demand reads, remote connect / disconnect and
-//! load limits, and every refusal (wrong signer, replay, another meter's command).
+//! load limits, meter events to the MDMS, and every refusal (wrong signer, replay, another
+//! meter's command or event, out of window).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use amicn_ami::reading::Obis;
+use std::time::Duration;
+
+use amicn_ami::events::{EventKind, MeterEvent};
+use amicn_ami::reading::{Flags, Obis};
+use amicn_ami::store::{ReadingStore, SqliteReadingStore, StoredReading};
 use amicn_ami::{
-    AmiNames, CommandOutcome, Credentials, KmsConfig, KmsService, Meter, MeterCommander,
-    MeterConfig, MeterOp, Pki, Supply, Trust, connect, now_us,
+    AmiNames, CommandOutcome, Credentials, KmsConfig, KmsService, MdmsCollector, MdmsConfig,
+    Meter, MeterCommander, MeterConfig, MeterOp, Pki, Publisher, Supply, Trust, connect, now_us,
 };
+use amicn_tlv::Data;
 use amicn_face::client::TransportUri;
 use amicn_forwarder::runtime::{RunningForwarder, RuntimeConfig};
 
@@ -117,6 +123,23 @@ impl Setup {
         };
         let trust = Trust::new(&self.names, self.pki.anchor(), &c).unwrap();
         Meter::start(cfg, creds, trust, &c).await.unwrap()
+    }
+
+    /// An MDMS collector with a SQLite store in the test directory, answering event
+    /// notifications.
+    async fn mdms_collector(&self) -> Arc<MdmsCollector> {
+        let c = connect(&self.net.uri).await.unwrap();
+        let trust = Trust::new(&self.names, self.pki.anchor(), &c).unwrap();
+        let store = SqliteReadingStore::open(self.net.dir.join("mdms.db")).unwrap();
+        let mdms = MdmsCollector::new(
+            MdmsConfig::new(self.names.clone(), Duration::from_secs(60)),
+            trust,
+            self.kms.head_end_keys(),
+            &c,
+            Box::new(store),
+        );
+        mdms.serve_events(copy(&self.mdms), &c).await.unwrap();
+        mdms
     }
 
     /// A commander signing as `creds`; with the MDMS's reading keys when `keys`.
@@ -320,4 +343,171 @@ async fn commands_from_others_replays_and_other_meters_commands_are_refused() {
         c.supply_changes.load(std::sync::atomic::Ordering::Relaxed),
         2
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meter_events_reach_the_mdms_which_stores_them_and_flags_the_outage() {
+    let s = Setup::new("events").await;
+    let mdms = s.mdms_collector().await;
+    let m1 = &s.meters[0];
+    let mut outcomes = Vec::new();
+    for (kind, step) in [
+        (EventKind::LastGasp, None),
+        (EventKind::Restoration, None),
+        (EventKind::CoverOpen, None),
+        (EventKind::MagneticTamper, None),
+        (EventKind::ClockAdjusted, Some(-1_500_000)),
+    ] {
+        let o = m1.raise_event(kind, step).await.unwrap();
+        assert_eq!(o.status.code, 200, "{kind:?}: {}", o.status.text);
+        outcomes.push(o);
+        // A little time between the outage's two ends, so the window is not empty.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        outcomes.iter().map(|o| o.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    // Meter 2 reports a tamper alarm of its own.
+    let o = s.meters[1]
+        .raise_event(EventKind::CoverOpen, None)
+        .await
+        .unwrap();
+    assert_eq!((o.status.code, o.seq), (200, 1), "{}", o.status.text);
+
+    let stored = mdms.events();
+    assert_eq!(stored.len(), 6);
+    let by_kind = mdms.counters.events();
+    assert_eq!(by_kind.get("cover-open"), Some(&2));
+    assert_eq!(by_kind.get("last-gasp"), Some(&1));
+    assert_eq!(by_kind.get("clock-adjusted"), Some(&1));
+    let step = stored
+        .iter()
+        .find(|e| e.event.kind == EventKind::ClockAdjusted)
+        .unwrap();
+    assert_eq!(step.event.clock_step_us, Some(-1_500_000));
+    assert_eq!(mdms.event_latency.count(), 6);
+
+    // The outage window runs from the last gasp to the restoration, for meter 1 only.
+    let gasp = stored[0].event.t_us;
+    let back = stored[1].event.t_us;
+    assert!(back > gasp);
+    let windows = mdms.outage_windows();
+    assert_eq!(windows.get(&1), Some(&vec![(gasp, back)]));
+    assert_eq!(windows.get(&2), None);
+    // VEE flags exactly the interval that overlaps it (intervals of 1 s around the outage).
+    let iv = 1_000_000u64;
+    let r = |k: u64, wh: u64| StoredReading {
+        meter: 1,
+        t_us: gasp - gasp % iv + k * iv,
+        energy_wh: wh,
+        power_w: 100,
+        flags: Flags::NONE,
+        key_name: String::new(),
+        received_us: 0,
+    };
+    let readings: Vec<StoredReading> = (0..4).map(|k| r(k, 100 + k)).collect();
+    let vee = amicn_ami::vee::validate_meter(
+        &amicn_ami::vee::VeeConfig::new(iv),
+        1,
+        &readings,
+        &windows[&1],
+    );
+    let flagged: Vec<u64> = vee
+        .intervals
+        .iter()
+        .filter(|i| i.rules.contains(&"outage"))
+        .map(|i| i.end_us)
+        .collect();
+    // The outage lasted a few ms after `gasp`, so only the interval ending after it overlaps
+    // (unless it straddled a second boundary, then the next one too).
+    assert!(!flagged.is_empty() && flagged.len() <= 2, "{flagged:?}");
+    assert_eq!(flagged[0], r(1, 0).t_us);
+
+    // Stored durably: another connection to the database sees every event.
+    let db = SqliteReadingStore::open(s.net.dir.join("mdms.db")).unwrap();
+    assert_eq!(db.events().unwrap().len(), 6);
+
+    // A restarted meter continues its sequence numbers.
+    let m1b = s.start_meter(1, copy(&s.meter_creds[0])).await;
+    assert_eq!(m1b.take_event_seq().unwrap(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mdms_refuses_replayed_forged_misaddressed_and_stale_events() {
+    let s = Setup::new("event-refusals").await;
+    let mdms = s.mdms_collector().await;
+    let m1 = &s.meters[0];
+    let o = m1.raise_event(EventKind::LastGasp, None).await.unwrap();
+    assert_eq!(o.status.code, 200, "{}", o.status.text);
+
+    // Replay: the same notification again changes nothing.
+    let o = m1.notify_event(1).await.unwrap();
+    assert_eq!(o.status.code, 409, "{}", o.status.text);
+    assert!(o.status.text.starts_with("duplicate: "), "{}", o.status.text);
+
+    // Wrong meter: meter 1's sealed event that says it is meter 2's.
+    let seq = m1.take_event_seq().unwrap();
+    m1.publish_event(&MeterEvent {
+        meter: 2,
+        seq,
+        kind: EventKind::Restoration,
+        t_us: now_us(),
+        clock_step_us: None,
+    })
+    .unwrap();
+    let o = m1.notify_event(seq).await.unwrap();
+    assert_eq!(o.status.code, 404, "{}", o.status.text);
+    assert!(o.status.text.starts_with("wrong-meter: "), "{}", o.status.text);
+
+    // Stale: stamped two windows ago.
+    let seq = m1.take_event_seq().unwrap();
+    m1.publish_event(&MeterEvent {
+        meter: 1,
+        seq,
+        kind: EventKind::Restoration,
+        t_us: now_us() - 120_000_000,
+        clock_step_us: None,
+    })
+    .unwrap();
+    let o = m1.notify_event(seq).await.unwrap();
+    assert_eq!(o.status.code, 422, "{}", o.status.text);
+
+    // Never published: nothing to fetch.
+    let o = m1.notify_event(99).await.unwrap();
+    assert_eq!(o.status.code, 504, "{}", o.status.text);
+
+    // Wrong signer: meter 2's key signs an event named for meter 9 (a meter with no process);
+    // the notification comes from anyone.
+    let c = connect(&s.net.uri).await.unwrap();
+    let forger = Publisher::new(&c, s.meter_creds[1].key.clone(), None);
+    forger.serve(s.names.event_prefix(9)).await.unwrap();
+    let mut d = Data::new(s.names.event(9, 1), bytes::Bytes::from_static(b"x"));
+    d.meta_info.freshness_period_ms = Some(10_000);
+    forger
+        .put_wire(s.meter_creds[1].key.sign_data(&mut d).unwrap())
+        .unwrap();
+    let mut i = amicn_tlv::Interest::new(s.names.event_notify(9, 1));
+    i.must_be_fresh = true;
+    let reply = c.express(&i).await.unwrap();
+    assert!(matches!(reply, amicn_face::client::Reply::Data { .. }));
+    // Not even a name: a notification with no sequence number.
+    let mut i = amicn_tlv::Interest::new(s.names.event_notify_prefix().append_generic(
+        bytes::Bytes::from_static(b"1"),
+    ));
+    i.must_be_fresh = true;
+    let _ = c.express(&i).await.unwrap();
+
+    let refused = mdms.counters.events_refused();
+    assert_eq!(refused.get("duplicate"), Some(&1), "{refused:?}");
+    assert_eq!(refused.get("wrong-meter"), Some(&1), "{refused:?}");
+    assert_eq!(refused.get("out-of-window"), Some(&1), "{refused:?}");
+    assert_eq!(refused.get("missing"), Some(&1), "{refused:?}");
+    assert_eq!(refused.get("untrusted"), Some(&1), "{refused:?}");
+    assert_eq!(refused.get("malformed"), Some(&1), "{refused:?}");
+    // Only the genuine last gasp was stored: meter 1 is out from then on.
+    assert_eq!(mdms.events().len(), 1);
+    let w = mdms.outage_windows();
+    assert_eq!(w[&1].len(), 1);
+    assert_eq!(w[&1][0].1, u64::MAX);
 }
