@@ -25,7 +25,7 @@ use bytes::Bytes;
 use rand::RngExt;
 use zeroize::Zeroizing;
 
-use crate::dr::DrEvent;
+use crate::dr::{DrAck, DrEvent};
 use crate::events::{EventKind, EventOutcome, MeterEvent};
 use crate::error::{AmiError, Result};
 use crate::keys::reading_key;
@@ -126,6 +126,8 @@ pub struct MeterConfig {
     pub keep_readings: usize,
     /// Where the meter keeps its key state and registers across restarts; `None` = memory.
     pub state_dir: Option<PathBuf>,
+    /// Whether the household takes part in DR events (it acknowledges either way).
+    pub dr_opt_in: bool,
 }
 
 impl MeterConfig {
@@ -140,6 +142,7 @@ impl MeterConfig {
             lifetime: Duration::from_millis(1000),
             keep_readings: 64,
             state_dir: None,
+            dr_opt_in: true,
         }
     }
 }
@@ -163,6 +166,10 @@ pub struct MeterCounters {
     pub events: AtomicU64,
     /// Events the MDMS confirmed as stored (or already stored).
     pub events_confirmed: AtomicU64,
+    /// DR events received (verified and decrypted).
+    pub dr_events: AtomicU64,
+    /// DR acknowledgements the operator accepted.
+    pub dr_acks: AtomicU64,
     /// Tariff pointers checked.
     pub tariff_checks: AtomicU64,
     /// New tariff versions fetched and adopted.
@@ -1283,6 +1290,116 @@ impl Meter {
             status,
             latency: started.elapsed(),
         })
+    }
+
+    /// Waits up to `wait` for event `seq` of `project`: one Interest for its exact name, which
+    /// forwarders aggregate with the other members' and the DR operator holds until it
+    /// publishes (see [`crate::DrOperator`]). Verifies and decrypts what arrives.
+    pub async fn await_dr_event(&self, project: &str, seq: u64, wait: Duration) -> Result<DrEvent> {
+        let name = self.cfg.names.dr_event(project, seq);
+        let mut i = Interest::new(name.clone());
+        i.lifetime_ms = Some(wait.as_millis() as u64);
+        let d = match self.publisher.client().express(&i).await? {
+            amicn_face::client::Reply::Data { data, .. } => data,
+            amicn_face::client::Reply::Nack { reason } => {
+                return Err(AmiError::protocol(&name, format!("Nacked: {reason:?}")));
+            }
+        };
+        if d.name != name {
+            return Err(AmiError::protocol(&d.name, "not the event asked for"));
+        }
+        if let Err(e) = self.trust.verify_data(&d).await {
+            self.counters.rejected_data.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        let plain = self.decrypt(&d)?;
+        let ev: DrEvent = serde_json::from_slice(&plain)
+            .map_err(|e| AmiError::protocol(&d.name, format!("DR event: {e}")))?;
+        if ev.project != project || ev.seq != seq {
+            return Err(AmiError::protocol(&d.name, "event content names another event"));
+        }
+        self.counters.dr_events.fetch_add(1, Ordering::Relaxed);
+        Ok(ev)
+    }
+
+    /// The signed acknowledgement of `ev` naming meter `as_meter` (this meter's id, except in
+    /// refusal tests), opted in or out as configured, with its wire encoding.
+    pub fn dr_ack(&self, ev: &DrEvent, as_meter: u32, received_us: u64) -> Result<(Interest, Bytes)> {
+        let opt_in = self.cfg.dr_opt_in;
+        let start_at_s = opt_in.then(|| {
+            ev.start_s + rand::rng().random_range(0..=u64::from(ev.randomization_s))
+        });
+        let ack = DrAck {
+            meter: as_meter,
+            project: ev.project.clone(),
+            seq: ev.seq,
+            event_id: ev.id(),
+            opt_in,
+            start_at_s,
+            received_us,
+        };
+        let mut i = Interest::new(self.cfg.names.dr_ack(&ev.project, as_meter, ev.seq));
+        i.app_parameters = Some(ack.encode(&self.creds.cert.to_wire()));
+        i.lifetime_ms = Some(self.cfg.lifetime.as_millis() as u64);
+        i.must_be_fresh = true;
+        let wire = self
+            .creds
+            .key
+            .sign_interest(&mut i, crate::net::signature_time())?;
+        Ok((Interest::decode(wire.clone())?, wire))
+    }
+
+    /// Sends a signed acknowledgement and returns the DR operator's checked answer.
+    pub async fn send_dr_ack(&self, i: &Interest, wire: Bytes) -> Result<Status> {
+        let reply = self
+            .publisher
+            .client()
+            .express_wire(&i.name, false, wire, self.cfg.lifetime)
+            .await?;
+        let d = match reply {
+            amicn_face::client::Reply::Data { data, .. } => data,
+            amicn_face::client::Reply::Nack { reason } => {
+                return Err(AmiError::protocol(&i.name, format!("Nacked: {reason:?}")));
+            }
+        };
+        let v = self.trust.verify_data(&d).await?;
+        if !self.cfg.names.role("dr").is_prefix_of(&v.signer) {
+            return Err(AmiError::protocol(
+                &d.name,
+                format!("answer signed by {}, not by the DR operator", v.signer),
+            ));
+        }
+        let status = Status::decode(d.content.clone())?;
+        if status.code == 200 {
+            self.counters.dr_acks.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(status)
+    }
+
+    /// Waits for event `seq` of `project` and acknowledges it; returns the event and the
+    /// operator's answer.
+    pub async fn respond_dr(&self, project: &str, seq: u64, wait: Duration) -> Result<(DrEvent, Status)> {
+        let ev = self.await_dr_event(project, seq, wait).await?;
+        let (i, wire) = self.dr_ack(&ev, self.cfg.id, now_us())?;
+        let status = self.send_dr_ack(&i, wire).await?;
+        Ok((ev, status))
+    }
+
+    /// Follows `project`'s events from `seq` on until `until`, acknowledging each: one
+    /// outstanding Interest at a time, re-expressed when it expires.
+    pub async fn follow_dr(self: Arc<Self>, project: String, mut seq: u64, until: Instant) {
+        while Instant::now() < until {
+            let wait = until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(4));
+            if wait.is_zero() {
+                break;
+            }
+            match self.respond_dr(&project, seq, wait).await {
+                Ok(_) => seq += 1,
+                Err(e) => tracing::debug!(meter = self.cfg.id, "DR {project}/{seq}: {e}"),
+            }
+        }
     }
 
     /// The meter's publisher (readings and certificate).

@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use amicn_ami::events::{EventKind, MeterEvent};
+use amicn_ami::tariff::{CRITICAL_PEAK, CriticalPeak, Period, Tariff, TariffKind};
 use amicn_ami::reading::{Flags, Obis};
 use amicn_ami::store::{ReadingStore, SqliteReadingStore, StoredReading};
 use amicn_ami::{
     AmiNames, CommandOutcome, Credentials, KmsConfig, KmsService, MdmsCollector, MdmsConfig,
-    Meter, MeterCommander, MeterConfig, MeterOp, Pki, Publisher, Supply, Trust, connect, now_us,
+    DrEvent, DrOperator, Meter, MeterCommander, MeterConfig, MeterOp, Pki, PricingPublisher,
+    Publisher, Supply, Trust, connect, now_us,
 };
 use amicn_tlv::Data;
 use amicn_face::client::TransportUri;
@@ -62,8 +64,8 @@ fn copy(c: &Credentials) -> Credentials {
     }
 }
 
-/// A KMS, meters 1 and 2 enrolled and placed (meter 1 with a state directory), and the
-/// credentials of the utility operator and the MDMS.
+/// A KMS, meters enrolled and placed (meter 1 with a state directory), and the credentials of
+/// the utility operator and the MDMS.
 struct Setup {
     net: Net,
     names: AmiNames,
@@ -75,15 +77,24 @@ struct Setup {
     mdms: Credentials,
 }
 
+/// One meter of a [`Setup`]: id, DR projects, opted in to DR events.
+type MeterPlan<'a> = (u32, &'a [&'a str], bool);
+
 impl Setup {
+    /// Meters 1 and 2, in no DR project.
     async fn new(tag: &str) -> Setup {
+        Self::with(tag, &[], &[(1, &[], true), (2, &[], true)]).await
+    }
+
+    /// The DR projects `projects` and the meters `plan`, entitled by the DR operator.
+    async fn with(tag: &str, projects: &[&str], plan: &[MeterPlan<'_>]) -> Setup {
         let net = forwarder(tag);
         let names = AmiNames::new("/test-utility").unwrap();
         let pki = Pki::new(&names).unwrap();
         let kc = connect(&net.uri).await.unwrap();
         let kms_trust = Trust::new(&names, pki.anchor(), &kc).unwrap();
         let kms = KmsService::start(
-            KmsConfig::new(names.clone(), vec![]),
+            KmsConfig::new(names.clone(), projects.iter().map(|p| p.to_string()).collect()),
             pki.issue(&names.kms()).unwrap(),
             kms_trust,
             &kc,
@@ -100,9 +111,17 @@ impl Setup {
             meters: Vec::new(),
             meter_creds: Vec::new(),
         };
-        for id in [1, 2] {
+        let entitled: Vec<(u32, Vec<String>)> = plan
+            .iter()
+            .filter(|(_, p, _)| !p.is_empty())
+            .map(|(id, p, _)| (*id, p.iter().map(|p| p.to_string()).collect()))
+            .collect();
+        if !entitled.is_empty() {
+            s.kms.entitle(&entitled, "/test-utility/ami/dr").unwrap();
+        }
+        for &(id, p, opt_in) in plan {
             let creds = s.pki.issue(&s.names.meter(id)).unwrap();
-            let m = s.start_meter(id, copy(&creds)).await;
+            let m = s.start_meter_with(id, copy(&creds), p, opt_in).await;
             m.enrol().await.unwrap();
             s.meters.push(m);
             s.meter_creds.push(creds);
@@ -116,10 +135,22 @@ impl Setup {
     }
 
     async fn start_meter(&self, id: u32, creds: Credentials) -> Arc<Meter> {
+        self.start_meter_with(id, creds, &[], true).await
+    }
+
+    async fn start_meter_with(
+        &self,
+        id: u32,
+        creds: Credentials,
+        projects: &[&str],
+        dr_opt_in: bool,
+    ) -> Arc<Meter> {
         let c = connect(&self.net.uri).await.unwrap();
+        let projects = projects.iter().map(|p| p.to_string()).collect();
         let cfg = MeterConfig {
             state_dir: (id == 1).then(|| self.net.dir.join("meter-1")),
-            ..MeterConfig::new(self.names.clone(), id, vec![])
+            dr_opt_in,
+            ..MeterConfig::new(self.names.clone(), id, projects)
         };
         let trust = Trust::new(&self.names, self.pki.anchor(), &c).unwrap();
         Meter::start(cfg, creds, trust, &c).await.unwrap()
@@ -510,4 +541,244 @@ async fn the_mdms_refuses_replayed_forged_misaddressed_and_stale_events() {
     let w = mdms.outage_windows();
     assert_eq!(w[&1].len(), 1);
     assert_eq!(w[&1][0].1, u64::MAX);
+}
+
+/// Off-peak 22:00–07:00, day 07:00–17:00, peak 17:00–22:00 (UTC), valid from an hour ago.
+fn tou(version: u64) -> Tariff {
+    let p = |name: &str, from_min, to_min, rate| Period {
+        name: name.into(),
+        from_min,
+        to_min,
+        millicents_per_kwh: rate,
+    };
+    Tariff {
+        tariff: "tou-res".into(),
+        version,
+        kind: TariffKind::Tou,
+        valid_from_s: now_us() / 1_000_000 - 3_600,
+        valid_to_s: None,
+        utc_offset_min: 0,
+        periods: vec![
+            p("off-peak", 1_320, 420, 900),
+            p("day", 420, 1_020, 1_500),
+            p("peak", 1_020, 1_320, 3_200),
+        ],
+        critical_peak_millicents_per_kwh: None,
+        critical_peaks: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meters_learn_new_tariff_versions_from_the_pointer_and_keep_period_registers() {
+    let s = Setup::new("tariffs").await;
+    let pc = connect(&s.net.uri).await.unwrap();
+    let pricing = PricingPublisher::start(
+        s.names.clone(),
+        s.pki.issue(&s.names.price_prefix()).unwrap(),
+        s.kms.head_end_keys(),
+        &pc,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let m1 = &s.meters[0];
+    // Nothing published yet: the pointer is not there.
+    assert!(m1.refresh_tariff("tou-res").await.is_err());
+    pricing.publish_tariff(&tou(1)).unwrap();
+    for m in &s.meters {
+        assert_eq!(m.refresh_tariff("tou-res").await.unwrap(), Some(1));
+        // The same version again: nothing fetched.
+        assert_eq!(m.refresh_tariff("tou-res").await.unwrap(), None);
+    }
+    // Registers per period: the interval's energy lands in the period of the hour it ends in
+    // (and the one before, if it crosses a boundary).
+    let now = now_us();
+    let r = m1.capture(now);
+    let (t, regs) = m1.tariff();
+    assert_eq!(t.as_ref().map(|t| t.version), Some(1));
+    let total: u64 = regs.energy_mwh.values().sum();
+    assert!(total > 0);
+    let (name, _) = t.as_ref().unwrap().rate_at(now / 1_000_000).unwrap();
+    assert!(regs.energy_mwh.contains_key(name), "{regs:?}");
+    assert!(r.active_import_wh().unwrap() > 0);
+
+    // A critical peak over the next hour in version 2: the pointer names it (after the old
+    // pointer's freshness has passed), and the next interval is billed at the critical rate.
+    let mut v2 = tou(2);
+    v2.kind = TariffKind::Cpp;
+    v2.critical_peak_millicents_per_kwh = Some(9_000);
+    let now_s = now_us() / 1_000_000;
+    v2.critical_peaks = vec![CriticalPeak {
+        from_s: now_s - 3_600,
+        to_s: now_s + 3_600,
+    }];
+    pricing.publish_tariff(&v2).unwrap();
+    tokio::time::sleep(amicn_ami::tariff::POINTER_FRESHNESS + Duration::from_millis(200)).await;
+    assert_eq!(m1.refresh_tariff("tou-res").await.unwrap(), Some(2));
+    let before = m1.tariff().1.energy_mwh.get(CRITICAL_PEAK).copied().unwrap_or(0);
+    m1.capture(now_us());
+    let (t, regs) = m1.tariff();
+    assert_eq!(t.unwrap().version, 2);
+    assert!(regs.energy_mwh[CRITICAL_PEAK] > before, "{regs:?}");
+    // Meter 2 did not refresh: it still bills under version 1.
+    assert_eq!(s.meters[1].tariff().0.unwrap().version, 1);
+    assert_eq!(
+        m1.counters
+            .tariff_updates
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+
+    // A pointer signed by a meter is refused (and counted), whatever it says.
+    let c = connect(&s.net.uri).await.unwrap();
+    let forger = Publisher::new(&c, s.meter_creds[1].key.clone(), None);
+    // Captured: the pricing service's route for /price is not inherited, only the forger
+    // answers.
+    forger
+        .serve_captured(s.names.tariff_latest_prefix("forged"))
+        .await
+        .unwrap();
+    let mut d = Data::new(
+        s.names.tariff_latest("forged", 9),
+        bytes::Bytes::from_static(br#"{"tariff":"forged","version":9,"digest":"00"}"#),
+    );
+    d.meta_info.freshness_period_ms = Some(1_000);
+    forger
+        .put_wire(s.meter_creds[1].key.sign_data(&mut d).unwrap())
+        .unwrap();
+    let rejected = || {
+        m1.counters
+            .rejected_data
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let was = rejected();
+    let e = m1.refresh_tariff("forged").await;
+    assert!(e.is_err(), "{e:?}");
+    assert!(rejected() > was);
+    // A meter that has not joined holds no broadcast key: it cannot read the tariff.
+    let m3 = s
+        .start_meter(3, s.pki.issue(&s.names.meter(3)).unwrap())
+        .await;
+    assert!(m3.refresh_tariff("tou-res").await.is_err());
+    assert!(m3.tariff().0.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dr_event_reaches_the_project_and_exactly_its_members_acknowledge() {
+    // p1: meters 1 and 2 opted in, 4 opted out; meter 3 is in no project.
+    let s = Setup::with(
+        "dr",
+        &["p1"],
+        &[
+            (1, &["p1"], true),
+            (2, &["p1"], true),
+            (3, &[], true),
+            (4, &["p1"], false),
+        ],
+    )
+    .await;
+    let dc = connect(&s.net.uri).await.unwrap();
+    let dr_trust = Trust::new(&s.names, s.pki.anchor(), &dc).unwrap();
+    let projects = vec!["p1".to_string()];
+    let dr = DrOperator::start(
+        s.names.clone(),
+        s.pki.issue(&s.names.role("dr")).unwrap(),
+        s.kms.head_end_keys(),
+        &dc,
+        &projects,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    dr.set_members("p1", [1, 2, 4]);
+    dr.serve_acks(dr_trust, &dc, &projects).await.unwrap();
+
+    // Every member waits for event 1 before it exists; the operator holds their Interests.
+    let mut waiting = Vec::new();
+    for m in [&s.meters[0], &s.meters[1], &s.meters[3]] {
+        let m = m.clone();
+        waiting.push(tokio::spawn(async move {
+            m.respond_dr("p1", 1, Duration::from_secs(4)).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ev = DrEvent {
+        project: "p1".into(),
+        seq: 1,
+        event_id: "evt-2026-001".into(),
+        signal: "LOAD_DISPATCH".into(),
+        level: 2,
+        start_s: now_us() / 1_000_000 + 60,
+        duration_s: 900,
+        randomization_s: 120,
+        reduce_w: 800,
+        issued_us: 0,
+    };
+    dr.publish(&ev).unwrap();
+    for w in waiting {
+        let (got, status) = w.await.unwrap().unwrap();
+        assert_eq!(status.code, 200, "{}", status.text);
+        assert_eq!(got.event_id, "evt-2026-001");
+        assert_eq!((got.signal.as_str(), got.level), ("LOAD_DISPATCH", 2));
+    }
+    assert!(dr.delivered_held() >= 1);
+    let rep = dr.report("p1", 1).unwrap();
+    assert_eq!(rep.members, [1, 2, 4]);
+    assert_eq!(rep.opted_in, [1, 2]);
+    assert_eq!(rep.opted_out, [4]);
+    assert!(rep.silent.is_empty());
+    assert_eq!((rep.ack_us.len(), rep.delivery_us.len()), (3, 3));
+
+    // Meter 3 cannot read the event (no project key)...
+    let m3 = &s.meters[2];
+    assert!(m3.await_dr_event("p1", 1, Duration::from_secs(2)).await.is_err());
+    // ... and its acknowledgement, built from the event's fields, is refused: not a member.
+    let (i, wire) = m3.dr_ack(&ev, 3, now_us()).unwrap();
+    let st = m3.send_dr_ack(&i, wire).await.unwrap();
+    assert_eq!(st.code, 403, "{}", st.text);
+    assert!(st.text.starts_with("non-member: "), "{}", st.text);
+    // Meter 2 acknowledging in meter 1's name: the wrong signer.
+    let (i, wire) = s.meters[1].dr_ack(&ev, 1, now_us()).unwrap();
+    let st = s.meters[1].send_dr_ack(&i, wire).await.unwrap();
+    assert!(st.text.starts_with("signer: "), "{}", st.text);
+    // Meter 1's acknowledgement of an event never published.
+    let ghost = DrEvent { seq: 7, ..ev.clone() };
+    let (i, wire) = s.meters[0].dr_ack(&ghost, 1, now_us()).unwrap();
+    let st = s.meters[0].send_dr_ack(&i, wire).await.unwrap();
+    assert!(st.text.starts_with("unknown-event: "), "{}", st.text);
+    // A second acknowledgement of event 1 by meter 1, then that same packet replayed.
+    let (i, wire) = s.meters[0].dr_ack(&ev, 1, now_us()).unwrap();
+    let st = s.meters[0].send_dr_ack(&i, wire.clone()).await.unwrap();
+    assert!(st.text.starts_with("duplicate: "), "{}", st.text);
+    let st = s.meters[0].send_dr_ack(&i, wire).await.unwrap();
+    assert!(st.text.starts_with("replay: "), "{}", st.text);
+
+    let refused = dr.refused();
+    for kind in ["non-member", "signer", "unknown-event", "duplicate", "replay"] {
+        assert_eq!(refused.get(kind), Some(&1), "{kind}: {refused:?}");
+    }
+    // Nothing the refusals did changed the event's record.
+    let after = dr.report("p1", 1).unwrap();
+    assert_eq!((after.opted_in, after.opted_out), (vec![1, 2], vec![4]));
+
+    // A member following the project hears the next event without being asked again.
+    let m1 = s.meters[0].clone();
+    let follow = tokio::spawn(m1.clone().follow_dr(
+        "p1".into(),
+        2,
+        std::time::Instant::now() + Duration::from_secs(3),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    dr.publish(&DrEvent { seq: 2, event_id: String::new(), ..ev.clone() }).unwrap();
+    let mut acked = false;
+    for _ in 0..40 {
+        if dr.report("p1", 2).is_some_and(|r| r.opted_in == [1]) {
+            acked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(acked, "{:?}", dr.report("p1", 2));
+    assert_eq!(dr.report("p1", 2).unwrap().event_id, "p1-2");
+    follow.abort();
 }
