@@ -41,6 +41,7 @@ pub mod dataset_keys;
 mod dr;
 mod error;
 pub mod events;
+pub mod grid_ops;
 mod key_client;
 mod keys;
 mod kms_journal;

@@ -782,3 +782,32 @@ async fn a_dr_event_reaches_the_project_and_exactly_its_members_acknowledge() {
     assert_eq!(dr.report("p1", 2).unwrap().event_id, "p1-2");
     follow.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grid_operations_run_passes_its_checks_on_one_forwarder() {
+    let net = forwarder("grid-ops");
+    let rep = amicn_ami::grid_ops::run(&amicn_ami::grid_ops::GridOpsSettings {
+        utility: "/test-utility/field".into(),
+        head: net.uri.clone(),
+        edge: net.uri.clone(),
+        opted_in: 2,
+        opted_out: 1,
+        outsiders: 1,
+        dr_events: 2,
+        state_dir: net.dir.join("grid-ops"),
+    })
+    .await
+    .unwrap();
+    let failed: Vec<_> = rep.checks.iter().filter(|c| !c.pass).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(rep.checks.len(), 7);
+    // Each DR event: meters 1 and 2 in, 3 out, 4 (the outsider) nowhere.
+    let events = rep.summary["dr"]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    for e in events {
+        assert_eq!(e["opted_in"], serde_json::json!([1, 2]));
+        assert_eq!(e["opted_out"], serde_json::json!([3]));
+    }
+    assert_eq!(rep.latency_us["DR event (publish to member)"].len(), 6);
+    assert_eq!(rep.summary["events"]["stored"], 11);
+}
