@@ -867,6 +867,7 @@ async fn run_dr(
                         start_s: seq / 1000 + 300,
                         duration_s: 1800,
                         reduce_w: 500,
+                        ..DrEvent::default()
                     };
                     match dr.publish(&ev) {
                         Ok(_) => {

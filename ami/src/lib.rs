@@ -11,8 +11,11 @@
 //! | --- | --- | --- | --- |
 //! | reading | `/<u>/ami/meter/<id>/reading/t=<µs>` | the meter's reading key (from its user key) | the meter |
 //! | latest pointer | `/<u>/ami/meter/<id>/latest/v=<µs>` | — | the meter |
-//! | price | `/<u>/ami/price/<tariff>/v=<ver>` | the broadcast (root) key | pricing |
+//! | meter event | `/<u>/ami/meter/<id>/event/seq=<n>` | the meter's reading key | the meter |
+//! | price, tariff | `/<u>/ami/price/<tariff>/v=<ver>` | the broadcast (root) key | pricing |
+//! | tariff pointer | `/<u>/ami/price/latest/<tariff>/v=<ver>` | — | pricing |
 //! | DR event | `/<u>/ami/dr/<p>/event/seq=<n>` | the project key of `p` | DR operator |
+//! | DR acknowledgement | `/<u>/ami/dr/<p>/ack/<id>/seq=<n>` (signed Interest) | — | the meter |
 //! | rekey manifest | `/<u>/ami/KMS/rekey/<epoch>/seg=<k>` | — | the KMS |
 //! | revocation list | `/<u>/ami/KMS/revoked/v=<n>/seg=<k>` | — | the KMS |
 //! | key wraps | `.../KEK/v=<e>/ENCRYPTED-BY/<key>` | the wrapping key | DigestSha256; the manifest commits to every key |
@@ -37,6 +40,8 @@ pub mod daemon;
 pub mod dataset_keys;
 mod dr;
 mod error;
+pub mod events;
+pub mod grid_ops;
 mod key_client;
 mod keys;
 mod kms_journal;
@@ -58,11 +63,12 @@ pub mod repo_insert;
 pub mod scenario;
 mod stats;
 pub mod store;
+pub mod tariff;
 pub mod topo;
 pub mod vee;
 mod wire;
 
-pub use dr::{DrEvent, DrOperator};
+pub use dr::{DrAck, DrEvent, DrEventReport, DrOperator};
 pub use error::{AmiError, Result};
 pub use key_client::{KeyClient, entitle, meter_command, send_command};
 pub use keys::{HeadEndKeys, reading_key};

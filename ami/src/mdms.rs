@@ -17,6 +17,11 @@
 //! else is refused as [`Rejection::Malformed`]. The store keeps those two values and the
 //! interval's quality flags; the signed Data beside them holds the rest.
 //!
+//! Meter events (last gasp, restoration, tamper, clock adjustment) arrive between intervals:
+//! [`MdmsCollector::serve_events`] answers the meters' notifications by fetching, checking and
+//! committing each event (see [`crate::events`]), and [`MdmsCollector::outage_windows`] turns
+//! the stored last-gasp/restoration pairs into the windows VEE flags.
+//!
 //! (The fixed-schedule mode, [`MdmsCollector::run`], asks for `/reading/t=<slot>` by exact name
 //! and needs meter and collector clocks to agree; it serves the in-process scenario.)
 
@@ -31,6 +36,9 @@ use amicn_kms::envelope::{EncryptedContent, EnvelopeKey, Purpose};
 use amicn_tlv::{Component, Data, Interest, Name};
 
 use crate::error::Result;
+use crate::events::{MeterEvent, StoredEvent};
+use crate::pki::Credentials;
+use crate::wire::Status;
 use crate::keys::HeadEndKeys;
 use crate::names::AmiNames;
 use crate::net::{consumer, fetch_exact, now_us};
@@ -158,6 +166,14 @@ pub struct MdmsCounters {
     pub pointers_rejected: AtomicU64,
     rejected: Mutex<BTreeMap<&'static str, u64>>,
     per_meter: Mutex<HashMap<u32, u64>>,
+    /// Events committed, by kind.
+    events: Mutex<BTreeMap<&'static str, u64>>,
+    /// Event notifications refused, by kind.
+    events_refused: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+fn bump(m: &Mutex<BTreeMap<&'static str, u64>>, k: &'static str) {
+    *m.lock().unwrap_or_else(|e| e.into_inner()).entry(k).or_insert(0) += 1;
 }
 
 impl MdmsCounters {
@@ -169,6 +185,21 @@ impl MdmsCounters {
             .get(&meter)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Events committed, by kind (`last-gasp`, …).
+    pub fn events(&self) -> BTreeMap<&'static str, u64> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Event notifications refused, by kind (`malformed`, `missing`, `untrusted`,
+    /// `unknown-key`, `wrong-meter`, `decrypt-failed`, `out-of-window`, `revoked`,
+    /// `duplicate`, `state`).
+    pub fn events_refused(&self) -> BTreeMap<&'static str, u64> {
+        self.events_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Rejections by kind.
@@ -224,7 +255,12 @@ pub struct MdmsCollector {
     pub counters: MdmsCounters,
     /// Interest-to-Data time of reading fetches.
     pub fetch_latency: Latencies,
+    /// From an event's timestamp at the meter to its commit at the MDMS.
+    pub event_latency: Latencies,
 }
+
+/// Why an event notification was refused: status code, counter kind, explanation.
+type EventRefusal = (u64, &'static str, String);
 
 impl std::fmt::Debug for MdmsCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -255,6 +291,7 @@ impl MdmsCollector {
             stopped: tokio::sync::Notify::new(),
             counters: MdmsCounters::default(),
             fetch_latency: Latencies::new(),
+            event_latency: Latencies::new(),
         })
     }
 
@@ -267,9 +304,162 @@ impl MdmsCollector {
         self.store().len().unwrap_or(0)
     }
 
-    /// Outage windows per meter learned from the meters' events (`[from, to)`, µs), for VEE.
+    /// Outage windows per meter learned from the meters' events (`[from, to)`, µs), for VEE:
+    /// see [`crate::events::outage_windows`].
     pub fn outage_windows(&self) -> BTreeMap<u32, Vec<(u64, u64)>> {
-        BTreeMap::new()
+        crate::events::outage_windows(&self.events())
+    }
+
+    /// Every stored event, by meter then sequence number (none if the store fails).
+    pub fn events(&self) -> Vec<StoredEvent> {
+        match self.store().events() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("reading events from the store: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Registers `/<u>/ami/mdms/notify` on `client` and answers every meter's event
+    /// notification in the background (until the connection closes or
+    /// [`MdmsCollector::stop`]): fetch the event, check it, commit it, answer with a Status
+    /// signed by `creds` (see [`crate::events`]).
+    pub async fn serve_events(self: &Arc<Self>, creds: Credentials, client: &Client) -> Result<()> {
+        // Meters verify the answers: the MDMS serves its certificate.
+        let cert = crate::net::Publisher::new(client, creds.key.clone(), None);
+        cert.pin_wire(creds.cert.to_wire())?;
+        cert.serve(creds.key.key_name().clone()).await?;
+        let mut rx = client
+            .register(self.cfg.names.event_notify_prefix())
+            .await?;
+        let me = self.clone();
+        let client = client.clone();
+        let key = creds.key.clone();
+        tokio::spawn(async move {
+            // Notifications are handled concurrently, a bounded number at a time.
+            let limit = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+            let _cert = cert;
+            loop {
+                let next = tokio::select! {
+                    n = rx.recv() => n,
+                    () = me.stopped.notified() => None,
+                };
+                let Some(incoming) = next else { break };
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    break;
+                };
+                let (me, client, key) = (me.clone(), client.clone(), key.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let status = match me.take_event(&incoming.interest).await {
+                        Ok(ev) => {
+                            bump(&me.counters.events, ev.event.kind.label());
+                            Status {
+                                code: 200,
+                                text: format!("{} stored", ev.event.kind.label()),
+                                epoch: None,
+                            }
+                        }
+                        Err((code, kind, why)) => {
+                            bump(&me.counters.events_refused, kind);
+                            tracing::info!("event {} refused ({kind}): {why}", incoming.interest.name);
+                            Status {
+                                code,
+                                text: format!("{kind}: {why}"),
+                                epoch: None,
+                            }
+                        }
+                    };
+                    let mut d = Data::new(incoming.interest.name.clone(), status.encode());
+                    d.meta_info.freshness_period_ms = Some(0);
+                    match key.sign_data(&mut d) {
+                        Ok(wire) => {
+                            let _ = client.put_data(wire, incoming.pit_token.as_ref()).await;
+                        }
+                        Err(e) => tracing::warn!("signing an event answer: {e}"),
+                    }
+                });
+            }
+        });
+        Ok(())
+    }
+
+    /// Fetches, checks and commits the event a notification names.
+    async fn take_event(&self, notice: &Interest) -> std::result::Result<StoredEvent, EventRefusal> {
+        let names = &self.cfg.names;
+        let (meter, seq) = names
+            .parse_event_notify(&notice.name)
+            .ok_or_else(|| (400, "malformed", "not an event notification name".to_string()))?;
+        let d = fetch_exact(&self.fetch, names.event(meter, seq))
+            .await
+            .map_err(|e| (504, "missing", e.to_string()))?;
+        self.trust
+            .verify_data(&d)
+            .await
+            .map_err(|e| (403, "untrusted", e.to_string()))?;
+        let ec = EncryptedContent::decode(d.content.clone())
+            .map_err(|e| (400, "malformed", e.to_string()))?;
+        let (owner, key) = self
+            .keys
+            .user_key(&ec.key_name)
+            .ok_or_else(|| (403, "unknown-key", ec.key_name.to_string()))?;
+        if owner != meter {
+            return Err((
+                404,
+                "wrong-meter",
+                format!("sealed under meter {owner}'s key, named for meter {meter}"),
+            ));
+        }
+        let plain = EnvelopeKey::derive(&key, &ec.key_name, Purpose::Content)
+            .open_decoded(&d.name, &ec)
+            .map_err(|e| (403, "decrypt-failed", e.to_string()))?;
+        let ev: MeterEvent = serde_json::from_slice(&plain)
+            .map_err(|e| (400, "malformed", format!("not an event: {e}")))?;
+        if ev.meter != meter {
+            return Err((
+                404,
+                "wrong-meter",
+                format!("meter {}'s event under meter {meter}'s name", ev.meter),
+            ));
+        }
+        if ev.seq != seq {
+            return Err((
+                400,
+                "malformed",
+                format!("event {} under the name of event {seq}", ev.seq),
+            ));
+        }
+        let now = now_us();
+        let oldest = now.saturating_sub(self.cfg.window.as_micros() as u64);
+        let newest = now.saturating_add(self.cfg.max_future.as_micros() as u64);
+        if ev.t_us < oldest || ev.t_us > newest {
+            return Err((
+                422,
+                "out-of-window",
+                format!("stamped {} µs, now {now} µs", ev.t_us),
+            ));
+        }
+        if self.keys.revoked_at(meter).is_some_and(|at| ev.t_us >= at) {
+            return Err((403, "revoked", format!("meter {meter} is revoked")));
+        }
+        let stored = StoredEvent {
+            event: ev,
+            received_us: now_us(),
+        };
+        let wire = d.wire().map(|w| w.to_vec()).unwrap_or_default();
+        match self.store().insert_event(&stored, &wire) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err((409, "duplicate", format!("event {seq} of meter {meter} is stored")));
+            }
+            Err(e) => return Err((500, "state", e.to_string())),
+        }
+        let committed = now_us();
+        self.event_latency.record(Duration::from_micros(
+            committed.saturating_sub(stored.event.t_us),
+        ));
+        Ok(stored)
     }
 
     /// Every stored reading with `from_us <= t_us < to_us`.

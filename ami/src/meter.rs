@@ -25,7 +25,8 @@ use bytes::Bytes;
 use rand::RngExt;
 use zeroize::Zeroizing;
 
-use crate::dr::DrEvent;
+use crate::dr::{DrAck, DrEvent};
+use crate::events::{EventKind, EventOutcome, MeterEvent};
 use crate::error::{AmiError, Result};
 use crate::keys::reading_key;
 use crate::names::AmiNames;
@@ -35,6 +36,7 @@ use crate::pki::{Credentials, Trust};
 use crate::pricing::Price;
 use crate::reading::{self, Flags, Obis, Register, Unit};
 use crate::stats::Latencies;
+use crate::tariff::{Tariff, TariffPointer, TariffRegisters};
 use crate::wire::{self, EnrolReply, EnrolRequest, Status};
 
 /// ContentType NACK.
@@ -124,6 +126,8 @@ pub struct MeterConfig {
     pub keep_readings: usize,
     /// Where the meter keeps its key state and registers across restarts; `None` = memory.
     pub state_dir: Option<PathBuf>,
+    /// Whether the household takes part in DR events (it acknowledges either way).
+    pub dr_opt_in: bool,
 }
 
 impl MeterConfig {
@@ -138,6 +142,7 @@ impl MeterConfig {
             lifetime: Duration::from_millis(1000),
             keep_readings: 64,
             state_dir: None,
+            dr_opt_in: true,
         }
     }
 }
@@ -157,6 +162,18 @@ pub struct MeterCounters {
     pub rejected_data: AtomicU64,
     /// Enrolment refusals.
     pub enrol_refused: AtomicU64,
+    /// Events published.
+    pub events: AtomicU64,
+    /// Events the MDMS confirmed as stored (or already stored).
+    pub events_confirmed: AtomicU64,
+    /// DR events received (verified and decrypted).
+    pub dr_events: AtomicU64,
+    /// DR acknowledgements the operator accepted.
+    pub dr_acks: AtomicU64,
+    /// Tariff pointers checked.
+    pub tariff_checks: AtomicU64,
+    /// New tariff versions fetched and adopted.
+    pub tariff_updates: AtomicU64,
 }
 
 /// What one key synchronisation did.
@@ -375,6 +392,10 @@ pub struct Meter {
     enrolling: Mutex<Option<EphemeralAgreement>>,
     /// Signed commands: replay records, supply state, counters ([`crate::ops`]).
     commands: CommandState,
+    /// Sequence number of the next event ([`crate::events`]), kept in the state directory.
+    next_event: Mutex<u64>,
+    /// The TOU/CPP tariff in force and the per-period registers ([`crate::tariff`]).
+    tariff: Mutex<(Option<Tariff>, TariffRegisters)>,
 }
 
 impl std::fmt::Debug for Meter {
@@ -425,6 +446,10 @@ impl Meter {
             Flags::NONE
         };
         let commands = CommandState::open(&cfg.names, cfg.id, cfg.state_dir.as_deref())?;
+        let next_event = match &cfg.state_dir {
+            Some(d) => load_next_event(d)?,
+            None => 1,
+        };
         let commands_prefix = cfg.names.meter_commands(cfg.id);
         let meter = Arc::new(Meter {
             model: Mutex::new(model),
@@ -442,6 +467,8 @@ impl Meter {
             sync_latency: Latencies::new(),
             enrolling: Mutex::new(None),
             commands,
+            next_event: Mutex::new(next_event),
+            tariff: Mutex::new((None, TariffRegisters::default())),
         });
         let weak = Arc::downgrade(&meter);
         meter.publisher.on_interest(
@@ -867,13 +894,74 @@ impl Meter {
             .unwrap_or(0)
     }
 
-    /// Measures the interval ending at `t_us` (advancing the registers) without publishing it.
+    /// Measures the interval ending at `t_us` (advancing the registers, the tariff's
+    /// per-period registers too) without publishing it.
     pub fn capture(&self, t_us: u64) -> reading::Reading {
         let flags =
             std::mem::take(&mut *self.pending_flags.lock().unwrap_or_else(|e| e.into_inner()));
         let supply = self.commands.supply();
-        self.model()
-            .capture_with(t_us, self.cfg.reading_interval, flags, supply)
+        let (r, used_mwh) = {
+            let mut m = self.model();
+            let before = m.energy_mwh();
+            let r = m.capture_with(t_us, self.cfg.reading_interval, flags, supply);
+            (r, m.energy_mwh() - before)
+        };
+        let mut t = self.tariff.lock().unwrap_or_else(|e| e.into_inner());
+        let (tariff, registers) = &mut *t;
+        if let Some(tariff) = tariff {
+            let start = t_us.saturating_sub(self.cfg.reading_interval.as_micros() as u64);
+            registers.accumulate(tariff, start, t_us, used_mwh);
+        }
+        r
+    }
+
+    /// The TOU/CPP tariff in force (the newest version learned) and the per-period registers.
+    pub fn tariff(&self) -> (Option<Tariff>, TariffRegisters) {
+        self.tariff.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Checks `tariff`'s signed latest pointer (one Interest, CanBePrefix + MustBeFresh) and,
+    /// if it names a newer version than the one held, fetches that version by its implicit
+    /// digest, decrypts it with the broadcast key and adopts it. Returns the version adopted,
+    /// or `None` if the one held is current.
+    pub async fn refresh_tariff(&self, tariff: &str) -> Result<Option<u64>> {
+        let names = &self.cfg.names;
+        self.counters.tariff_checks.fetch_add(1, Ordering::Relaxed);
+        let p = self.fetch_latest(names.tariff_latest_prefix(tariff)).await?;
+        let ptr: TariffPointer = serde_json::from_slice(&p.content)
+            .map_err(|e| AmiError::protocol(&p.name, format!("tariff pointer: {e}")))?;
+        if ptr.tariff != tariff || p.name != names.tariff_latest(tariff, ptr.version) {
+            return Err(AmiError::protocol(&p.name, "pointer names another tariff or version"));
+        }
+        let held = {
+            let t = self.tariff.lock().unwrap_or_else(|e| e.into_inner());
+            t.0.as_ref()
+                .filter(|h| h.tariff == tariff)
+                .map(|h| h.version)
+        };
+        if held.is_some_and(|v| v >= ptr.version) {
+            return Ok(None);
+        }
+        let digest: [u8; 32] = hex::decode(&ptr.digest)
+            .ok()
+            .and_then(|d| d.try_into().ok())
+            .ok_or_else(|| AmiError::protocol(&p.name, "pointer digest is not 32 bytes of hex"))?;
+        let d = self
+            .fetch_verified(
+                names
+                    .price(tariff, ptr.version)
+                    .append(Component::implicit_sha256_digest(digest)),
+            )
+            .await?;
+        let plain = self.decrypt(&d)?;
+        let t = Tariff::from_json(&plain)?;
+        if t.tariff != tariff || t.version != ptr.version {
+            return Err(AmiError::protocol(&d.name, "tariff content names another version"));
+        }
+        let v = t.version;
+        self.tariff.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(t);
+        self.counters.tariff_updates.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(v))
     }
 
     /// Measures the interval ending at `t_us`, encodes it in the [`reading`] format, encrypts it
@@ -1121,9 +1209,221 @@ impl Meter {
             .map_err(|e| AmiError::protocol(&d.name, format!("DR event: {e}")))
     }
 
+    /// Publishes event `kind` now (the next sequence number, sealed under the reading key) and
+    /// notifies the MDMS; returns the MDMS's signed answer and the round trip.
+    pub async fn raise_event(
+        &self,
+        kind: EventKind,
+        clock_step_us: Option<i64>,
+    ) -> Result<EventOutcome> {
+        let seq = self.take_event_seq()?;
+        let ev = MeterEvent {
+            meter: self.cfg.id,
+            seq,
+            kind,
+            t_us: now_us(),
+            clock_step_us,
+        };
+        self.publish_event(&ev)?;
+        self.notify_event(seq).await
+    }
+
+    /// Reserves the next event sequence number (persisted first, so a restart never reuses
+    /// one).
+    pub fn take_event_seq(&self) -> Result<u64> {
+        let mut next = self.next_event.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = *next;
+        if let Some(d) = &self.cfg.state_dir {
+            std::fs::create_dir_all(d).map_err(|e| AmiError::State {
+                path: d.clone(),
+                why: e.to_string(),
+            })?;
+            let json = serde_json::json!({ "next_seq": seq + 1 }).to_string();
+            amicn_kms::persist::write_atomic(&d.join("events.json"), json.as_bytes())?;
+        }
+        *next = seq + 1;
+        Ok(seq)
+    }
+
+    /// Seals `ev` (whatever it says) under the reading key and serves it as this meter's event
+    /// `ev.seq`. [`Meter::raise_event`] is the way to report an event; this is for tests and
+    /// the demo's checks of what the MDMS refuses.
+    pub fn publish_event(&self, ev: &MeterEvent) -> Result<Name> {
+        let (key_name, key) = self.reading_key()?;
+        let name = self.cfg.names.event(self.cfg.id, ev.seq);
+        let plain = Zeroizing::new(
+            serde_json::to_vec(ev).map_err(|e| AmiError::Config(e.to_string()))?,
+        );
+        let content = EnvelopeKey::derive(&key, &key_name, Purpose::Content).seal(&name, &plain)?;
+        let mut d = Data::new(name.clone(), content);
+        d.meta_info.freshness_period_ms = Some(60_000);
+        self.publisher.put_wire(self.creds.key.sign_data(&mut d)?)?;
+        self.counters.events.fetch_add(1, Ordering::Relaxed);
+        Ok(name)
+    }
+
+    /// Tells the MDMS that event `seq` is waiting and returns its checked answer.
+    pub async fn notify_event(&self, seq: u64) -> Result<EventOutcome> {
+        let started = Instant::now();
+        let name = self.cfg.names.event_notify(self.cfg.id, seq);
+        let mut i = Interest::new(name.clone());
+        i.must_be_fresh = true;
+        // The MDMS answers after fetching, verifying and committing the event.
+        i.lifetime_ms = Some(self.cfg.lifetime.as_millis() as u64 * 4);
+        let d = self.fetch.fetch_unverified(i).await?;
+        let v = self.trust.verify_data(&d).await?;
+        if !self.cfg.names.role("mdms").is_prefix_of(&v.signer) {
+            return Err(AmiError::protocol(
+                &d.name,
+                format!("answer signed by {}, not by the MDMS", v.signer),
+            ));
+        }
+        let status = Status::decode(d.content.clone())?;
+        if status.code == 200 || status.code == 409 {
+            self.counters
+                .events_confirmed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(EventOutcome {
+            name: self.cfg.names.event(self.cfg.id, seq),
+            seq,
+            status,
+            latency: started.elapsed(),
+        })
+    }
+
+    /// Waits up to `wait` for event `seq` of `project`: one Interest for its exact name, which
+    /// forwarders aggregate with the other members' and the DR operator holds until it
+    /// publishes (see [`crate::DrOperator`]). Verifies and decrypts what arrives.
+    pub async fn await_dr_event(&self, project: &str, seq: u64, wait: Duration) -> Result<DrEvent> {
+        let name = self.cfg.names.dr_event(project, seq);
+        let mut i = Interest::new(name.clone());
+        i.lifetime_ms = Some(wait.as_millis() as u64);
+        let d = match self.publisher.client().express(&i).await? {
+            amicn_face::client::Reply::Data { data, .. } => data,
+            amicn_face::client::Reply::Nack { reason } => {
+                return Err(AmiError::protocol(&name, format!("Nacked: {reason:?}")));
+            }
+        };
+        if d.name != name {
+            return Err(AmiError::protocol(&d.name, "not the event asked for"));
+        }
+        if let Err(e) = self.trust.verify_data(&d).await {
+            self.counters.rejected_data.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        let plain = self.decrypt(&d)?;
+        let ev: DrEvent = serde_json::from_slice(&plain)
+            .map_err(|e| AmiError::protocol(&d.name, format!("DR event: {e}")))?;
+        if ev.project != project || ev.seq != seq {
+            return Err(AmiError::protocol(&d.name, "event content names another event"));
+        }
+        self.counters.dr_events.fetch_add(1, Ordering::Relaxed);
+        Ok(ev)
+    }
+
+    /// The signed acknowledgement of `ev` naming meter `as_meter` (this meter's id, except in
+    /// refusal tests), opted in or out as configured, with its wire encoding.
+    pub fn dr_ack(&self, ev: &DrEvent, as_meter: u32, received_us: u64) -> Result<(Interest, Bytes)> {
+        let opt_in = self.cfg.dr_opt_in;
+        let start_at_s = opt_in.then(|| {
+            ev.start_s + rand::rng().random_range(0..=u64::from(ev.randomization_s))
+        });
+        let ack = DrAck {
+            meter: as_meter,
+            project: ev.project.clone(),
+            seq: ev.seq,
+            event_id: ev.id(),
+            opt_in,
+            start_at_s,
+            received_us,
+        };
+        let mut i = Interest::new(self.cfg.names.dr_ack(&ev.project, as_meter, ev.seq));
+        i.app_parameters = Some(ack.encode(&self.creds.cert.to_wire()));
+        i.lifetime_ms = Some(self.cfg.lifetime.as_millis() as u64);
+        i.must_be_fresh = true;
+        let wire = self
+            .creds
+            .key
+            .sign_interest(&mut i, crate::net::signature_time())?;
+        Ok((Interest::decode(wire.clone())?, wire))
+    }
+
+    /// Sends a signed acknowledgement and returns the DR operator's checked answer.
+    pub async fn send_dr_ack(&self, i: &Interest, wire: Bytes) -> Result<Status> {
+        let reply = self
+            .publisher
+            .client()
+            .express_wire(&i.name, false, wire, self.cfg.lifetime)
+            .await?;
+        let d = match reply {
+            amicn_face::client::Reply::Data { data, .. } => data,
+            amicn_face::client::Reply::Nack { reason } => {
+                return Err(AmiError::protocol(&i.name, format!("Nacked: {reason:?}")));
+            }
+        };
+        let v = self.trust.verify_data(&d).await?;
+        if !self.cfg.names.role("dr").is_prefix_of(&v.signer) {
+            return Err(AmiError::protocol(
+                &d.name,
+                format!("answer signed by {}, not by the DR operator", v.signer),
+            ));
+        }
+        let status = Status::decode(d.content.clone())?;
+        if status.code == 200 {
+            self.counters.dr_acks.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(status)
+    }
+
+    /// Waits for event `seq` of `project` and acknowledges it; returns the event and the
+    /// operator's answer.
+    pub async fn respond_dr(&self, project: &str, seq: u64, wait: Duration) -> Result<(DrEvent, Status)> {
+        let ev = self.await_dr_event(project, seq, wait).await?;
+        let (i, wire) = self.dr_ack(&ev, self.cfg.id, now_us())?;
+        let status = self.send_dr_ack(&i, wire).await?;
+        Ok((ev, status))
+    }
+
+    /// Follows `project`'s events from `seq` on until `until`, acknowledging each: one
+    /// outstanding Interest at a time, re-expressed when it expires.
+    pub async fn follow_dr(self: Arc<Self>, project: String, mut seq: u64, until: Instant) {
+        while Instant::now() < until {
+            let wait = until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_secs(4));
+            if wait.is_zero() {
+                break;
+            }
+            match self.respond_dr(&project, seq, wait).await {
+                Ok(_) => seq += 1,
+                Err(e) => tracing::debug!(meter = self.cfg.id, "DR {project}/{seq}: {e}"),
+            }
+        }
+    }
+
     /// The meter's publisher (readings and certificate).
     pub fn publisher(&self) -> &Publisher {
         &self.publisher
+    }
+}
+
+/// The next event sequence number saved in `dir` (1 if none).
+fn load_next_event(dir: &Path) -> Result<u64> {
+    let path = dir.join("events.json");
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice::<serde_json::Value>(&b)
+            .ok()
+            .and_then(|v| v["next_seq"].as_u64())
+            .ok_or_else(|| AmiError::State {
+                path,
+                why: "damaged: no next_seq".into(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(1),
+        Err(e) => Err(AmiError::State {
+            path,
+            why: e.to_string(),
+        }),
     }
 }
 

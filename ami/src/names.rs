@@ -16,6 +16,15 @@ fn generic(s: &str) -> Component {
     Component::generic(Bytes::copy_from_slice(s.as_bytes()))
 }
 
+/// A meter id component: generic, canonical decimal (no "007" alias of meter 7).
+fn meter_id(c: &Component) -> Option<u32> {
+    if !c.is_generic() {
+        return None;
+    }
+    let id: u32 = std::str::from_utf8(c.value()).ok()?.parse().ok()?;
+    (id.to_string().as_bytes() == c.value()).then_some(id)
+}
+
 impl AmiNames {
     /// The names under utility prefix `prefix` (e.g. `/example-utility`).
     pub fn new(prefix: &str) -> Result<Self> {
@@ -187,6 +196,85 @@ impl AmiNames {
         self.latest_prefix(id).append(Component::version(version))
     }
 
+    /// `/<u>/ami/meter/<id>/event`: where a meter serves its events ([`crate::events`]).
+    pub fn event_prefix(&self, id: u32) -> Name {
+        self.meter(id).append(generic("event"))
+    }
+
+    /// `/<u>/ami/meter/<id>/event/seq=<n>`.
+    pub fn event(&self, id: u32, seq: u64) -> Name {
+        self.event_prefix(id).append(Component::sequence_num(seq))
+    }
+
+    /// `/<u>/ami/mdms/notify`: where meters tell the MDMS that an event is waiting.
+    pub fn event_notify_prefix(&self) -> Name {
+        self.role("mdms").append(generic("notify"))
+    }
+
+    /// `/<u>/ami/mdms/notify/<id>/seq=<n>`: meter `id` has published event `n`.
+    pub fn event_notify(&self, id: u32, seq: u64) -> Name {
+        self.event_notify_prefix()
+            .append(generic(&id.to_string()))
+            .append(Component::sequence_num(seq))
+    }
+
+    /// Meter id and sequence number of a notification name (extra components, such as a
+    /// signed Interest's digest, are ignored).
+    pub fn parse_event_notify(&self, name: &Name) -> Option<(u32, u64)> {
+        let p = self.event_notify_prefix();
+        if !p.is_prefix_of(name) {
+            return None;
+        }
+        let id = meter_id(&name.get(p.len())?)?;
+        let seq = name.get(p.len() + 1)?.as_sequence_num()?;
+        Some((id, seq))
+    }
+
+    /// `/<u>/ami/price/latest/<tariff>`: the signed pointer to a tariff's newest version.
+    pub fn tariff_latest_prefix(&self, tariff: &str) -> Name {
+        self.price_prefix()
+            .append(generic("latest"))
+            .append(generic(tariff))
+    }
+
+    /// `/<u>/ami/price/latest/<tariff>/v=<ver>`: one version of the pointer.
+    pub fn tariff_latest(&self, tariff: &str, version: u64) -> Name {
+        self.tariff_latest_prefix(tariff)
+            .append(Component::version(version))
+    }
+
+    /// `/<u>/ami/dr/<project>/ack`: where members acknowledge the project's events.
+    pub fn dr_ack_prefix(&self, project: &str) -> Name {
+        self.role("dr")
+            .append(generic(project))
+            .append(generic("ack"))
+    }
+
+    /// `/<u>/ami/dr/<project>/ack/<id>/seq=<n>`: meter `id`'s acknowledgement of event `n` (the
+    /// signed Interest adds its parameters digest).
+    pub fn dr_ack(&self, project: &str, id: u32, seq: u64) -> Name {
+        self.dr_ack_prefix(project)
+            .append(generic(&id.to_string()))
+            .append(Component::sequence_num(seq))
+    }
+
+    /// Project, meter id and event sequence number of an acknowledgement name.
+    pub fn parse_dr_ack(&self, name: &Name) -> Option<(String, u32, u64)> {
+        let dr = self.role("dr");
+        if !dr.is_prefix_of(name) {
+            return None;
+        }
+        let n = dr.len();
+        let project = std::str::from_utf8(name.get(n)?.value()).ok()?.to_string();
+        let ack = name.get(n + 1)?;
+        if !ack.is_generic() || ack.value() != b"ack" {
+            return None;
+        }
+        let id = meter_id(&name.get(n + 2)?)?;
+        let seq = name.get(n + 3)?.as_sequence_num()?;
+        Some((project, id, seq))
+    }
+
     /// `/<u>/ami/KMS/svc/<role>`: where service `role` asks the KMS for its keys.
     pub fn service_keys(&self, role: &str) -> Name {
         self.kms().append(generic("svc")).append(generic(role))
@@ -276,6 +364,35 @@ mod tests {
             n.meter_command(4, "disconnect").to_string(),
             "/example-utility/ami/meter/4/cmd/disconnect"
         );
+    }
+
+    #[test]
+    fn event_tariff_and_ack_names_follow_the_design_and_parse_strictly() {
+        let n = AmiNames::new("/u").unwrap();
+        assert_eq!(n.event(4, 7).to_string(), "/u/ami/meter/4/event/seq=7");
+        assert_eq!(
+            n.event_notify(4, 7).to_string(),
+            "/u/ami/mdms/notify/4/seq=7"
+        );
+        assert_eq!(n.parse_event_notify(&n.event_notify(4, 7)), Some((4, 7)));
+        assert_eq!(
+            n.parse_event_notify(&Name::from_uri("/u/ami/mdms/notify/04/seq=7").unwrap()),
+            None
+        );
+        assert_eq!(
+            n.parse_event_notify(&Name::from_uri("/u/ami/mdms/notify/4/7").unwrap()),
+            None
+        );
+        assert_eq!(
+            n.tariff_latest("tou", 3).to_string(),
+            "/u/ami/price/latest/tou/v=3"
+        );
+        assert_eq!(n.dr_ack("p1", 5, 2).to_string(), "/u/ami/dr/p1/ack/5/seq=2");
+        assert_eq!(
+            n.parse_dr_ack(&n.dr_ack("p1", 5, 2).append_generic(Bytes::from_static(b"d"))),
+            Some(("p1".to_string(), 5, 2))
+        );
+        assert_eq!(n.parse_dr_ack(&n.dr_event("p1", 2)), None);
     }
 
     #[test]

@@ -231,6 +231,11 @@ impl Publisher {
         self.producer.on_request(prefix, handler);
     }
 
+    /// The stored Data (or handler answer) for `interest`, if any, without a forwarder.
+    pub(crate) fn answer(&self, interest: &Interest) -> Option<Bytes> {
+        self.producer.answer(interest)
+    }
+
     /// Adds an already signed Data (its wire encoding) to the store.
     pub fn put_wire(&self, wire: Bytes) -> Result<Data> {
         let data = Data::decode(wire)?;

@@ -166,6 +166,22 @@ pub fn ami_policy(names: &AmiNames) -> Result<TrustPolicy> {
                 format!("{u}/ami/meter/<id>/KEY/..."),
             ],
         ),
+        // DR acknowledgements: meter X acknowledges only as X; the DR operator signs the
+        // receipts under the same names.
+        rule(
+            "dr-acks",
+            format!("{u}/ami/dr/<p>/ack/<id>/..."),
+            vec![
+                format!("{u}/ami/meter/<id>/KEY/..."),
+                format!("{u}/ami/dr/KEY/..."),
+            ],
+        ),
+        // The MDMS signs what it answers under its own name (event receipts).
+        rule(
+            "mdms-answers",
+            format!("{u}/ami/mdms/notify/..."),
+            vec![format!("{u}/ami/mdms/KEY/...")],
+        ),
         // A service asks for keys only under its own role's name.
         rule(
             "service-keys",

@@ -560,6 +560,7 @@ pub async fn run(s: &Settings, socket: &Path) -> Result<Report> {
         start_s: now_ms() / 1000 + 60,
         duration_s: 900,
         reduce_w: 500,
+        ..DrEvent::default()
     };
     let (price1, _) = pricing.publish(&price(1))?;
     let lat = Arc::new(Latencies::new());

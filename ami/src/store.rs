@@ -10,12 +10,16 @@
 //! range of the primary key, all meters' readings in an interval ([`ReadingStore::interval`])
 //! a range of the time index; neither scans the table. A reading is stored when its
 //! transaction commits, and the collector counts it only then.
+//!
+//! Meter events ([`crate::events`]) live beside the readings in a second table, `meter_event`,
+//! keyed by (meter, seq), with the signed Data they arrived in.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::error::{AmiError, Result};
+use crate::events::{EventKind, MeterEvent, StoredEvent};
 use crate::pg::Pg;
 use crate::reading::Flags;
 use crate::repo::{is_postgres_url, redact};
@@ -63,6 +67,11 @@ pub trait ReadingStore: Send {
     fn per_meter(&self) -> Result<BTreeMap<u32, (u64, u64)>>;
     /// Number of stored readings.
     fn len(&self) -> Result<u64>;
+    /// Stores a meter event with its signed Data; `false` if the meter's event with this
+    /// sequence number was already there (the stored one is kept).
+    fn insert_event(&mut self, e: &StoredEvent, wire: &[u8]) -> Result<bool>;
+    /// Every stored event, by meter then sequence number.
+    fn events(&self) -> Result<Vec<StoredEvent>>;
 
     /// Stores `r` without its signed Data.
     fn insert(&mut self, r: &StoredReading) -> Result<bool> {
@@ -112,6 +121,7 @@ pub fn open_reading_store(target: &str) -> Result<Box<dyn ReadingStore>> {
 #[derive(Debug, Default)]
 pub struct MemoryReadingStore {
     rows: BTreeMap<(u32, u64), (StoredReading, Vec<u8>)>,
+    events: BTreeMap<(u32, u64), (StoredEvent, Vec<u8>)>,
 }
 
 impl ReadingStore for MemoryReadingStore {
@@ -174,7 +184,39 @@ impl ReadingStore for MemoryReadingStore {
     fn len(&self) -> Result<u64> {
         Ok(self.rows.len() as u64)
     }
+
+    fn insert_event(&mut self, e: &StoredEvent, wire: &[u8]) -> Result<bool> {
+        let key = (e.event.meter, e.event.seq);
+        if self.events.contains_key(&key) {
+            return Ok(false);
+        }
+        self.events.insert(key, (e.clone(), wire.to_vec()));
+        Ok(true)
+    }
+
+    fn events(&self) -> Result<Vec<StoredEvent>> {
+        Ok(self.events.values().map(|(e, _)| e.clone()).collect())
+    }
 }
+
+/// An event row: meter, seq, kind, t_us, clock step, received_us.
+type RawEvent = (i64, i64, String, i64, Option<i64>, i64);
+
+fn event_from(raw: RawEvent) -> std::result::Result<StoredEvent, String> {
+    let (meter, seq, kind, t, step, received) = raw;
+    Ok(StoredEvent {
+        event: MeterEvent {
+            meter: from_sql(meter, "meter id")?,
+            seq: from_sql(seq, "event sequence number")?,
+            kind: EventKind::from_label(&kind).ok_or_else(|| format!("unknown event kind {kind:?}"))?,
+            t_us: from_sql(t, "event time")?,
+            clock_step_us: step,
+        },
+        received_us: from_sql(received, "event receive time")?,
+    })
+}
+
+const EVENT_COLUMNS: &str = "meter, seq, kind, t_us, clock_step_us, received_us";
 
 // Database integers are signed 64-bit; timestamps and registers fit (µs since 1970 < 2^63), and
 // a value read back that does not fit is a corrupt row.
@@ -315,7 +357,17 @@ impl SqliteReadingStore {
                      flags INTEGER NOT NULL DEFAULT 0,
                      PRIMARY KEY (meter, t_us)
                  ) WITHOUT ROWID;
-                 CREATE INDEX IF NOT EXISTS reading_by_time ON reading (t_us);",
+                 CREATE INDEX IF NOT EXISTS reading_by_time ON reading (t_us);
+                 CREATE TABLE IF NOT EXISTS meter_event (
+                     meter INTEGER NOT NULL,
+                     seq INTEGER NOT NULL,
+                     kind TEXT NOT NULL,
+                     t_us INTEGER NOT NULL,
+                     clock_step_us INTEGER,
+                     received_us INTEGER NOT NULL,
+                     wire BLOB,
+                     PRIMARY KEY (meter, seq)
+                 ) WITHOUT ROWID;",
             )
             .map_err(|e| store.err(format!("not a usable reading database: {e}")))?;
         let has_flags = store
@@ -507,6 +559,56 @@ impl ReadingStore for SqliteReadingStore {
             .map_err(|e| self.err(e))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+
+    fn insert_event(&mut self, e: &StoredEvent, wire: &[u8]) -> Result<bool> {
+        let wire = (!wire.is_empty()).then_some(wire);
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO meter_event \
+                 (meter, seq, kind, t_us, clock_step_us, received_us, wire) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut st| {
+                st.execute(rusqlite::params![
+                    e.event.meter,
+                    to_sql(e.event.seq),
+                    e.event.kind.label(),
+                    to_sql(e.event.t_us),
+                    e.event.clock_step_us,
+                    to_sql(e.received_us),
+                    wire
+                ])
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
+    fn events(&self) -> Result<Vec<StoredEvent>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM meter_event ORDER BY meter, seq"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for raw in rows {
+            out.push(event_from(raw.map_err(|e| self.err(e))?).map_err(|e| self.err(e))?);
+        }
+        Ok(out)
+    }
 }
 
 const POSTGRES_SCHEMA: &str = "
@@ -522,6 +624,16 @@ CREATE TABLE IF NOT EXISTS reading (
     PRIMARY KEY (meter, t_us)
 );
 CREATE INDEX IF NOT EXISTS reading_by_time ON reading (t_us);
+CREATE TABLE IF NOT EXISTS meter_event (
+    meter BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    t_us BIGINT NOT NULL,
+    clock_step_us BIGINT,
+    received_us BIGINT NOT NULL,
+    wire BYTEA,
+    PRIMARY KEY (meter, seq)
+);
 ";
 
 /// A PostgreSQL reading store: the SQLite store's table and behaviour on a server (PostgreSQL
@@ -774,6 +886,49 @@ impl ReadingStore for PostgresReadingStore {
             .get(0);
         Ok(u64::try_from(n).unwrap_or(0))
     }
+
+    fn insert_event(&mut self, e: &StoredEvent, wire: &[u8]) -> Result<bool> {
+        let (meter, seq, t, received) = (
+            i64::from(e.event.meter),
+            to_sql(e.event.seq),
+            to_sql(e.event.t_us),
+            to_sql(e.received_us),
+        );
+        let kind = e.event.kind.label();
+        let wire = (!wire.is_empty()).then_some(wire);
+        let n = self
+            .conn
+            .get_mut()
+            .with(|c| {
+                c.execute(
+                    "INSERT INTO meter_event \
+                     (meter, seq, kind, t_us, clock_step_us, received_us, wire) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (meter, seq) DO NOTHING",
+                    &[&meter, &seq, &kind, &t, &e.event.clock_step_us, &received, &wire],
+                )
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
+    fn events(&self) -> Result<Vec<StoredEvent>> {
+        let rows = self
+            .conn
+            .borrow_mut()
+            .with(|c| {
+                c.query(
+                    format!("SELECT {EVENT_COLUMNS} FROM meter_event ORDER BY meter, seq").as_str(),
+                    &[],
+                )
+            })
+            .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                event_from((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+                    .map_err(|e| self.err(e))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -847,6 +1002,32 @@ mod tests {
         big.flags = Flags(u32::MAX);
         assert!(s.insert(&big).unwrap());
         assert_eq!(s.get(u32::MAX, 1_700_000_000_000_000).unwrap(), Some(big));
+        // Events: keyed by (meter, seq), listed by meter then seq, kinds and steps kept.
+        let ev = |meter: u32, seq: u64, kind: EventKind, step: Option<i64>| StoredEvent {
+            event: MeterEvent {
+                meter,
+                seq,
+                kind,
+                t_us: 1_700_000_000_000_000 + seq,
+                clock_step_us: step,
+            },
+            received_us: 1_700_000_000_000_500,
+        };
+        assert!(s.events().unwrap().is_empty());
+        assert!(s.insert_event(&ev(2, 1, EventKind::LastGasp, None), b"\x06\x00").unwrap());
+        assert!(!s.insert_event(&ev(2, 1, EventKind::Restoration, None), &[]).unwrap());
+        assert!(s.insert_event(&ev(1, 9, EventKind::ClockAdjusted, Some(-7)), &[]).unwrap());
+        assert!(s.insert_event(&ev(2, 2, EventKind::Restoration, None), &[]).unwrap());
+        assert_eq!(
+            s.events().unwrap(),
+            vec![
+                ev(1, 9, EventKind::ClockAdjusted, Some(-7)),
+                ev(2, 1, EventKind::LastGasp, None),
+                ev(2, 2, EventKind::Restoration, None),
+            ]
+        );
+        // Events are not readings.
+        assert_eq!(s.len().unwrap(), 6);
     }
 
     #[test]

@@ -204,6 +204,7 @@ async fn enrol_rekey_readings_prices_and_events_end_to_end() {
         start_s: 10,
         duration_s: 60,
         reduce_w: 700,
+        ..DrEvent::default()
     };
     dr.publish(&ev).unwrap();
     assert_eq!(m1.fetch_dr_event("p1", 1).await.unwrap(), ev);
