@@ -105,6 +105,8 @@ use std::time::Duration;
 use amicn_tlv::Name;
 use petgraph::graph::{NodeIndex, UnGraph};
 use petgraph::visit::{Bfs, EdgeRef};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// The services a head-end can run; a head-end whose file has no `services` key runs all four.
@@ -1472,24 +1474,6 @@ fn tree_layout(degree: u32, depth: u32) -> Result<Layout, TopoError> {
     })
 }
 
-/// A small deterministic PRNG (splitmix64), so that seeded layouts never change.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 fn random_layout(routers: u32, radius: f64, seed: u64) -> Result<Layout, TopoError> {
     check_routers(u64::from(routers))?;
     if routers > MAX_GEN_RANDOM {
@@ -1503,8 +1487,12 @@ fn random_layout(routers: u32, radius: f64, seed: u64) -> Result<Layout, TopoErr
         )));
     }
     let n = routers as usize;
-    let mut rng = SplitMix64(seed);
-    let pts: Vec<(f64, f64)> = (0..n).map(|_| (rng.unit(), rng.unit())).collect();
+    // A generator with a fixed, documented algorithm (not StdRng, which may change between
+    // rand releases), so a seed gives the same layout everywhere.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let pts: Vec<(f64, f64)> = (0..n)
+        .map(|_| (rng.random::<f64>(), rng.random::<f64>()))
+        .collect();
     let at = |i: usize| pts.get(i).copied().unwrap_or((0.0, 0.0));
     let dist = |i: usize, j: usize| {
         let ((x1, y1), (x2, y2)) = (at(i), at(j));

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{Rng, RngExt, SeedableRng};
 use serde_json::Value;
 
 const AMICN: &str = env!("CARGO_BIN_EXE_amicn");
@@ -29,23 +31,6 @@ const VERIFY_FAILURES: [&str; 10] = [
     "not signed by",
     "not accepted here",
 ];
-
-/// A small seeded PRNG (xorshift64*), so a failing run can be repeated with its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// The scratch directory and every process the test started: dropping it (also when a
 /// check panics) kills each still-running child by its PID, waits for it, prints the logs on
@@ -431,15 +416,10 @@ fn kill_loop(kills: usize) {
     let seed = std::env::var("AMICN_KILL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+        .unwrap_or_else(rand::random::<u64>);
     eprintln!("kill_loop({kills}): seed {seed} (AMICN_KILL_SEED={seed} repeats it)");
-    let mut rng = Rng(seed);
+    // Seeded, so a failing run can be repeated with its seed.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let mut h = Harness::new(&kills.to_string());
 
     // Provisioning, forwarder, KMS, entitlements, meters.
@@ -544,11 +524,11 @@ fn kill_loop(kills: usize) {
             .copied()
             .filter(|m| !departed.contains(m))
             .collect();
-        let m = members[rng.below(members.len() as u64) as usize];
+        let m = members[rng.random_range(0..members.len())];
         // Churn: now and then (at most a third of the meters) a leave, staged for the next
         // commit, or a revocation, committed at once; a move otherwise.
-        let leave = departed.len() < METERS as usize / 3 && rng.below(4) == 0;
-        let revoke = leave && rng.below(3) == 0;
+        let leave = departed.len() < METERS as usize / 3 && rng.random_range(0..4) == 0;
+        let revoke = leave && rng.random_range(0..3) == 0;
         let churn = if leave {
             let op = h.node("operator");
             let verb = if revoke { "revoke" } else { "leave" };
@@ -557,9 +537,9 @@ fn kill_loop(kills: usize) {
             format!("meter {m}: {verb}")
         } else {
             let now = sets[&m].clone();
-            let mut next = project_set(rng.next());
+            let mut next = project_set(rng.next_u64());
             while next == now {
-                next = project_set(rng.next());
+                next = project_set(rng.next_u64());
             }
             let dr = h.node("dr");
             h.command(&[
@@ -575,7 +555,7 @@ fn kill_loop(kills: usize) {
             sets.insert(m, next.clone());
             format!("meter {m} moves to {next:?}")
         };
-        let delay = rng.below(REKEY_MS);
+        let delay = rng.random_range(0..REKEY_MS);
         std::thread::sleep(Duration::from_millis(delay));
         let status = h.sigkill("kms");
         assert!(

@@ -13,6 +13,8 @@ use amicn_face::client::{Client, ClientOptions};
 use amicn_producer::{DigestSigner, Ed25519Signer, Producer, PublishOptions};
 use amicn_tlv::{LpHeaders, NetPacket, decode_packet, split_first_tlv, wrap_fragment};
 use bytes::{Bytes, BytesMut};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How the far end of the link misbehaves.
@@ -100,16 +102,9 @@ async fn forging_far_end(
 }
 
 fn random_bytes(n: usize, seed: u64) -> Bytes {
-    // xorshift: deterministic content so a failure is reproducible.
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(n);
-    while v.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(n);
+    // Seeded: deterministic content so a failure is reproducible.
+    let mut v = vec![0u8; n];
+    Xoshiro256PlusPlus::seed_from_u64(seed).fill_bytes(&mut v);
     Bytes::from(v)
 }
 

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -29,23 +31,10 @@ impl Emulation {
     }
 }
 
-/// Small xorshift generator: loss decisions need speed and reproducibility, not secrecy.
-#[derive(Debug, Clone)]
-pub(crate) struct XorShift(u64);
-
-impl XorShift {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(seed | 1)
-    }
-
-    pub(crate) fn next_f64(&mut self) -> f64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// The loss generator: loss decisions need speed and reproducibility from the seed, not
+/// secrecy, so a small seeded generator with a fixed algorithm.
+pub(crate) fn loss_rng(seed: u64) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(seed)
 }
 
 /// Inserts the emulation stage between a face's send queue and its writer; returns the queue the
@@ -58,14 +47,14 @@ pub fn insert_stage(
 ) -> mpsc::Receiver<Bytes> {
     let (tx, out) = mpsc::channel(capacity.max(1));
     tokio::spawn(async move {
-        let mut rng = XorShift::new(emu.seed);
+        let mut rng = loss_rng(emu.seed);
         let mut pending: VecDeque<(Instant, Bytes)> = VecDeque::new();
         loop {
             let due = pending.front().map(|(t, _)| *t);
             tokio::select! {
                 got = rx.recv() => match got {
                     Some(pkt) => {
-                        if emu.loss > 0.0 && rng.next_f64() < emu.loss {
+                        if emu.loss > 0.0 && rng.random::<f64>() < emu.loss {
                             FaceCounters::add(&counters.emulated_losses, 1);
                             continue;
                         }
@@ -108,9 +97,21 @@ mod tests {
 
     #[test]
     fn loss_rate_is_close_to_setting() {
-        let mut rng = XorShift::new(7);
-        let lost = (0..100_000).filter(|_| rng.next_f64() < 0.25).count();
+        let mut rng = loss_rng(7);
+        let lost = (0..100_000).filter(|_| rng.random::<f64>() < 0.25).count();
         assert!((23_000..27_000).contains(&lost), "lost {lost}");
+    }
+
+    #[test]
+    fn losses_repeat_for_a_seed() {
+        let pattern = |seed| {
+            let mut rng = loss_rng(seed);
+            (0..256)
+                .map(|_| rng.random::<f64>() < 0.5)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pattern(11), pattern(11));
+        assert_ne!(pattern(11), pattern(12));
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,6 +10,8 @@ use amicn_tlv::frag::Reassembler;
 use amicn_tlv::mgmt::{ControlParameters, ControlResponse, FaceStatus, FibEntry, RibEntry};
 use amicn_tlv::{Data, Interest, LpPacket, Name, TlvReader, decode_packet, split_first_tlv, walk};
 use bytes::Bytes;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{Rng as _, RngExt, SeedableRng};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus");
 
@@ -61,20 +63,24 @@ fn check(data: &[u8]) {
 }
 
 /// Small deterministic generator so failures reproduce.
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+/// Mutation choices from a seeded generator, so a failing case repeats with its seed.
+struct Rng(Xoshiro256PlusPlus);
+
+impl Rng {
+    fn seeded(seed: u64) -> Self {
+        Rng(Xoshiro256PlusPlus::seed_from_u64(seed))
     }
+
+    fn next(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        if n == 0 { 0 } else { self.0.random_range(0..n) }
     }
 }
 
-fn mutate(seed: &[u8], rng: &mut XorShift) -> Vec<u8> {
+fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut v = seed.to_vec();
     for _ in 0..1 + rng.below(3) {
         match rng.below(7) {
@@ -124,7 +130,7 @@ fn corpus_and_mutations_never_panic() {
         }
     }
     assert!(seeds.len() >= 50, "corpus has {} files", seeds.len());
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::seeded(0x9E37_79B9_7F4A_7C15);
     let mut decoded = 0;
     for seed in &seeds {
         check(seed);

@@ -3,11 +3,15 @@
 //! lifetime 6 s by default, bounded capacity).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 
 use super::{IdHasher, Time};
 
-/// Bounded, time-ordered set of `hash(name, nonce)` values.
+/// Bounded, time-ordered set of `hash(name, nonce)` values. The hash is keyed (SipHash with
+/// a per-list random key, like the PIT's index), so nobody can pick a (name, nonce) pair whose
+/// key collides with another Interest's and get that Interest dropped as a loop.
 pub struct DeadNonceList {
+    hasher: RandomState,
     queue: VecDeque<(Time, u64)>,
     set: HashMap<u64, u32, IdHasher>,
     lifetime_ns: u64,
@@ -18,6 +22,7 @@ impl DeadNonceList {
     /// A list keeping each entry for `lifetime_ns`, at most `capacity` entries (oldest evicted).
     pub fn new(lifetime_ns: u64, capacity: usize) -> Self {
         DeadNonceList {
+            hasher: RandomState::new(),
             queue: VecDeque::new(),
             set: HashMap::default(),
             lifetime_ns,
@@ -25,13 +30,9 @@ impl DeadNonceList {
         }
     }
 
-    /// The key of one (name, nonce) pair.
-    pub fn key(name_hash: u64, nonce: u32) -> u64 {
-        // splitmix64 finaliser over the pair; collisions only cause a rare false "loop".
-        let mut z = name_hash ^ (u64::from(nonce).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    /// The key of one (name, nonce) pair in this list.
+    pub fn key(&self, name_hash: u64, nonce: u32) -> u64 {
+        self.hasher.hash_one((name_hash, nonce))
     }
 
     /// Records a pair at `now`.
@@ -88,11 +89,13 @@ mod tests {
     #[test]
     fn expires_by_time_and_capacity() {
         let mut d = DeadNonceList::new(6_000_000_000, 3);
-        let k = |n| DeadNonceList::key(42, n);
+        let keys = DeadNonceList::new(1, 1);
+        let k = |n| keys.key(42, n);
         d.add(Time::from_millis(0), k(1));
         d.add(Time::from_millis(1000), k(2));
         assert!(d.contains(k(1)) && d.contains(k(2)) && !d.contains(k(3)));
-        assert_ne!(k(1), DeadNonceList::key(43, 1));
+        assert_ne!(k(1), keys.key(43, 1));
+        assert_eq!(k(1), keys.key(42, 1));
         d.expire(Time::from_millis(6000));
         assert!(!d.contains(k(1)) && d.contains(k(2)));
         d.add(Time::from_millis(6001), k(3));
@@ -100,6 +103,12 @@ mod tests {
         d.add(Time::from_millis(6003), k(5));
         assert_eq!(d.len(), 3);
         assert!(!d.contains(k(2)) && d.contains(k(5)));
+    }
+
+    #[test]
+    fn every_list_has_its_own_key() {
+        let (a, b) = (DeadNonceList::new(1, 1), DeadNonceList::new(1, 1));
+        assert_ne!(a.key(42, 1), b.key(42, 1));
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::collections::VecDeque;
 
 use amicn_tlv::{Component, Interest, NackReason, Name};
 use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::config::{Config, PIT_ENTRY_OVERHEAD, UnsolicitedPolicy};
 use super::counters::{Counters, DropReason, ForwarderStatus};
@@ -73,7 +75,10 @@ pub struct Forwarder {
     mgmt: VecDeque<MgmtRequest>,
     events: VecDeque<FaceEvent>,
     counters: Counters,
-    rng: u64,
+    /// Nonces for Interests that arrive without one: a cryptographically strong generator, so
+    /// nobody who sees some can predict the next and pre-empt them as loops; seeded from
+    /// [`Config::rng_seed`] so a simulation repeats exactly.
+    rng: StdRng,
     admission: Option<Box<dyn InterestAdmission>>,
     scratch_idx: Vec<u32>,
     scratch_hops: Vec<NextHop>,
@@ -101,7 +106,7 @@ impl Forwarder {
                 config.cs_serve,
             ),
             dnl: DeadNonceList::new(lifetime_ns, config.dead_nonce_capacity),
-            rng: config.rng_seed | 1,
+            rng: StdRng::seed_from_u64(config.rng_seed),
             config,
             faces: FaceTable::new(),
             fib: NameMap::new(),
@@ -494,11 +499,7 @@ impl Forwarder {
     }
 
     fn next_nonce(&mut self) -> u32 {
-        // xorshift64*: deterministic under a seed, good enough for loop-detection nonces.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+        self.rng.next_u32()
     }
 
     fn on_interest(
@@ -559,7 +560,7 @@ impl Forwarder {
         // Age the list first: no timer is armed for it, so an entry past its lifetime must
         // not be mistaken for a loop when the core was idle.
         self.dnl.expire(now);
-        if self.dnl.contains(DeadNonceList::key(name_hash, nonce)) {
+        if self.dnl.contains(self.dnl.key(name_hash, nonce)) {
             self.on_loop(in_face, link, &wire, &lp);
             return;
         }
@@ -983,7 +984,8 @@ impl Forwarder {
         if !satisfied || e.must_be_fresh {
             let h = e.name_hash;
             for o in &e.out_records {
-                self.dnl.add(self.now, DeadNonceList::key(h, o.nonce));
+                let key = self.dnl.key(h, o.nonce);
+                self.dnl.add(self.now, key);
             }
         }
         if satisfied {

@@ -858,13 +858,9 @@ fn seeded_core(config: &RuntimeConfig) -> crate::core::Config {
     core
 }
 
-/// 64 bits from the OS: std seeds every `RandomState` from the OS random source.
+/// 64 bits from the OS random source (through rand's thread generator, which the OS seeds).
 fn os_seed() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    RandomState::new().hash_one((now, std::process::id()))
+    rand::random()
 }
 
 async fn run(

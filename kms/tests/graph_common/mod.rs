@@ -10,6 +10,8 @@ use amicn_kms::graph::manifest::{
 };
 use amicn_kms::graph::names::{self, KeyRef};
 use amicn_kms::graph::{GraphConfig, KeyGraph, MemberState, Rekey, SignedManifest, Wrap, wrap};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
 pub const PREFIX: &str = "/example-utility";
@@ -27,7 +29,8 @@ pub struct World {
     pub signer: Box<dyn ManifestSigner>,
     pub verifier: Box<dyn ManifestVerifier>,
     pending_joiners: Vec<(u32, SymmetricKey)>,
-    seed: u64,
+    /// Seeded, so a world's user keys repeat run after run.
+    rng: Xoshiro256PlusPlus,
     /// Incremental adversary: wraps indexed by wrapping-key name, announced ratchets, and what
     /// each meter can derive so far.
     by_kek: HashMap<String, Vec<(String, Wrap)>>,
@@ -58,7 +61,7 @@ impl World {
             ever: HashMap::new(),
             held: HashMap::new(),
             pending_joiners: Vec::new(),
-            seed,
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             by_kek: HashMap::new(),
             ratchet_to: HashMap::new(),
             derived: HashMap::new(),
@@ -97,13 +100,9 @@ impl World {
     }
 
     pub fn user_key(&mut self, meter: u32) -> SymmetricKey {
-        self.seed = self
-            .seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
         let mut k = [0u8; 32];
-        k[..8].copy_from_slice(&self.seed.to_le_bytes());
-        k[8..12].copy_from_slice(&meter.to_le_bytes());
+        self.rng.fill_bytes(&mut k);
+        k[..4].copy_from_slice(&meter.to_le_bytes());
         SymmetricKey::from_bytes(k)
     }
 
