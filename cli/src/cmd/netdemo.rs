@@ -91,6 +91,8 @@ pub(crate) struct Report {
     attacker_answers: u64,
     /// On-demand reads, relay and limit commands, refusals.
     operations: Value,
+    /// Meter events, tariffs and DR: counts, latencies, refusals.
+    grid_operations: Value,
     /// The MDMS's last VEE run: totals and the summary per meter.
     vee: Value,
     pub(crate) checks: Vec<Check>,
@@ -227,7 +229,7 @@ pub(crate) async fn run(
     let revoked = 3u32;
 
     let bar = if progress {
-        let b = ProgressBar::new(11);
+        let b = ProgressBar::new(12);
         b.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
@@ -295,9 +297,11 @@ pub(crate) async fn run(
     let ami = names.ami();
     let h_to_c1 = face_to(head, ports[1]).await?;
     let h_to_c2 = face_to(head, ports[2]).await?;
+    let mut uplinks = Vec::new();
     for (c, _) in [(c1, 1), (c2, 2)] {
         let up = face_to(c, ports[0]).await?;
         route(c, &ami, up, UPLINK_COST).await?;
+        uplinks.push(up);
     }
     // The head-end routes each meter to its concentrator (what a routing protocol announces).
     let group_of = |id: u32| -> usize {
@@ -704,6 +708,24 @@ pub(crate) async fn run(
         other: op_other,
         meter_node: signer_group,
     });
+    // 12. Grid operations: meter events, tariffs and DR, under a utility prefix of their own
+    // (head-end roles on the head-end forwarder, meters behind c1).
+    step("grid operations");
+    let grid_names = AmiNames::new(&format!("{}/field", names.prefix_str()))?;
+    route(c1, grid_names.utility(), uplinks[0], UPLINK_COST).await?;
+    route(head, &grid_names.role("meter"), h_to_c1, UPLINK_COST).await?;
+    let grid = amicn_ami::grid_ops::run(&amicn_ami::grid_ops::GridOpsSettings {
+        utility: grid_names.prefix_str().to_string(),
+        head: amicn_face::client::TransportUri::Unix(dir.join("head.sock")),
+        edge: amicn_face::client::TransportUri::Unix(dir.join("c1.sock")),
+        opted_in: 6,
+        opted_out: 2,
+        outsiders: 2,
+        dr_events: 3,
+        state_dir: dir.join("grid-ops"),
+    })
+    .await
+    .context("grid operations")?;
     let mut forwarders = Vec::new();
     for (f, c) in fwd_names.iter().zip(&mgmt) {
         let (hits, misses) = cs_counts(c).await.unwrap_or((0, 0));
@@ -1060,6 +1082,19 @@ pub(crate) async fn run(
         format!("{counted:?}"),
     );
     latency.extend(ops.latency);
+    for (class, samples) in &grid.latency_us {
+        let (l, _) = latency_of(
+            &serde_json::json!({"samples_us": samples, "count": samples.len()}),
+        );
+        latency.insert(class.clone(), l);
+        series.push(plots::LatencySeries {
+            label: class.clone(),
+            samples_us: samples.clone(),
+        });
+    }
+    for c in &grid.checks {
+        checks.add(c.name.clone(), c.pass, c.detail.clone());
+    }
     checks.add(
         "every process the demo started was stopped by PID",
         none_left,
@@ -1203,6 +1238,7 @@ pub(crate) async fn run(
         processes,
         attacker_answers: answers,
         operations: ops.summary,
+        grid_operations: grid.summary,
         vee: vee_report,
         checks: checks.0,
         pass,
@@ -1276,6 +1312,21 @@ pub(crate) fn print_text(r: &Report, out: &Path) {
         "\nVEE at the MDMS: {} (audit entries: {})",
         r.vee["totals"], r.vee["audit_entries"]
     );
+    let g = &r.grid_operations;
+    println!(
+        "\ngrid operations: events stored {} {}, refused {}; tariff versions adopted {}; DR refused {}",
+        g["events"]["stored"],
+        g["events"]["by_kind"],
+        g["events"]["refused"],
+        g["tariffs"]["adopted"],
+        g["dr"]["refused"]
+    );
+    for e in g["dr"]["events"].as_array().into_iter().flatten() {
+        println!(
+            "  DR {}: opted in {}, out {}, silent {}",
+            e["event_id"], e["opted_in"], e["opted_out"], e["silent"]
+        );
+    }
     println!("\nprocesses (peak RSS):");
     for p in &r.processes {
         println!(
