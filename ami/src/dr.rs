@@ -142,7 +142,11 @@ impl DrAck {
     /// The parameters of the acknowledgement Interest, with the signer's certificate.
     pub fn encode(&self, certificate: &Bytes) -> Bytes {
         let mut b = BytesMut::new();
-        encode_tlv(&mut b, DR_ACK, &serde_json::to_vec(self).unwrap_or_default());
+        encode_tlv(
+            &mut b,
+            DR_ACK,
+            &serde_json::to_vec(self).unwrap_or_default(),
+        );
         encode_tlv(&mut b, CERTIFICATE, certificate);
         b.freeze()
     }
@@ -341,7 +345,10 @@ impl DrOperator {
                                 .unwrap_or_else(|e| e.into_inner())
                                 .entry(kind)
                                 .or_insert(0) += 1;
-                            tracing::info!("DR ack {} refused ({kind}): {why}", incoming.interest.name);
+                            tracing::info!(
+                                "DR ack {} refused ({kind}): {why}",
+                                incoming.interest.name
+                            );
                             Status {
                                 code,
                                 text: format!("{kind}: {why}"),
@@ -387,26 +394,28 @@ impl DrOperator {
             .get(&event.project)
             .cloned()
             .unwrap_or_default();
-        st.published.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            (event.project.clone(), event.seq),
-            Published {
-                at: Instant::now(),
-                issued_us: event.issued_us,
-                event_id: event.id(),
-                members,
-                opted_in: BTreeSet::new(),
-                opted_out: BTreeSet::new(),
-                delivery_us: Vec::new(),
-                ack_us: Vec::new(),
-            },
-        );
+        st.published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                (event.project.clone(), event.seq),
+                Published {
+                    at: Instant::now(),
+                    issued_us: event.issued_us,
+                    event_id: event.id(),
+                    members,
+                    opted_in: BTreeSet::new(),
+                    opted_out: BTreeSet::new(),
+                    delivery_us: Vec::new(),
+                    ack_us: Vec::new(),
+                },
+            );
         st.publisher.put_wire(wire.clone())?;
         let waiting: Vec<Held> = {
             let mut held = st.held.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
             let (hit, keep): (Vec<Held>, Vec<Held>) = held.drain(..).partition(|h| {
-                h.until > now
-                    && (h.name == name || (h.can_be_prefix && h.name.is_prefix_of(&name)))
+                h.until > now && (h.name == name || (h.can_be_prefix && h.name.is_prefix_of(&name)))
             });
             *held = keep.into_iter().filter(|h| h.until > now).collect();
             hit

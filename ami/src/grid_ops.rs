@@ -116,7 +116,8 @@ async fn deploy(s: &GridOpsSettings) -> Result<Deployment> {
     .await?;
     let members = s.opted_in + s.opted_out;
     let n = members + s.outsiders;
-    let entitled: Vec<(u32, Vec<String>)> = (1..=members).map(|id| (id, vec![PROJECT.into()])).collect();
+    let entitled: Vec<(u32, Vec<String>)> =
+        (1..=members).map(|id| (id, vec![PROJECT.into()])).collect();
     if !entitled.is_empty() {
         kms.entitle(&entitled, &format!("{}/ami/dr", names.prefix_str()))?;
     }
@@ -200,7 +201,12 @@ pub async fn run(s: &GridOpsSettings) -> Result<GridOpsReport> {
             let step = (kind == EventKind::ClockAdjusted).then_some(-1_500_000);
             match m.raise_event(kind, step).await {
                 Ok(o) if o.status.code == 200 => round_trips.push(ms(o.latency)),
-                Ok(o) => not_stored.push(format!("meter {} {}: {}", m.id(), kind.label(), o.status.text)),
+                Ok(o) => not_stored.push(format!(
+                    "meter {} {}: {}",
+                    m.id(),
+                    kind.label(),
+                    o.status.text
+                )),
                 Err(e) => not_stored.push(format!("meter {} {}: {e}", m.id(), kind.label())),
             }
             if kind == EventKind::LastGasp {
@@ -222,11 +228,21 @@ pub async fn run(s: &GridOpsSettings) -> Result<GridOpsReport> {
             mdms.events().len(),
             mdms.event_latency.quantile_us(0.5),
             mdms.event_latency.quantile_us(0.99),
-            if not_stored.is_empty() { "none refused".to_string() } else { not_stored.join("; ") }
+            if not_stored.is_empty() {
+                "none refused".to_string()
+            } else {
+                not_stored.join("; ")
+            }
         ),
     );
-    latency.insert("meter event (to MDMS commit)".into(), mdms.event_latency.samples(10_000));
-    latency.insert("meter event (notification round trip)".into(), round_trips.clone());
+    latency.insert(
+        "meter event (to MDMS commit)".into(),
+        mdms.event_latency.samples(10_000),
+    );
+    latency.insert(
+        "meter event (notification round trip)".into(),
+        round_trips.clone(),
+    );
 
     // What the MDMS must refuse: a replayed notification, meter 1's event claiming to be
     // meter 2's, one stamped before the window.
@@ -282,7 +298,10 @@ pub async fn run(s: &GridOpsSettings) -> Result<GridOpsReport> {
         a - a % iv
     };
     let newest = d.meters.iter().map(|m| slot(m.id())).max().unwrap_or(0) + iv;
-    tokio::time::sleep(Duration::from_micros(newest.saturating_sub(now_us()) + 50_000)).await;
+    tokio::time::sleep(Duration::from_micros(
+        newest.saturating_sub(now_us()) + 50_000,
+    ))
+    .await;
     for m in &d.meters {
         let s0 = slot(m.id());
         if s0 < iv {
@@ -419,7 +438,13 @@ pub async fn run(s: &GridOpsSettings) -> Result<GridOpsReport> {
     let in_cpp = d
         .meters
         .iter()
-        .filter(|m| m.tariff().1.energy_mwh.get(CRITICAL_PEAK).is_some_and(|&e| e > 0))
+        .filter(|m| {
+            m.tariff()
+                .1
+                .energy_mwh
+                .get(CRITICAL_PEAK)
+                .is_some_and(|&e| e > 0)
+        })
         .count();
     let again = futures_again(&d.meters).await;
     add(
@@ -562,7 +587,9 @@ pub async fn run(s: &GridOpsSettings) -> Result<GridOpsReport> {
     );
     add(
         "DR: events reach every project member within 500 ms of publication",
-        !delivery.is_empty() && delivery.len() == reports.len() * members.len() && delivery.iter().all(|&u| u < 500_000),
+        !delivery.is_empty()
+            && delivery.len() == reports.len() * members.len()
+            && delivery.iter().all(|&u| u < 500_000),
         format!(
             "{} receipts; publish → receipt p50 {:?} µs, p99 {:?} µs, max {:?} µs; publish → ack p99 {:?} µs",
             delivery.len(),

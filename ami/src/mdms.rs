@@ -37,15 +37,15 @@ use amicn_tlv::{Component, Data, Interest, Name};
 
 use crate::error::Result;
 use crate::events::{MeterEvent, StoredEvent};
-use crate::pki::Credentials;
-use crate::wire::Status;
 use crate::keys::HeadEndKeys;
 use crate::names::AmiNames;
 use crate::net::{consumer, fetch_exact, now_us};
+use crate::pki::Credentials;
 use crate::pki::Trust;
 use crate::reading;
 use crate::stats::Latencies;
 use crate::store::{ReadingStore, StoredReading};
+use crate::wire::Status;
 
 /// Fetches a collector keeps in flight at once (bounded like a pipeline window).
 const MAX_IN_FLIGHT: usize = 256;
@@ -173,7 +173,10 @@ pub struct MdmsCounters {
 }
 
 fn bump(m: &Mutex<BTreeMap<&'static str, u64>>, k: &'static str) {
-    *m.lock().unwrap_or_else(|e| e.into_inner()).entry(k).or_insert(0) += 1;
+    *m.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(k)
+        .or_insert(0) += 1;
 }
 
 impl MdmsCounters {
@@ -189,7 +192,10 @@ impl MdmsCounters {
 
     /// Events committed, by kind (`last-gasp`, …).
     pub fn events(&self) -> BTreeMap<&'static str, u64> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Event notifications refused, by kind (`malformed`, `missing`, `untrusted`,
@@ -363,7 +369,10 @@ impl MdmsCollector {
                         }
                         Err((code, kind, why)) => {
                             bump(&me.counters.events_refused, kind);
-                            tracing::info!("event {} refused ({kind}): {why}", incoming.interest.name);
+                            tracing::info!(
+                                "event {} refused ({kind}): {why}",
+                                incoming.interest.name
+                            );
                             Status {
                                 code,
                                 text: format!("{kind}: {why}"),
@@ -386,11 +395,18 @@ impl MdmsCollector {
     }
 
     /// Fetches, checks and commits the event a notification names.
-    async fn take_event(&self, notice: &Interest) -> std::result::Result<StoredEvent, EventRefusal> {
+    async fn take_event(
+        &self,
+        notice: &Interest,
+    ) -> std::result::Result<StoredEvent, EventRefusal> {
         let names = &self.cfg.names;
-        let (meter, seq) = names
-            .parse_event_notify(&notice.name)
-            .ok_or_else(|| (400, "malformed", "not an event notification name".to_string()))?;
+        let (meter, seq) = names.parse_event_notify(&notice.name).ok_or_else(|| {
+            (
+                400,
+                "malformed",
+                "not an event notification name".to_string(),
+            )
+        })?;
         let d = fetch_exact(&self.fetch, names.event(meter, seq))
             .await
             .map_err(|e| (504, "missing", e.to_string()))?;
@@ -451,7 +467,11 @@ impl MdmsCollector {
         match self.store().insert_event(&stored, &wire) {
             Ok(true) => {}
             Ok(false) => {
-                return Err((409, "duplicate", format!("event {seq} of meter {meter} is stored")));
+                return Err((
+                    409,
+                    "duplicate",
+                    format!("event {seq} of meter {meter} is stored"),
+                ));
             }
             Err(e) => return Err((500, "state", e.to_string())),
         }

@@ -26,8 +26,8 @@ use rand::RngExt;
 use zeroize::Zeroizing;
 
 use crate::dr::{DrAck, DrEvent};
-use crate::events::{EventKind, EventOutcome, MeterEvent};
 use crate::error::{AmiError, Result};
+use crate::events::{EventKind, EventOutcome, MeterEvent};
 use crate::keys::reading_key;
 use crate::names::AmiNames;
 use crate::net::{Publisher, consumer, fetch_exact, fetch_segmented, now_us};
@@ -917,7 +917,10 @@ impl Meter {
 
     /// The TOU/CPP tariff in force (the newest version learned) and the per-period registers.
     pub fn tariff(&self) -> (Option<Tariff>, TariffRegisters) {
-        self.tariff.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.tariff
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Checks `tariff`'s signed latest pointer (one Interest, CanBePrefix + MustBeFresh) and,
@@ -927,11 +930,16 @@ impl Meter {
     pub async fn refresh_tariff(&self, tariff: &str) -> Result<Option<u64>> {
         let names = &self.cfg.names;
         self.counters.tariff_checks.fetch_add(1, Ordering::Relaxed);
-        let p = self.fetch_latest(names.tariff_latest_prefix(tariff)).await?;
+        let p = self
+            .fetch_latest(names.tariff_latest_prefix(tariff))
+            .await?;
         let ptr: TariffPointer = serde_json::from_slice(&p.content)
             .map_err(|e| AmiError::protocol(&p.name, format!("tariff pointer: {e}")))?;
         if ptr.tariff != tariff || p.name != names.tariff_latest(tariff, ptr.version) {
-            return Err(AmiError::protocol(&p.name, "pointer names another tariff or version"));
+            return Err(AmiError::protocol(
+                &p.name,
+                "pointer names another tariff or version",
+            ));
         }
         let held = {
             let t = self.tariff.lock().unwrap_or_else(|e| e.into_inner());
@@ -956,7 +964,10 @@ impl Meter {
         let plain = self.decrypt(&d)?;
         let t = Tariff::from_json(&plain)?;
         if t.tariff != tariff || t.version != ptr.version {
-            return Err(AmiError::protocol(&d.name, "tariff content names another version"));
+            return Err(AmiError::protocol(
+                &d.name,
+                "tariff content names another version",
+            ));
         }
         let v = t.version;
         self.tariff.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(t);
@@ -1251,9 +1262,8 @@ impl Meter {
     pub fn publish_event(&self, ev: &MeterEvent) -> Result<Name> {
         let (key_name, key) = self.reading_key()?;
         let name = self.cfg.names.event(self.cfg.id, ev.seq);
-        let plain = Zeroizing::new(
-            serde_json::to_vec(ev).map_err(|e| AmiError::Config(e.to_string()))?,
-        );
+        let plain =
+            Zeroizing::new(serde_json::to_vec(ev).map_err(|e| AmiError::Config(e.to_string()))?);
         let content = EnvelopeKey::derive(&key, &key_name, Purpose::Content).seal(&name, &plain)?;
         let mut d = Data::new(name.clone(), content);
         d.meta_info.freshness_period_ms = Some(60_000);
@@ -1316,7 +1326,10 @@ impl Meter {
         let ev: DrEvent = serde_json::from_slice(&plain)
             .map_err(|e| AmiError::protocol(&d.name, format!("DR event: {e}")))?;
         if ev.project != project || ev.seq != seq {
-            return Err(AmiError::protocol(&d.name, "event content names another event"));
+            return Err(AmiError::protocol(
+                &d.name,
+                "event content names another event",
+            ));
         }
         self.counters.dr_events.fetch_add(1, Ordering::Relaxed);
         Ok(ev)
@@ -1324,11 +1337,15 @@ impl Meter {
 
     /// The signed acknowledgement of `ev` naming meter `as_meter` (this meter's id, except in
     /// refusal tests), opted in or out as configured, with its wire encoding.
-    pub fn dr_ack(&self, ev: &DrEvent, as_meter: u32, received_us: u64) -> Result<(Interest, Bytes)> {
+    pub fn dr_ack(
+        &self,
+        ev: &DrEvent,
+        as_meter: u32,
+        received_us: u64,
+    ) -> Result<(Interest, Bytes)> {
         let opt_in = self.cfg.dr_opt_in;
-        let start_at_s = opt_in.then(|| {
-            ev.start_s + rand::rng().random_range(0..=u64::from(ev.randomization_s))
-        });
+        let start_at_s = opt_in
+            .then(|| ev.start_s + rand::rng().random_range(0..=u64::from(ev.randomization_s)));
         let ack = DrAck {
             meter: as_meter,
             project: ev.project.clone(),
@@ -1378,7 +1395,12 @@ impl Meter {
 
     /// Waits for event `seq` of `project` and acknowledges it; returns the event and the
     /// operator's answer.
-    pub async fn respond_dr(&self, project: &str, seq: u64, wait: Duration) -> Result<(DrEvent, Status)> {
+    pub async fn respond_dr(
+        &self,
+        project: &str,
+        seq: u64,
+        wait: Duration,
+    ) -> Result<(DrEvent, Status)> {
         let ev = self.await_dr_event(project, seq, wait).await?;
         let (i, wire) = self.dr_ack(&ev, self.cfg.id, now_us())?;
         let status = self.send_dr_ack(&i, wire).await?;

@@ -389,7 +389,10 @@ mod tests {
         );
         assert_eq!(n.dr_ack("p1", 5, 2).to_string(), "/u/ami/dr/p1/ack/5/seq=2");
         assert_eq!(
-            n.parse_dr_ack(&n.dr_ack("p1", 5, 2).append_generic(Bytes::from_static(b"d"))),
+            n.parse_dr_ack(
+                &n.dr_ack("p1", 5, 2)
+                    .append_generic(Bytes::from_static(b"d"))
+            ),
             Some(("p1".to_string(), 5, 2))
         );
         assert_eq!(n.parse_dr_ack(&n.dr_event("p1", 2)), None);

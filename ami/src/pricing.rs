@@ -80,8 +80,8 @@ impl PricingPublisher {
             .root_key()
             .ok_or_else(|| AmiError::Config("no broadcast key yet: no meter has joined".into()))?;
         let name = self.names.price(&tariff.tariff, tariff.version);
-        let content =
-            EnvelopeKey::derive(&key, &key_name, Purpose::Content).seal(&name, &tariff.to_json())?;
+        let content = EnvelopeKey::derive(&key, &key_name, Purpose::Content)
+            .seal(&name, &tariff.to_json())?;
         let mut d = Data::new(name.clone(), content);
         d.meta_info.freshness_period_ms = Some(self.freshness.as_millis() as u64);
         let data = self.publisher.put_wire(self.creds.key.sign_data(&mut d)?)?;

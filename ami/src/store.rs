@@ -208,7 +208,8 @@ fn event_from(raw: RawEvent) -> std::result::Result<StoredEvent, String> {
         event: MeterEvent {
             meter: from_sql(meter, "meter id")?,
             seq: from_sql(seq, "event sequence number")?,
-            kind: EventKind::from_label(&kind).ok_or_else(|| format!("unknown event kind {kind:?}"))?,
+            kind: EventKind::from_label(&kind)
+                .ok_or_else(|| format!("unknown event kind {kind:?}"))?,
             t_us: from_sql(t, "event time")?,
             clock_step_us: step,
         },
@@ -904,7 +905,15 @@ impl ReadingStore for PostgresReadingStore {
                     "INSERT INTO meter_event \
                      (meter, seq, kind, t_us, clock_step_us, received_us, wire) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (meter, seq) DO NOTHING",
-                    &[&meter, &seq, &kind, &t, &e.event.clock_step_us, &received, &wire],
+                    &[
+                        &meter,
+                        &seq,
+                        &kind,
+                        &t,
+                        &e.event.clock_step_us,
+                        &received,
+                        &wire,
+                    ],
                 )
             })
             .map_err(|e| self.err(e))?;
@@ -1014,10 +1023,22 @@ mod tests {
             received_us: 1_700_000_000_000_500,
         };
         assert!(s.events().unwrap().is_empty());
-        assert!(s.insert_event(&ev(2, 1, EventKind::LastGasp, None), b"\x06\x00").unwrap());
-        assert!(!s.insert_event(&ev(2, 1, EventKind::Restoration, None), &[]).unwrap());
-        assert!(s.insert_event(&ev(1, 9, EventKind::ClockAdjusted, Some(-7)), &[]).unwrap());
-        assert!(s.insert_event(&ev(2, 2, EventKind::Restoration, None), &[]).unwrap());
+        assert!(
+            s.insert_event(&ev(2, 1, EventKind::LastGasp, None), b"\x06\x00")
+                .unwrap()
+        );
+        assert!(
+            !s.insert_event(&ev(2, 1, EventKind::Restoration, None), &[])
+                .unwrap()
+        );
+        assert!(
+            s.insert_event(&ev(1, 9, EventKind::ClockAdjusted, Some(-7)), &[])
+                .unwrap()
+        );
+        assert!(
+            s.insert_event(&ev(2, 2, EventKind::Restoration, None), &[])
+                .unwrap()
+        );
         assert_eq!(
             s.events().unwrap(),
             vec![

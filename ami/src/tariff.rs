@@ -400,17 +400,17 @@ mod tests {
         assert_eq!(t.rate_at(DAY0 - 1), None);
         // 21:00 to 01:00 next day, 4,000 Wh evenly: 1 h peak, 3 h off-peak across midnight.
         let mut r = TariffRegisters::default();
-        r.accumulate(
-            &t,
-            us(DAY0 + 21 * 3_600),
-            us(DAY0 + 25 * 3_600),
-            4_000_000,
-        );
+        r.accumulate(&t, us(DAY0 + 21 * 3_600), us(DAY0 + 25 * 3_600), 4_000_000);
         assert_eq!(r.energy_mwh["peak"], 1_000_000);
         assert_eq!(r.energy_mwh["off-peak"], 3_000_000);
         assert!(!r.energy_mwh.contains_key("shoulder"));
         // 06:30 to 07:30, 1,000 Wh: half off-peak, half shoulder.
-        r.accumulate(&t, us(DAY0 + 30 * 3_600 + 1_800), us(DAY0 + 31 * 3_600 + 1_800), 1_000_000);
+        r.accumulate(
+            &t,
+            us(DAY0 + 30 * 3_600 + 1_800),
+            us(DAY0 + 31 * 3_600 + 1_800),
+            1_000_000,
+        );
         assert_eq!(r.energy_mwh["off-peak"], 3_500_000);
         assert_eq!(r.energy_mwh["shoulder"], 500_000);
         // Bill: 1 kWh × 3,200 + 3.5 kWh × 900 + 0.5 kWh × 1,500 = 3,200 + 3,150 + 750.

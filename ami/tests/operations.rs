@@ -10,17 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use amicn_ami::events::{EventKind, MeterEvent};
-use amicn_ami::tariff::{CRITICAL_PEAK, CriticalPeak, Period, Tariff, TariffKind};
 use amicn_ami::reading::{Flags, Obis};
 use amicn_ami::store::{ReadingStore, SqliteReadingStore, StoredReading};
+use amicn_ami::tariff::{CRITICAL_PEAK, CriticalPeak, Period, Tariff, TariffKind};
 use amicn_ami::{
-    AmiNames, CommandOutcome, Credentials, KmsConfig, KmsService, MdmsCollector, MdmsConfig,
-    DrEvent, DrOperator, Meter, MeterCommander, MeterConfig, MeterOp, Pki, PricingPublisher,
+    AmiNames, CommandOutcome, Credentials, DrEvent, DrOperator, KmsConfig, KmsService,
+    MdmsCollector, MdmsConfig, Meter, MeterCommander, MeterConfig, MeterOp, Pki, PricingPublisher,
     Publisher, Supply, Trust, connect, now_us,
 };
-use amicn_tlv::Data;
 use amicn_face::client::TransportUri;
 use amicn_forwarder::runtime::{RunningForwarder, RuntimeConfig};
+use amicn_tlv::Data;
 
 struct Net {
     _fwd: RunningForwarder,
@@ -94,7 +94,10 @@ impl Setup {
         let kc = connect(&net.uri).await.unwrap();
         let kms_trust = Trust::new(&names, pki.anchor(), &kc).unwrap();
         let kms = KmsService::start(
-            KmsConfig::new(names.clone(), projects.iter().map(|p| p.to_string()).collect()),
+            KmsConfig::new(
+                names.clone(),
+                projects.iter().map(|p| p.to_string()).collect(),
+            ),
             pki.issue(&names.kms()).unwrap(),
             kms_trust,
             &kc,
@@ -475,7 +478,11 @@ async fn the_mdms_refuses_replayed_forged_misaddressed_and_stale_events() {
     // Replay: the same notification again changes nothing.
     let o = m1.notify_event(1).await.unwrap();
     assert_eq!(o.status.code, 409, "{}", o.status.text);
-    assert!(o.status.text.starts_with("duplicate: "), "{}", o.status.text);
+    assert!(
+        o.status.text.starts_with("duplicate: "),
+        "{}",
+        o.status.text
+    );
 
     // Wrong meter: meter 1's sealed event that says it is meter 2's.
     let seq = m1.take_event_seq().unwrap();
@@ -489,7 +496,11 @@ async fn the_mdms_refuses_replayed_forged_misaddressed_and_stale_events() {
     .unwrap();
     let o = m1.notify_event(seq).await.unwrap();
     assert_eq!(o.status.code, 404, "{}", o.status.text);
-    assert!(o.status.text.starts_with("wrong-meter: "), "{}", o.status.text);
+    assert!(
+        o.status.text.starts_with("wrong-meter: "),
+        "{}",
+        o.status.text
+    );
 
     // Stale: stamped two windows ago.
     let seq = m1.take_event_seq().unwrap();
@@ -523,9 +534,11 @@ async fn the_mdms_refuses_replayed_forged_misaddressed_and_stale_events() {
     let reply = c.express(&i).await.unwrap();
     assert!(matches!(reply, amicn_face::client::Reply::Data { .. }));
     // Not even a name: a notification with no sequence number.
-    let mut i = amicn_tlv::Interest::new(s.names.event_notify_prefix().append_generic(
-        bytes::Bytes::from_static(b"1"),
-    ));
+    let mut i = amicn_tlv::Interest::new(
+        s.names
+            .event_notify_prefix()
+            .append_generic(bytes::Bytes::from_static(b"1")),
+    );
     i.must_be_fresh = true;
     let _ = c.express(&i).await.unwrap();
 
@@ -615,7 +628,13 @@ async fn meters_learn_new_tariff_versions_from_the_pointer_and_keep_period_regis
     pricing.publish_tariff(&v2).unwrap();
     tokio::time::sleep(amicn_ami::tariff::POINTER_FRESHNESS + Duration::from_millis(200)).await;
     assert_eq!(m1.refresh_tariff("tou-res").await.unwrap(), Some(2));
-    let before = m1.tariff().1.energy_mwh.get(CRITICAL_PEAK).copied().unwrap_or(0);
+    let before = m1
+        .tariff()
+        .1
+        .energy_mwh
+        .get(CRITICAL_PEAK)
+        .copied()
+        .unwrap_or(0);
     m1.capture(now_us());
     let (t, regs) = m1.tariff();
     assert_eq!(t.unwrap().version, 2);
@@ -731,7 +750,11 @@ async fn a_dr_event_reaches_the_project_and_exactly_its_members_acknowledge() {
 
     // Meter 3 cannot read the event (no project key)...
     let m3 = &s.meters[2];
-    assert!(m3.await_dr_event("p1", 1, Duration::from_secs(2)).await.is_err());
+    assert!(
+        m3.await_dr_event("p1", 1, Duration::from_secs(2))
+            .await
+            .is_err()
+    );
     // ... and its acknowledgement, built from the event's fields, is refused: not a member.
     let (i, wire) = m3.dr_ack(&ev, 3, now_us()).unwrap();
     let st = m3.send_dr_ack(&i, wire).await.unwrap();
@@ -742,7 +765,10 @@ async fn a_dr_event_reaches_the_project_and_exactly_its_members_acknowledge() {
     let st = s.meters[1].send_dr_ack(&i, wire).await.unwrap();
     assert!(st.text.starts_with("signer: "), "{}", st.text);
     // Meter 1's acknowledgement of an event never published.
-    let ghost = DrEvent { seq: 7, ..ev.clone() };
+    let ghost = DrEvent {
+        seq: 7,
+        ..ev.clone()
+    };
     let (i, wire) = s.meters[0].dr_ack(&ghost, 1, now_us()).unwrap();
     let st = s.meters[0].send_dr_ack(&i, wire).await.unwrap();
     assert!(st.text.starts_with("unknown-event: "), "{}", st.text);
@@ -754,7 +780,13 @@ async fn a_dr_event_reaches_the_project_and_exactly_its_members_acknowledge() {
     assert!(st.text.starts_with("replay: "), "{}", st.text);
 
     let refused = dr.refused();
-    for kind in ["non-member", "signer", "unknown-event", "duplicate", "replay"] {
+    for kind in [
+        "non-member",
+        "signer",
+        "unknown-event",
+        "duplicate",
+        "replay",
+    ] {
         assert_eq!(refused.get(kind), Some(&1), "{kind}: {refused:?}");
     }
     // Nothing the refusals did changed the event's record.
@@ -769,7 +801,12 @@ async fn a_dr_event_reaches_the_project_and_exactly_its_members_acknowledge() {
         std::time::Instant::now() + Duration::from_secs(3),
     ));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    dr.publish(&DrEvent { seq: 2, event_id: String::new(), ..ev.clone() }).unwrap();
+    dr.publish(&DrEvent {
+        seq: 2,
+        event_id: String::new(),
+        ..ev.clone()
+    })
+    .unwrap();
     let mut acked = false;
     for _ in 0..40 {
         if dr.report("p1", 2).is_some_and(|r| r.opted_in == [1]) {

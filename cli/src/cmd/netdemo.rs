@@ -1083,9 +1083,8 @@ pub(crate) async fn run(
     );
     latency.extend(ops.latency);
     for (class, samples) in &grid.latency_us {
-        let (l, _) = latency_of(
-            &serde_json::json!({"samples_us": samples, "count": samples.len()}),
-        );
+        let (l, _) =
+            latency_of(&serde_json::json!({"samples_us": samples, "count": samples.len()}));
         latency.insert(class.clone(), l);
         series.push(plots::LatencySeries {
             label: class.clone(),
