@@ -204,6 +204,8 @@ async fn enrol_rekey_readings_prices_and_events_end_to_end() {
         start_s: 10,
         duration_s: 60,
         reduce_w: 700,
+        // Set, so the operator publishes the event exactly as given.
+        issued_us: 1,
         ..DrEvent::default()
     };
     dr.publish(&ev).unwrap();
