@@ -204,8 +204,8 @@ async fn enrol_rekey_readings_prices_and_events_end_to_end() {
         start_s: 10,
         duration_s: 60,
         reduce_w: 700,
-        // Set, so publishing does not stamp it and the fetched copy compares equal.
-        issued_us: 1_000,
+        // Set, so the operator publishes the event exactly as given.
+        issued_us: 1,
         ..DrEvent::default()
     };
     dr.publish(&ev).unwrap();
