@@ -223,6 +223,13 @@ fn networked_demo(extra: &[&str], tag: &str) {
         "stops neither rekeying nor collection",
         "stored readings from every meter",
         "no committed reading lost",
+        "meter events: every last gasp",
+        "meter events: the MDMS refuses",
+        "outage windows:",
+        "tariffs: every meter learns",
+        "DR: every event is acknowledged by exactly",
+        "DR: events reach every project member within 500 ms",
+        "DR: an outsider's ack",
         "stopped by PID",
     ] {
         assert_eq!(
