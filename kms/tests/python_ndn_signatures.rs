@@ -4,6 +4,8 @@
 //! `AMICN_REQUIRE_INTEROP=1` (as in `scripts/test`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod python_common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -16,18 +18,7 @@ use amicn_tlv::{Data, Name};
 use bytes::Bytes;
 
 fn have_python_ndn() -> bool {
-    let have = std::process::Command::new("python3")
-        .args(["-c", "import ndn, Cryptodome"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        assert!(
-            std::env::var("AMICN_REQUIRE_INTEROP").as_deref() != Ok("1"),
-            "python-ndn is required (AMICN_REQUIRE_INTEROP=1) but not importable"
-        );
-        eprintln!("python-ndn not installed; skipping");
-    }
-    have
+    python_common::have_python_ndn("the python-ndn signature tests")
 }
 
 fn script(name: &str) -> PathBuf {

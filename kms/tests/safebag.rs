@@ -4,6 +4,8 @@
 //! algorithms as ndn-cxx. python-ndn reads amicn's SafeBags when it is installed.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod python_common;
+
 use amicn_kms::Error;
 use amicn_kms::cert::Certificate;
 use amicn_kms::keychain::Keychain;
@@ -275,18 +277,7 @@ fn export_round_trips_and_matches_ndn_cxx_algorithms() {
 }
 
 fn have_python_ndn() -> bool {
-    let have = std::process::Command::new("python3")
-        .args(["-c", "import ndn, Cryptodome"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        assert!(
-            std::env::var("AMICN_REQUIRE_INTEROP").as_deref() != Ok("1"),
-            "python-ndn is required (AMICN_REQUIRE_INTEROP=1) but not importable"
-        );
-        eprintln!("python-ndn not installed; skipping the SafeBag interop test");
-    }
-    have
+    python_common::have_python_ndn("the SafeBag interop test")
 }
 
 #[test]
