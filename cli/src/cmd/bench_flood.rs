@@ -453,7 +453,6 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
     };
     let line = start_line(a, dir, &mut procs)?;
     let edge = line.socks.last().context("no forwarder")?.clone();
-    let sock = edge.clone();
     let producer = connect_when_up(&line.socks[0]).await?;
     let handler: amicn_face::client::InlineHandler = Arc::new(|i: &Interest| {
         // Names under /bench/legit/hole are never answered: the flood's PIT load.
@@ -526,7 +525,7 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
     });
     let threads: Vec<_> = (0..a.attackers)
         .map(|id| {
-            let (sock, attack, n) = (sock.clone(), attack.clone(), a.attackers);
+            let (sock, attack, n) = (edge.clone(), attack.clone(), a.attackers);
             std::thread::spawn(move || attacker(sock, id, n, attack))
         })
         .collect();
