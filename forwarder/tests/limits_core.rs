@@ -257,3 +257,89 @@ fn flooding_faces_fill_only_their_fair_shares_of_the_pit() {
     assert_eq!(held(&fw, attackers[0]), 100 / 3);
     assert_eq!(fw.counters().drops.get(DropReason::FairShare), before + 1);
 }
+
+/// Interests that an upstream whose send queue is congested would get from a face with a poor
+/// record are refused with Nack Congestion; a face whose Interests are answered is not, and a
+/// flooder gains nothing by reconnecting, because a new face starts from how newcomers fared.
+#[test]
+fn a_congested_upstream_is_kept_for_the_faces_whose_interests_are_answered() {
+    let mut fw = Forwarder::new(Config::default());
+    let mut flooder = face(&mut fw, FaceScope::NonLocal);
+    let consumer = face(&mut fw, FaceScope::NonLocal);
+    let up = face(&mut fw, FaceScope::NonLocal);
+    fw.fib_add_nexthop(&name("/p"), up, 1).unwrap();
+    let mut t = Time::ZERO;
+    let mut nonce = 1u32;
+    let mut next = || {
+        nonce += 1;
+        nonce
+    };
+    // Before the attack both faces build a record: the consumer's Interests are answered, the
+    // flooder's (reconnecting after each few Interests) expire unanswered or go away with it.
+    for round in 0..64 {
+        let uri = format!("/p/d/{round}");
+        fw.on_packet(t, consumer, interest(&uri, Some(next()), Some(1_000)));
+        fw.on_packet(t, up, data(&uri, b"x"));
+        let hole = format!("/p/hole/{round}");
+        fw.on_packet(t, flooder, interest(&hole, Some(next()), Some(100)));
+        if round % 4 == 3 {
+            fw.remove_face(flooder);
+            flooder = face(&mut fw, FaceScope::NonLocal);
+        }
+        t = t + Duration::from_millis(200);
+        fw.on_timeout(t);
+    }
+    let _ = sent(&mut fw);
+    fw.set_face_congested(up, true);
+    let refused_before = fw.counters().drops.get(DropReason::CongestedUpstream);
+    // The flooder comes back on a fresh face and floods the congested upstream.
+    fw.remove_face(flooder);
+    let flooder = face(&mut fw, FaceScope::NonLocal);
+    for k in 0..200 {
+        let uri = format!("/p/hole/new/{k}");
+        fw.on_packet(t, flooder, interest(&uri, Some(next()), Some(4_000)));
+    }
+    for k in 0..50 {
+        let uri = format!("/p/d/new/{k}");
+        fw.on_packet(t, consumer, interest(&uri, Some(next()), Some(1_000)));
+    }
+    let out = sent(&mut fw);
+    let to_up = |prefix: &str| {
+        out.iter()
+            .filter(|(f, p)| {
+                *f == up
+                    && matches!(p, NetPacket::Interest(i) if i.name.to_uri().starts_with(prefix))
+            })
+            .count()
+    };
+    assert_eq!(
+        to_up("/p/d/new"),
+        50,
+        "every answered face's Interest forwarded"
+    );
+    let flood_forwarded = to_up("/p/hole/new");
+    assert!(
+        flood_forwarded <= 16,
+        "the reconnected flooder got {flood_forwarded}/200 through"
+    );
+    let refused = fw.counters().drops.get(DropReason::CongestedUpstream) - refused_before;
+    assert_eq!(refused as usize, 200 - flood_forwarded);
+    let nacks = out
+        .iter()
+        .filter(|(f, p)| *f == flooder && matches!(p, NetPacket::Nack(_)))
+        .count();
+    assert_eq!(nacks as usize, 200 - flood_forwarded, "refusals are Nacked");
+    // Once the upstream drains, nobody is refused.
+    fw.set_face_congested(up, false);
+    fw.on_packet(
+        t,
+        flooder,
+        interest("/p/hole/calm", Some(next()), Some(4_000)),
+    );
+    assert!(
+        sent(&mut fw)
+            .iter()
+            .any(|(f, p)| *f == up && matches!(p, NetPacket::Interest(_))),
+        "no refusal without congestion"
+    );
+}

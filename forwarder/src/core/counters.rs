@@ -46,6 +46,9 @@ pub enum DropReason {
     /// The runtime was overloaded and the face already had its most packets waiting for
     /// their turn in the fair queue before the pipelines.
     FairQueue,
+    /// Under pushback, a new Interest from a poorly satisfied face towards an upstream whose
+    /// send queue is congested (answered with Nack Congestion).
+    CongestedUpstream,
 }
 
 impl DropReason {
@@ -71,6 +74,7 @@ impl DropReason {
         DropReason::PitMemory,
         DropReason::FairShare,
         DropReason::FairQueue,
+        DropReason::CongestedUpstream,
     ];
 
     /// A short stable name for logs and metrics (`drop_reason="loop"`).
@@ -96,6 +100,7 @@ impl DropReason {
             DropReason::PitMemory => "pit_memory",
             DropReason::FairShare => "fair_share",
             DropReason::FairQueue => "fair_queue",
+            DropReason::CongestedUpstream => "congested_upstream",
         }
     }
 
@@ -105,7 +110,7 @@ impl DropReason {
 }
 
 /// Number of [`DropReason`] variants.
-const DROP_REASONS: usize = 20;
+const DROP_REASONS: usize = 21;
 
 /// Drop counters, one per [`DropReason`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -201,7 +206,8 @@ mod tests {
         assert_eq!(d.get(DropReason::Fragment), 16);
         assert_eq!(d.get(DropReason::PitMemory), 18);
         assert_eq!(d.get(DropReason::FairShare), 19);
-        assert_eq!(d.get(DropReason::FairQueue), DROP_REASONS as u64);
+        assert_eq!(d.get(DropReason::FairQueue), 20);
+        assert_eq!(d.get(DropReason::CongestedUpstream), DROP_REASONS as u64);
         assert_eq!(d.total(), (1..=DROP_REASONS as u64).sum::<u64>());
     }
 }

@@ -169,6 +169,12 @@ impl Face {
     pub fn satisfaction_ratio(&self) -> f64 {
         self.satisfaction.ratio()
     }
+
+    /// [`Face::satisfaction_ratio`] with the imagined first outcome worth `prior` instead of a
+    /// success: what pushback weighs the face by, `prior` being how newcomers fared lately.
+    pub fn pushback_weight(&self, prior: f64) -> f64 {
+        self.satisfaction.ratio_with_prior(prior)
+    }
 }
 
 /// Recent outcomes of the PIT in-records of one face, as decaying counts: once their sum
@@ -200,7 +206,19 @@ impl Satisfaction {
     /// Satisfied share with one imagined success, so a new face starts at 1.0 and one failure
     /// does not zero a face.
     pub(crate) fn ratio(self) -> f64 {
-        f64::from(self.satisfied + 1) / f64::from(self.satisfied + self.unsatisfied + 1)
+        self.ratio_with_prior(1.0)
+    }
+
+    /// Satisfied share with one imagined outcome worth `prior` (0.0..=1.0): a new face starts
+    /// at `prior`, and its own outcomes outweigh it quickly.
+    pub(crate) fn ratio_with_prior(self, prior: f64) -> f64 {
+        (f64::from(self.satisfied) + prior.clamp(0.0, 1.0))
+            / f64::from(self.satisfied + self.unsatisfied + 1)
+    }
+
+    /// Outcomes currently remembered.
+    pub(crate) fn outcomes(self) -> u32 {
+        self.satisfied + self.unsatisfied
     }
 }
 

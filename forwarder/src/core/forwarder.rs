@@ -12,7 +12,7 @@ use super::config::{Config, PIT_ENTRY_OVERHEAD, UnsolicitedPolicy};
 use super::counters::{Counters, DropReason, ForwarderStatus};
 use super::cs::{Cs, CsInfo, CsQuery};
 use super::dnl::DeadNonceList;
-use super::face::{Face, FaceId, FaceOptions, FaceTable, LinkType};
+use super::face::{Face, FaceId, FaceOptions, FaceTable, LinkType, Satisfaction};
 use super::name_map::NameMap;
 use super::pit::{InRecord, OutRecord, Pit, PitEntry};
 use super::strategy::{self, Context, Measurements, Ranked, Strategy, StrategyKind, Verdict};
@@ -29,6 +29,15 @@ const MAX_FACE_EVENTS: usize = 1024;
 /// Smallest weight a face's satisfaction ratio gives its PIT share under pushback, so a face
 /// that has only seen timeouts can still place a few Interests and prove itself again.
 const MIN_PUSHBACK_WEIGHT: f64 = 0.02;
+
+/// Under pushback, a new Interest towards a congested upstream from a face weighing less than
+/// this is refused with probability `1 - weight / CONGESTION_WEIGHT` (Nack Congestion); faces
+/// whose Interests are mostly answered are never refused.
+const CONGESTION_WEIGHT: f64 = 0.5;
+
+/// A face counts as a newcomer, and its outcomes also go to the newcomers' record, until it
+/// has this many outcomes of its own.
+const NEWCOMER_OUTCOMES: u32 = 16;
 
 fn is_localhost(name: &Name) -> bool {
     name.component_wire(0) == Some(LOCALHOST)
@@ -87,6 +96,10 @@ pub struct Forwarder {
     scratch_send: Vec<FaceId>,
     /// PIT bytes charged to in-records, against [`Config::pit_max_bytes`].
     pit_bytes: usize,
+    /// How the Interests of young faces fared, pending ones of faces that went away counted
+    /// as failures: the weight a new face starts with under pushback, so a flooder cannot
+    /// shed its record by reconnecting.
+    newcomers: Satisfaction,
     /// Latest time seen on an input, for work done outside one (face removal).
     now: Time,
 }
@@ -125,6 +138,7 @@ impl Forwarder {
             scratch_ranked: Vec::new(),
             scratch_send: Vec::new(),
             pit_bytes: 0,
+            newcomers: Satisfaction::default(),
             now: Time::ZERO,
         }
     }
@@ -162,12 +176,16 @@ impl Forwarder {
                 continue;
             };
             let mut released = 0usize;
+            let before = e.in_records.len();
             e.in_records.retain(|r| {
                 if r.face == id {
                     released += r.charge as usize;
                 }
                 r.face != id
             });
+            if e.in_records.len() < before {
+                self.newcomers.record(false);
+            }
             e.out_records.retain(|r| r.face != id);
             self.pit_bytes = self.pit_bytes.saturating_sub(released);
             if e.in_records.is_empty() {
@@ -790,7 +808,15 @@ impl Forwarder {
         match verdict {
             None => {}
             Some(Verdict::Forward) => {
-                let send = std::mem::take(&mut self.scratch_send);
+                let mut send = std::mem::take(&mut self.scratch_send);
+                if self.config.pushback {
+                    let before = send.len();
+                    send.retain(|&f| !self.refuse_for_congestion(in_face, f));
+                    if send.is_empty() && before > 0 && self.refuse_entry(idx, in_face) {
+                        self.scratch_send = send;
+                        return;
+                    }
+                }
                 for &f in &send {
                     self.send_interest(now, idx, f);
                 }
@@ -799,6 +825,59 @@ impl Forwarder {
             Some(Verdict::NoRoute) => self.no_route(idx),
             Some(Verdict::Suppressed) => self.counters.drops.bump(DropReason::Suppressed),
         }
+    }
+
+    /// Whether pushback refuses to forward a new Interest from `in_face` to the congested
+    /// `out_face`: never for a face whose Interests are mostly answered, almost always for
+    /// one whose Interests go unanswered (a flood of names nobody serves), so the upstream's
+    /// queue keeps room for the answered traffic instead of dropping without regard to source.
+    fn refuse_for_congestion(&mut self, in_face: FaceId, out_face: FaceId) -> bool {
+        if !self.faces.get(out_face).is_some_and(|f| f.congested) {
+            return false;
+        }
+        let prior = self.newcomers.ratio();
+        let Some(f) = self.faces.get(in_face) else {
+            return false;
+        };
+        // A newcomer has no record of its own yet: until its first answers come back it may
+        // hold only a few entries towards a congested upstream (a slow start), so a flooder
+        // cannot pour a burst through each new connection before its record catches up.
+        if f.satisfaction.outcomes() < NEWCOMER_OUTCOMES
+            && f.pit_in_records > NEWCOMER_OUTCOMES as usize
+        {
+            return true;
+        }
+        let weight = f.pushback_weight(prior);
+        if weight >= CONGESTION_WEIGHT {
+            return false;
+        }
+        let draw = f64::from(self.rng.next_u32()) / f64::from(u32::MAX);
+        draw >= weight / CONGESTION_WEIGHT
+    }
+
+    /// Answers a new entry that pushback refused everywhere with Nack Congestion and removes
+    /// it without counting an outcome for `in_face` (it never had a chance to be answered).
+    /// False (nothing done) when other downstreams share the entry.
+    fn refuse_entry(&mut self, idx: u32, in_face: FaceId) -> bool {
+        let Some(e) = self.pit.get(idx) else {
+            return false;
+        };
+        if e.in_records.len() != 1 || !e.out_records.is_empty() {
+            return false;
+        }
+        self.drop_in(in_face, DropReason::CongestedUpstream);
+        self.nack_downstreams(idx, NackReason::Congestion);
+        if let Some(e) = self.pit.remove(idx) {
+            for r in &e.in_records {
+                self.pit_bytes = self.pit_bytes.saturating_sub(r.charge as usize);
+                if let Some(f) = self.faces.get_mut(r.face) {
+                    f.pit_in_records = f.pit_in_records.saturating_sub(1);
+                    f.pit_bytes = f.pit_bytes.saturating_sub(r.charge as usize);
+                }
+            }
+            self.counters.n_unsatisfied_interests += 1;
+        }
+        true
     }
 
     fn no_route(&mut self, idx: u32) {
@@ -960,7 +1039,8 @@ impl Forwarder {
                 self.faces.iter().filter(|f| f.pit_in_records > 0).count() + usize::from(held == 0);
             return held >= cap / (holders + 1);
         }
-        let weight = |f: &Face| f.satisfaction.ratio().max(MIN_PUSHBACK_WEIGHT);
+        let prior = self.newcomers.ratio();
+        let weight = |f: &Face| f.pushback_weight(prior).max(MIN_PUSHBACK_WEIGHT);
         let own = self.faces.get(face).map_or(1.0, weight);
         let mut total = 1.0 + if held == 0 { own } else { 0.0 };
         for f in self.faces.iter().filter(|f| f.pit_in_records > 0) {
@@ -978,6 +1058,9 @@ impl Forwarder {
             if let Some(f) = self.faces.get_mut(r.face) {
                 f.pit_in_records = f.pit_in_records.saturating_sub(1);
                 f.pit_bytes = f.pit_bytes.saturating_sub(r.charge as usize);
+                if f.satisfaction.outcomes() < NEWCOMER_OUTCOMES {
+                    self.newcomers.record(satisfied);
+                }
                 f.satisfaction.record(satisfied);
             }
         }

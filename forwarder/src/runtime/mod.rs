@@ -47,6 +47,9 @@ use shard::{Mirrored, ShardMsg, Shards};
 /// Most events drained from the inbound channel per loop iteration.
 pub const EVENT_BATCH: usize = 64;
 
+/// Most events moved from the inbound channel into the fair queue per loop iteration.
+const INBOUND_DRAIN_MAX: usize = 4096;
+
 /// Most packets taken from the fair queue per loop iteration; timers, management and the
 /// send queues are served between passes.
 const FAIR_PASS: usize = 1024;
@@ -1174,10 +1177,20 @@ async fn forward(
                 }
                 let started = Instant::now();
                 let now = d.now();
-                d.batch_packets += n as u64;
+                let mut n = n;
                 for ev in events.drain(..) {
                     d.on_event(now, ev);
                 }
+                // Take whatever else already waits as well (at most a channel's worth), so a
+                // consumer's small batch queued behind a flood's large ones reaches its face
+                // queue in this pass instead of many passes later: the channel is first come,
+                // first served across faces, the face queues are not.
+                while n < INBOUND_DRAIN_MAX && d.fair.bytes() < FAIR_MAX_BYTES {
+                    let Ok(ev) = inbound.try_recv() else { break };
+                    d.on_event(now, ev);
+                    n += 1;
+                }
+                d.batch_packets += n as u64;
                 d.serve_fair(now);
                 // Timers that fell due while busy are handled in the same pass.
                 if d.next_timeout().is_some_and(|t| t <= now) {
