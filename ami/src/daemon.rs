@@ -1393,7 +1393,13 @@ async fn report_events(s: &SimMeter, lat: &GroupLatency) {
             Ok(o) if o.status.code == 200 || o.status.code == 409 => lat.event.record(o.latency),
             Ok(o) => {
                 // Refused for good (e.g. out of window): reported, not retried.
-                tracing::warn!(meter = m.id(), seq, "event refused: {} {}", o.status.code, o.status.text);
+                tracing::warn!(
+                    meter = m.id(),
+                    seq,
+                    "event refused: {} {}",
+                    o.status.code,
+                    o.status.text
+                );
             }
             Err(e) => {
                 tracing::debug!(meter = m.id(), seq, "event notification: {e}");
@@ -1517,7 +1523,9 @@ async fn meter_loop(
                     let t = Instant::now();
                     match m.refresh_tariff(&periods_tariff_id(&tariff)).await {
                         Ok(Some(v)) => lat.tariff.record(Duration::from_millis(
-                            now_ms().saturating_sub(v).max(t.elapsed().as_millis() as u64),
+                            now_ms()
+                                .saturating_sub(v)
+                                .max(t.elapsed().as_millis() as u64),
                         )),
                         Ok(None) => {}
                         Err(e) => tracing::debug!(meter = m.id(), "tariff: {e}"),
@@ -1535,9 +1543,9 @@ async fn meter_loop(
                                 Err(e) => Err(e),
                             };
                             match acked {
-                                Ok(st) if st.code == 200 => lat.dr_ack.record(Duration::from_millis(
-                                    now_ms().saturating_sub(ev.seq),
-                                )),
+                                Ok(st) if st.code == 200 => lat
+                                    .dr_ack
+                                    .record(Duration::from_millis(now_ms().saturating_sub(ev.seq))),
                                 Ok(st) => tracing::debug!(
                                     meter = m.id(),
                                     "DR ack refused: {} {}",
@@ -1557,7 +1565,12 @@ async fn meter_loop(
             s.raise(EventKind::ClockAdjusted, Some(drift - last_drift));
             last_drift = drift;
         }
-        if !s.events.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+        if !s
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
             report_events(&s, &lat).await;
         }
         let now = now_us();
@@ -1574,7 +1587,11 @@ async fn meter_loop(
         let until_reading = Duration::from_micros(next_reading.saturating_sub(now_us()));
         let until_sync = next_sync.saturating_duration_since(Instant::now());
         let nap = until_reading.min(until_sync).max(Duration::from_millis(5));
-        let retry_events = !s.events.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+        let retry_events = !s
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
         let nap = if retry_events {
             nap.min(Duration::from_millis(500))
         } else {

@@ -1482,7 +1482,9 @@ fn load_tariff(dir: &Path) -> Result<(Option<Tariff>, TariffRegisters)> {
             })?;
             Ok((s.tariff, s.registers))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, TariffRegisters::default())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok((None, TariffRegisters::default()))
+        }
         Err(e) => Err(AmiError::State {
             path,
             why: e.to_string(),
