@@ -1652,6 +1652,65 @@ mod tests {
     }
 
     #[test]
+    fn injected_event_lines() {
+        assert_eq!(
+            parse_event_line("7 last-gasp").unwrap(),
+            (7, EventKind::LastGasp, None)
+        );
+        assert_eq!(
+            parse_event_line(" 3  clock-adjusted -1500000 ").unwrap(),
+            (3, EventKind::ClockAdjusted, Some(-1_500_000))
+        );
+        for bad in [
+            "",
+            "x cover-open",
+            "3 meltdown",
+            "3 cover-open 5",
+            "3 clock-adjusted",
+            "3 clock-adjusted soon",
+            "3 last-gasp now",
+        ] {
+            assert!(parse_event_line(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn entitlements_on_record_merge_per_meter() {
+        let dir =
+            std::env::temp_dir().join(format!("amicn-ent-{}-{}", std::process::id(), now_us()));
+        assert!(load_entitlements(&dir).unwrap().is_empty());
+        record_entitlements(&dir, &[(1, vec!["p1".into()]), (2, vec!["p1".into()])]).unwrap();
+        record_entitlements(&dir, &[(2, vec![]), (3, vec!["p2".into()])]).unwrap();
+        let e = load_entitlements(&dir).unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[&1], vec!["p1".to_string()]);
+        assert!(e[&2].is_empty());
+        assert_eq!(e[&3], vec!["p2".to_string()]);
+        std::fs::write(entitlements_path(&dir), b"{").unwrap();
+        assert!(load_entitlements(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_day_tariff_is_valid_and_prices_every_hour() {
+        let t = day_tariff(&periods_tariff_id("tou"), 5, 1_767_225_600);
+        t.validate().unwrap();
+        assert_eq!(t.tariff, "tou-periods");
+        assert_eq!(
+            t.rate_at(1_767_225_600 + 18 * 3_600),
+            Some(("peak", 32_000))
+        );
+        assert_eq!(
+            t.rate_at(1_767_225_600 + 3 * 3_600),
+            Some(("off-peak", 9_000))
+        );
+        assert_eq!(
+            t.rate_at(1_767_225_600 + 12 * 3_600),
+            Some(("shoulder", 15_000))
+        );
+    }
+
+    #[test]
     fn the_readings_database_defaults_to_the_state_directory_and_takes_a_url() {
         let c = |db: Option<&str>| NodeConfig {
             role: Some("mdms".into()),

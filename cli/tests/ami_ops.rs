@@ -449,6 +449,12 @@ fn operator_commands_events_tariffs_and_dr_through_the_role_daemons() {
     assert_eq!(row(&d.ami(&["read", "1", "-c", &op]))["limit_w"], 2500);
     let kept = meter_view(&d, 3).unwrap();
     assert!(kept["tariff_version"].as_u64().is_some(), "{kept:#}");
+    for (k, v) in saved["registers"]["energy_mwh"].as_object().unwrap() {
+        assert!(
+            kept["tariff_registers"][k].as_u64() >= v.as_u64(),
+            "register {k} went back in the restart: {kept:#}"
+        );
+    }
     wait_for(
         "last gasp and restoration of meter 4",
         Duration::from_secs(20),
