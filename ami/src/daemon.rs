@@ -10,6 +10,24 @@
 //! - `ready`: created once the daemon has registered its prefixes and answers.
 //!
 //! Paths in a node config are relative to the config file's directory.
+//!
+//! What each role runs besides its key traffic:
+//! - **meter** (a group of simulated meters): answers signed commands (on-demand read,
+//!   connect, disconnect, load limit; [`crate::ops`]), keeping relay state and replay records
+//!   in `meter-<id>/`; reports events ([`crate::events`]) to the MDMS: a restoration when it
+//!   starts from saved state, a last gasp when it stops (SIGTERM), a clock adjustment when the
+//!   wall clock steps by more than a second, and any line an operator writes into
+//!   [`INJECT_EVENTS_FILE`] in the group's state directory; follows the TOU tariff
+//!   [`periods_tariff_id`] through its signed latest pointer and keeps its per-period
+//!   registers in `meter-<id>/tariff.json`; acknowledges (opts in to) each DR event of its
+//!   projects.
+//! - **mdms**: besides collecting readings, answers event notifications (commits the events in
+//!   the `meter_event` table) and runs VEE, which flags the intervals the outages cover.
+//! - **pricing**: a flat price every publish interval and a TOU tariff version under each new
+//!   broadcast key ([`day_tariff`]).
+//! - **dr**: an event per project every publish interval; accepts acknowledgements from the
+//!   members on record ([`record_entitlements`], written by `amicn ami entitle`) and reports,
+//!   per event, who acknowledged and how fast.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;

@@ -140,9 +140,7 @@ pub(crate) fn run(verb: &str, a: &MeterOpArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let probing = a.allow_refused || a.as_meter.is_some() || a.target.is_some() || a.replay;
     let summary = rt.block_on(async {
-        let client = connect(&node.forwarder)
-            .await
-            .with_context(|| format!("no forwarder at {}", node.forwarder))?;
+        let client = connect(&node.forwarder).await?;
         let creds = match a.as_meter {
             Some(m) => load_meter_credentials(&node.keychain, &node.names)?
                 .into_iter()
@@ -195,7 +193,7 @@ pub(crate) fn run(verb: &str, a: &MeterOpArgs) -> anyhow::Result<()> {
                             meter: id,
                             replayed: copy == 1,
                             code: None,
-                            text: e.to_string(),
+                            text: format!("not answering: {e}"),
                             connected: None,
                             limit_w: None,
                             energy_wh: None,
@@ -234,7 +232,10 @@ pub(crate) fn run(verb: &str, a: &MeterOpArgs) -> anyhow::Result<()> {
         print_text(&summary);
     }
     if summary.unanswered > 0 {
-        bail!("{} command(s) got no answer", summary.unanswered);
+        bail!(
+            "{} command(s) got no answer (is the meter running and routed from this forwarder?)",
+            summary.unanswered
+        );
     }
     if !probing && summary.ok < summary.commands {
         bail!("{} command(s) refused", summary.commands - summary.ok);
