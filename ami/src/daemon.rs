@@ -983,6 +983,9 @@ async fn run_dr(
         let state_dir = node.state_dir.clone();
         tokio::spawn(async move {
             let mut last: BTreeMap<String, String> = BTreeMap::new();
+            // Consecutive numbers, so members can wait for the next event by name; starting
+            // from the clock keeps them above those of an earlier run.
+            let mut next_seq = now_ms();
             loop {
                 if let Err(e) = kc.refresh().await {
                     tracing::debug!("DR key refresh: {e}");
@@ -1005,14 +1008,14 @@ async fn run_dr(
                     };
                     let kn = kn.to_string();
                     fresh_key |= last.get(p) != Some(&kn);
-                    let seq = now_ms();
+                    let seq = next_seq;
                     let ev = DrEvent {
                         project: p.clone(),
                         seq,
                         event_id: format!("{p}-{seq}"),
                         signal: "SIMPLE".into(),
                         level: 1,
-                        start_s: seq / 1000 + 300,
+                        start_s: now_ms() / 1000 + 300,
                         duration_s: 1800,
                         randomization_s: 120,
                         reduce_w: 500,
@@ -1031,6 +1034,7 @@ async fn run_dr(
                         Err(e) => tracing::debug!("DR event: {e}"),
                     }
                 }
+                next_seq += 1;
                 tokio::time::sleep(if fresh_key {
                     Duration::from_millis(50)
                 } else {
@@ -1492,6 +1496,8 @@ async fn meter_loop(
     let mut next_sync = Instant::now();
     let mut last_price = 0u64;
     let mut last_dr: BTreeMap<String, u64> = BTreeMap::new();
+    let mut followers: BTreeMap<String, Follower> = BTreeMap::new();
+    let acked: Arc<std::sync::Mutex<BTreeMap<String, u64>>> = Arc::default();
     let mut backoff = Duration::from_millis(500);
     let (wall0, mono0) = (now_us() as i64, Instant::now());
     let mut last_drift = 0i64;
@@ -1548,31 +1554,24 @@ async fn meter_loop(
                         Ok(None) => {}
                         Err(e) => tracing::debug!(meter = m.id(), "tariff: {e}"),
                     }
-                    for p in m.held_projects() {
-                        if let Ok(ev) = m.fetch_latest_dr_event(&p).await
-                            && last_dr.get(&p).is_none_or(|&s| ev.seq > s)
-                        {
-                            last_dr.insert(p.clone(), ev.seq);
-                            lat.dr
-                                .record(Duration::from_millis(now_ms().saturating_sub(ev.seq)));
-                            // Opt in (or out) and acknowledge, signed; the DR operator counts.
-                            let acked = match m.dr_ack(&ev, m.id(), now_us()) {
-                                Ok((i, wire)) => m.send_dr_ack(&i, wire).await,
-                                Err(e) => Err(e),
-                            };
-                            match acked {
-                                Ok(st) if st.code == 200 => lat
-                                    .dr_ack
-                                    .record(Duration::from_millis(now_ms().saturating_sub(ev.seq))),
-                                Ok(st) => tracing::debug!(
-                                    meter = m.id(),
-                                    "DR ack refused: {} {}",
-                                    st.code,
-                                    st.text
-                                ),
-                                Err(e) => tracing::debug!(meter = m.id(), "DR ack: {e}"),
-                            }
+                    // One follower per project held: it waits for the next event by name.
+                    let held = m.held_projects();
+                    followers.retain(|p, f| held.contains(p) && !f.0.is_finished());
+                    for p in held {
+                        let after = last_dr.get(&p).copied();
+                        if let std::collections::btree_map::Entry::Vacant(v) = followers.entry(p) {
+                            let task = tokio::spawn(follow_dr(
+                                s.meter.clone(),
+                                v.key().clone(),
+                                lat.clone(),
+                                after,
+                                acked.clone(),
+                            ));
+                            v.insert(Follower(task));
                         }
+                    }
+                    for (p, seq) in acked.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                        last_dr.insert(p.clone(), *seq);
                     }
                 }
             }
@@ -1619,6 +1618,77 @@ async fn meter_loop(
             () = tokio::time::sleep(nap) => {}
             () = s.wake.notified() => {}
         }
+    }
+}
+
+/// A task ended when its handle is dropped.
+struct Follower(tokio::task::JoinHandle<()>);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long a member's Interest for the next DR event waits at the DR operator.
+const DR_WAIT: Duration = Duration::from_secs(4);
+
+/// Follows `project`'s DR events for meter `m`: learns the newest one (a signed latest
+/// lookup), then keeps one Interest out for the next by name, which the DR operator holds
+/// until it publishes, and acknowledges each event it gets. `after` is the newest event this
+/// meter acknowledged before; `acked` records progress for a follower started later.
+async fn follow_dr(
+    m: Arc<Meter>,
+    project: String,
+    lat: Arc<GroupLatency>,
+    after: Option<u64>,
+    acked: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
+) {
+    let mut last = after;
+    loop {
+        let ev = match last {
+            None => m.fetch_latest_dr_event(&project).await,
+            Some(seq) => match m.await_dr_event(&project, seq + 1, DR_WAIT).await {
+                Ok(ev) => Ok(ev),
+                // Nothing yet, or the operator moved on (restart, missed event): look again.
+                Err(_) => match m.fetch_latest_dr_event(&project).await {
+                    Ok(ev) if ev.seq > seq => Ok(ev),
+                    Ok(_) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
+            },
+        };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::debug!(meter = m.id(), "DR {project}: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if last.is_some_and(|l| ev.seq <= l) {
+            continue;
+        }
+        last = Some(ev.seq);
+        let since_issue = || Duration::from_micros(now_us().saturating_sub(ev.issued_us));
+        lat.dr.record(since_issue());
+        // Opt in (or out) and acknowledge, signed; the DR operator counts.
+        let answered = match m.dr_ack(&ev, m.id(), now_us()) {
+            Ok((i, wire)) => m.send_dr_ack(&i, wire).await,
+            Err(e) => Err(e),
+        };
+        match answered {
+            Ok(st) if st.code == 200 => lat.dr_ack.record(since_issue()),
+            Ok(st) => tracing::debug!(meter = m.id(), "DR ack refused: {} {}", st.code, st.text),
+            Err(e) => tracing::debug!(meter = m.id(), "DR ack: {e}"),
+        }
+        acked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(project.clone(), ev.seq);
     }
 }
 
