@@ -1498,6 +1498,7 @@ async fn meter_loop(
     let mut last_dr: BTreeMap<String, u64> = BTreeMap::new();
     let mut followers: BTreeMap<String, Follower> = BTreeMap::new();
     let acked: Arc<std::sync::Mutex<BTreeMap<String, u64>>> = Arc::default();
+    let ack_turn: Arc<tokio::sync::Mutex<()>> = Arc::default();
     let mut backoff = Duration::from_millis(500);
     let (wall0, mono0) = (now_us() as i64, Instant::now());
     let mut last_drift = 0i64;
@@ -1566,6 +1567,7 @@ async fn meter_loop(
                                 lat.clone(),
                                 after,
                                 acked.clone(),
+                                ack_turn.clone(),
                             ));
                             v.insert(Follower(task));
                         }
@@ -1636,13 +1638,17 @@ const DR_WAIT: Duration = Duration::from_secs(4);
 /// Follows `project`'s DR events for meter `m`: learns the newest one (a signed latest
 /// lookup), then keeps one Interest out for the next by name, which the DR operator holds
 /// until it publishes, and acknowledges each event it gets. `after` is the newest event this
-/// meter acknowledged before; `acked` records progress for a follower started later.
+/// meter acknowledged before; `acked` records progress for a follower started later. The
+/// meter's followers take `turn` to sign and send, so its acknowledgements reach the operator
+/// in the order of their signature times (a later-signed one arriving first would make the
+/// earlier look replayed).
 async fn follow_dr(
     m: Arc<Meter>,
     project: String,
     lat: Arc<GroupLatency>,
     after: Option<u64>,
     acked: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
 ) {
     let mut last = after;
     loop {
@@ -1676,9 +1682,12 @@ async fn follow_dr(
         let since_issue = || Duration::from_micros(now_us().saturating_sub(ev.issued_us));
         lat.dr.record(since_issue());
         // Opt in (or out) and acknowledge, signed; the DR operator counts.
-        let answered = match m.dr_ack(&ev, m.id(), now_us()) {
-            Ok((i, wire)) => m.send_dr_ack(&i, wire).await,
-            Err(e) => Err(e),
+        let answered = {
+            let _turn = turn.lock().await;
+            match m.dr_ack(&ev, m.id(), now_us()) {
+                Ok((i, wire)) => m.send_dr_ack(&i, wire).await,
+                Err(e) => Err(e),
+            }
         };
         match answered {
             Ok(st) if st.code == 200 => lat.dr_ack.record(since_issue()),
