@@ -10,8 +10,26 @@
 //! - `ready`: created once the daemon has registered its prefixes and answers.
 //!
 //! Paths in a node config are relative to the config file's directory.
+//!
+//! What each role runs besides its key traffic:
+//! - **meter** (a group of simulated meters): answers signed commands (on-demand read,
+//!   connect, disconnect, load limit; [`crate::ops`]), keeping relay state and replay records
+//!   in `meter-<id>/`; reports events ([`crate::events`]) to the MDMS: a restoration when it
+//!   starts from saved state, a last gasp when it stops (SIGTERM), a clock adjustment when the
+//!   wall clock steps by more than a second, and any line an operator writes into
+//!   [`INJECT_EVENTS_FILE`] in the group's state directory; follows the TOU tariff
+//!   [`periods_tariff_id`] through its signed latest pointer and keeps its per-period
+//!   registers in `meter-<id>/tariff.json`; acknowledges (opts in to) each DR event of its
+//!   projects.
+//! - **mdms**: besides collecting readings, answers event notifications (commits the events in
+//!   the `meter_event` table) and runs VEE, which flags the intervals the outages cover.
+//! - **pricing**: a flat price every publish interval and a TOU tariff version under each new
+//!   broadcast key ([`day_tariff`]).
+//! - **dr**: an event per project every publish interval; accepts acknowledgements from the
+//!   members on record ([`record_entitlements`], written by `amicn ami entitle`) and reports,
+//!   per event, who acknowledged and how fast.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{AmiError, Result};
+use crate::events::EventKind;
 use crate::key_client::KeyClient;
 use crate::keys::HeadEndKeys;
 use crate::kms_service::{KmsConfig, KmsService};
@@ -430,6 +449,77 @@ pub async fn fetch_service_keys(node: &Node, client: &Client) -> Result<Arc<Head
     Ok(keys)
 }
 
+/// The id of the TOU tariff the pricing daemon publishes beside the flat price `tariff` (and
+/// that meters with the same `tariff` setting follow through its latest pointer).
+pub fn periods_tariff_id(tariff: &str) -> String {
+    format!("{tariff}-periods")
+}
+
+/// The pricing daemon's TOU tariff, version `version`, valid from a day before `now_s`:
+/// off-peak 22:00–07:00, shoulder 07:00–17:00, peak 17:00–22:00 (UTC).
+pub fn day_tariff(id: &str, version: u64, now_s: u64) -> crate::tariff::Tariff {
+    use crate::tariff::{Period, Tariff, TariffKind};
+    let period = |name: &str, from_min, to_min, millicents_per_kwh| Period {
+        name: name.into(),
+        from_min,
+        to_min,
+        millicents_per_kwh,
+    };
+    Tariff {
+        tariff: id.to_string(),
+        version,
+        kind: TariffKind::Tou,
+        valid_from_s: now_s.saturating_sub(86_400),
+        valid_to_s: None,
+        utc_offset_min: 0,
+        periods: vec![
+            period("off-peak", 1_320, 420, 9_000),
+            period("shoulder", 420, 1_020, 15_000),
+            period("peak", 1_020, 1_320, 32_000),
+        ],
+        critical_peak_millicents_per_kwh: None,
+        critical_peaks: Vec::new(),
+    }
+}
+
+/// The DR operator's record of the project sets it entitled (`entitlements.json` in its state
+/// directory, written by `amicn ami entitle`): the DR daemon accepts acknowledgements of a
+/// project's events from exactly these members.
+pub fn entitlements_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("entitlements.json")
+}
+
+/// Merges `assignments` (meter, its complete project set) into the record in `state_dir`.
+pub fn record_entitlements(state_dir: &Path, assignments: &[(u32, Vec<String>)]) -> Result<()> {
+    std::fs::create_dir_all(state_dir).map_err(|e| AmiError::State {
+        path: state_dir.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    let mut all = load_entitlements(state_dir)?;
+    for (m, set) in assignments {
+        all.insert(*m, set.clone());
+    }
+    let text = serde_json::to_vec_pretty(&all).map_err(|e| AmiError::Config(e.to_string()))?;
+    amicn_kms::keychain::write_atomic(&entitlements_path(state_dir), &text, 0o600)?;
+    Ok(())
+}
+
+/// The record [`record_entitlements`] keeps (empty if there is none yet).
+pub fn load_entitlements(state_dir: &Path) -> Result<BTreeMap<u32, Vec<String>>> {
+    let path = entitlements_path(state_dir);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| AmiError::State {
+            path,
+            why: format!("damaged: {e}"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(AmiError::State {
+            path,
+            why: e.to_string(),
+        }),
+    }
+}
+
 /// Runs the node until `shutdown` resolves (SIGTERM/SIGINT in the binary), writing a final
 /// snapshot. Returns an error (non-zero exit) when the node cannot continue safely.
 pub async fn run(node: Node, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -593,6 +683,16 @@ async fn run_mdms(
         ..MdmsConfig::new(node.names.clone(), node.window)
     };
     let mdms = MdmsCollector::new(cfg, trust, keys.clone(), client, store);
+    // Meters push their events (outage, tamper, clock) with a notification the MDMS answers
+    // once the event is committed; VEE flags the intervals the outages cover.
+    mdms.serve_events(
+        Credentials {
+            key: creds.key.clone(),
+            cert: creds.cert.clone(),
+        },
+        client,
+    )
+    .await?;
     if let Err(e) = kc.refresh().await {
         tracing::warn!("first key refresh: {e}");
     }
@@ -663,11 +763,22 @@ async fn run_mdms(
             total(|s| s.zero_flagged + s.outage_flagged),
         );
         m.insert("vee_audit_entries".to_string(), vee.audit_entries as f64);
+        let events = c.events();
+        m.insert("events".to_string(), events.values().sum::<u64>() as f64);
+        for (k, v) in &events {
+            m.insert(format!("events_{k}"), *v as f64);
+        }
+        let events_refused = c.events_refused();
+        for (k, v) in &events_refused {
+            m.insert(format!("events_refused_{k}"), *v as f64);
+        }
         sink.write(
             &m,
             json!({
                 "rejected": rejected,
                 "reading_fetch_latency": latency_json(&mdms.fetch_latency),
+                "event_latency": latency_json(&mdms.event_latency),
+                "events_refused": events_refused,
                 "vee": vee,
             }),
         )
@@ -763,8 +874,10 @@ async fn run_pricing(
         PricingPublisher::start(node.names.clone(), creds, keys.clone(), client, freshness).await?;
     sink.ready()?;
     let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let tariffs = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let pub_task = {
         let published = published.clone();
+        let tariffs = tariffs.clone();
         let tariff = node.tariff.clone();
         let every = node.publish_interval;
         tokio::spawn(async move {
@@ -787,9 +900,20 @@ async fn run_pricing(
                     match p.publish(&price) {
                         Ok(_) => {
                             published.fetch_add(1, Ordering::Relaxed);
-                            last_key = key;
+                            last_key = key.clone();
                         }
                         Err(e) => tracing::debug!("price: {e}"),
+                    }
+                    // The TOU tariff gets a new version under each new broadcast key, so
+                    // meters that joined since can open it; its latest pointer tells them.
+                    if due {
+                        let t = day_tariff(&periods_tariff_id(&tariff), version, version / 1000);
+                        match p.publish_tariff(&t) {
+                            Ok(_) => {
+                                tariffs.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => tracing::debug!("tariff: {e}"),
+                        }
                     }
                 }
                 tokio::time::sleep(if due {
@@ -806,6 +930,10 @@ async fn run_pricing(
         m.insert(
             "published".to_string(),
             published.load(Ordering::Relaxed) as f64,
+        );
+        m.insert(
+            "tariff_versions".to_string(),
+            tariffs.load(Ordering::Relaxed) as f64,
         );
         sink.write(&m, json!({}))
     };
@@ -827,31 +955,51 @@ async fn run_dr(
         node.names.clone(),
         "dr",
         creds.key.clone(),
-        trust,
+        trust.clone(),
         client,
         keys.clone(),
     );
     let freshness = node.publish_interval.min(Duration::from_secs(60));
-    let dr = DrOperator::start(
-        node.names.clone(),
-        creds,
-        keys.clone(),
-        client,
-        &node.projects,
-        freshness,
-    )
-    .await?;
+    let dr = Arc::new(
+        DrOperator::start(
+            node.names.clone(),
+            creds,
+            keys.clone(),
+            client,
+            &node.projects,
+            freshness,
+        )
+        .await?,
+    );
+    // Members acknowledge each event with a signed Interest; the operator counts who did.
+    dr.serve_acks(trust, client, &node.projects).await?;
     sink.ready()?;
     let published = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let recent: Arc<std::sync::Mutex<VecDeque<(String, u64)>>> = Arc::default();
     let task = {
-        let published = published.clone();
+        let (published, recent, dr) = (published.clone(), recent.clone(), dr.clone());
         let projects = node.projects.clone();
         let every = node.publish_interval;
+        let state_dir = node.state_dir.clone();
         tokio::spawn(async move {
             let mut last: BTreeMap<String, String> = BTreeMap::new();
+            // Consecutive numbers, so members can wait for the next event by name; starting
+            // from the clock keeps them above those of an earlier run.
+            let mut next_seq = now_ms();
             loop {
                 if let Err(e) = kc.refresh().await {
                     tracing::debug!("DR key refresh: {e}");
+                }
+                match load_entitlements(&state_dir) {
+                    Ok(ent) => {
+                        for p in &projects {
+                            dr.set_members(
+                                p,
+                                ent.iter().filter(|(_, s)| s.contains(p)).map(|(m, _)| *m),
+                            );
+                        }
+                    }
+                    Err(e) => tracing::warn!("DR entitlements: {e}"),
                 }
                 let mut fresh_key = false;
                 for p in &projects {
@@ -860,12 +1008,16 @@ async fn run_dr(
                     };
                     let kn = kn.to_string();
                     fresh_key |= last.get(p) != Some(&kn);
-                    let seq = now_ms();
+                    let seq = next_seq;
                     let ev = DrEvent {
                         project: p.clone(),
                         seq,
-                        start_s: seq / 1000 + 300,
+                        event_id: format!("{p}-{seq}"),
+                        signal: "SIMPLE".into(),
+                        level: 1,
+                        start_s: now_ms() / 1000 + 300,
                         duration_s: 1800,
+                        randomization_s: 120,
                         reduce_w: 500,
                         ..DrEvent::default()
                     };
@@ -873,10 +1025,16 @@ async fn run_dr(
                         Ok(_) => {
                             published.fetch_add(1, Ordering::Relaxed);
                             last.insert(p.clone(), kn);
+                            let mut r = recent.lock().unwrap_or_else(|e| e.into_inner());
+                            r.push_back((p.clone(), seq));
+                            while r.len() > DR_REPORTS_KEPT {
+                                r.pop_front();
+                            }
                         }
                         Err(e) => tracing::debug!("DR event: {e}"),
                     }
                 }
+                next_seq += 1;
                 tokio::time::sleep(if fresh_key {
                     Duration::from_millis(50)
                 } else {
@@ -887,17 +1045,51 @@ async fn run_dr(
         })
     };
     let snap = || {
+        let reports: Vec<crate::DrEventReport> = recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(|(p, seq)| dr.report(p, *seq))
+            .collect();
         let mut m = BTreeMap::new();
         m.insert(
             "published".to_string(),
             published.load(Ordering::Relaxed) as f64,
         );
-        sink.write(&m, json!({}))
+        let acked = |r: &crate::DrEventReport| (r.opted_in.len() + r.opted_out.len()) as u64;
+        m.insert(
+            "acks".to_string(),
+            reports.iter().map(acked).sum::<u64>() as f64,
+        );
+        let refused = dr.refused();
+        m.insert(
+            "acks_refused".to_string(),
+            refused.values().sum::<u64>() as f64,
+        );
+        for (k, v) in &refused {
+            m.insert(format!("acks_refused_{k}"), *v as f64);
+        }
+        let events: Vec<Value> = reports
+            .iter()
+            .map(|r| {
+                json!({
+                    "report": r,
+                    "acked": acked(r),
+                    "ack_p50_us": crate::DrEventReport::quantile(&r.ack_us, 0.5),
+                    "ack_p99_us": crate::DrEventReport::quantile(&r.ack_us, 0.99),
+                    "delivery_p99_us": crate::DrEventReport::quantile(&r.delivery_us, 0.99),
+                })
+            })
+            .collect();
+        sink.write(&m, json!({ "events": events, "acks_refused": refused }))
     };
     let r = until_shutdown(node.metrics_interval, shutdown, || Ok(()), snap).await;
     task.abort();
     r
 }
+
+/// DR events whose acknowledgement reports the DR daemon's snapshots carry.
+const DR_REPORTS_KEPT: usize = 16;
 
 /// What one simulated meter reports in its group's snapshot.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -924,12 +1116,49 @@ struct MeterView {
     commands: BTreeMap<&'static str, u64>,
     /// Signed commands refused, by kind.
     commands_refused: BTreeMap<&'static str, u64>,
+    /// Events published, and confirmed stored by the MDMS.
+    events: u64,
+    events_confirmed: u64,
+    /// Events waiting to be published or confirmed.
+    events_pending: usize,
+    /// DR events acknowledged (and accepted by the DR operator).
+    dr_acks: u64,
+    /// TOU tariff: version in force, per-period registers (mWh), bill so far (millicents).
+    tariff_version: Option<u64>,
+    tariff_registers: BTreeMap<String, u64>,
+    bill_millicents: Option<u64>,
+}
+
+/// An event a meter still has to report: not published yet (no reading key), or published
+/// (sequence number known) and not confirmed by the MDMS.
+#[derive(Debug, Clone, Copy)]
+struct PendingEvent {
+    kind: EventKind,
+    clock_step_us: Option<i64>,
+    seq: Option<u64>,
 }
 
 struct SimMeter {
     meter: Arc<Meter>,
     last_error: std::sync::Mutex<Option<String>>,
     gave_up: std::sync::atomic::AtomicBool,
+    events: std::sync::Mutex<VecDeque<PendingEvent>>,
+    /// Wakes the meter's loop when an event is raised.
+    wake: tokio::sync::Notify,
+}
+
+impl SimMeter {
+    fn raise(&self, kind: EventKind, clock_step_us: Option<i64>) {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(PendingEvent {
+                kind,
+                clock_step_us,
+                seq: None,
+            });
+        self.wake.notify_one();
+    }
 }
 
 #[derive(Default)]
@@ -937,6 +1166,47 @@ struct GroupLatency {
     price: Latencies,
     dr: Latencies,
     rekey: Latencies,
+    /// From an event to the MDMS's confirmation.
+    event: Latencies,
+    /// From a DR event's issue to the operator's answer to the acknowledgement.
+    dr_ack: Latencies,
+    /// From a tariff version's publication to its adoption.
+    tariff: Latencies,
+}
+
+/// Where an operator (or a test) drops events for the meters of a group to raise, one per
+/// line: `METER KIND [CLOCK_STEP_US]`, KIND one of `last-gasp`, `restoration`, `cover-open`,
+/// `magnetic-tamper`, `clock-adjusted`. The daemon takes the file within a fraction of a second
+/// and counts lines it cannot use.
+pub const INJECT_EVENTS_FILE: &str = "inject-events";
+
+/// Parses one line of [`INJECT_EVENTS_FILE`].
+pub fn parse_event_line(line: &str) -> std::result::Result<(u32, EventKind, Option<i64>), String> {
+    let mut it = line.split_whitespace();
+    let id = it
+        .next()
+        .and_then(|t| t.parse::<u32>().ok())
+        .ok_or_else(|| format!("no meter id in {line:?}"))?;
+    let kind = it
+        .next()
+        .and_then(EventKind::from_label)
+        .ok_or_else(|| format!("no known event kind in {line:?}"))?;
+    let step = match it.next() {
+        Some(t) => Some(
+            t.parse::<i64>()
+                .map_err(|_| format!("bad clock step in {line:?}"))?,
+        ),
+        None => None,
+    };
+    if it.next().is_some() {
+        return Err(format!("trailing words in {line:?}"));
+    }
+    if step.is_some() != (kind == EventKind::ClockAdjusted) {
+        return Err(format!(
+            "a clock step goes with clock-adjusted only: {line:?}"
+        ));
+    }
+    Ok((id, kind, step))
 }
 
 async fn run_meters(
@@ -966,11 +1236,18 @@ async fn run_meters(
             ..MeterConfig::new(node.names.clone(), id, node.projects.clone())
         };
         let m = Meter::start(cfg, c, trust.clone(), client).await?;
-        meters.push(Arc::new(SimMeter {
+        let sm = Arc::new(SimMeter {
             meter: m,
             last_error: std::sync::Mutex::new(None),
             gave_up: std::sync::atomic::AtomicBool::new(false),
-        }));
+            events: std::sync::Mutex::new(VecDeque::new()),
+            wake: tokio::sync::Notify::new(),
+        });
+        // Back from saved state: the supply was off in between.
+        if sm.meter.was_restarted() {
+            sm.raise(EventKind::Restoration, None);
+        }
+        meters.push(sm);
     }
     tracing::info!(meters = meters.len(), "meters registered");
     sink.ready()?;
@@ -985,6 +1262,12 @@ async fn run_meters(
             node.tariff.clone(),
         ));
     }
+    let inject_refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    tasks.spawn(take_injected_events(
+        node.state_dir.join(INJECT_EVENTS_FILE),
+        meters.clone(),
+        inject_refused.clone(),
+    ));
     let snap = || {
         let views: Vec<MeterView> = meters.iter().map(|s| view(s)).collect();
         let mut m = BTreeMap::new();
@@ -1009,6 +1292,17 @@ async fn run_meters(
         for (k, n) in refused {
             m.insert(format!("commands_refused_{k}"), n as f64);
         }
+        m.insert("events".to_string(), sum(|v| v.events));
+        m.insert("events_confirmed".to_string(), sum(|v| v.events_confirmed));
+        m.insert("dr_acks".to_string(), sum(|v| v.dr_acks));
+        m.insert(
+            "tariff_known".to_string(),
+            sum(|v| u64::from(v.tariff_version.is_some())),
+        );
+        m.insert(
+            "inject_refused".to_string(),
+            inject_refused.load(Ordering::Relaxed) as f64,
+        );
         sink.write(
             &m,
             json!({
@@ -1016,20 +1310,135 @@ async fn run_meters(
                 "price_latency": latency_json(&lat.price),
                 "dr_latency": latency_json(&lat.dr),
                 "rekey_latency": latency_json(&lat.rekey),
+                "event_latency": latency_json(&lat.event),
+                "dr_ack_latency": latency_json(&lat.dr_ack),
+                "tariff_latency": latency_json(&lat.tariff),
             }),
         )
     };
     let r = until_shutdown(node.metrics_interval, shutdown, || Ok(()), snap).await;
     tasks.abort_all();
+    // Going down: each member sends its last gasp (bounded wait for the MDMS's answers).
+    let mut gasps = tokio::task::JoinSet::new();
+    for sm in meters.iter().filter(|s| s.meter.is_member()) {
+        let m = sm.meter.clone();
+        gasps.spawn(async move { m.raise_event(EventKind::LastGasp, None).await });
+    }
+    let gasped = tokio::time::timeout(Duration::from_millis(1_500), async {
+        let mut ok = 0u32;
+        while let Some(r) = gasps.join_next().await {
+            if matches!(r, Ok(Ok(ref o)) if o.status.code == 200) {
+                ok += 1;
+            }
+        }
+        ok
+    })
+    .await;
+    tracing::info!(confirmed = ?gasped.ok(), "last gasp sent");
     for sm in &meters {
         let _ = sm.meter.save();
     }
+    let _ = snap();
     r
+}
+
+/// Takes [`INJECT_EVENTS_FILE`] whenever it appears and hands each line to its meter.
+async fn take_injected_events(
+    path: PathBuf,
+    meters: Vec<Arc<SimMeter>>,
+    refused: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let taken = path.with_extension("taken");
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if std::fs::rename(&path, &taken).is_err() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&taken).unwrap_or_default();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let target = parse_event_line(line).and_then(|(id, kind, step)| {
+                meters
+                    .iter()
+                    .find(|s| s.meter.id() == id)
+                    .map(|s| (s, kind, step))
+                    .ok_or_else(|| format!("meter {id} is not in this group"))
+            });
+            match target {
+                Ok((s, kind, step)) => s.raise(kind, step),
+                Err(why) => {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("{}: {why}", path.display());
+                }
+            }
+        }
+    }
+}
+
+/// Publishes (once the reading key is there) and reports the meter's pending events, keeping
+/// those the MDMS has not confirmed for the next attempt.
+async fn report_events(s: &SimMeter, lat: &GroupLatency) {
+    let pending: Vec<PendingEvent> = s
+        .events
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+        .collect();
+    let m = &s.meter;
+    let mut keep = Vec::new();
+    for mut p in pending {
+        if p.seq.is_none() {
+            if !m.is_member() {
+                keep.push(p);
+                continue;
+            }
+            let published = m.take_event_seq().and_then(|seq| {
+                m.publish_event(&crate::events::MeterEvent {
+                    meter: m.id(),
+                    seq,
+                    kind: p.kind,
+                    t_us: now_us(),
+                    clock_step_us: p.clock_step_us,
+                })
+                .map(|_| seq)
+            });
+            match published {
+                Ok(seq) => p.seq = Some(seq),
+                Err(e) => {
+                    tracing::debug!(meter = m.id(), "event {}: {e}", p.kind.label());
+                    keep.push(p);
+                    continue;
+                }
+            }
+        }
+        let Some(seq) = p.seq else { continue };
+        match m.notify_event(seq).await {
+            Ok(o) if o.status.code == 200 || o.status.code == 409 => lat.event.record(o.latency),
+            Ok(o) => {
+                // Refused for good (e.g. out of window): reported, not retried.
+                tracing::warn!(
+                    meter = m.id(),
+                    seq,
+                    "event refused: {} {}",
+                    o.status.code,
+                    o.status.text
+                );
+            }
+            Err(e) => {
+                tracing::debug!(meter = m.id(), seq, "event notification: {e}");
+                keep.push(p);
+            }
+        }
+    }
+    let mut q = s.events.lock().unwrap_or_else(|e| e.into_inner());
+    for p in keep.into_iter().rev() {
+        q.push_front(p);
+    }
 }
 
 fn view(s: &SimMeter) -> MeterView {
     let m = &s.meter;
     let c = &m.counters;
+    let (tariff, registers) = m.tariff();
     MeterView {
         id: m.id(),
         enrolled: m.is_enrolled(),
@@ -1053,6 +1462,13 @@ fn view(s: &SimMeter) -> MeterView {
         limit_w: m.supply().limit_w,
         commands: m.command_counters().accepted(),
         commands_refused: m.command_counters().refused(),
+        events: c.events.load(Ordering::Relaxed),
+        events_confirmed: c.events_confirmed.load(Ordering::Relaxed),
+        events_pending: s.events.lock().unwrap_or_else(|e| e.into_inner()).len(),
+        dr_acks: c.dr_acks.load(Ordering::Relaxed),
+        tariff_version: tariff.as_ref().map(|t| t.version),
+        bill_millicents: tariff.as_ref().map(|t| registers.bill_millicents(t)),
+        tariff_registers: registers.energy_mwh,
     }
 }
 
@@ -1080,7 +1496,12 @@ async fn meter_loop(
     let mut next_sync = Instant::now();
     let mut last_price = 0u64;
     let mut last_dr: BTreeMap<String, u64> = BTreeMap::new();
+    let mut followers: BTreeMap<String, Follower> = BTreeMap::new();
+    let acked: Arc<std::sync::Mutex<BTreeMap<String, u64>>> = Arc::default();
+    let ack_turn: Arc<tokio::sync::Mutex<()>> = Arc::default();
     let mut backoff = Duration::from_millis(500);
+    let (wall0, mono0) = (now_us() as i64, Instant::now());
+    let mut last_drift = 0i64;
     loop {
         if s.gave_up.load(Ordering::Relaxed) {
             return;
@@ -1124,17 +1545,52 @@ async fn meter_loop(
                         lat.price
                             .record(Duration::from_millis(now_ms().saturating_sub(p.version)));
                     }
-                    for p in m.held_projects() {
-                        if let Ok(ev) = m.fetch_latest_dr_event(&p).await
-                            && last_dr.get(&p).is_none_or(|&s| ev.seq > s)
-                        {
-                            last_dr.insert(p.clone(), ev.seq);
-                            lat.dr
-                                .record(Duration::from_millis(now_ms().saturating_sub(ev.seq)));
+                    let t = Instant::now();
+                    match m.refresh_tariff(&periods_tariff_id(&tariff)).await {
+                        Ok(Some(v)) => lat.tariff.record(Duration::from_millis(
+                            now_ms()
+                                .saturating_sub(v)
+                                .max(t.elapsed().as_millis() as u64),
+                        )),
+                        Ok(None) => {}
+                        Err(e) => tracing::debug!(meter = m.id(), "tariff: {e}"),
+                    }
+                    // One follower per project held: it waits for the next event by name.
+                    let held = m.held_projects();
+                    followers.retain(|p, f| held.contains(p) && !f.0.is_finished());
+                    for p in held {
+                        let after = last_dr.get(&p).copied();
+                        if let std::collections::btree_map::Entry::Vacant(v) = followers.entry(p) {
+                            let task = tokio::spawn(follow_dr(
+                                s.meter.clone(),
+                                v.key().clone(),
+                                lat.clone(),
+                                after,
+                                acked.clone(),
+                                ack_turn.clone(),
+                            ));
+                            v.insert(Follower(task));
                         }
+                    }
+                    for (p, seq) in acked.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                        last_dr.insert(p.clone(), *seq);
                     }
                 }
             }
+        }
+        // A step of the wall clock against the monotonic one is a clock adjustment.
+        let drift = now_us() as i64 - wall0 - mono0.elapsed().as_micros() as i64;
+        if (drift - last_drift).abs() > CLOCK_STEP_US {
+            s.raise(EventKind::ClockAdjusted, Some(drift - last_drift));
+            last_drift = drift;
+        }
+        if !s
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            report_events(&s, &lat).await;
         }
         let now = now_us();
         if now >= next_reading {
@@ -1149,9 +1605,104 @@ async fn meter_loop(
         }
         let until_reading = Duration::from_micros(next_reading.saturating_sub(now_us()));
         let until_sync = next_sync.saturating_duration_since(Instant::now());
-        tokio::time::sleep(until_reading.min(until_sync).max(Duration::from_millis(5))).await;
+        let nap = until_reading.min(until_sync).max(Duration::from_millis(5));
+        let retry_events = !s
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        let nap = if retry_events {
+            nap.min(Duration::from_millis(500))
+        } else {
+            nap
+        };
+        tokio::select! {
+            () = tokio::time::sleep(nap) => {}
+            () = s.wake.notified() => {}
+        }
     }
 }
+
+/// A task ended when its handle is dropped.
+struct Follower(tokio::task::JoinHandle<()>);
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long a member's Interest for the next DR event waits at the DR operator.
+const DR_WAIT: Duration = Duration::from_secs(4);
+
+/// Follows `project`'s DR events for meter `m`: learns the newest one (a signed latest
+/// lookup), then keeps one Interest out for the next by name, which the DR operator holds
+/// until it publishes, and acknowledges each event it gets. `after` is the newest event this
+/// meter acknowledged before; `acked` records progress for a follower started later. The
+/// meter's followers take `turn` to sign and send, so its acknowledgements reach the operator
+/// in the order of their signature times (a later-signed one arriving first would make the
+/// earlier look replayed).
+async fn follow_dr(
+    m: Arc<Meter>,
+    project: String,
+    lat: Arc<GroupLatency>,
+    after: Option<u64>,
+    acked: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+) {
+    let mut last = after;
+    loop {
+        let ev = match last {
+            None => m.fetch_latest_dr_event(&project).await,
+            Some(seq) => match m.await_dr_event(&project, seq + 1, DR_WAIT).await {
+                Ok(ev) => Ok(ev),
+                // Nothing yet, or the operator moved on (restart, missed event): look again.
+                Err(_) => match m.fetch_latest_dr_event(&project).await {
+                    Ok(ev) if ev.seq > seq => Ok(ev),
+                    Ok(_) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
+            },
+        };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::debug!(meter = m.id(), "DR {project}: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if last.is_some_and(|l| ev.seq <= l) {
+            continue;
+        }
+        last = Some(ev.seq);
+        let since_issue = || Duration::from_micros(now_us().saturating_sub(ev.issued_us));
+        lat.dr.record(since_issue());
+        // Opt in (or out) and acknowledge, signed; the DR operator counts.
+        let answered = {
+            let _turn = turn.lock().await;
+            match m.dr_ack(&ev, m.id(), now_us()) {
+                Ok((i, wire)) => m.send_dr_ack(&i, wire).await,
+                Err(e) => Err(e),
+            }
+        };
+        match answered {
+            Ok(st) if st.code == 200 => lat.dr_ack.record(since_issue()),
+            Ok(st) => tracing::debug!(meter = m.id(), "DR ack refused: {} {}", st.code, st.text),
+            Err(e) => tracing::debug!(meter = m.id(), "DR ack: {e}"),
+        }
+        acked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(project.clone(), ev.seq);
+    }
+}
+
+/// A wall-clock step (against the monotonic clock) above this is reported, µs.
+const CLOCK_STEP_US: i64 = 1_000_000;
 
 /// Enrols each meter of `creds` once, from fresh state, asking for `projects`; returns each
 /// outcome (`Ok(epoch)` or the refusal). What an operator runs to check a meter's standing.
@@ -1195,6 +1746,65 @@ mod tests {
             seen += 1;
         }
         assert!(seen >= 5, "{seen} node configs in {}", dir.display());
+    }
+
+    #[test]
+    fn injected_event_lines() {
+        assert_eq!(
+            parse_event_line("7 last-gasp").unwrap(),
+            (7, EventKind::LastGasp, None)
+        );
+        assert_eq!(
+            parse_event_line(" 3  clock-adjusted -1500000 ").unwrap(),
+            (3, EventKind::ClockAdjusted, Some(-1_500_000))
+        );
+        for bad in [
+            "",
+            "x cover-open",
+            "3 meltdown",
+            "3 cover-open 5",
+            "3 clock-adjusted",
+            "3 clock-adjusted soon",
+            "3 last-gasp now",
+        ] {
+            assert!(parse_event_line(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn entitlements_on_record_merge_per_meter() {
+        let dir =
+            std::env::temp_dir().join(format!("amicn-ent-{}-{}", std::process::id(), now_us()));
+        assert!(load_entitlements(&dir).unwrap().is_empty());
+        record_entitlements(&dir, &[(1, vec!["p1".into()]), (2, vec!["p1".into()])]).unwrap();
+        record_entitlements(&dir, &[(2, vec![]), (3, vec!["p2".into()])]).unwrap();
+        let e = load_entitlements(&dir).unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[&1], vec!["p1".to_string()]);
+        assert!(e[&2].is_empty());
+        assert_eq!(e[&3], vec!["p2".to_string()]);
+        std::fs::write(entitlements_path(&dir), b"{").unwrap();
+        assert!(load_entitlements(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_day_tariff_is_valid_and_prices_every_hour() {
+        let t = day_tariff(&periods_tariff_id("tou"), 5, 1_767_225_600);
+        t.validate().unwrap();
+        assert_eq!(t.tariff, "tou-periods");
+        assert_eq!(
+            t.rate_at(1_767_225_600 + 18 * 3_600),
+            Some(("peak", 32_000))
+        );
+        assert_eq!(
+            t.rate_at(1_767_225_600 + 3 * 3_600),
+            Some(("off-peak", 9_000))
+        );
+        assert_eq!(
+            t.rate_at(1_767_225_600 + 12 * 3_600),
+            Some(("shoulder", 15_000))
+        );
     }
 
     #[test]

@@ -394,8 +394,11 @@ pub struct Meter {
     commands: CommandState,
     /// Sequence number of the next event ([`crate::events`]), kept in the state directory.
     next_event: Mutex<u64>,
-    /// The TOU/CPP tariff in force and the per-period registers ([`crate::tariff`]).
+    /// The TOU/CPP tariff in force and the per-period registers ([`crate::tariff`]), kept in
+    /// the state directory beside the energy registers.
     tariff: Mutex<(Option<Tariff>, TariffRegisters)>,
+    /// Whether the meter came back from saved state (it was down: a restoration to report).
+    restarted: bool,
 }
 
 impl std::fmt::Debug for Meter {
@@ -451,6 +454,10 @@ impl Meter {
             None => 1,
         };
         let commands_prefix = cfg.names.meter_commands(cfg.id);
+        let tariff = match &cfg.state_dir {
+            Some(d) => load_tariff(d)?,
+            None => (None, TariffRegisters::default()),
+        };
         let meter = Arc::new(Meter {
             model: Mutex::new(model),
             pending_flags: Mutex::new(pending),
@@ -468,7 +475,8 @@ impl Meter {
             enrolling: Mutex::new(None),
             commands,
             next_event: Mutex::new(next_event),
-            tariff: Mutex::new((None, TariffRegisters::default())),
+            tariff: Mutex::new(tariff),
+            restarted,
         });
         let weak = Arc::downgrade(&meter);
         meter.publisher.on_interest(
@@ -481,6 +489,11 @@ impl Meter {
     /// The supply state (relay, load limit) the utility's commands set.
     pub fn supply(&self) -> Supply {
         self.commands.supply()
+    }
+
+    /// Whether the meter started from the state of an earlier run (so it was down in between).
+    pub fn was_restarted(&self) -> bool {
+        self.restarted
     }
 
     /// Counters of the signed commands this meter received.
@@ -659,14 +672,18 @@ impl Meter {
             let m = self.model();
             (m.energy_mwh(), m.reactive_mvarh())
         };
-        let st = self.lock();
-        save_state(
-            dir,
-            st.member.as_ref(),
-            st.next_epoch,
-            energy_mwh,
-            reactive_mvarh,
-        )
+        let saved = {
+            let st = self.lock();
+            save_state(
+                dir,
+                st.member.as_ref(),
+                st.next_epoch,
+                energy_mwh,
+                reactive_mvarh,
+            )
+        };
+        self.save_tariff(dir)?;
+        saved
     }
 
     /// Writes the energy registers (and the enrolment record beside them) to the state
@@ -684,7 +701,22 @@ impl Meter {
             let st = self.lock();
             (st.next_epoch, st.member.is_some())
         };
+        self.save_tariff(dir)?;
         write_record(dir, next_epoch, enrolled, energy_mwh, reactive_mvarh)
+    }
+
+    /// Writes the tariff in force and its per-period registers (`tariff.json`), if any.
+    fn save_tariff(&self, dir: &Path) -> Result<()> {
+        let json = {
+            let t = self.tariff.lock().unwrap_or_else(|e| e.into_inner());
+            if t.0.is_none() && t.1.energy_mwh.is_empty() {
+                return Ok(());
+            }
+            serde_json::to_vec(&serde_json::json!({ "tariff": t.0, "registers": t.1 }))
+                .map_err(|e| AmiError::Config(e.to_string()))?
+        };
+        amicn_kms::persist::write_atomic(&dir.join("tariff.json"), &json)?;
+        Ok(())
     }
 
     fn model(&self) -> std::sync::MutexGuard<'_, MeterModel> {
@@ -972,6 +1004,9 @@ impl Meter {
         let v = t.version;
         self.tariff.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(t);
         self.counters.tariff_updates.fetch_add(1, Ordering::Relaxed);
+        if let Some(dir) = &self.cfg.state_dir {
+            self.save_tariff(dir)?;
+        }
         Ok(Some(v))
     }
 
@@ -1431,6 +1466,32 @@ impl Meter {
 }
 
 /// The next event sequence number saved in `dir` (1 if none).
+/// The tariff and per-period registers [`Meter::save_tariff`] wrote (none yet: no tariff).
+fn load_tariff(dir: &Path) -> Result<(Option<Tariff>, TariffRegisters)> {
+    #[derive(serde::Deserialize)]
+    struct Saved {
+        tariff: Option<Tariff>,
+        registers: TariffRegisters,
+    }
+    let path = dir.join("tariff.json");
+    match std::fs::read(&path) {
+        Ok(b) => {
+            let s: Saved = serde_json::from_slice(&b).map_err(|e| AmiError::State {
+                path,
+                why: format!("damaged: {e}"),
+            })?;
+            Ok((s.tariff, s.registers))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok((None, TariffRegisters::default()))
+        }
+        Err(e) => Err(AmiError::State {
+            path,
+            why: e.to_string(),
+        }),
+    }
+}
+
 fn load_next_event(dir: &Path) -> Result<u64> {
     let path = dir.join("events.json");
     match std::fs::read(&path) {

@@ -1088,6 +1088,23 @@ mod tests {
         let s = PostgresReadingStore::open(&db.url).unwrap();
         assert_eq!(s.len().unwrap(), 6);
         assert_eq!(s.get(1, 101).unwrap(), Some(r(1, 101)));
+        // And so are the meter_event rows, kinds and clock steps as written.
+        let ev = s.events().unwrap();
+        assert_eq!(
+            ev.iter()
+                .map(|e| (
+                    e.event.meter,
+                    e.event.seq,
+                    e.event.kind,
+                    e.event.clock_step_us
+                ))
+                .collect::<Vec<_>>(),
+            vec![
+                (1, 9, EventKind::ClockAdjusted, Some(-7)),
+                (2, 1, EventKind::LastGasp, None),
+                (2, 2, EventKind::Restoration, None),
+            ]
+        );
     }
 
     #[test]

@@ -22,9 +22,15 @@ use super::node::{NodeArgs, parse_ids};
 pub(crate) struct MeterOpArgs {
     #[command(flatten)]
     pub(crate) node: NodeArgs,
-    /// Meters, e.g. 1-50,77.
-    #[arg(long, value_name = "IDS")]
-    meters: String,
+    /// Meters, e.g. 7 or 1-50,77.
+    #[arg(value_name = "METERS", required_unless_present = "meters_flag")]
+    meters_pos: Option<String>,
+    /// Meters, as a flag (the same as METERS).
+    #[arg(long = "meters", value_name = "IDS", conflicts_with = "meters_pos")]
+    meters_flag: Option<String>,
+    /// `limit`: the load limit in kW after METERS (0 removes it; the same as --watts).
+    #[arg(value_name = "KW")]
+    kw: Option<f64>,
     /// Commands sent to each meter, one after the other (latency percentiles over all).
     #[arg(long, value_name = "N", default_value_t = 1)]
     repeat: u32,
@@ -92,13 +98,22 @@ pub(crate) fn run(verb: &str, a: &MeterOpArgs) -> anyhow::Result<()> {
         "connect" => MeterOp::Connect,
         "disconnect" => MeterOp::Disconnect,
         "limit" => {
-            let w = a
-                .watts
-                .context("limit needs --watts W (0 removes the limit)")?;
+            let w = match (a.kw, a.watts) {
+                (Some(kw), None) if kw.is_finite() && (0.0..=4_000_000.0).contains(&kw) => {
+                    (kw * 1_000.0).round() as u32
+                }
+                (Some(kw), None) => bail!("load limit {kw} kW is out of range"),
+                (None, Some(w)) => w,
+                (Some(_), Some(_)) => bail!("give the limit once: KW or --watts W"),
+                (None, None) => bail!("limit needs KW (or --watts W); 0 removes the limit"),
+            };
             MeterOp::Limit((w > 0).then_some(w))
         }
         other => bail!("unknown meter command {other:?}"),
     };
+    if verb != "limit" && (a.kw.is_some() || a.watts.is_some()) {
+        bail!("only limit takes a load limit");
+    }
     let role = match &a.node.config {
         Some(p) => amicn_ami::daemon::NodeConfig::load(p)?.0.role,
         None => None,
@@ -111,7 +126,12 @@ pub(crate) fn run(verb: &str, a: &MeterOpArgs) -> anyhow::Result<()> {
         bail!("with a meter node's config, say which meter signs with --as-meter ID");
     }
     let node = a.node.node_for_tool(&role)?;
-    let ids = parse_ids(&a.meters)?;
+    let ids = parse_ids(
+        a.meters_pos
+            .as_deref()
+            .or(a.meters_flag.as_deref())
+            .unwrap_or_default(),
+    )?;
     crate::cmd::fwd::init_logging(a.node.log_level.as_deref().or(Some("warn")), false);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -173,7 +193,7 @@ pub(crate) fn run(verb: &str, a: &MeterOpArgs) -> anyhow::Result<()> {
                             meter: id,
                             replayed: copy == 1,
                             code: None,
-                            text: e.to_string(),
+                            text: format!("not answering: {e}"),
                             connected: None,
                             limit_w: None,
                             energy_wh: None,
@@ -212,7 +232,10 @@ pub(crate) fn run(verb: &str, a: &MeterOpArgs) -> anyhow::Result<()> {
         print_text(&summary);
     }
     if summary.unanswered > 0 {
-        bail!("{} command(s) got no answer", summary.unanswered);
+        bail!(
+            "{} command(s) got no answer (is the meter running and routed from this forwarder?)",
+            summary.unanswered
+        );
     }
     if !probing && summary.ok < summary.commands {
         bail!("{} command(s) refused", summary.commands - summary.ok);

@@ -957,6 +957,9 @@ pub(crate) async fn run(
                 ("price_latency", "price"),
                 ("dr_latency", "dr event"),
                 ("rekey_latency", "rekey"),
+                ("event_latency", "meter event (daemons)"),
+                ("dr_ack_latency", "dr ack (daemons)"),
+                ("tariff_latency", "tariff update (daemons)"),
             ] {
                 let (l, samples) = latency_of(&v["details"][k]);
                 lat_groups.entry(class).or_default().extend(samples);
@@ -1070,6 +1073,97 @@ pub(crate) async fn run(
         format!(
             "meter {late} down {} ms: VEE summary {vee_late}; {late_estimates} estimates in the audit trail for the outage; originals without estimate flags: {originals_untouched}",
             (outage_to_us - outage_from_us) / 1000
+        ),
+    );
+    // The role daemons' own operations: the late meter's restart is a restoration event at
+    // the MDMS, DR acknowledgements come from members on record, members follow the TOU tariff.
+    let restored = amicn_ami::open_reading_store(&db)
+        .and_then(|st| st.events())
+        .map(|ev| {
+            ev.iter()
+                .filter(|e| {
+                    e.event.meter == late
+                        && e.event.kind == amicn_ami::events::EventKind::Restoration
+                        && e.event.t_us > outage_from_us
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    checks.add(
+        "events (role daemons): the late meter reports its restoration after the power loss; the MDMS commits it",
+        restored >= 1,
+        format!(
+            "{restored} restoration event(s) of meter {late} stored; MDMS events by kind: {}",
+            mdms.as_ref()
+                .map(|v| v["counters"]
+                    .as_object()
+                    .map(|o| o
+                        .iter()
+                        .filter(|(k, _)| k.starts_with("events_"))
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" "))
+                    .unwrap_or_default())
+                .unwrap_or_default()
+        ),
+    );
+    let dr_m = ctx.metrics("dr");
+    let on_record =
+        amicn_ami::daemon::load_entitlements(&prov.join("dr/state")).unwrap_or_default();
+    let dr_reports: Vec<Value> = dr_m
+        .as_ref()
+        .and_then(|v| v["details"]["events"].as_array().cloned())
+        .unwrap_or_default();
+    let mut ack_outsiders = Vec::new();
+    for r in &dr_reports {
+        let p = r["report"]["project"].as_str().unwrap_or("");
+        for k in ["opted_in", "opted_out"] {
+            for m in r["report"][k].as_array().into_iter().flatten() {
+                let id = m.as_u64().unwrap_or(0) as u32;
+                if !on_record
+                    .get(&id)
+                    .is_some_and(|set| set.iter().any(|x| x == p))
+                {
+                    ack_outsiders.push(format!("{id} in {p}"));
+                }
+            }
+        }
+    }
+    checks.add(
+        "DR (role daemons): members acknowledge the operator's events; only members on record are counted",
+        counter(&dr_m, "acks") > 0.0 && ack_outsiders.is_empty(),
+        format!(
+            "{} acknowledgements over the last {} events; refused {}; counted outsiders {ack_outsiders:?}",
+            counter(&dr_m, "acks"),
+            dr_reports.len(),
+            dr_m.as_ref()
+                .map(|v| v["details"]["acks_refused"].to_string())
+                .unwrap_or_default()
+        ),
+    );
+    let member_views: Vec<&Value> = views
+        .values()
+        .filter(|v| v["member"].as_bool() == Some(true))
+        .collect();
+    let without_tariff: Vec<u64> = member_views
+        .iter()
+        .filter(|v| v["tariff_version"].as_u64().is_none())
+        .filter_map(|v| v["id"].as_u64())
+        .collect();
+    let with_registers = member_views
+        .iter()
+        .filter(|v| {
+            v["tariff_registers"]
+                .as_object()
+                .is_some_and(|o| o.values().any(|x| x.as_u64() > Some(0)))
+        })
+        .count();
+    checks.add(
+        "tariff (role daemons): every member follows the TOU tariff's signed latest pointer and keeps per-period registers",
+        !member_views.is_empty() && without_tariff.is_empty() && with_registers > 0,
+        format!(
+            "{} members; without a tariff: {without_tariff:?}; {with_registers} with energy in their period registers",
+            member_views.len()
         ),
     );
     let meter_metrics: Vec<Option<Value>> =

@@ -403,7 +403,13 @@ pub(crate) fn run_ami(a: AmiArgs) -> anyhow::Result<()> {
                 let set: Vec<String> = e.set.iter().filter(|p| !p.is_empty()).cloned().collect();
                 let assignments: Vec<(u32, Vec<String>)> =
                     ids.into_iter().map(|m| (m, set.clone())).collect();
-                amicn_ami::entitle(&client, names, &trust, &creds.key, &assignments).await?
+                let st =
+                    amicn_ami::entitle(&client, names, &trust, &creds.key, &assignments).await?;
+                // The DR daemon accepts acknowledgements from the members on record.
+                if st.code == 200 {
+                    amicn_ami::daemon::record_entitlements(&node.state_dir, &assignments)?;
+                }
+                st
             }
             AmiCmd::Revoke(m) => {
                 amicn_ami::meter_command(&client, names, &trust, &creds.key, "revoke", m.meter)
