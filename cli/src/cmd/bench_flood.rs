@@ -220,6 +220,8 @@ struct Fetch {
     at: f64,
     ok: bool,
     latency_us: u64,
+    /// Nacks it was answered with (and retried after) before it ended.
+    nacks: u32,
 }
 
 /// One sample of the forwarders: PIT entries (the fullest forwarder's) and resident memory
@@ -255,6 +257,8 @@ struct Phase {
     /// Largest PIT seen at each forwarder of the line, producer side first.
     pit_max_per_forwarder: Vec<u64>,
     rss_max_kib: u64,
+    /// Nacks the consumer's fetches were answered with and retried after.
+    legit_nack_retries: u64,
     /// For a recovery phase: seconds from the end of the attack until the first 250 ms in
     /// which the consumer ran at ≥ 90 % of its baseline rate with nothing unsatisfied.
     recovery_s: Option<f64>,
@@ -283,6 +287,12 @@ struct Attack {
     reconnects: AtomicU64,
     stop: AtomicBool,
 }
+
+/// How long one legitimate fetch may take, retries after Nacks included.
+const FETCH_DEADLINE: Duration = Duration::from_secs(1);
+/// First and largest pause before retrying a Nacked fetch.
+const NACK_BACKOFF: Duration = Duration::from_millis(5);
+const NACK_BACKOFF_MAX: Duration = Duration::from_millis(80);
 
 /// A packet to send many times with a fresh sequence number (and Nonce) patched in place, so
 /// an attacker spends its time sending, not encoding.
@@ -698,6 +708,7 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
             p50_ms: percentile(&mut lat, 0.5),
             p99_ms: percentile(&mut lat, 0.99),
             attack_per_second: *sent as f64 / (end - start).max(1e-3),
+            legit_nack_retries: in_phase.iter().map(|f| u64::from(f.nacks)).sum(),
             pit_max_seen: pit_max,
             pit_max_per_forwarder,
             rss_max_kib: rss_max,
@@ -757,13 +768,36 @@ async fn legit_consumer(
                 let mut i = Interest::new(
                     Name::from_uri(&format!("/bench/legit/d/{seq}")).unwrap_or_default(),
                 );
-                i.lifetime_ms = Some(1_000);
                 let began = Instant::now();
-                let ok = matches!(client.express(&i).await, Ok(Reply::Data { .. }));
+                // Like a real consumer, a Nack (Congestion under pushback) is retried after a
+                // short backoff, with a fresh Nonce, until the fetch's one second is up.
+                let deadline = began + FETCH_DEADLINE;
+                let (mut ok, mut nacks, mut backoff) = (false, 0u32, NACK_BACKOFF);
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left < Duration::from_millis(1) {
+                        break;
+                    }
+                    i.lifetime_ms = Some(left.as_millis() as u64);
+                    i.nonce = Some(rand::random());
+                    match client.express(&i).await {
+                        Ok(Reply::Data { .. }) => {
+                            ok = true;
+                            break;
+                        }
+                        Ok(Reply::Nack { .. }) => {
+                            nacks += 1;
+                            tokio::time::sleep(backoff.min(left)).await;
+                            backoff = (backoff * 2).min(NACK_BACKOFF_MAX);
+                        }
+                        _ => break,
+                    }
+                }
                 out.lock().unwrap_or_else(|e| e.into_inner()).push(Fetch {
                     at: t0.elapsed().as_secs_f64(),
                     ok,
                     latency_us: began.elapsed().as_micros() as u64,
+                    nacks,
                 });
             });
         }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use super::IdHasher;
+use super::time::Time;
 
 /// Identifier of a face, never reused while the forwarder runs (NFD numbering: the first
 /// face added gets 256; 0 means "invalid / the face a command arrived on").
@@ -146,6 +147,9 @@ pub struct Face {
     pub(crate) queued: usize,
     /// How often the PIT entries this face's Interests created were answered.
     pub(crate) satisfaction: Satisfaction,
+    /// Until when the upstream on this face is taken to be overloaded because it answered
+    /// with Nack Congestion (pushback between forwarders).
+    pub(crate) pushed_back_until: Time,
 }
 
 impl Face {
@@ -253,6 +257,7 @@ impl FaceTable {
                 pit_bytes: 0,
                 queued: 0,
                 satisfaction: Satisfaction::default(),
+                pushed_back_until: Time::ZERO,
             },
         );
         id

@@ -19,6 +19,7 @@ use super::strategy::{self, Context, Measurements, Ranked, Strategy, StrategyKin
 use super::time::{Time, TimerWheel};
 use super::wire::{self, DataView, Incoming, LpIn, LpOut};
 use super::{Error, FaceEvent, FaceEventKind, InterestAdmission, MgmtRequest};
+use std::time::Duration;
 
 /// FaceId NFD reports as IncomingFaceId for Data served from the Content Store.
 pub const CONTENT_STORE_FACE_ID: FaceId = FaceId(254);
@@ -38,6 +39,9 @@ const CONGESTION_WEIGHT: f64 = 0.5;
 /// A face counts as a newcomer, and its outcomes also go to the newcomers' record, until it
 /// has this many outcomes of its own.
 const NEWCOMER_OUTCOMES: u32 = 16;
+
+/// How long a Nack Congestion from an upstream makes it count as congested for pushback.
+const PUSHED_BACK_FOR: Duration = Duration::from_millis(250);
 
 fn is_localhost(name: &Name) -> bool {
     name.component_wire(0) == Some(LOCALHOST)
@@ -637,6 +641,16 @@ impl Forwarder {
             }
             if self.over_fair_share(in_face, held) {
                 self.drop_in(in_face, DropReason::FairShare);
+                if self.config.pushback {
+                    // Tell the downstream, so a forwarder there can hold back the faces
+                    // whose Interests go unanswered instead of sending everything on.
+                    self.send_nack(
+                        in_face,
+                        &wire,
+                        NackReason::Congestion,
+                        lp.pit_token.as_deref(),
+                    );
+                }
                 return;
             }
             if self.pit_bytes.saturating_add(charge) > self.config.pit_max_bytes
@@ -832,7 +846,12 @@ impl Forwarder {
     /// one whose Interests go unanswered (a flood of names nobody serves), so the upstream's
     /// queue keeps room for the answered traffic instead of dropping without regard to source.
     fn refuse_for_congestion(&mut self, in_face: FaceId, out_face: FaceId) -> bool {
-        if !self.faces.get(out_face).is_some_and(|f| f.congested) {
+        let now = self.now;
+        if !self
+            .faces
+            .get(out_face)
+            .is_some_and(|f| f.congested || now < f.pushed_back_until)
+        {
             return false;
         }
         let prior = self.newcomers.ratio();
@@ -1042,11 +1061,17 @@ impl Forwarder {
         let prior = self.newcomers.ratio();
         let weight = |f: &Face| f.pushback_weight(prior).max(MIN_PUSHBACK_WEIGHT);
         let own = self.faces.get(face).map_or(1.0, weight);
-        let mut total = 1.0 + if held == 0 { own } else { 0.0 };
+        let (mut sum, mut holders) = (if held == 0 { own } else { 0.0 }, usize::from(held == 0));
         for f in self.faces.iter().filter(|f| f.pit_in_records > 0) {
-            total += weight(f);
+            sum += weight(f);
+            holders += 1;
         }
-        (held as f64) >= (cap as f64 * own / total).floor()
+        // The share kept free for a newcomer weighs as much as the holders do on average, so
+        // equal weights give the equal shares above and only the faces' relative records
+        // matter: a lone downstream keeps half the table however poor its record, and the
+        // squeeze falls on the forwarder where flooders and consumers arrive on different faces.
+        let reserve = sum / holders.max(1) as f64;
+        (held as f64) >= (cap as f64 * own / (sum + reserve)).floor()
     }
 
     /// Removes an entry: releases its faces' PIT shares, records its nonces in the Dead Nonce
@@ -1235,6 +1260,11 @@ impl Forwarder {
             return;
         };
         o.nack = Some(reason);
+        if reason == NackReason::Congestion
+            && let Some(f) = self.faces.get_mut(in_face)
+        {
+            f.pushed_back_until = now + PUSHED_BACK_FOR;
+        }
         if reason == NackReason::Duplicate {
             self.scratch_hops.clear();
         } else {
