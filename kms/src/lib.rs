@@ -6,6 +6,7 @@ pub mod envelope;
 pub mod error;
 pub mod establish;
 pub mod graph;
+pub mod ibe;
 pub mod identity;
 pub mod key;
 pub mod keychain;
