@@ -11,6 +11,7 @@ pub mod identity;
 pub mod key;
 pub mod keychain;
 pub mod persist;
+pub mod puf;
 pub mod replay;
 pub mod safebag;
 pub mod scheme;
