@@ -183,7 +183,7 @@ pub fn generate<R: Rng + ?Sized>(
     repetition: u8,
     rng: &mut R,
 ) -> Result<(Zeroizing<[u8; SECRET_BITS / 8]>, Helper), PufError> {
-    if repetition % 2 == 0 {
+    if repetition.is_multiple_of(2) {
         return Err(PufError::BadParameter(format!(
             "repetition {repetition} must be odd"
         )));
@@ -212,7 +212,8 @@ pub fn generate<R: Rng + ?Sized>(
 /// Rep: recovers the secret from a noisy response `w'` and the helper data (majority per block).
 pub fn reproduce(w: &[u8], helper: &Helper) -> Result<Zeroizing<[u8; SECRET_BITS / 8]>, PufError> {
     let expected = response_len(helper.repetition);
-    if helper.repetition % 2 == 0 || helper.offset.len() != expected || w.len() != expected {
+    if helper.repetition.is_multiple_of(2) || helper.offset.len() != expected || w.len() != expected
+    {
         return refuse(PufError::BadHelper {
             repetition: helper.repetition,
             len: helper.offset.len().min(w.len()),
@@ -471,7 +472,7 @@ impl PufVerifier {
         if r.meter != self.meter || !bool::from(expected.ct_eq(&r.tag)) {
             return refuse(PufError::Rejected { meter: r.meter });
         }
-        if r.next_helper.repetition % 2 == 0
+        if r.next_helper.repetition.is_multiple_of(2)
             || r.next_helper.offset.len() != response_len(r.next_helper.repetition)
         {
             return refuse(PufError::BadHelper {
