@@ -6,6 +6,7 @@ use std::process::Command;
 fn compare(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_amicn"))
         .args(["kms", "compare", "--unit-ms", "15", "--max-acv", "16"])
+        .args(["--max-skm", "64", "--puf-rounds", "20"])
         .args(args)
         .output()
         .unwrap()
@@ -74,8 +75,54 @@ fn full_trees_and_the_flat_scheme_match_the_formulas() {
 }
 
 #[test]
+fn skm_runs_identity_based_leaves_and_the_puf_row_is_an_emulation() {
+    // One full binary tree of 64 meters (H = 6), every leaf key from a pairing.
+    let v = json(&[
+        "--members",
+        "64",
+        "--projects",
+        "1",
+        "--meter-projects",
+        "1",
+        "--project-size",
+        "64",
+    ]);
+    let s = row(&v, "SKM");
+    assert_eq!(s["ran_at_n"], 64);
+    assert_eq!(s["scaled"], "");
+    assert!(s["implementation"].as_str().unwrap().starts_with("skm"));
+    // Deletion: d·H − 1 tree wraps and the broadcast key, no project key (SKM runs none).
+    let d = &s["table_iv_bits"]["delete_measured"];
+    let sum =
+        |o: &serde_json::Value| o["unicast"].as_u64().unwrap() + o["multicast"].as_u64().unwrap();
+    assert_eq!(sum(d), 2 * 6 - 1);
+    assert_eq!(d["broadcast"], 1);
+    // Table V at the meter is exact here: log2 m_j + 1 + 1 = 8 (leaf, 6 path keys, root).
+    assert_eq!(s["table_v_keys"]["meter"]["value"], 8.0);
+    assert_eq!(s["table_v_keys"]["meter_measured"], 8);
+    // The E2E cell carries the measured identity-based agreement.
+    let e2e = s["table_iii_ns"]["e2e_mdms_measured_ibe_sok"]
+        .as_f64()
+        .unwrap();
+    let u = &v["units_ns"];
+    assert!((e2e - 64.0 * u["ibe_agree"].as_f64().unwrap()).abs() < 1e-3 * e2e);
+    // PUF authentication: two messages, counted costs, and labelled as an emulation.
+    let p = row(&v, "SEES / PUF hash chain (authentication)");
+    assert!(p["implementation"].as_str().unwrap().contains("EMULATION"));
+    let m = &v["puf_emulated"];
+    assert_eq!(m["messages"], 2);
+    assert_eq!(m["puf_evals"], 2);
+    assert_eq!(m["rejected"], 0);
+    assert!(m["wire_bytes"].as_u64().unwrap() > m["payload_bytes"].as_u64().unwrap());
+    assert_eq!(p["server_formula"], "3·C_f");
+}
+
+#[test]
 fn sizes_above_the_limits_are_scaled_and_say_so() {
     let v = json(&["--members", "2048", "--projects", "4", "--max-flat", "512"]);
+    let skm = row(&v, "SKM");
+    assert_eq!(skm["ran_at_n"], 64);
+    assert!(skm["scaled"].as_str().unwrap().contains("log n"));
     let k = row(&v, "KMSSC");
     assert_eq!(k["ran_at_n"], 512);
     assert_eq!(k["scaled"], "linear in n");
@@ -113,6 +160,7 @@ fn plots_are_written_and_bad_parameters_refused() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Table III") && text.contains("Table IV") && text.contains("Table V"));
+    assert!(text.contains("EMULATED PUF"));
     for f in ["compare-leave-bytes.png", "compare-leave-time.png"] {
         let bytes = std::fs::read(dir.join(f)).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");

@@ -10,6 +10,7 @@ use amicn_kms::SymmetricKey;
 use amicn_kms::cert::{Certificate, Validity};
 use amicn_kms::envelope::{EnvelopeKey, Purpose};
 use amicn_kms::establish::{EphemeralAgreement, Role};
+use amicn_kms::ibe::Pkg;
 use amicn_kms::identity::{KeyPair, PublicKey, verify_batch, verify_data};
 use amicn_kms::trust::{CertStore, TrustPolicy, Validator};
 use amicn_tlv::{Data, Name};
@@ -148,6 +149,21 @@ fn agreement(c: &mut Criterion) {
                 &salt,
             )
         })
+    });
+    // Identity-based agreement (one pairing and one hash-to-curve per side, no message), in the
+    // same group so the ratio to X25519 + HKDF is read off one run.
+    let pkg = Pkg::generate(&mut rand::rng());
+    let mdms = name("/u/ami/mdms");
+    let meter_key = pkg.extract(&meter);
+    let mdms_key = pkg.extract(&mdms);
+    g.bench_function("ibe_sok_meter_agree(pairing+h2c+hkdf)", |b| {
+        b.iter(|| meter_key.agree(black_box(&mdms)))
+    });
+    g.bench_function("ibe_sok_mdms_agree(pairing+h2c+hkdf)", |b| {
+        b.iter(|| mdms_key.agree(black_box(&meter)))
+    });
+    g.bench_function("ibe_pkg_extract", |b| {
+        b.iter(|| pkg.extract(black_box(&meter)))
     });
     g.finish();
 }

@@ -14,6 +14,7 @@ use amicn_kms::scheme::adversary::{Published, closure};
 use amicn_kms::scheme::flat::FlatScheme;
 use amicn_kms::scheme::lkh::LkhScheme;
 use amicn_kms::scheme::oft::OftScheme;
+use amicn_kms::scheme::skm::SkmScheme;
 use amicn_kms::scheme::{Knowledge, Rekeying, Scheme, SchemeError};
 use proptest::prelude::*;
 
@@ -213,6 +214,12 @@ proptest! {
     }
 
     #[test]
+    fn skm_identity_based_leaves(n in 0u32..9, ops in ops()) {
+        let s = SkmScheme::new(n, 2, &["p1"], u64::from(n)).unwrap();
+        run(Harness::new(Box::new(s), None), ops, true);
+    }
+
+    #[test]
     fn acv_bgkm(n in 0u32..9, ops in ops()) {
         let (s, setup) = AcvScheme::new(n, u64::from(n));
         run(Harness::new(Box::new(s), Some(setup)), ops, true);
@@ -233,6 +240,7 @@ fn adversary_reaches_what_it_may_and_flags_a_leak() {
             (Box::new(s), Some(r))
         },
         (Box::new(FlatScheme::new(8, 1)), None),
+        (Box::new(SkmScheme::new(8, 2, &[], 1).unwrap()), None),
         {
             let (s, r) = AcvScheme::new(8, 1);
             (Box::new(s), Some(r))
@@ -289,6 +297,7 @@ fn oft_rejoin_is_collusion_and_oft_falls_to_it() {
             None,
         ),
         (Box::new(FlatScheme::new(0, 1)), None),
+        (Box::new(SkmScheme::new(0, 2, &["p1"], 1).unwrap()), None),
         {
             let (s, r) = AcvScheme::new(0, 1);
             (Box::new(s) as Box<dyn Scheme>, Some(r))

@@ -5,9 +5,14 @@
 //! with them; then each scheme of [`amicn_kms::scheme`] runs setup, a leave and a join (into the
 //! vacated place) at `n` meters, or at the largest size allowed by `--max-flat` / `--max-acv`
 //! and scaled to `n` (linear for the flat scheme, cubic in time and linear in bytes for
-//! ACV-BGKM, which is exact for the record size and the elimination's operation count). Every
-//! such cell says it was scaled. Bytes on the wire count each wrap and each public record as
-//! one signed NDN Data packet ([`amicn_kms::scheme::wire`]).
+//! ACV-BGKM, which is exact for the record size and the elimination's operation count; SKM,
+//! whose setup runs one pairing per meter, above `--max-skm`: setup linear, a join or leave by
+//! the tree height). Every such cell says it was scaled. Bytes on the wire count each wrap and
+//! each public record as one signed NDN Data packet ([`amicn_kms::scheme::wire`]).
+//!
+//! Beside the schemes, PUF-based meter authentication (SEES and the PUF hash-chain scheme) runs
+//! on an **emulated** PUF ([`amicn_kms::puf`]): its message and computation counts, not a
+//! security measurement.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,9 +27,12 @@ use amicn_kms::SymmetricKey;
 use amicn_kms::cost::{CostParams, build};
 use amicn_kms::graph::names::manifest_name;
 use amicn_kms::graph::{KeyGraph, Rekey};
+use amicn_kms::ibe::Pkg;
+use amicn_kms::puf::{self, EmulatedPuf, PufVerifier};
 use amicn_kms::scheme::acv::AcvScheme;
 use amicn_kms::scheme::flat::FlatScheme;
 use amicn_kms::scheme::oft::OftScheme;
+use amicn_kms::scheme::skm::{SkmScheme, mdms_identity, meter_identity};
 use amicn_kms::scheme::survey::{
     self, Computation, Formula, SurveyParams, SurveyScheme, communication, computation, storage,
 };
@@ -58,6 +66,12 @@ pub(crate) struct CompareArgs {
     /// Largest n ACV-BGKM runs at; above it, time is scaled cubically and bytes linearly
     #[arg(long, default_value_t = 200)]
     max_acv: u32,
+    /// Largest n SKM runs at (one pairing per meter at setup); above it, results are scaled
+    #[arg(long, default_value_t = 1024)]
+    max_skm: u32,
+    /// Authentications the emulated-PUF measurement averages over
+    #[arg(long, default_value_t = 200)]
+    puf_rounds: u32,
     /// Timing budget per unit cost, in milliseconds
     #[arg(long, default_value_t = 300)]
     unit_ms: u64,
@@ -334,6 +348,96 @@ fn run_acv(n: u32, max: u32, seed: u64) -> anyhow::Result<Measured> {
     Ok(m)
 }
 
+fn run_skm(n: u32, max: u32, seed: u64) -> anyhow::Result<Measured> {
+    let run = n.min(max.max(4));
+    let t = Instant::now();
+    let mut s = SkmScheme::new(run, 2, &[], seed)?;
+    let setup = ns(t);
+    let mut m = run_scheme(&mut s, setup, run, "skm (IBE leaves + LKH graph)")?;
+    if run < n {
+        // Setup is one agreement and one leaf per meter; a join or leave touches one path, and
+        // a join runs one agreement more, which does not grow with n.
+        let r = f64::from(n) / f64::from(run);
+        let h = f64::from(n).log2() / f64::from(run).log2();
+        let pkg = Pkg::generate(&mut StdRng::seed_from_u64(seed));
+        let mdms = pkg.extract(&mdms_identity());
+        let t = Instant::now();
+        mdms.agree(&meter_identity(n + 2))?;
+        let agreement = ns(t).min(m.join.time_ns);
+        m.join.time_ns -= agreement;
+        for op in [&mut m.leave, &mut m.join] {
+            scale(op, h, h);
+        }
+        m.join.time_ns += agreement;
+        m.setup_ns *= r;
+        m.server_keys = (m.server_keys as f64 * r).round() as u64;
+        m.member_keys = (m.member_keys as f64 * h).round() as u64;
+        m.scaled = "setup ×n/n_run, join/leave ×log n/log n_run";
+        m.subgroup = u64::from(n);
+    }
+    Ok(m)
+}
+
+/// PUF-based authentication of one meter on an emulated PUF, averaged over `rounds`.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+struct PufMeasure {
+    rounds: u32,
+    /// Rounds the verifier rejected (noise beyond the code; retried).
+    rejected: u32,
+    flip_probability: f64,
+    repetition: u8,
+    messages: u64,
+    payload_bytes: u64,
+    /// Both messages as signed NDN Data packets.
+    wire_bytes: u64,
+    puf_evals: u64,
+    extractor_ops: u64,
+    meter_one_way: u64,
+    server_one_way: u64,
+    meter_ns: f64,
+    server_ns: f64,
+}
+
+fn run_puf(rounds: u32, seed: u64) -> anyhow::Result<PufMeasure> {
+    const FLIP: f64 = 0.02;
+    let mut secret = [0u8; 32];
+    StdRng::seed_from_u64(seed).fill_bytes(&mut secret);
+    let mut dev = EmulatedPuf::new(secret, FLIP, seed)?;
+    let mut v = PufVerifier::enrol(7, &mut dev, puf::DEFAULT_REPETITION, seed)?;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x505546);
+    let mut out = PufMeasure {
+        rounds: rounds.max(1),
+        flip_probability: FLIP,
+        repetition: puf::DEFAULT_REPETITION,
+        ..PufMeasure::default()
+    };
+    let (mut meter_ns, mut server_ns) = (0.0, 0.0);
+    for _ in 0..out.rounds {
+        let c = v.challenge();
+        let t = Instant::now();
+        let r = puf::respond(&mut dev, &c, &mut rng)?;
+        meter_ns += ns(t);
+        let t = Instant::now();
+        let verdict = v.verify(&r);
+        server_ns += ns(t);
+        match verdict {
+            Ok(count) => out.server_one_way = count,
+            Err(_) => out.rejected += 1,
+        }
+        let base = format!("{PREFIX}/ami/meter/7/puf-auth/{}", hex::encode(c.nonce));
+        out.messages = r.cost.messages;
+        out.payload_bytes = r.cost.bytes;
+        out.wire_bytes = data_bytes(&base, &vec![0u8; c.len()])
+            + data_bytes(&format!("{base}/answer"), &vec![0u8; r.len()]);
+        out.puf_evals = r.cost.puf_evals;
+        out.extractor_ops = r.cost.extractor_ops;
+        out.meter_one_way = r.cost.meter_one_way;
+    }
+    out.meter_ns = meter_ns / f64::from(out.rounds);
+    out.server_ns = server_ns / f64::from(out.rounds);
+    Ok(out)
+}
+
 fn scale(op: &mut OpMeasure, time: f64, count: f64) {
     op.time_ns *= time;
     let c = |v: u64| (v as f64 * count).round() as u64;
@@ -356,9 +460,12 @@ fn implementation(s: SurveyScheme) -> (usize, &'static str) {
              (H + N_sub + 1 wraps), nothing to the other members",
         ),
         SurveyScheme::Skm => (
-            0,
-            "SKM's key graph run as amicn's LKH graph; its ID-based establishment is the E2E \
-             row (n·A); the h-bit tag per broadcast key in the formula has no counterpart",
+            4,
+            "leaf keys from the identity-based agreement (BLS12-381 SOK, no message) over \
+             amicn's LKH graph without the join ratchet: a join sends the new path keys to the \
+             old members and to the joiner under its derived leaf key, a leave the usual LKH \
+             wraps; setup pays one pairing per meter (n·A); the h-bit tag per broadcast key in \
+             the formula has no counterpart",
         ),
         SurveyScheme::Eskami => (
             1,
@@ -379,6 +486,7 @@ struct Report {
     params: SurveyParams,
     units_ns: UnitCosts,
     measured: Vec<Measured>,
+    puf_emulated: PufMeasure,
     rows: Vec<serde_json::Value>,
 }
 
@@ -403,17 +511,21 @@ pub(crate) fn run(a: CompareArgs) -> anyhow::Result<()> {
         key_bits: f64::from(a.key_bits),
         subgroup: measured[0].subgroup as f64,
     };
-    let rows = rows(&params, &units, &measured, a.key_bits);
+    let puf = run_puf(a.puf_rounds, a.seed)?;
+    let mut rows = rows(&params, &units, &measured, a.key_bits);
+    rows.push(puf_row(&params, &units, &puf));
     if a.json {
         let report = Report {
             params,
             units_ns: units,
             measured: measured.clone(),
+            puf_emulated: puf,
             rows,
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_tables(&a, &params, &units, &measured, m_j);
+        print_puf(&params, &units, &puf);
     }
     if let Some(dir) = &a.plots {
         let paths = plot(&a, dir, &units)?;
@@ -433,6 +545,7 @@ fn measure_all(a: &CompareArgs, n: u32, m_j: u32) -> anyhow::Result<Vec<Measured
         run_oft(n, a.seed)?,
         run_flat(n, a.max_flat, a.seed)?,
         run_acv(n, a.max_acv, a.seed)?,
+        run_skm(n, a.max_skm, a.seed)?,
     ])
 }
 
@@ -457,6 +570,7 @@ fn rows(p: &SurveyParams, u: &UnitCosts, m: &[Measured], key_bits: u32) -> Vec<s
             "table_iii_ns": {
                 "e2e_mdms": c.e2e.as_ref().map(|e| cell(&e.0)),
                 "e2e_mdms_measured_x25519_hkdf": p.n * u.x25519_hkdf,
+                "e2e_mdms_measured_ibe_sok": p.n * u.ibe_agree,
                 "init_mdms": cell(&c.init.0), "init_measured": me.setup_ns,
                 "add_mdms": cell(&c.add.0), "add_measured": me.join.time_ns,
                 "delete_mdms": cell(&c.delete.0), "delete_measured": me.leave.time_ns,
@@ -487,6 +601,55 @@ fn rows(p: &SurveyParams, u: &UnitCosts, m: &[Measured], key_bits: u32) -> Vec<s
         "mdms_measured": acv.server_keys, "meter_measured": acv.member_keys,
     }));
     out
+}
+
+/// The emulated-PUF authentication beside what the survey gives for SEES and the PUF hash-chain
+/// scheme (no formula in Tables III–V), with amicn's counts written in the survey's units.
+fn puf_row(p: &SurveyParams, u: &UnitCosts, m: &PufMeasure) -> serde_json::Value {
+    serde_json::json!({
+        "scheme": "SEES / PUF hash chain (authentication)",
+        "implementation": "emulated PUF (keyed hash + bit flips), code-offset repetition-code \
+                           fuzzy extractor, hash-chained challenges; EMULATION, not a security claim",
+        "survey_formula": "none in Tables III–V",
+        "per_authentication": m,
+        "meter_formula": format!("{}·C_PUF + {}·(Rep|Gen) + {}·C_f", m.puf_evals, m.extractor_ops, m.meter_one_way),
+        "server_formula": format!("{}·C_f", m.server_one_way),
+        "server_formula_value_ns": m.server_one_way as f64 * u.one_way,
+        "all_meters_messages": p.n * m.messages as f64,
+        "all_meters_server_ns": p.n * m.server_ns,
+    })
+}
+
+fn print_puf(p: &SurveyParams, u: &UnitCosts, m: &PufMeasure) {
+    println!();
+    println!(
+        "PUF-based meter authentication (SEES / PUF hash chain) — EMULATED PUF, costs only, not a security claim"
+    );
+    println!(
+        "  survey formula: none in Tables III–V | amicn per authentication: {} messages, {} payload, {} on the wire",
+        m.messages,
+        b(m.payload_bytes as f64),
+        b(m.wire_bytes as f64)
+    );
+    println!(
+        "  meter: {}·C_PUF + {}·(Rep|Gen) + {}·C_f, measured {} | MDMS: {}·C_f = {}, measured {}",
+        m.puf_evals,
+        m.extractor_ops,
+        m.meter_one_way,
+        t(m.meter_ns),
+        m.server_one_way,
+        t(m.server_one_way as f64 * u.one_way),
+        t(m.server_ns)
+    );
+    println!(
+        "  all n meters once: {:.0} messages, MDMS {}; {} rounds at flip probability {} with repetition {}, {} rejected",
+        p.n * m.messages as f64,
+        t(p.n * m.server_ns),
+        m.rounds,
+        m.flip_probability,
+        m.repetition,
+        m.rejected
+    );
 }
 
 fn t(ns: f64) -> String {
@@ -524,7 +687,7 @@ fn print_tables(a: &CompareArgs, p: &SurveyParams, u: &UnitCosts, m: &[Measured]
         a.members, a.projects, a.meter_projects, a.key_bits, p.subgroup
     );
     println!(
-        "Table I unit costs on this machine: C_P = {}, C_M = {}, C_ε = {}, C_r = {}, C_f = {}; A = {}, B = {}; X25519+HKDF = {}",
+        "Table I unit costs on this machine: C_P = {}, C_M = {}, C_ε = {}, C_r = {}, C_f = {}; A = {}, B = {}; X25519+HKDF = {}; IBE agreement (SOK) = {}",
         t(u.pairing),
         t(u.mult),
         t(u.encrypt),
@@ -532,7 +695,8 @@ fn print_tables(a: &CompareArgs, p: &SurveyParams, u: &UnitCosts, m: &[Measured]
         t(u.one_way),
         t(u.a()),
         t(u.b()),
-        t(u.x25519_hkdf)
+        t(u.x25519_hkdf),
+        t(u.ibe_agree)
     );
     for me in m {
         if !me.scaled.is_empty() {
@@ -591,8 +755,9 @@ fn print_tables(a: &CompareArgs, p: &SurveyParams, u: &UnitCosts, m: &[Measured]
         t(acv.leave.time_ns)
     );
     println!(
-        "E2E key establishment, n·A = {} (pairing-based) vs n × X25519+HKDF = {}",
+        "E2E key establishment, n·A = {} (formula) | measured: n × IBE agreement (SOK, BLS12-381) = {}, n × X25519+HKDF = {}",
         t(p.n * u.a()),
+        t(p.n * u.ibe_agree),
         t(p.n * u.x25519_hkdf)
     );
     println!();
@@ -709,7 +874,7 @@ fn plot(a: &CompareArgs, dir: &std::path::Path, u: &UnitCosts) -> anyhow::Result
         let m_j = (2 * u64::from(n) / u64::from(a.projects)).min(u64::from(n)) as u32;
         measured_at.push(measure_all(a, n, m_j)?);
     }
-    for i in 0..4 {
+    for i in 0..measured_at.first().map_or(0, Vec::len) {
         let label = measured_at.first().map_or("", |m| m[i].scheme).to_string();
         let pts_b = sizes
             .iter()

@@ -486,6 +486,26 @@ impl KeyGraph {
         Ok(())
     }
 
+    /// [`KeyGraph::bulk_enroll`] with each meter's user (leaf) key given by `user_key` instead of
+    /// drawn: for schemes whose meter and server both derive the leaf key (identity-based
+    /// agreement), so enrolment transports no key.
+    pub fn bulk_enroll_keyed(
+        &mut self,
+        meters: &[u32],
+        projects: &[&str],
+        mut user_key: impl FnMut(u32) -> SymmetricKey,
+    ) -> GraphResult<()> {
+        self.bulk_enroll(meters, projects)?;
+        for &m in meters {
+            let slot = self.slot(m);
+            let k = user_key(m);
+            let node =
+                &mut self.subgroups[slot.sg as usize].tree.levels[0].nodes[slot.pos as usize];
+            node.key = *k.as_bytes();
+        }
+        Ok(())
+    }
+
     /// Stages a join of `meter` to the DR projects `projects` with its established user key.
     pub fn stage_join(
         &mut self,

@@ -48,6 +48,20 @@ impl LkhScheme {
         batching: bool,
         seed: u64,
     ) -> SchemeResult<Self> {
+        Self::new_keyed(n, degree, projects, ratchet_joins, batching, seed, None)
+    }
+
+    /// [`LkhScheme::new`] with the leaf key of each meter enrolled at setup given by `leaf`
+    /// (drawn at random when `None`).
+    pub fn new_keyed(
+        n: u32,
+        degree: u32,
+        projects: &[&str],
+        ratchet_joins: bool,
+        batching: bool,
+        seed: u64,
+        leaf: Option<&mut dyn FnMut(u32) -> SymmetricKey>,
+    ) -> SchemeResult<Self> {
         let cfg = GraphConfig {
             prefix: PREFIX.into(),
             degree,
@@ -58,8 +72,10 @@ impl LkhScheme {
             g.add_project(p)?;
         }
         let meters: Vec<u32> = (0..n).collect();
-        if n > 0 {
-            g.bulk_enroll(&meters, projects)?;
+        match leaf {
+            _ if n == 0 => {}
+            Some(leaf) => g.bulk_enroll_keyed(&meters, projects, leaf)?,
+            None => g.bulk_enroll(&meters, projects)?,
         }
         Ok(LkhScheme {
             g,
@@ -78,6 +94,45 @@ impl LkhScheme {
         let mut k = [0u8; KEY_LEN];
         self.rng.fill_bytes(&mut k);
         SymmetricKey::from_bytes(k)
+    }
+
+    /// Adds `meter` with a leaf key the caller established (an identity-based agreement).
+    pub fn join_keyed(&mut self, meter: u32, leaf: SymmetricKey) -> SchemeResult<Rekeying> {
+        let kept = leaf.duplicate();
+        let projects: Vec<&str> = self.projects.iter().map(String::as_str).collect();
+        let r = self.g.join(meter, &projects, leaf, &null_signer)?;
+        Ok(self.convert(r, vec![(meter, kept)]))
+    }
+
+    /// [`Scheme::batch`] with the joiners' leaf keys given.
+    pub fn batch_keyed(
+        &mut self,
+        joins: Vec<(u32, SymmetricKey)>,
+        leaves: &[u32],
+    ) -> SchemeResult<Rekeying> {
+        if !self.batching {
+            let mut out = Rekeying::default();
+            for &m in leaves {
+                out.absorb(self.leave(m)?);
+            }
+            for (m, k) in joins {
+                out.absorb(self.join_keyed(m, k)?);
+            }
+            return Ok(out);
+        }
+        let projects: Vec<String> = self.projects.clone();
+        let projects: Vec<&str> = projects.iter().map(String::as_str).collect();
+        for &m in leaves {
+            self.g.stage_leave(m)?;
+        }
+        let mut joiners = Vec::with_capacity(joins.len());
+        for (m, k) in joins {
+            let kept = k.duplicate();
+            self.g.stage_join(m, &projects, k)?;
+            joiners.push((m, kept));
+        }
+        let r = self.g.commit(&null_signer);
+        Ok(self.convert(r, joiners))
     }
 
     fn convert(&self, r: Rekey, joiners: Vec<(u32, SymmetricKey)>) -> Rekeying {
@@ -126,10 +181,7 @@ impl Scheme for LkhScheme {
 
     fn join(&mut self, meter: u32) -> SchemeResult<Rekeying> {
         let k = self.user_key();
-        let kept = k.duplicate();
-        let projects: Vec<&str> = self.projects.iter().map(String::as_str).collect();
-        let r = self.g.join(meter, &projects, k, &null_signer)?;
-        Ok(self.convert(r, vec![(meter, kept)]))
+        self.join_keyed(meter, k)
     }
 
     fn leave(&mut self, meter: u32) -> SchemeResult<Rekeying> {
@@ -141,20 +193,8 @@ impl Scheme for LkhScheme {
         if !self.batching {
             return super::one_by_one(self, joins, leaves);
         }
-        let projects: Vec<String> = self.projects.clone();
-        let projects: Vec<&str> = projects.iter().map(String::as_str).collect();
-        for &m in leaves {
-            self.g.stage_leave(m)?;
-        }
-        let mut joiners = Vec::with_capacity(joins.len());
-        for &m in joins {
-            let k = self.user_key();
-            let kept = k.duplicate();
-            self.g.stage_join(m, &projects, k)?;
-            joiners.push((m, kept));
-        }
-        let r = self.g.commit(&null_signer);
-        Ok(self.convert(r, joiners))
+        let joins = joins.iter().map(|&m| (m, self.user_key())).collect();
+        self.batch_keyed(joins, leaves)
     }
 
     fn refresh(&mut self) -> SchemeResult<Rekeying> {

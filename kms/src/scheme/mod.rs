@@ -15,6 +15,7 @@
 //! | one-way function tree with blinded keys | eSKAMI | [`oft`] |
 //! | flat per-meter keys, group and broadcast keys re-sent unicast | KMSSC | [`flat`] |
 //! | access-control-vector broadcast GKM over a prime field | SEES | [`acv`] |
+//! | identity-based (pairing) leaf keys over the LKH graph | SKM | [`skm`] |
 //!
 //! [`units`] times the survey's unit costs, [`survey`] evaluates its formulas and [`wire`]
 //! counts the bytes of a rekey as NDN Data packets.
@@ -27,6 +28,7 @@ pub mod adversary;
 pub mod flat;
 pub mod lkh;
 pub mod oft;
+pub mod skm;
 pub mod survey;
 pub mod units;
 pub mod wire;

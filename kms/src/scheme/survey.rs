@@ -252,6 +252,7 @@ mod tests {
             keygen: 3.0,
             one_way: 2.0,
             x25519_hkdf: 50.0,
+            ibe_agree: 1200.0,
         }
     }
 

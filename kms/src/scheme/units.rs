@@ -9,7 +9,9 @@
 //! | C_f | one blinding `g(k) = SHA-256(label ‖ k)` (the OFT one-way function) |
 //!
 //! Beside them, one X25519 + HKDF-SHA256 user-key establishment (KMS side: ephemeral key pair,
-//! agreement, derivation) for comparison with the survey's `A = C_P + C_M`.
+//! agreement, derivation) and one identity-based agreement of [`crate::ibe`] (MDMS side:
+//! hash-to-curve of the meter's name, one pairing, HKDF) for comparison with the survey's
+//! `A = C_P + C_M`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -20,8 +22,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::Sha256;
 
+use super::skm;
 use crate::graph::oft::blind;
 use crate::graph::{WrapMode, wrap};
+use crate::ibe::Pkg;
 
 /// Unit costs in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -38,6 +42,8 @@ pub struct UnitCosts {
     pub one_way: f64,
     /// One X25519 + HKDF user-key establishment at the KMS.
     pub x25519_hkdf: f64,
+    /// One identity-based (SOK, BLS12-381) agreement at the MDMS.
+    pub ibe_agree: f64,
 }
 
 impl UnitCosts {
@@ -67,6 +73,9 @@ impl UnitCosts {
         let key = [4u8; 32];
         let name = "/example-utility/ami/KMS/tree/p1/node/3.17/KEK/v=9/ENCRYPTED-BY/example-utility/ami/KMS/tree/p1/node/2.34/KEK/v=9";
         let peer = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([9u8; 32]));
+        let pkg = Pkg::generate(&mut StdRng::seed_from_u64(4));
+        let mdms = pkg.extract(&skm::mdms_identity());
+        let meter = skm::meter_identity(17);
         UnitCosts {
             pairing: time(per_op, || {
                 black_box(pairing(black_box(&p), black_box(&q)));
@@ -111,6 +120,9 @@ impl UnitCosts {
                     black_box(out);
                 })
             },
+            ibe_agree: time(per_op, || {
+                let _ = black_box(mdms.agree(black_box(&meter)));
+            }),
         }
     }
 }
