@@ -328,7 +328,7 @@ fn a_congested_upstream_is_kept_for_the_faces_whose_interests_are_answered() {
         .iter()
         .filter(|(f, p)| *f == flooder && matches!(p, NetPacket::Nack(_)))
         .count();
-    assert_eq!(nacks as usize, 200 - flood_forwarded, "refusals are Nacked");
+    assert_eq!(nacks, 200 - flood_forwarded, "refusals are Nacked");
     // Once the upstream drains, nobody is refused.
     fw.set_face_congested(up, false);
     fw.on_packet(
