@@ -12,6 +12,12 @@
 //! forwarder's resident memory, and after each attack how long the consumer took to recover
 //! to 90 % of its baseline rate. Bounded in time (`--phase` × phases) and count.
 //!
+//! The consumer behaves as NDN consumers do: a fetch that is answered with a Nack (Congestion,
+//! when pushback refuses it) is retried after a short backoff until its one second is up, and
+//! counts as satisfied if Data arrives in time. The attackers send pre-encoded packets with the
+//! sequence number patched in, from threads at the lowest CPU priority, so that on a small
+//! machine they stand for other hosts; the table shows the attack rate they reached.
+//!
 //! With `--line N` the producer sits behind a line of N forwarders and the consumer and the
 //! attackers share the last one, so the flood and the legitimate Interests travel the same
 //! forwarder-to-forwarder faces: the case satisfaction-based pushback is for

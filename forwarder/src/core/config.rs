@@ -32,7 +32,10 @@ pub struct Config {
     /// Satisfaction-based pushback: once the PIT is half full, each face's share of it is
     /// weighted by the satisfied share of its recent Interests, so a face sending Interests
     /// nobody answers (a flooder, or a neighbour forwarding a flood) is squeezed while faces
-    /// whose Interests are answered keep their room. Off: equal shares.
+    /// whose Interests are answered keep their room; refusals are answered with Nack
+    /// Congestion, and towards an upstream that is congested (its send queue, or a Nack
+    /// Congestion from it) new Interests from poorly satisfied faces are refused. Off: equal
+    /// shares, silent refusals, no refusal for congestion.
     pub pushback: bool,
     /// Maximum bytes of Interest wires the PIT retains in total (each entry keeps the
     /// Interest it sends upstream; an entry is charged its wire plus [`PIT_ENTRY_OVERHEAD`]).
