@@ -155,6 +155,8 @@ fn write_fuzz_seeds() {
     put("meter_command", "mdms-disconnect", &command_step(1, 2, 1, 1, 0, 0));
     put("meter_command", "wrong-meter", &command_step(0, 1, 1, 2, 0, 0));
     put("meter_command", "flipped-signature", &command_step(0, 1, 1, 1, 0, 1));
+    put("meter_command", "stranger-connect", &command_step(3, 1, 1, 1, 0, 0));
+    put("meter_command", "meter-itself", &command_step(4, 1, 1, 1, 0, 0));
     let names = AmiNames::new("/u").unwrap();
     let pki = Pki::new(&names).unwrap();
     let operator = pki.issue(&names.role("operator")).unwrap();
