@@ -60,7 +60,11 @@ impl Rng {
     }
 
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 }
 
@@ -146,17 +150,45 @@ fn write_fuzz_seeds() {
 
     // meter_command: programs (the harness signs with its test PKI) and one whole command
     // Interest as the head-end's encoder writes it.
-    put("meter_command", "operator-connect", &command_step(0, 1, 1, 1, 0, 0));
-    put("meter_command", "mdms-read", &command_step(1, 0, 1, 1, 0, 0));
+    put(
+        "meter_command",
+        "operator-connect",
+        &command_step(0, 1, 1, 1, 0, 0),
+    );
+    put(
+        "meter_command",
+        "mdms-read",
+        &command_step(1, 0, 1, 1, 0, 0),
+    );
     let mut p = command_step(0, 3, 1, 1, 5_000, 0);
     p.extend(command_step(0, 2, 1, 1, 0, 0));
     p.push(3);
     put("meter_command", "limit-disconnect-replay", &p);
-    put("meter_command", "mdms-disconnect", &command_step(1, 2, 1, 1, 0, 0));
-    put("meter_command", "wrong-meter", &command_step(0, 1, 1, 2, 0, 0));
-    put("meter_command", "flipped-signature", &command_step(0, 1, 1, 1, 0, 1));
-    put("meter_command", "stranger-connect", &command_step(3, 1, 1, 1, 0, 0));
-    put("meter_command", "meter-itself", &command_step(4, 1, 1, 1, 0, 0));
+    put(
+        "meter_command",
+        "mdms-disconnect",
+        &command_step(1, 2, 1, 1, 0, 0),
+    );
+    put(
+        "meter_command",
+        "wrong-meter",
+        &command_step(0, 1, 1, 2, 0, 0),
+    );
+    put(
+        "meter_command",
+        "flipped-signature",
+        &command_step(0, 1, 1, 1, 0, 1),
+    );
+    put(
+        "meter_command",
+        "stranger-connect",
+        &command_step(3, 1, 1, 1, 0, 0),
+    );
+    put(
+        "meter_command",
+        "meter-itself",
+        &command_step(4, 1, 1, 1, 0, 0),
+    );
     let names = AmiNames::new("/u").unwrap();
     let pki = Pki::new(&names).unwrap();
     let operator = pki.issue(&names.role("operator")).unwrap();
@@ -190,8 +222,8 @@ fn write_fuzz_seeds() {
         put("safebag", &format!("ndnsec-{k}.b64"), &text);
         put("safebag", &format!("ndnsec-{k}.tlv"), &bag.to_wire());
     }
-    let kp = KeyPair::from_seed(&[4; 32], Name::from_uri("/u/ami/meter/7/KEY/%01").unwrap())
-        .unwrap();
+    let kp =
+        KeyPair::from_seed(&[4; 32], Name::from_uri("/u/ami/meter/7/KEY/%01").unwrap()).unwrap();
     let cert = amicn_kms::cert::Certificate::self_signed(
         &kp,
         1,

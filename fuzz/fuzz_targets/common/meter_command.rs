@@ -98,8 +98,8 @@ fn fixture() -> Option<&'static Fixture> {
         let pki = Pki::new(&names).ok()?;
         let now_s = now_ms() / 1000;
         let key = KeyPair::generate(&names.role("operator"));
-        let cert = Certificate::self_signed(&key, 1, Validity::starting_now(now_s - 60, 86_400))
-            .ok()?;
+        let cert =
+            Certificate::self_signed(&key, 1, Validity::starting_now(now_s - 60, 86_400)).ok()?;
         Some(Fixture {
             operator: pki.issue(&names.role("operator")).ok()?,
             mdms: pki.issue(&names.role("mdms")).ok()?,
@@ -268,7 +268,10 @@ impl Session<'_> {
         let wire = wire_of(i);
         if let Ok((op, params)) = self.state.check(&self.trust, i) {
             assert_eq!(params.meter, METER, "executed a command for another meter");
-            assert!(!self.accepted.contains(&wire), "a replayed command was executed");
+            assert!(
+                !self.accepted.contains(&wire),
+                "a replayed command was executed"
+            );
             match expect {
                 Expect::Refused => panic!("a forged or untrusted command was executed"),
                 Expect::SignedBy(w) => assert!(w.may_send(op), "{w:?} may not send {op:?}"),

@@ -23,7 +23,9 @@ pub fn run(data: &[u8]) -> bool {
     assert_eq!(again.to_wire(), wire);
     let text = SafeBag::decode(bag.to_base64().as_bytes()).expect("its base64 decodes");
     assert_eq!(text.to_wire(), wire);
-    let n = bag.iterations().expect("a decoded SafeBag has an iteration count");
+    let n = bag
+        .iterations()
+        .expect("a decoded SafeBag has an iteration count");
     assert!((1..=MAX_SAFEBAG_ITERATIONS).contains(&n));
     if n > MAX_FUZZ_ITERATIONS {
         return false;
