@@ -242,10 +242,14 @@ impl CommandReply {
 
 /// Why a meter refused a command.
 #[derive(Debug, Clone)]
-pub(crate) struct Refusal {
-    pub(crate) kind: &'static str,
-    pub(crate) code: u64,
-    pub(crate) why: String,
+pub struct Refusal {
+    /// The counter it is counted under: `malformed`, `signer`, `wrong-meter`, `replay`,
+    /// `not-joined` or `state`.
+    pub kind: &'static str,
+    /// The status code of the answer (400, 403, 404, 409 or 500).
+    pub code: u64,
+    /// What was wrong, for the answer's StatusText.
+    pub why: String,
 }
 
 impl Refusal {
@@ -307,7 +311,9 @@ impl CommandCounters {
 }
 
 /// The meter's side of the command channel: replay records, persisted supply state, counters.
-pub(crate) struct CommandState {
+/// [`crate::Meter`] answers its command Interests through one; it is public so the checks can be
+/// driven without a network (the `meter_command` fuzz target does).
+pub struct CommandState {
     names: AmiNames,
     id: u32,
     dir: Option<PathBuf>,
@@ -334,7 +340,7 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 
 impl CommandState {
     /// The command state of meter `id`, restored from `dir` when it holds one.
-    pub(crate) fn open(names: &AmiNames, id: u32, dir: Option<&Path>) -> Result<Self> {
+    pub fn open(names: &AmiNames, id: u32, dir: Option<&Path>) -> Result<Self> {
         let mut supply = Supply::default();
         let mut replay = ReplayChecker::new(ReplayConfig::default());
         if let Some(d) = dir {
@@ -363,7 +369,7 @@ impl CommandState {
     }
 
     /// The supply state now.
-    pub(crate) fn supply(&self) -> Supply {
+    pub fn supply(&self) -> Supply {
         *self.supply.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -390,7 +396,7 @@ impl CommandState {
 
     /// Checks a command Interest (signer, target, replay) and returns its verb and parameters.
     /// Nothing is recorded unless every check passes.
-    pub(crate) fn check(
+    pub fn check(
         &self,
         trust: &Trust,
         interest: &Interest,
@@ -462,7 +468,7 @@ impl CommandState {
     }
 
     /// Applies a supply command and persists the new state; returns it.
-    pub(crate) fn apply(&self, op: MeterOp) -> std::result::Result<Supply, Refusal> {
+    pub fn apply(&self, op: MeterOp) -> std::result::Result<Supply, Refusal> {
         let mut s = self.supply.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = *s;
         match op {
