@@ -89,9 +89,11 @@ at = "3s"
 action = "leave"
 meter = 2
 
+# When m3's link fails, the reading each of its two meters has in flight can be lost before the
+# routes move (about 2 of ~160 requests); a failover that did not happen loses six or more.
 [[assert]]
 metric = "satisfaction"
-min = 0.99
+min = 0.97
 "#;
 
 fn netns_list() -> String {
@@ -149,7 +151,7 @@ fn run_and_check(backend: &str) {
     assert_eq!(summary["backend"], backend);
 
     // Collection through the mesh.
-    assert!(metric(&summary, "satisfaction") >= 0.99, "{summary:#}");
+    assert!(metric(&summary, "satisfaction") >= 0.97, "{summary:#}");
     assert_eq!(metric(&summary, "meters_heard_ratio"), 1.0, "{summary:#}");
     // The concentrator shared by two meters nodes answers some of their fetches from its cache.
     let c1 = summary["node_results"]
