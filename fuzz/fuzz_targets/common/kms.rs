@@ -27,6 +27,9 @@
 //! by an untrusted key or with DigestSha256, is never carried out, and neither is a command or
 //! key request the KMS has seen before (a replay).
 
+#[path = "input.rs"]
+mod input;
+use input::Input;
 use std::sync::{Arc, OnceLock};
 
 use amicn_ami::{AmiNames, Credentials, KmsConfig, KmsService, Pki, Publisher, Trust, now_ms};
@@ -172,34 +175,6 @@ fn fixture() -> Option<&'static Fixture> {
         })
     })
     .as_ref()
-}
-
-/// The input, read front to back; reads past the end yield nothing.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(*b)
-    }
-
-    fn take(&mut self, n: usize) -> &[u8] {
-        let (a, b) = self.0.split_at(n.min(self.0.len()));
-        self.0 = b;
-        a
-    }
-
-    /// A length byte, then that many bytes.
-    fn chunk(&mut self) -> Option<Vec<u8>> {
-        let n = usize::from(self.byte()?);
-        Some(self.take(n).to_vec())
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        let b = self.take(4);
-        Some(u32::from_be_bytes(b.try_into().ok()?))
-    }
 }
 
 /// One request before signing: name, parameters and the key that should sign it.

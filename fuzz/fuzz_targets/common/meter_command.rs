@@ -16,6 +16,9 @@
 //! Checked: an accepted command was signed by the utility operator (or, for `read`, the MDMS)
 //! with an untouched signature, names meter 1 in its parameters and was never accepted before;
 //! applying it changes the supply as the verb says.
+#[path = "input.rs"]
+mod input;
+use input::Input;
 use std::sync::{Arc, OnceLock};
 
 use amicn_ami::ops::{CommandParams, CommandState};
@@ -116,27 +119,6 @@ fn fixture() -> Option<&'static Fixture> {
         })
     })
     .as_ref()
-}
-
-/// The input, read front to back; reads past the end yield nothing.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(*b)
-    }
-
-    fn take(&mut self, n: usize) -> &[u8] {
-        let (a, b) = self.0.split_at(n.min(self.0.len()));
-        self.0 = b;
-        a
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes(self.take(4).try_into().ok()?))
-    }
 }
 
 /// What the harness knows about an Interest it delivers.
