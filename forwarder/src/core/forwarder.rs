@@ -887,16 +887,28 @@ impl Forwarder {
         self.drop_in(in_face, DropReason::CongestedUpstream);
         self.nack_downstreams(idx, NackReason::Congestion);
         if let Some(e) = self.pit.remove(idx) {
-            for r in &e.in_records {
-                self.pit_bytes = self.pit_bytes.saturating_sub(r.charge as usize);
-                if let Some(f) = self.faces.get_mut(r.face) {
-                    f.pit_in_records = f.pit_in_records.saturating_sub(1);
-                    f.pit_bytes = f.pit_bytes.saturating_sub(r.charge as usize);
-                }
-            }
+            self.release_in_records(&e, None);
             self.counters.n_unsatisfied_interests += 1;
         }
         true
+    }
+
+    /// Gives back the PIT shares and bytes a removed entry's in-records held and, with an
+    /// `outcome`, records it for each downstream face (and for newcomers while it is young).
+    fn release_in_records(&mut self, e: &PitEntry, outcome: Option<bool>) {
+        for r in &e.in_records {
+            self.pit_bytes = self.pit_bytes.saturating_sub(r.charge as usize);
+            if let Some(f) = self.faces.get_mut(r.face) {
+                f.pit_in_records = f.pit_in_records.saturating_sub(1);
+                f.pit_bytes = f.pit_bytes.saturating_sub(r.charge as usize);
+                if let Some(satisfied) = outcome {
+                    if f.satisfaction.outcomes() < NEWCOMER_OUTCOMES {
+                        self.newcomers.record(satisfied);
+                    }
+                    f.satisfaction.record(satisfied);
+                }
+            }
+        }
     }
 
     fn no_route(&mut self, idx: u32) {
@@ -1078,17 +1090,7 @@ impl Forwarder {
     /// List when a looping copy could still arrive, and counts it.
     fn finalize(&mut self, idx: u32, satisfied: bool) -> Option<PitEntry> {
         let e = self.pit.remove(idx)?;
-        for r in &e.in_records {
-            self.pit_bytes = self.pit_bytes.saturating_sub(r.charge as usize);
-            if let Some(f) = self.faces.get_mut(r.face) {
-                f.pit_in_records = f.pit_in_records.saturating_sub(1);
-                f.pit_bytes = f.pit_bytes.saturating_sub(r.charge as usize);
-                if f.satisfaction.outcomes() < NEWCOMER_OUTCOMES {
-                    self.newcomers.record(satisfied);
-                }
-                f.satisfaction.record(satisfied);
-            }
-        }
+        self.release_in_records(&e, Some(satisfied));
         if !satisfied || e.must_be_fresh {
             let h = e.name_hash;
             for o in &e.out_records {
