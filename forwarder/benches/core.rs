@@ -7,6 +7,9 @@
 //!   keep up to date) the name-ordered index that exact lookups skip;
 //!   `pipeline/cs_hit`: Interest in → Data out of the Content Store.
 //! - `fib_lpm/1M_routes`: longest-prefix match against a FIB of 1,000,000 prefixes.
+//! - `face_removal/pit_100k` against `face_removal/pit_empty`: a face connects, leaves one
+//!   Interest pending and goes away while other faces hold 100,000 PIT entries (or none);
+//!   removal visits only the entries the face took part in, so the two should be close.
 //! - Memory per PIT entry, per CS entry (beyond the cached packet) and per FIB entry with
 //!   1,000,000 entries each, counted by an instrumented allocator and printed before the runs.
 //!
@@ -352,12 +355,42 @@ fn memory(_: &mut Criterion) {
     }
 }
 
+fn face_removal(c: &mut Criterion) {
+    let mut g = c.benchmark_group("face_removal");
+    g.throughput(Throughput::Elements(1));
+    for (label, held) in [("pit_empty", 0u32), ("pit_100k", 100_000)] {
+        let mut r = rig(Config {
+            pit_max_entries: 200_000,
+            pit_max_per_face: 200_000,
+            pit_max_bytes: usize::MAX / 2,
+            pit_max_bytes_per_face: usize::MAX / 2,
+            ..Config::default()
+        });
+        for i in 0..held {
+            r.fw.on_packet(Time::ZERO, r.consumer, interest_wire(&meter_name(i), i));
+        }
+        assert_eq!(r.fw.pit_len(), held as usize, "the PIT holds every entry");
+        while r.fw.poll_transmit().is_some() {}
+        let mut n = held;
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                let f = r.fw.add_face(FaceOptions::default());
+                n = n.wrapping_add(1);
+                r.fw.on_packet(Time::ZERO, f, interest_wire(&meter_name(n), n));
+                black_box(r.fw.remove_face(f));
+                while r.fw.poll_transmit().is_some() {}
+            });
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
-    targets = memory, pipeline, fib_lpm
+    targets = memory, pipeline, fib_lpm, face_removal
 }
 criterion_main!(benches);

@@ -343,3 +343,62 @@ fn a_congested_upstream_is_kept_for_the_faces_whose_interests_are_answered() {
         "no refusal without congestion"
     );
 }
+
+#[test]
+fn removing_a_face_releases_exactly_its_records_after_many_reused_entries() {
+    let (mut fw, a, up, b) = setup(Config::default());
+    let t = Time::ZERO;
+    // Hundreds of answered Interests: PIT slots are reused many times over and the face's
+    // list of entries it took part in is compacted along the way.
+    for i in 0..600u32 {
+        let uri = format!("/p/done{i}");
+        fw.on_packet(t, a, interest(&uri, Some(1000 + i), Some(1000)));
+        fw.on_packet(t, up, data(&uri, b"x"));
+    }
+    assert_eq!(fw.pit_len(), 0);
+    sent(&mut fw);
+    for i in 0..3u32 {
+        fw.on_packet(
+            t,
+            a,
+            interest(&format!("/p/a{i}"), Some(10 + i), Some(1000)),
+        );
+    }
+    for i in 0..2u32 {
+        fw.on_packet(
+            t,
+            b,
+            interest(&format!("/p/b{i}"), Some(20 + i), Some(1000)),
+        );
+    }
+    // One entry both faces wait for.
+    fw.on_packet(t, a, interest("/p/shared", Some(30), Some(1000)));
+    fw.on_packet(t, b, interest("/p/shared", Some(31), Some(1000)));
+    assert_eq!(fw.pit_len(), 6);
+    let b_bytes = fw.faces().get(b).unwrap().pit_bytes();
+    sent(&mut fw);
+
+    assert!(fw.remove_face(a));
+    assert!(!fw.remove_face(a), "a face is removed once");
+    assert_eq!(
+        fw.pit_len(),
+        3,
+        "a's own entries end, b's and the shared one stay"
+    );
+    assert_eq!(fw.faces().get(b).unwrap().pit_in_records(), 3);
+    assert_eq!(fw.faces().get(b).unwrap().pit_bytes(), b_bytes);
+    // The shared entry now answers b alone.
+    fw.on_packet(t, up, data("/p/shared", b"y"));
+    let out = sent(&mut fw);
+    assert!(
+        matches!(&out[..], [(f, NetPacket::Data(_))] if *f == b),
+        "{out:?}"
+    );
+    assert_eq!(fw.pit_len(), 2);
+    // Removing the upstream leaves b's entries waiting for their lifetime, then they expire.
+    assert!(fw.remove_face(up));
+    assert_eq!(fw.pit_len(), 2);
+    fw.on_timeout(Time::ZERO.saturating_add(Duration::from_secs(2)));
+    assert_eq!(fw.pit_len(), 0);
+    assert_eq!(fw.faces().get(b).unwrap().pit_in_records(), 0);
+}

@@ -150,6 +150,14 @@ pub struct Face {
     /// Until when the upstream on this face is taken to be overloaded because it answered
     /// with Nack Congestion (pushback between forwarders).
     pub(crate) pushed_back_until: Time,
+    /// PIT entries (slot, generation) this face has an in- or out-record in, so removing the
+    /// face visits only those entries instead of the whole PIT. Entries that ended since are
+    /// dropped lazily (see `pit_refs_live`).
+    pub(crate) pit_refs: Vec<(u32, u32)>,
+    /// Length of `pit_refs` after its last compaction: it is compacted again once it has grown
+    /// to twice that (plus a constant), which keeps it within a constant factor of the live
+    /// references at amortised constant cost per record.
+    pub(crate) pit_refs_live: usize,
 }
 
 impl Face {
@@ -258,6 +266,8 @@ impl FaceTable {
                 queued: 0,
                 satisfaction: Satisfaction::default(),
                 pushed_back_until: Time::ZERO,
+                pit_refs: Vec::new(),
+                pit_refs_live: 0,
             },
         );
         id

@@ -165,9 +165,9 @@ impl Forwarder {
     /// Removes a face: its next hops leave the FIB, its PIT records are dropped, packets still
     /// queued for it are discarded. Returns false if it did not exist.
     pub fn remove_face(&mut self, id: FaceId) -> bool {
-        if self.faces.remove(id).is_none() {
+        let Some(face) = self.faces.remove(id) else {
             return false;
-        }
+        };
         self.fib.retain(|hops| {
             hops.retain(|h| h.face != id);
             !hops.is_empty()
@@ -175,7 +175,12 @@ impl Forwarder {
         for m in self.measurements.values_mut() {
             m.faces.retain(|f| f.face != id);
         }
-        for idx in self.pit.indices() {
+        // Only the entries the face took part in: a face that reconnects over and over must
+        // not cost a walk over the whole PIT each time.
+        for (idx, generation) in face.pit_refs {
+            if !self.pit.is_live(idx, generation) {
+                continue;
+            }
             let Some(e) = self.pit.get_mut(idx) else {
                 continue;
             };
@@ -199,6 +204,21 @@ impl Forwarder {
         self.out.retain(|(f, _)| *f != id);
         self.push_event(id, FaceEventKind::Destroyed);
         true
+    }
+
+    /// Notes that `face` now has a record in PIT entry `idx`, compacting the face's list of
+    /// such entries when it has grown to twice its live size.
+    fn track_pit_ref(&mut self, face: FaceId, idx: u32) {
+        let generation = self.pit.generation(idx);
+        let Some(f) = self.faces.get_mut(face) else {
+            return;
+        };
+        f.pit_refs.push((idx, generation));
+        if f.pit_refs.len() >= 2 * f.pit_refs_live + 64 {
+            let pit = &self.pit;
+            f.pit_refs.retain(|&(i, g)| pit.is_live(i, g));
+            f.pit_refs_live = f.pit_refs.len();
+        }
     }
 
     fn push_event(&mut self, face: FaceId, kind: FaceEventKind) {
@@ -694,6 +714,7 @@ impl Forwarder {
         let Some(e) = self.pit.get_mut(idx) else {
             return;
         };
+        let mut new_in_record = false;
         match e.in_records.iter_mut().find(|r| r.face == in_face) {
             Some(r) => {
                 r.nonce = nonce;
@@ -701,6 +722,7 @@ impl Forwarder {
                 r.pit_token = lp.pit_token;
             }
             None => {
+                new_in_record = true;
                 let charge_u32 = u32::try_from(charge).unwrap_or(u32::MAX);
                 e.in_records.push(InRecord {
                     face: in_face,
@@ -726,6 +748,9 @@ impl Forwarder {
         e.expiry = new_expiry;
         if rearm {
             self.wheel.insert(new_expiry, (idx, generation));
+        }
+        if new_in_record {
+            self.track_pit_ref(in_face, idx);
         }
         // NextHopFaceId from a local application bypasses the strategy (NFD).
         if let Some(nh) = lp.next_hop_face_id
@@ -929,14 +954,20 @@ impl Forwarder {
                 o.sent = now;
                 o.nack = None;
             }
-            None => e.out_records.push(OutRecord {
-                face: out_face,
-                nonce,
-                sent: now,
-                nack: None,
-                suppress: Default::default(),
-            }),
+            None => {
+                e.out_records.push(OutRecord {
+                    face: out_face,
+                    nonce,
+                    sent: now,
+                    nack: None,
+                    suppress: Default::default(),
+                });
+                self.track_pit_ref(out_face, idx);
+            }
         }
+        let Some(e) = self.pit.get(idx) else {
+            return;
+        };
         let downstream = e.in_records.last().map(|r| r.face);
         let Some(f) = self.faces.get(out_face) else {
             return;

@@ -453,14 +453,11 @@ impl<S: BuildHasher> Pit<S> {
         }
     }
 
-    /// Every live entry index (for face removal sweeps).
-    pub(crate) fn indices(&self) -> Vec<u32> {
+    /// Whether slot `idx` still holds the entry it held at `generation`.
+    pub(crate) fn is_live(&self, idx: u32, generation: u32) -> bool {
         self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.entry.is_some())
-            .filter_map(|(i, _)| u32::try_from(i).ok())
-            .collect()
+            .get(idx as usize)
+            .is_some_and(|s| s.generation == generation && s.entry.is_some())
     }
 }
 
