@@ -337,18 +337,6 @@ async fn chaos(a: &ChaosArgs) -> anyhow::Result<Report> {
         if let Err(e) = &restarted {
             problem = Some(format!("restart: {e:#}"));
         }
-        let inflight_insert = match inflight.await {
-            Ok(Ok(())) => {
-                acked.extend(names);
-                inserts_acked += 1;
-                "acked"
-            }
-            Ok(Err(_)) => {
-                refused += 1;
-                "refused"
-            }
-            Err(_) => "lost",
-        };
         // Recovery: members at the epoch, a fresh reading from every meter, an insert.
         let meters = a.meters;
         let synced = time_until(a.recovery_limit, || {
@@ -379,6 +367,21 @@ async fn chaos(a: &ChaosArgs) -> anyhow::Result<Report> {
                 }
             }
         }
+        // Judged after recovery: an insert whose command died with the repository is only
+        // refused when its command lifetime (10 s) runs out, which says nothing about how
+        // fast the deployment came back.
+        let inflight_insert = match inflight.await {
+            Ok(Ok(())) => {
+                acked.extend(names);
+                inserts_acked += 1;
+                "acked"
+            }
+            Ok(Err(_)) => {
+                refused += 1;
+                "refused"
+            }
+            Err(_) => "lost",
+        };
         if recovery_ms.is_none() && problem.is_none() {
             problem = Some(format!(
                 "no recovery within {:?}: out of sync {:?}",
