@@ -801,9 +801,15 @@ struct VeeView {
     last_error: Option<String>,
 }
 
-/// Validates the stored readings every `every` (at least 500 ms): those inside the acceptance
-/// window and older than three rounds (so late arrivals that the collector still catches up
-/// on are not estimated as gaps), appending to the audit trail in `dir`.
+/// Reading intervals a VEE run looks back over (a day of 15-minute readings).
+const VEE_INTERVALS: u64 = 96;
+/// How far back VEE looks before it knows the reading interval.
+const VEE_FIRST_HORIZON_US: u64 = 3_600_000_000;
+
+/// Validates the stored readings every `every` (at least 500 ms): those of the last
+/// [`VEE_INTERVALS`] reading intervals inside the acceptance window and older than three
+/// rounds (so late arrivals that the collector still catches up on are not estimated as
+/// gaps), appending to the audit trail in `dir`.
 async fn run_vee(
     mdms: Arc<MdmsCollector>,
     view: Arc<std::sync::Mutex<VeeView>>,
@@ -820,11 +826,19 @@ async fn run_vee(
         }
     };
     let every = every.max(Duration::from_millis(500));
+    let window_us = window.as_micros() as u64;
+    // How far back a run looks: the last VEE_INTERVALS reading intervals once the interval is
+    // known (until then one hour), never more than the acceptance window, so the cost of a run
+    // follows the meter population, not how long the MDMS has been storing readings.
+    let mut horizon_us = window_us.min(VEE_FIRST_HORIZON_US);
     loop {
         tokio::time::sleep(every).await;
         let now = now_us();
         let to = now.saturating_sub(3 * every.as_micros() as u64);
-        let from = now.saturating_sub(window.as_micros() as u64);
+        let from = to
+            .saturating_sub(horizon_us)
+            .max(now.saturating_sub(window_us));
+        log.forget_before(now.saturating_sub(window_us));
         let m = mdms.clone();
         let rows = match tokio::task::spawn_blocking(move || m.readings_between(from, to)).await {
             Ok(Ok(r)) => r,
@@ -837,6 +851,7 @@ async fn run_vee(
         let Some(iv) = crate::vee::infer_interval(&rows) else {
             continue;
         };
+        horizon_us = window_us.min(iv.saturating_mul(VEE_INTERVALS));
         let run = crate::vee::validate_all(
             &crate::vee::VeeConfig::new(iv),
             &rows,

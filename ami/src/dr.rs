@@ -247,6 +247,11 @@ impl std::fmt::Debug for DrOperator {
 }
 
 impl DrOperator {
+    /// Events the operator keeps, their Data in its publisher and their acknowledgement
+    /// records (the oldest go first): about 17 hours of events at the default one a minute. An
+    /// acknowledgement for an event no longer kept is refused as unknown.
+    pub const EVENTS_KEPT: usize = 1024;
+
     /// Registers `/<u>/ami/dr/<p>/event` for every project and `/<u>/ami/dr/KEY` (its
     /// certificate) on `client`.
     pub async fn start(
@@ -257,7 +262,8 @@ impl DrOperator {
         projects: &[String],
         freshness: Duration,
     ) -> Result<Self> {
-        let publisher = Publisher::new(client, creds.key.clone(), None);
+        let publisher =
+            Publisher::with_capacity(client, creds.key.clone(), None, Self::EVENTS_KEPT);
         publisher.pin_wire(creds.cert.to_wire())?;
         publisher.serve(creds.key.key_name().clone()).await?;
         let state = Arc::new(DrState {
@@ -394,10 +400,9 @@ impl DrOperator {
             .get(&event.project)
             .cloned()
             .unwrap_or_default();
-        st.published
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
+        {
+            let mut published = st.published.lock().unwrap_or_else(|e| e.into_inner());
+            published.insert(
                 (event.project.clone(), event.seq),
                 Published {
                     at: Instant::now(),
@@ -410,6 +415,17 @@ impl DrOperator {
                     ack_us: Vec::new(),
                 },
             );
+            while published.len() > Self::EVENTS_KEPT {
+                let Some(oldest) = published
+                    .iter()
+                    .min_by_key(|(_, p)| p.at)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                published.remove(&oldest);
+            }
+        }
         st.publisher.put_wire(wire.clone())?;
         let waiting: Vec<Held> = {
             let mut held = st.held.lock().unwrap_or_else(|e| e.into_inner());

@@ -456,6 +456,12 @@ impl VeeLog {
     pub fn recorded(&self) -> usize {
         self.recorded.len()
     }
+
+    /// Forgets which entries ending before `t_us` were written: readings that old are outside
+    /// the acceptance window and no run looks at them again, so the set stays bounded.
+    pub fn forget_before(&mut self, t_us: u64) {
+        self.recorded.retain(|(_, end_us, _)| *end_us >= t_us);
+    }
 }
 
 #[cfg(test)]

@@ -818,6 +818,31 @@ async fn a_dr_event_reaches_the_project_and_exactly_its_members_acknowledge() {
     assert!(acked, "{:?}", dr.report("p1", 2));
     assert_eq!(dr.report("p1", 2).unwrap().event_id, "p1-2");
     follow.abort();
+
+    // A long-running operator keeps a bounded number of events: the oldest records go, and an
+    // acknowledgement of one of them is refused as unknown while the newest is still taken.
+    let last = 2 + DrOperator::EVENTS_KEPT as u64;
+    for seq in 3..=last {
+        dr.publish(&DrEvent {
+            seq,
+            event_id: String::new(),
+            ..ev.clone()
+        })
+        .unwrap();
+    }
+    assert!(dr.report("p1", 1).is_none() && dr.report("p1", 2).is_none());
+    assert!(dr.report("p1", 3).is_some() && dr.report("p1", last).is_some());
+    let (i, wire) = s.meters[1].dr_ack(&ev, 2, now_us()).unwrap();
+    let st = s.meters[1].send_dr_ack(&i, wire).await.unwrap();
+    assert!(st.text.starts_with("unknown-event: "), "{}", st.text);
+    let newest = DrEvent {
+        seq: last,
+        event_id: format!("p1-{last}"),
+        ..ev.clone()
+    };
+    let (i, wire) = s.meters[1].dr_ack(&newest, 2, now_us()).unwrap();
+    let st = s.meters[1].send_dr_ack(&i, wire).await.unwrap();
+    assert_eq!(st.code, 200, "{}", st.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
