@@ -2,7 +2,10 @@
 //! `[[authorization]]` entry granting `rib` and `cs` to one operator certificate, a command that
 //! key signs runs; one signed by another key, an unsigned (DigestSha256) one, a replayed one and
 //! one for a module the key is not granted are each answered 403 and counted by reason in the
-//! stats snapshot. Without an entry, unsigned commands still run.
+//! stats snapshot. Without an entry, unsigned commands still run. python-ndn 0.5 registers a
+//! prefix with a command its keychain's ECDSA key signs when that key's certificate is granted
+//! `rib`, and is refused when it is not (skipped without python-ndn unless
+//! AMICN_REQUIRE_INTEROP=1).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -18,18 +21,23 @@ use amicn_kms::keychain::Keychain;
 use amicn_tlv::mgmt::{ControlParameters, ControlResponse};
 use amicn_tlv::{Component, Interest, Name, NetPacket, Received, decode_packet, split_first_tlv};
 use bytes::Bytes;
-use tools_support::{Proc, Scratch, amicn, run, run_ok, wait_for_socket};
+use tools_support::{Proc, Scratch, amicn, python_ndn_available, run, run_ok, wait_for_socket};
 
 fn start(dir: &Scratch, config: Option<&Path>) -> (Proc, String) {
+    match config {
+        Some(cfg) => start_with(dir, &["--config", cfg.to_str().unwrap()]),
+        None => start_with(dir, &[]),
+    }
+}
+
+fn start_with(dir: &Scratch, extra: &[&str]) -> (Proc, String) {
     let sock = dir.path("fwd.sock");
     let mut c = Command::new(amicn());
     c.args(["fwd", "--no-tcp", "--no-udp", "--socket"])
         .arg(&sock)
         .arg("--stats-json")
-        .arg(dir.path("stats.json"));
-    if let Some(cfg) = config {
-        c.arg("--config").arg(cfg);
-    }
+        .arg(dir.path("stats.json"))
+        .args(extra);
     let child = c
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -243,4 +251,77 @@ fn bad_authorization_entries_are_one_line_errors() {
         !out.status.success() && err.contains("--authorize"),
         "{err}"
     );
+}
+
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../interop/forwarder/signed_register.py"
+);
+
+fn python_register(dir: &Scratch, prefix: &str) -> String {
+    let out = Command::new("python3")
+        .arg(SCRIPT)
+        .arg("--keychain")
+        .arg(dir.path("pykc"))
+        .args(["register", prefix])
+        .env(
+            "NDN_CLIENT_TRANSPORT",
+            format!("unix://{}", dir.path("fwd.sock").display()),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "signed_register.py: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn python_ndn_registers_with_a_granted_key_only() {
+    if !python_ndn_available() {
+        return;
+    }
+    let dir = Scratch::new("fwd-auth-py");
+    let py_cert = dir.path("py.cert");
+    let out = Command::new("python3")
+        .arg(SCRIPT)
+        .arg("--keychain")
+        .arg(dir.path("pykc"))
+        .args(["cert", "/py/operator", py_cert.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run_ok(&dir, &["key", "create", "/op"]);
+    let op_cert = dir.path("op.cert");
+    run_ok(
+        &dir,
+        &["key", "cert", "/op", "-o", op_cert.to_str().unwrap()],
+    );
+
+    // python-ndn's certificate is granted rib: the registration runs (its route leaves with
+    // the script's face, so the answer and the counters tell).
+    let grant = format!("{}=rib", py_cert.display());
+    let (fwd, _) = start_with(&dir, &["--authorize", &grant]);
+    let out = python_register(&dir, "/py/granted");
+    assert!(out.contains("STATUS 200"), "{out}");
+    let snap = stop(fwd, &dir);
+    assert_eq!(snap["management"]["unauthorized"], 0, "{snap}");
+    assert_eq!(snap["management"]["commands"], 1, "{snap}");
+
+    // Only amicn's key is granted rib (python-ndn's only faces): refused and counted.
+    let rib = format!("{}=rib", op_cert.display());
+    let faces = format!("{}=faces", py_cert.display());
+    let (fwd, _) = start_with(&dir, &["--authorize", &rib, "--authorize", &faces]);
+    let out = python_register(&dir, "/py/refused");
+    assert!(out.contains("STATUS 403"), "{out}");
+    let snap = stop(fwd, &dir);
+    assert_eq!(snap["management"]["refused"]["not_granted"], 1, "{snap}");
 }
