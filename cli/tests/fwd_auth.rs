@@ -245,6 +245,18 @@ fn bad_authorization_entries_are_one_line_errors() {
         assert!(err.contains(want), "{text}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
+    let out = run(
+        &dir,
+        &["fwd", "--check", "--no-unix", "--authorize", "any=rib,cs"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("certfile = \"any\"\nprivileges = [\"cs\", \"rib\"]"),
+        "{text}"
+    );
+    let out = run(&dir, &["fwd", "--check", "--no-unix"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("no [[authorization]]"), "{text}");
     let out = run(&dir, &["fwd", "--check", "--authorize", "rib"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

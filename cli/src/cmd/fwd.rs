@@ -364,6 +364,7 @@ fn file_socket_mode(v: &toml::Value) -> anyhow::Result<u32> {
 /// The settings `amicn fwd --check` lists in config-file syntax: every key of the file that
 /// is not a listener, face, route or strategy, with the value in effect.
 pub(crate) fn effective_settings(rc: &RuntimeConfig) -> String {
+    use amicn_forwarder::mgmt::CommandVerifier;
     use std::fmt::Write;
     let mut out = String::new();
     let core = &rc.core;
@@ -418,6 +419,15 @@ pub(crate) fn effective_settings(rc: &RuntimeConfig) -> String {
         "congestion_threshold = {}",
         rc.queue.congestion_threshold
     );
+    match &rc.mgmt_verifier {
+        Some(v) => _ = write!(out, "\n{}", v.describe()),
+        None => {
+            _ = writeln!(
+                out,
+                "\n# no [[authorization]]: every management command from a local face runs"
+            )
+        }
+    }
     out
 }
 

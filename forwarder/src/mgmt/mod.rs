@@ -92,6 +92,11 @@ pub trait CommandVerifier {
     fn refusals(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+
+    /// What the verifier enforces, for an operator reading the effective configuration.
+    fn describe(&self) -> String {
+        String::new()
+    }
 }
 
 /// A [`CommandVerifier`] behind a shared lock, so it can travel in a cloneable configuration
@@ -122,11 +127,16 @@ impl CommandVerifier for SharedVerifier {
     fn refusals(&self) -> Vec<(&'static str, u64)> {
         self.lock().refusals()
     }
+
+    fn describe(&self) -> String {
+        self.lock().describe()
+    }
 }
 
 impl std::fmt::Debug for SharedVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedVerifier")
+            .field("enforces", &self.describe())
             .field("refusals", &self.refusals())
             .finish_non_exhaustive()
     }

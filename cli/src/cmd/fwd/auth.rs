@@ -201,6 +201,8 @@ pub(crate) struct Authorizer {
     refused: BTreeMap<Refusal, u64>,
     accepted: u64,
     clock: fn() -> u64,
+    /// The entries in config-file syntax.
+    description: String,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -257,6 +259,26 @@ impl Authorizer {
                 .or_default()
                 .extend(g.modules.iter().cloned());
         }
+        let mut description = String::new();
+        for g in grants {
+            let file = g
+                .certfile
+                .as_ref()
+                .map_or_else(|| "any".to_owned(), |p| p.display().to_string());
+            let mods: Vec<String> = g.modules.iter().map(|m| format!("{m:?}")).collect();
+            description.push_str(&format!(
+                "[[authorization]]\ncertfile = {file:?}\nprivileges = [{}]\n",
+                mods.join(", ")
+            ));
+            if !g.certs.is_empty() {
+                let certs: Vec<String> = g
+                    .certs
+                    .iter()
+                    .map(|p| format!("{:?}", p.display().to_string()))
+                    .collect();
+                description.push_str(&format!("certs = [{}]\n", certs.join(", ")));
+            }
+        }
         Ok(Self {
             validator,
             certs,
@@ -269,6 +291,7 @@ impl Authorizer {
             refused: BTreeMap::new(),
             accepted: 0,
             clock: wall_clock_ms,
+            description,
         })
     }
 
@@ -356,6 +379,10 @@ impl CommandVerifier for Authorizer {
                 Verdict::Reject
             }
         }
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
     }
 
     fn refusals(&self) -> Vec<(&'static str, u64)> {
