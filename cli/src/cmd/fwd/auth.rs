@@ -716,6 +716,48 @@ mod tests {
         assert_eq!(a.judge(&signed(&k, "rib", NOW_MS, 1)), Ok(()));
     }
 
+    /// Commands captured from python-ndn (old and v0.3 form), NDNts, nfdc and ndn-cxx.
+    fn captured(file: &str) -> Interest {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../forwarder/tests/mgmt_vectors"
+        );
+        let text = std::fs::read_to_string(format!("{dir}/{file}.to-forwarder.hex")).unwrap();
+        let mut wire = hex::decode(text.trim()).unwrap();
+        // The capture may hold several packets; the first is the command.
+        let n = amicn_tlv::split_first_tlv(&wire).unwrap().unwrap();
+        wire.truncate(n);
+        match amicn_tlv::decode_packet(wire.into()).unwrap().packet {
+            amicn_tlv::NetPacket::Interest(i) => i,
+            other => panic!("{file}: not an Interest: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn commands_of_other_stacks_need_a_granted_key_or_any() {
+        let dir = scratch("captured");
+        let op = key(&dir, "/op");
+        let all: Vec<&str> = MODULES.to_vec();
+        let mut strict = Authorizer::new(&[grant(&op, &all)], 60_000).unwrap();
+        let any = Grant {
+            certfile: None,
+            modules: all.iter().map(|m| m.to_string()).collect(),
+            certs: Vec::new(),
+        };
+        let mut open = Authorizer::new(&[any], 60_000).unwrap();
+        for (file, why) in [
+            ("python-ndn-v1", Refusal::Unsigned),
+            ("python-ndn-v2", Refusal::Unsigned),
+            ("nfdc-route-add", Refusal::Unsigned),
+            ("ndn-cxx-registerPrefix", Refusal::Unsigned),
+            ("ndnts", Refusal::Unsigned),
+        ] {
+            let i = captured(file);
+            assert_eq!(strict.judge(&i), Err(why), "{file}");
+            assert_eq!(open.judge(&i), Ok(()), "{file}");
+        }
+    }
+
     #[test]
     fn bad_entries_name_the_field() {
         let e = parse_flag("x.cert=rib,routes").unwrap_err().to_string();
