@@ -231,13 +231,21 @@ impl Authorizer {
         let mut any = BTreeSet::new();
         for g in grants {
             for p in &g.certs {
-                certs.insert(read_certificate(p)?);
+                certs.insert(
+                    read_certificate(p)
+                        .with_context(|| format!("authorization certs: {}", p.display()))?,
+                );
             }
             let Some(path) = &g.certfile else {
                 any.extend(g.modules.iter().cloned());
                 continue;
             };
-            let cert = read_certificate(path)?;
+            let cert = read_certificate(path).with_context(|| {
+                format!(
+                    "authorization certfile {}: expected an NDN certificate file or \"any\"",
+                    path.display()
+                )
+            })?;
             // A self-signed certificate anchors as itself; one issued by somebody else anchors
             // its key (as NFD trusts the key of any configured certfile).
             let anchor = if cert.is_self_signed() {
@@ -780,6 +788,9 @@ mod tests {
         let missing = Authorizer::new(&[parse_flag("/nonexistent.cert=rib").unwrap()], 1)
             .unwrap_err()
             .to_string();
-        assert!(missing.contains("/nonexistent.cert"), "{missing}");
+        assert!(
+            missing.contains("authorization certfile /nonexistent.cert"),
+            "{missing}"
+        );
     }
 }
