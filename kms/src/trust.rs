@@ -680,6 +680,28 @@ impl Validator {
         self.validate(signed, certs, now_ms)
     }
 
+    /// Validates a signature given as its parts: the signed packet's name, its SignatureInfo,
+    /// the bytes the signature covers and the SignatureValue. For signed forms the other
+    /// methods do not parse, such as the old command Interest whose SignatureInfo and
+    /// SignatureValue are its last two name components.
+    pub fn validate_parts(
+        &self,
+        name: &Name,
+        info: &SignatureInfo,
+        signed_portion: Bytes,
+        value: &[u8],
+        certs: &dyn CertSource,
+        now_ms: u64,
+    ) -> Result<Validated> {
+        let signed = Signed {
+            name,
+            info,
+            portion: signed_portion,
+            value,
+        };
+        self.validate(signed, certs, now_ms)
+    }
+
     /// Validates a command Interest completely: signature, chain and policy first, then the
     /// replay rules, so an unauthenticated Interest can never advance the replay state.
     pub fn validate_command(

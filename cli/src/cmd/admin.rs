@@ -34,6 +34,13 @@ pub(crate) struct Conn {
     /// How long to wait for each answer, in milliseconds.
     #[arg(long, global = true, default_value_t = 4000)]
     timeout_ms: u64,
+    /// Sign commands with this identity or key from the keychain (for a forwarder that
+    /// requires authorised commands) instead of DigestSha256
+    #[arg(long, global = true, value_name = "NAME")]
+    sign_with: Option<String>,
+    /// Keychain directory holding the --sign-with key [default: AMICN_KEYCHAIN, ~/.amicn/keychain]
+    #[arg(long, global = true, value_name = "DIR")]
+    keychain: Option<std::path::PathBuf>,
 }
 
 /// The admin subcommands, flattened into the top-level command list.
@@ -258,14 +265,33 @@ struct Session {
     stream: Box<dyn Stream>,
     buf: Vec<u8>,
     timeout: Duration,
+    /// Key that signs commands; `None` = DigestSha256.
+    signer: Option<std::sync::Arc<dyn amicn_producer::Signer>>,
 }
 
 impl Session {
     fn open(conn: &Conn) -> anyhow::Result<Session> {
+        let signer = match &conn.sign_with {
+            Some(id) => {
+                let sign = super::key::SignArgs {
+                    digest: false,
+                    identity: Some(id.clone()),
+                    keychain: super::key::KeychainArgs {
+                        keychain: conn
+                            .keychain
+                            .clone()
+                            .or_else(|| std::env::var_os("AMICN_KEYCHAIN").map(Into::into)),
+                    },
+                };
+                Some(sign.setup()?.signer)
+            }
+            None => None,
+        };
         Ok(Session {
             stream: connect(conn)?,
             buf: Vec::new(),
             timeout: Duration::from_millis(conn.timeout_ms.max(1)),
+            signer,
         })
     }
 
@@ -342,10 +368,16 @@ impl Session {
         let mut interest = Interest::new(name);
         interest.nonce = Some(nonce32());
         interest.lifetime_ms = Some(self.timeout.as_millis().try_into().unwrap_or(4000));
-        let mut sig = SignatureInfo::digest_sha256();
+        let mut sig = match &self.signer {
+            Some(s) => s.signature_info(),
+            None => SignatureInfo::digest_sha256(),
+        };
         sig.nonce = Some(nonce64().to_vec().into());
         sig.time_ms = Some(now_ms());
-        let wire = interest.sign_digest_sha256(sig);
+        let wire = match &self.signer {
+            Some(s) => interest.sign_with(sig, |p| s.sign(p)),
+            None => interest.sign_digest_sha256(sig),
+        };
         let want = interest.name.clone();
         let data = self.exchange(&wire, verb, |n| *n == want)?;
         let Ok(resp) = ControlResponse::decode(data.content.clone()) else {
@@ -834,6 +866,7 @@ mod tests {
             stream: Box::new(client),
             buf: Vec::new(),
             timeout: Duration::from_secs(5),
+            signer: None,
         };
         (session, handle)
     }
@@ -888,6 +921,8 @@ mod tests {
         let admin = Conn {
             transport: None,
             timeout_ms: 1,
+            sign_with: None,
+            keychain: None,
         };
         let peek = ConnectArgs { connect: None };
         let cases: [&[(&str, &str)]; 4] = [
@@ -921,6 +956,8 @@ mod tests {
         let flag = Conn {
             transport: Some("tcp://127.0.0.1".into()),
             timeout_ms: 1,
+            sign_with: None,
+            keychain: None,
         };
         let env = |k: &str| (k == "AMICN_SOCKET").then(|| "/tmp/a.sock".to_owned());
         assert_eq!(

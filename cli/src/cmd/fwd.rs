@@ -16,6 +16,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 
+mod auth;
+
 /// Run the NDN forwarder.
 #[derive(Debug, Args, Default)]
 pub(crate) struct FwdArgs {
@@ -119,6 +121,13 @@ pub(crate) struct FwdArgs {
     /// Name components hashed to choose a forwarding thread (default 2).
     #[arg(long, value_name = "K")]
     pub(crate) shard_components: Option<usize>,
+    /// Require signed management commands: CERTFILE=MODULE[,MODULE...] grants the modules
+    /// (faces, fib, rib, strategy-choice, cs) to commands whose signer chains to the NDN
+    /// certificate in CERTFILE; `any=MODULE,...` lets every command for them through
+    /// (repeatable; adds to the file's [[authorization]] entries). Without any entry every
+    /// command from a local face is accepted, as NFD's default `certfile any` does.
+    #[arg(long, value_name = "CERTFILE=MODULES")]
+    pub(crate) authorize: Vec<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     pub(crate) metrics: Option<SocketAddr>,
@@ -165,6 +174,8 @@ pub(crate) struct FileConfig {
     strategy: Vec<StrategySection>,
     #[serde(default)]
     multicast: Vec<MulticastSection>,
+    #[serde(default)]
+    authorization: Vec<auth::AuthorizationSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -299,6 +310,9 @@ fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     })
 }
 
+/// How far a signed command's SignatureTime may be from the forwarder's clock.
+const AUTH_GRACE_MS: u64 = 60_000;
+
 /// A setting with its config-file key and flag, for error messages.
 fn setting(key: &str) -> String {
     format!("{key} (--{})", key.replace('_', "-"))
@@ -350,6 +364,7 @@ fn file_socket_mode(v: &toml::Value) -> anyhow::Result<u32> {
 /// The settings `amicn fwd --check` lists in config-file syntax: every key of the file that
 /// is not a listener, face, route or strategy, with the value in effect.
 pub(crate) fn effective_settings(rc: &RuntimeConfig) -> String {
+    use amicn_forwarder::mgmt::CommandVerifier;
     use std::fmt::Write;
     let mut out = String::new();
     let core = &rc.core;
@@ -404,6 +419,15 @@ pub(crate) fn effective_settings(rc: &RuntimeConfig) -> String {
         "congestion_threshold = {}",
         rc.queue.congestion_threshold
     );
+    match &rc.mgmt_verifier {
+        Some(v) => _ = write!(out, "\n{}", v.describe()),
+        None => {
+            _ = writeln!(
+                out,
+                "\n# no [[authorization]]: every management command from a local face runs"
+            )
+        }
+    }
     out
 }
 
@@ -617,6 +641,19 @@ pub(crate) fn build_config(args: &FwdArgs) -> anyhow::Result<(RuntimeConfig, Opt
     }
     for m in &args.multicast {
         rc.multicast.push(parse_multicast(m)?);
+    }
+    let base = args
+        .config
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new(""));
+    let mut grants = auth::grants_from_file(&file.authorization, base)?;
+    for g in &args.authorize {
+        grants.push(auth::parse_flag(g)?);
+    }
+    if !grants.is_empty() {
+        let authorizer = auth::Authorizer::new(&grants, AUTH_GRACE_MS)?;
+        rc.mgmt_verifier = Some(amicn_forwarder::mgmt::SharedVerifier::new(authorizer));
     }
     let log = args.log_level.clone().or(file.log_level);
     Ok((rc, log))

@@ -31,6 +31,7 @@ pub mod rib;
 mod verify;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use amicn_tlv::mgmt::{ControlParameters, ControlResponse, FaceQueryFilter};
 use amicn_tlv::{Component, Data, Interest, Name};
@@ -86,6 +87,59 @@ pub enum Verdict {
 pub trait CommandVerifier {
     /// Judges one command Interest.
     fn verify(&mut self, now: Time, interest: &Interest) -> Verdict;
+
+    /// Refusals so far by reason (`(reason, count)`), for status snapshots and metrics.
+    fn refusals(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
+    /// What the verifier enforces, for an operator reading the effective configuration.
+    fn describe(&self) -> String {
+        String::new()
+    }
+}
+
+/// A [`CommandVerifier`] behind a shared lock, so it can travel in a cloneable configuration
+/// (the runtime's) while its owner keeps a handle to read its counters.
+#[derive(Clone)]
+pub struct SharedVerifier(Arc<Mutex<Box<dyn CommandVerifier + Send>>>);
+
+impl SharedVerifier {
+    /// Wraps a verifier.
+    pub fn new(verifier: impl CommandVerifier + Send + 'static) -> Self {
+        Self(Arc::new(Mutex::new(Box::new(verifier))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn CommandVerifier + Send>> {
+        // A panic while judging one command leaves nothing half-updated that matters more
+        // than refusing management altogether would.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl CommandVerifier for SharedVerifier {
+    fn verify(&mut self, now: Time, interest: &Interest) -> Verdict {
+        self.lock().verify(now, interest)
+    }
+
+    fn refusals(&self) -> Vec<(&'static str, u64)> {
+        self.lock().refusals()
+    }
+
+    fn describe(&self) -> String {
+        self.lock().describe()
+    }
+}
+
+impl std::fmt::Debug for SharedVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedVerifier")
+            .field("enforces", &self.describe())
+            .field("refusals", &self.refusals())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything management reads from and changes in the forwarding core.
@@ -404,6 +458,14 @@ impl Management {
     /// What management did so far.
     pub fn counters(&self) -> MgmtCounters {
         self.counters
+    }
+
+    /// The installed verifier's refusals by reason (empty without a verifier).
+    pub fn verifier_refusals(&self) -> Vec<(&'static str, u64)> {
+        self.verifier
+            .as_ref()
+            .map(|v| v.refusals())
+            .unwrap_or_default()
     }
 
     /// Next reply to send.

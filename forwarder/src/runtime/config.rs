@@ -9,6 +9,7 @@ use amicn_face::{ChannelLimits, FaceUri, QueueConfig};
 use amicn_tlv::Name;
 
 use crate::core::Config as CoreConfig;
+use crate::mgmt::SharedVerifier;
 
 /// A face the forwarder opens at start (an uplink to another forwarder).
 #[derive(Debug, Clone)]
@@ -94,6 +95,9 @@ pub struct RuntimeConfig {
     /// Name components hashed to pick a forwarding thread when `workers > 1` (names shorter
     /// than this hash whole). Traffic under one prefix of this length stays on one thread.
     pub shard_prefix_components: usize,
+    /// Checks management command Interests before they run (403 when refused); `None`, the
+    /// default, accepts every command from a local face as NFD's shipped configuration does.
+    pub mgmt_verifier: Option<SharedVerifier>,
 }
 
 impl Default for RuntimeConfig {
@@ -119,6 +123,7 @@ impl Default for RuntimeConfig {
             rng_seed: None,
             workers: 1,
             shard_prefix_components: 2,
+            mgmt_verifier: None,
         }
     }
 }

@@ -701,6 +701,23 @@ impl Driver {
                 reason.as_str()
             ));
         }
+        let m = self.mgmt.counters();
+        render_metric(
+            &mut out,
+            "counter",
+            "amicn_mgmt_commands_total",
+            "Management commands answered",
+            m.commands,
+        );
+        out.push_str(
+            "# HELP amicn_mgmt_refused_total Management commands refused by authorization, by reason\n",
+        );
+        out.push_str("# TYPE amicn_mgmt_refused_total counter\n");
+        for (reason, n) in self.mgmt.verifier_refusals() {
+            out.push_str(&format!(
+                "amicn_mgmt_refused_total{{reason=\"{reason}\"}} {n}\n"
+            ));
+        }
         let mut ids: Vec<&FaceId> = self.faces.by_id.keys().collect();
         ids.sort();
         out.push_str("# HELP amicn_face_packets_total Packets through each face's transport\n");
@@ -794,6 +811,22 @@ impl Driver {
         out
     }
 
+    fn mgmt_snapshot(&self) -> serde_json::Value {
+        let m = self.mgmt.counters();
+        let refused: serde_json::Map<String, serde_json::Value> = self
+            .mgmt
+            .verifier_refusals()
+            .into_iter()
+            .map(|(r, n)| (r.to_string(), n.into()))
+            .collect();
+        serde_json::json!({
+            "commands": m.commands,
+            "dropped": m.dropped,
+            "unauthorized": m.unauthorized,
+            "refused": refused,
+        })
+    }
+
     fn snapshot(&self) -> serde_json::Value {
         let (st, drops) = self.status();
         let c = st.counters;
@@ -859,6 +892,7 @@ impl Driver {
             "forwarding_batch_p99_us": self.batch_latency.quantile_us(0.99),
             "workers": self.shards.as_ref().map_or(1, Shards::len),
             "shard_queue_drops": self.shards.as_ref().map_or(0, |s| s.queue_drops),
+            "management": self.mgmt_snapshot(),
         })
     }
 }
@@ -982,6 +1016,9 @@ async fn setup(config: &RuntimeConfig, stop: &CancellationToken) -> Result<Setup
         shards,
         fair: fair::FairQueue::new(FAIR_MAX_PER_FACE, FAIR_MAX_BYTES_PER_FACE),
     };
+    if let Some(v) = &config.mgmt_verifier {
+        driver.mgmt.set_verifier(Box::new(v.clone()));
+    }
     let mut endpoints = Endpoints::default();
 
     for addr in &config.udp {
