@@ -958,7 +958,7 @@ impl Forwarder {
             },
             congestion_mark: u64::from(f.congested),
         };
-        let pkt = wire::frame(e.fwd_wire(), &lp);
+        let pkt = wire::frame_copied(e.fwd_wire(), &lp);
         self.enqueue(out_face, pkt, OutKind::Interest);
     }
 

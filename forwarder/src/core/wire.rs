@@ -248,6 +248,14 @@ pub(crate) fn frame(fragment: &Bytes, h: &LpOut<'_>) -> Frame {
     Frame::wrap(fragment, h)
 }
 
+/// The packet and its header written into one new buffer, for a packet a table keeps (the
+/// PIT's Interest): sharing it instead would add a reference-count header to every entry for
+/// the entry's whole life, to save copying a packet of a few dozen octets.
+#[inline]
+pub(crate) fn frame_copied(fragment: &Bytes, h: &LpOut<'_>) -> Frame {
+    Frame::bare(lp::wrap(fragment, h))
+}
+
 /// [`frame`] in one buffer.
 #[cfg(test)]
 pub(crate) fn wrap(fragment: &Bytes, h: &LpOut<'_>) -> Bytes {
