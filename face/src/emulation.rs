@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use amicn_tlv::lp::Frame;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use tokio::sync::mpsc;
@@ -40,15 +40,15 @@ pub(crate) fn loss_rng(seed: u64) -> Xoshiro256PlusPlus {
 /// Inserts the emulation stage between a face's send queue and its writer; returns the queue the
 /// writer should drain instead.
 pub fn insert_stage(
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Frame>,
     emu: Emulation,
     counters: Arc<FaceCounters>,
     capacity: usize,
-) -> mpsc::Receiver<Bytes> {
+) -> mpsc::Receiver<Frame> {
     let (tx, out) = mpsc::channel(capacity.max(1));
     tokio::spawn(async move {
         let mut rng = loss_rng(emu.seed);
-        let mut pending: VecDeque<(Instant, Bytes)> = VecDeque::new();
+        let mut pending: VecDeque<(Instant, Frame)> = VecDeque::new();
         loop {
             let due = pending.front().map(|(t, _)| *t);
             tokio::select! {
@@ -94,6 +94,7 @@ pub fn insert_stage(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn loss_rate_is_close_to_setting() {
@@ -125,9 +126,11 @@ mod tests {
         };
         let mut out = insert_stage(rx, emu, counters.clone(), 16);
         let start = Instant::now();
-        tx.send(Bytes::from_static(b"x")).await.unwrap();
+        tx.send(Frame::from(Bytes::from_static(b"x")))
+            .await
+            .unwrap();
         let got = out.recv().await.unwrap();
-        assert_eq!(&got[..], b"x");
+        assert_eq!(&got.packet[..], b"x");
         assert!(start.elapsed() >= Duration::from_millis(50));
 
         let (tx, rx) = mpsc::channel(16);
@@ -137,7 +140,9 @@ mod tests {
             seed: 1,
         };
         let mut out = insert_stage(rx, all_lost, counters.clone(), 16);
-        tx.send(Bytes::from_static(b"y")).await.unwrap();
+        tx.send(Frame::from(Bytes::from_static(b"y")))
+            .await
+            .unwrap();
         drop(tx);
         assert!(out.recv().await.is_none());
         assert_eq!(FaceCounters::get(&counters.emulated_losses), 1);

@@ -20,6 +20,7 @@ pub mod udp;
 pub mod unix;
 pub mod uri;
 
+pub use amicn_tlv::lp::Frame;
 pub use codec::TlvCodec;
 pub use link::{
     Channel, ChannelCounters, ChannelLimits, CloseReason, FaceCounters, FaceKind, FaceMeta,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use amicn_tlv::lp::Frame;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -229,7 +230,7 @@ impl Default for QueueConfig {
 /// The runtime's handle to one face: a bounded send queue plus a close switch.
 #[derive(Debug, Clone)]
 pub struct FaceTx {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Frame>,
     cancel: CancellationToken,
     counters: Arc<FaceCounters>,
     congestion_threshold: usize,
@@ -253,7 +254,7 @@ impl FaceTx {
     pub fn new(
         queue: QueueConfig,
         counters: Arc<FaceCounters>,
-    ) -> (Self, mpsc::Receiver<Bytes>, CancellationToken) {
+    ) -> (Self, mpsc::Receiver<Frame>, CancellationToken) {
         let (tx, rx) = mpsc::channel(queue.capacity.max(1));
         let cancel = CancellationToken::new();
         (
@@ -268,9 +269,10 @@ impl FaceTx {
         )
     }
 
-    /// Queues one packet without waiting; a full queue drops it (counted).
-    pub fn send(&self, pkt: Bytes) -> SendStatus {
-        match self.tx.try_send(pkt) {
+    /// Queues one packet without waiting; a full queue drops it (counted). A [`Frame`] keeps
+    /// its LpPacket header apart from the packet, which the writer sends without copying.
+    pub fn send(&self, pkt: impl Into<Frame>) -> SendStatus {
+        match self.tx.try_send(pkt.into()) {
             Ok(()) => {
                 if self.queue_len() > self.congestion_threshold {
                     FaceCounters::add(&self.counters.congestion_marks, 1);

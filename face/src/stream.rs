@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use amicn_tlv::lp::Frame;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -217,29 +218,39 @@ fn drain_frames(
 
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Frame>,
     counters: Arc<FaceCounters>,
     cancel: CancellationToken,
     batch: usize,
 ) {
-    let mut pkts = Vec::with_capacity(batch.max(1));
+    let mut frames = Vec::with_capacity(batch.max(1));
+    // Every queued frame's header and packet, in order, for one vectored write: the packets
+    // go out from the buffers they were received in.
+    let mut parts: Vec<Bytes> = Vec::with_capacity(2 * batch.max(1));
     loop {
         let n = tokio::select! {
             biased;
-            n = rx.recv_many(&mut pkts, batch.max(1)) => n,
+            n = rx.recv_many(&mut frames, batch.max(1)) => n,
             () = cancel.cancelled() => break,
         };
         if n == 0 {
             break;
         }
-        let bytes: usize = pkts.iter().map(Bytes::len).sum();
-        if let Err(e) = write_all_vectored(&mut writer, &pkts).await {
+        let mut bytes = 0usize;
+        for f in frames.drain(..) {
+            bytes += f.len();
+            if !f.header.is_empty() {
+                parts.push(f.header);
+            }
+            parts.push(f.packet);
+        }
+        if let Err(e) = write_all_vectored(&mut writer, &parts).await {
             tracing::debug!(error = %e, "stream face write failed");
             break;
         }
         FaceCounters::add(&counters.out_packets, n as u64);
         FaceCounters::add(&counters.out_bytes, bytes as u64);
-        pkts.clear();
+        parts.clear();
     }
     cancel.cancel();
     let _ = writer.shutdown().await;
@@ -330,6 +341,16 @@ mod tests {
         let mut got = [0u8; 5];
         br.read_exact(&mut got).await.unwrap();
         assert_eq!(got, [5, 0, 6, 1, 9]);
+
+        // A frame's header goes out right in front of its packet.
+        tx.send(Frame {
+            header: Bytes::from_static(&[0x64, 0x04, 0x50, 0x02]),
+            packet: Bytes::from_static(&[5, 0]),
+        });
+        tx.send(Bytes::from_static(&[6, 0]));
+        let mut got = [0u8; 8];
+        br.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, [0x64, 0x04, 0x50, 0x02, 5, 0, 6, 0]);
 
         // An oversized header closes the face and is counted.
         bw.write_all(&[6, 0xFD, 0x30, 0x00]).await.unwrap();

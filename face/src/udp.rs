@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use amicn_tlv::lp::Frame;
 use bytes::{Bytes, BytesMut};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -455,7 +456,7 @@ impl Budget {
 async fn send_loop(
     socket: Arc<UdpSocket>,
     remote: SocketAddr,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Frame>,
     counters: Arc<FaceCounters>,
     cancel: CancellationToken,
     mtu: usize,
@@ -479,7 +480,8 @@ async fn send_loop(
                 FaceCounters::add(&counters.amplification_drops, 1);
                 continue;
             }
-            let dgrams = match frag.fragment(pkt) {
+            // A datagram is one buffer: the header and packet are joined here.
+            let dgrams = match frag.fragment(pkt.into_bytes()) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::debug!(error = %e, %remote, "cannot fragment; packet dropped");

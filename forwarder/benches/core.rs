@@ -279,6 +279,8 @@ fn memory_per_entry() {
         let cfg = Config {
             pit_max_entries: cap,
             pit_max_per_face: cap,
+            pit_max_bytes: usize::MAX,
+            pit_max_bytes_per_face: usize::MAX,
             cs_capacity_packets: 0,
             ..Config::default()
         };

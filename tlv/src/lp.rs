@@ -521,6 +521,81 @@ pub fn wrap(fragment: &Bytes, h: &OutHeaders<'_>) -> Bytes {
     out.freeze()
 }
 
+/// A packet ready for the link, in two parts: the LpPacket header up to the Fragment's
+/// TLV-LENGTH (empty for a bare packet) and the network packet itself. A writer sends the two
+/// as one vectored write, so wrapping a packet never copies it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// LpPacket header octets; empty when the packet goes bare.
+    pub header: Bytes,
+    /// The network packet (the Fragment's TLV-VALUE when `header` is not empty).
+    pub packet: Bytes,
+}
+
+impl Frame {
+    /// A packet sent as it is, without an LpPacket around it.
+    #[inline]
+    pub fn bare(packet: Bytes) -> Self {
+        Self {
+            header: Bytes::new(),
+            packet,
+        }
+    }
+
+    /// `fragment` with `h` in front of it: bare when there is no header to carry.
+    #[inline]
+    pub fn wrap(fragment: &Bytes, h: &OutHeaders<'_>) -> Self {
+        if h.is_empty() {
+            return Self::bare(fragment.clone());
+        }
+        let mut header = BytesMut::with_capacity(h.header_len(fragment.len()));
+        h.encode_header(&mut header, fragment.len());
+        Self {
+            header: header.freeze(),
+            packet: fragment.clone(),
+        }
+    }
+
+    /// Octets on the link.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.header.len() + self.packet.len()
+    }
+
+    /// Whether there is nothing to send.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.header.is_empty() && self.packet.is_empty()
+    }
+
+    /// The frame in one buffer (for datagrams and fragmentation); a bare packet is returned
+    /// without copying.
+    pub fn to_bytes(&self) -> Bytes {
+        if self.header.is_empty() {
+            return self.packet.clone();
+        }
+        let mut out = BytesMut::with_capacity(self.len());
+        out.put_slice(&self.header);
+        out.put_slice(&self.packet);
+        out.freeze()
+    }
+
+    /// The frame in one buffer, consuming it.
+    pub fn into_bytes(self) -> Bytes {
+        if self.header.is_empty() {
+            self.packet
+        } else {
+            self.to_bytes()
+        }
+    }
+}
+
+impl From<Bytes> for Frame {
+    fn from(packet: Bytes) -> Self {
+        Self::bare(packet)
+    }
+}
+
 /// The bytes of an LpPacket carrying `pit_token` up to (and including) the Fragment's
 /// TLV-LENGTH; the `packet_len` bytes of the fragment follow.
 pub fn pit_token_header(pit_token: &[u8], packet_len: usize) -> Bytes {
@@ -537,6 +612,30 @@ pub fn pit_token_header(pit_token: &[u8], packet_len: usize) -> Bytes {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn frame_parts_concatenate_to_the_wrapped_packet() {
+        let frag = Bytes::from_static(&[0x06, 0x03, 0x07, 0x01, 0x08]);
+        let tok = [9u8, 8, 7, 6];
+        let h = OutHeaders {
+            pit_token: Some(&tok),
+            congestion_mark: 3,
+            ..OutHeaders::default()
+        };
+        let f = Frame::wrap(&frag, &h);
+        assert_eq!(f.len(), f.header.len() + frag.len());
+        assert_eq!(
+            f.packet.as_ptr(),
+            frag.as_ptr(),
+            "the packet is shared, not copied"
+        );
+        assert_eq!(f.to_bytes(), wrap(&frag, &h));
+        assert_eq!(f.clone().into_bytes(), wrap(&frag, &h));
+        let bare = Frame::wrap(&frag, &OutHeaders::default());
+        assert!(bare.header.is_empty());
+        assert_eq!(bare.to_bytes().as_ptr(), frag.as_ptr());
+        assert_eq!(Frame::from(frag.clone()), bare);
+    }
 
     #[test]
     fn out_headers_match_the_full_encoder() {

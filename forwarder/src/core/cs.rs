@@ -10,13 +10,13 @@
 //! store that only sees exact lookups (and churns through entries that are evicted unseen)
 //! never pays for ordered insertion and removal.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use amicn_tlv::Name;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::{IdHasher, Time};
+use super::Time;
 
 const NONE: u32 = u32::MAX;
 
@@ -102,7 +102,11 @@ pub struct CsInfo {
 pub(crate) struct Cs {
     slots: Vec<Option<CsEntry>>,
     free: Vec<u32>,
-    by_hash: HashMap<u64, u32, IdHasher>,
+    /// Hash chain heads: `buckets[bucket(hash)]` is the first entry whose name hash falls in
+    /// that bucket, the rest follow through [`CsEntry::chain`]. A power-of-two count no smaller
+    /// than the number of entries (4 octets per entry, where a map from hash to head costs
+    /// about eight times as much).
+    buckets: Vec<u32>,
     /// Entries in canonical name order; complete only after [`Cs::sync_ordered`].
     ordered: BTreeMap<Bytes, u32>,
     /// Slots inserted since the last merge into `ordered`. May hold slots that were evicted
@@ -165,7 +169,7 @@ impl Cs {
         Cs {
             slots: Vec::new(),
             free: Vec::new(),
-            by_hash: HashMap::default(),
+            buckets: Vec::new(),
             ordered: BTreeMap::new(),
             pending: Vec::new(),
             n_entries: 0,
@@ -241,10 +245,55 @@ impl Cs {
         }
     }
 
+    /// The bucket of a name hash (Fibonacci hashing: the top bits of the product).
+    fn bucket(&self, name_hash: u64) -> usize {
+        let bits = self.buckets.len().trailing_zeros();
+        if bits == 0 {
+            return 0;
+        }
+        (name_hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+    }
+
+    fn chain_head(&self, name_hash: u64) -> u32 {
+        let b = self.bucket(name_hash);
+        self.buckets.get(b).copied().unwrap_or(NONE)
+    }
+
+    fn set_chain_head(&mut self, name_hash: u64, i: u32) {
+        let b = self.bucket(name_hash);
+        if let Some(head) = self.buckets.get_mut(b) {
+            *head = i;
+        }
+    }
+
+    /// Doubles the bucket array once the entries outnumber it and rethreads every chain.
+    fn grow_buckets(&mut self, entries: usize) {
+        if entries <= self.buckets.len() {
+            return;
+        }
+        let n = entries.next_power_of_two().max(64);
+        self.buckets = vec![NONE; n];
+        for i in 0..self.slots.len() {
+            let Some(h) = self
+                .slots
+                .get(i)
+                .and_then(Option::as_ref)
+                .map(|e| e.name_hash)
+            else {
+                continue;
+            };
+            let head = self.chain_head(h);
+            if let Some(e) = self.slots.get_mut(i).and_then(Option::as_mut) {
+                e.chain = head;
+            }
+            self.set_chain_head(h, u32::try_from(i).unwrap_or(NONE));
+        }
+    }
+
     fn find_exact(&self, name_hash: u64, key: &[u8]) -> Option<u32> {
-        let mut cur = self.by_hash.get(&name_hash).copied().unwrap_or(NONE);
+        let mut cur = self.chain_head(name_hash);
         while let Some(e) = self.entry(cur) {
-            if e.key() == key {
+            if e.name_hash == name_hash && e.key() == key {
                 return Some(cur);
             }
             cur = e.chain;
@@ -392,6 +441,7 @@ impl Cs {
             }
             self.touch(i);
         } else {
+            self.grow_buckets(self.n_entries + 1);
             let entry = CsEntry {
                 buf,
                 wire_len,
@@ -401,7 +451,7 @@ impl Cs {
                 fresh_until,
                 prev: NONE,
                 next: NONE,
-                chain: self.by_hash.get(&h).copied().unwrap_or(NONE),
+                chain: self.chain_head(h),
                 in_ordered: false,
             };
             let i = match self.free.pop() {
@@ -416,7 +466,7 @@ impl Cs {
                     u32::try_from(self.slots.len() - 1).unwrap_or(NONE - 1)
                 }
             };
-            self.by_hash.insert(h, i);
+            self.set_chain_head(h, i);
             self.queue_ordered(i);
             self.n_entries += 1;
             self.n_bytes += wire.len();
@@ -439,13 +489,9 @@ impl Cs {
         self.unlink(i);
         let e = self.slots.get_mut(i as usize)?.take()?;
         // Unlink from the hash chain.
-        let head = self.by_hash.get(&e.name_hash).copied().unwrap_or(NONE);
+        let head = self.chain_head(e.name_hash);
         if head == i {
-            if e.chain == NONE {
-                self.by_hash.remove(&e.name_hash);
-            } else {
-                self.by_hash.insert(e.name_hash, e.chain);
-            }
+            self.set_chain_head(e.name_hash, e.chain);
         } else {
             let mut cur = head;
             while let Some(c) = self.entry(cur) {
@@ -492,6 +538,20 @@ impl Cs {
             .count()
     }
 
+    /// Entries reachable through the hash chains (tests).
+    #[cfg(test)]
+    fn chained(&self) -> usize {
+        let mut n = 0;
+        for &head in &self.buckets {
+            let mut cur = head;
+            while let Some(e) = self.entry(cur) {
+                n += 1;
+                cur = e.chain;
+            }
+        }
+        n
+    }
+
     /// Names in LRU order, most recent first (tests and diagnostics).
     #[cfg(test)]
     fn lru_names(&self) -> Vec<String> {
@@ -535,6 +595,32 @@ mod tests {
             can_be_prefix: cbp,
             must_be_fresh: mbf,
         }
+    }
+
+    #[test]
+    fn hash_chains_survive_growth_eviction_and_reuse() {
+        let mut cs = Cs::new(700, 1 << 30, true, true);
+        let t = Time::from_millis(1);
+        for i in 0..1000 {
+            put(&mut cs, &format!("/g/{i}"), 40, None, t);
+        }
+        // The 300 oldest were evicted; every other entry is found exactly once.
+        assert_eq!(cs.len(), 700);
+        assert_eq!(cs.chained(), 700);
+        assert!(cs.buckets.len().is_power_of_two() && cs.buckets.len() >= 700);
+        for i in 0..1000 {
+            let hit = cs.find(&q(&n(&format!("/g/{i}")), false, false), t);
+            assert_eq!(hit.is_some(), i >= 300, "/g/{i}");
+        }
+        // Re-inserting a cached name replaces it in place.
+        put(&mut cs, "/g/999", 60, None, t);
+        assert_eq!((cs.len(), cs.chained()), (700, 700));
+        assert_eq!(
+            cs.find(&q(&n("/g/999"), false, false), t).unwrap().len(),
+            60
+        );
+        assert_eq!(cs.erase(&n("/g"), 1000), 700);
+        assert_eq!((cs.len(), cs.chained()), (0, 0));
     }
 
     #[test]
@@ -686,7 +772,7 @@ mod tests {
         assert_eq!(cs.ordered.len(), 4);
         assert_eq!(cs.erase(&n("/c"), 10), 3);
         assert_eq!(cs.lru_names(), vec!["/b/0"]);
-        assert!(cs.ordered.len() == 1 && cs.by_hash.len() == 1);
+        assert!(cs.ordered.len() == 1 && cs.chained() == 1);
     }
 
     #[test]

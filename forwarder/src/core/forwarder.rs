@@ -17,7 +17,7 @@ use super::name_map::NameMap;
 use super::pit::{InRecord, OutRecord, Pit, PitEntry};
 use super::strategy::{self, Context, Measurements, Ranked, Strategy, StrategyKind, Verdict};
 use super::time::{Time, TimerWheel};
-use super::wire::{self, DataView, Incoming, LpIn, LpOut};
+use super::wire::{self, DataView, Frame, Incoming, LpIn, LpOut};
 use super::{Error, FaceEvent, FaceEventKind, InterestAdmission, MgmtRequest};
 use std::time::Duration;
 
@@ -84,7 +84,7 @@ pub struct Forwarder {
     cs: Cs,
     dnl: DeadNonceList,
     wheel: TimerWheel<(u32, u32)>,
-    out: VecDeque<(FaceId, Bytes)>,
+    out: VecDeque<(FaceId, Frame)>,
     mgmt: VecDeque<MgmtRequest>,
     events: VecDeque<FaceEvent>,
     counters: Counters,
@@ -305,8 +305,15 @@ impl Forwarder {
         self.dnl.expire(now);
     }
 
-    /// The next packet to send: `(face, link-layer packet)`.
+    /// The next packet to send: `(face, link-layer packet)` in one buffer.
     pub fn poll_transmit(&mut self) -> Option<(FaceId, Bytes)> {
+        self.poll_transmit_frame()
+            .map(|(face, frame)| (face, frame.into_bytes()))
+    }
+
+    /// The next packet to send as its LpPacket header and the packet it carries, for a writer
+    /// that sends both in one vectored write without copying the packet.
+    pub fn poll_transmit_frame(&mut self) -> Option<(FaceId, Frame)> {
         let (face, pkt) = self.out.pop_front()?;
         if let Some(f) = self.faces.get_mut(face) {
             f.queued = f.queued.saturating_sub(1);
@@ -331,7 +338,7 @@ impl Forwarder {
 
     /// Sends a management response (an encoded Data) to `face`, echoing the request's PitToken.
     pub fn reply_management(&mut self, face: FaceId, pit_token: Option<Bytes>, data: Bytes) {
-        let pkt = wire::wrap(
+        let pkt = wire::frame(
             &data,
             &LpOut {
                 pit_token: pit_token.as_deref(),
@@ -982,7 +989,7 @@ impl Forwarder {
             },
             congestion_mark: u64::from(f.congested),
         };
-        let pkt = wire::wrap(e.fwd_wire(), &lp);
+        let pkt = wire::frame_copied(e.fwd_wire(), &lp);
         self.enqueue(out_face, pkt, OutKind::Interest);
     }
 
@@ -1003,7 +1010,7 @@ impl Forwarder {
             incoming_face_id: f.options.local_fields_enabled.then_some(from.0),
             congestion_mark: mark.max(u64::from(f.congested)),
         };
-        let pkt = wire::wrap(data, &lp);
+        let pkt = wire::frame(data, &lp);
         self.enqueue(out_face, pkt, OutKind::Data);
     }
 
@@ -1027,7 +1034,7 @@ impl Forwarder {
             incoming_face_id: None,
             congestion_mark: u64::from(f.congested),
         };
-        let pkt = wire::wrap(interest_wire, &lp);
+        let pkt = wire::frame(interest_wire, &lp);
         self.enqueue(out_face, pkt, OutKind::Nack);
     }
 
@@ -1052,7 +1059,7 @@ impl Forwarder {
         }
     }
 
-    fn enqueue(&mut self, face: FaceId, pkt: Bytes, kind: OutKind) {
+    fn enqueue(&mut self, face: FaceId, pkt: Frame, kind: OutKind) {
         let total_full = self.out.len() >= self.config.out_queue_max;
         let per_face_max = self.config.out_queue_max_per_face;
         let Some(f) = self.faces.get_mut(face) else {

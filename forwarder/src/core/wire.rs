@@ -237,11 +237,29 @@ fn decode_lp(pkt: &Bytes, vs: usize, ve: usize) -> Result<Incoming, DropReason> 
 /// Link-layer fields to put on an outgoing packet.
 pub(crate) use amicn_tlv::lp::OutHeaders as LpOut;
 
-/// The packet as it goes on the link: bare when there is no header, else an LpPacket with the
-/// headers in increasing TLV-TYPE order followed by the Fragment.
+/// A packet as it goes on the link.
+pub(crate) use amicn_tlv::lp::Frame;
+
+/// The packet as it goes on the link: bare when there is no header, else an LpPacket header
+/// (headers in increasing TLV-TYPE order, then the Fragment's TLV-LENGTH) beside the packet,
+/// which is shared, not copied.
 #[inline]
+pub(crate) fn frame(fragment: &Bytes, h: &LpOut<'_>) -> Frame {
+    Frame::wrap(fragment, h)
+}
+
+/// The packet and its header written into one new buffer, for a packet a table keeps (the
+/// PIT's Interest): sharing it instead would add a reference-count header to every entry for
+/// the entry's whole life, to save copying a packet of a few dozen octets.
+#[inline]
+pub(crate) fn frame_copied(fragment: &Bytes, h: &LpOut<'_>) -> Frame {
+    Frame::bare(lp::wrap(fragment, h))
+}
+
+/// [`frame`] in one buffer.
+#[cfg(test)]
 pub(crate) fn wrap(fragment: &Bytes, h: &LpOut<'_>) -> Bytes {
-    lp::wrap(fragment, h)
+    frame(fragment, h).into_bytes()
 }
 
 /// Where the Name TLV-VALUE sits in an Interest's wire.

@@ -26,7 +26,8 @@ use amicn_face::emulation::Emulation;
 use amicn_face::udp::UdpChannel;
 use amicn_face::{
     Channel, ChannelCounters, FaceCounters as LinkCounters, FaceKind, FaceMeta,
-    FaceOptions as LinkOptions, FaceToken, FaceTx, FaceUri, Inbound, Persistency, SendStatus,
+    FaceOptions as LinkOptions, FaceToken, FaceTx, FaceUri, Frame, Inbound, Persistency,
+    SendStatus,
 };
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -560,7 +561,7 @@ impl Driver {
             }
             self.process_mgmt(now);
         }
-        while let Some((face, pkt)) = self.core.poll_transmit() {
+        while let Some((face, pkt)) = self.core.poll_transmit_frame() {
             self.send(face, pkt);
         }
         if let Some(shards) = &mut self.shards {
@@ -582,7 +583,7 @@ impl Driver {
         }
     }
 
-    fn send(&mut self, face: FaceId, pkt: Bytes) {
+    fn send(&mut self, face: FaceId, pkt: Frame) {
         let Some(e) = self.faces.by_id.get_mut(&face) else {
             return;
         };

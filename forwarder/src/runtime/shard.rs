@@ -497,7 +497,7 @@ impl Worker {
         // Management never runs here: its Interests go to shard 0.
         while self.core.poll_management().is_some() {}
         while self.core.poll_face_event().is_some() {}
-        while let Some((face, pkt)) = self.core.poll_transmit() {
+        while let Some((face, pkt)) = self.core.poll_transmit_frame() {
             let Some(e) = self.faces.get_mut(&face) else {
                 continue;
             };
