@@ -298,7 +298,9 @@ fn serve(s: ServeArgs) -> anyhow::Result<()> {
         let wire = std::fs::read(file).with_context(|| format!("--publisher: reading {file}"))?;
         let cert = amicn_kms::cert::Certificate::decode(Bytes::from(wire))
             .with_context(|| format!("--publisher: {file} is not a certificate"))?;
-        policy.allow(cert, allowed);
+        policy
+            .allow(cert, allowed)
+            .with_context(|| format!("--publisher {spec:?}"))?;
     }
     let command_prefix: Name = s
         .command_prefix
