@@ -210,7 +210,7 @@ impl InsertPolicy {
                     403 => &self.counters.forbidden,
                     _ => &self.counters.replayed,
                 };
-                let code = code.min(499);
+                let code = if code == SIGNER_REFUSED { 403 } else { code };
                 c.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("insert command {} refused ({code}): {why}", cmd.name);
                 ControlResponse::new(code, why)
