@@ -232,9 +232,8 @@ impl InsertPolicy {
         let v = validator
             .validate_interest(cmd, &CertStore::new(), now_ms)
             .map_err(|e| match e {
-                amicn_kms::Error::SignerNotAllowed { .. } | amicn_kms::Error::NoTrustRule { .. } => {
-                    (SIGNER_REFUSED, e.to_string())
-                }
+                amicn_kms::Error::SignerNotAllowed { .. }
+                | amicn_kms::Error::NoTrustRule { .. } => (SIGNER_REFUSED, e.to_string()),
                 e => (401, e.to_string()),
             })?;
         let params = cmd.app_parameters.clone().ok_or((

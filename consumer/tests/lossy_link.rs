@@ -662,7 +662,12 @@ async fn discover_with_forgery(how: Discovery, bad_copies: usize) -> (Bytes, For
     };
     let mut out = Vec::new();
     let result = consumer
-        .fetch_object(&"/alice/file".parse().unwrap(), &fopts, &mut out, &mut |_| {})
+        .fetch_object(
+            &"/alice/file".parse().unwrap(),
+            &fopts,
+            &mut out,
+            &mut |_| {},
+        )
         .await;
     let asked = asked.lock().unwrap().clone();
     (content, ForgeRun { result, out, asked })
@@ -676,7 +681,11 @@ async fn a_forged_discovery_answer_is_not_believed_and_is_asked_again() {
         // The genuine version, not the forger's v=9.
         assert_eq!(sum.versioned_name.to_string(), "/alice/file/v=1", "{how:?}");
         assert!(run.out == content, "{how:?}: fetched bytes differ");
-        assert_eq!((sum.verify_failures, sum.verify_refetches), (1, 1), "{how:?}");
+        assert_eq!(
+            (sum.verify_failures, sum.verify_refetches),
+            (1, 1),
+            "{how:?}"
+        );
         assert_eq!(run.asked, vec![true, true], "{how:?}");
         // Always forged: the fetch fails loudly, naming the discovery Interest, and writes nothing.
         let (_, run) = discover_with_forgery(how, usize::MAX).await;

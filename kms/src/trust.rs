@@ -1125,7 +1125,10 @@ signer = "/u/ami/meter/<id>/KEY/..."
         // The kind survives a TOML round trip.
         let back = TrustPolicy::from_toml(&p.to_toml()).unwrap();
         assert_eq!(back.config(), p.config());
-        assert!(TrustPolicy::from_toml("[[rule]]\nid='x'\ndata='/a'\nsigner='/b'\npacket='nack'").is_err());
+        assert!(
+            TrustPolicy::from_toml("[[rule]]\nid='x'\ndata='/a'\nsigner='/b'\npacket='nack'")
+                .is_err()
+        );
     }
 
     #[test]
