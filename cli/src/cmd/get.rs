@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use amicn_consumer::trust::{TrustAnchor, TrustMode};
-use amicn_kms::trust::TrustPolicy;
 use amicn_consumer::{Consumer, Discovery, FetchOptions, Progress};
+use amicn_kms::trust::TrustPolicy;
 use amicn_tlv::Name;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -33,7 +33,12 @@ pub(crate) fn read_policy(path: Option<&Path>) -> anyhow::Result<(TrustPolicy, S
         .with_context(|| format!("--trust-policy: reading {}", path.display()))?;
     let policy = TrustPolicy::from_toml(&text)
         .with_context(|| format!("--trust-policy {}", path.display()))?;
-    let ids: Vec<&str> = policy.config().rules.iter().map(|r| r.id.as_str()).collect();
+    let ids: Vec<&str> = policy
+        .config()
+        .rules
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect();
     let words = format!(
         "; name rules from {} ({} rule(s): {})",
         path.display(),

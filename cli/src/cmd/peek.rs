@@ -111,11 +111,8 @@ pub(crate) fn run(args: PeekArgs) -> anyhow::Result<()> {
                 anchors.push(TrustAnchor::from_certificate(&read_anchor(p)?)?);
             }
             let n = anchors.len();
-            consumer = consumer.with_trust_policy(
-                TrustMode::Anchored(anchors),
-                args.allow_digest,
-                rules,
-            );
+            consumer =
+                consumer.with_trust_policy(TrustMode::Anchored(anchors), args.allow_digest, rules);
             Some(format!(
                 "anchored: the signer must chain to {n} trust anchor(s){}{rule_words}",
                 if args.allow_digest {
