@@ -27,6 +27,19 @@
 //! signer = "/<u>/ami/meter/<id>/KEY/..."
 //! ```
 //!
+//! A rule may be limited to one kind of packet with `packet = "interest"` (command Interests,
+//! checked by [`Validator::validate_interest`]) or `packet = "data"` (Data and certificates);
+//! rules for the other kind are skipped. A command rule can then name who may send a command
+//! without also deciding who signs the answers under the same names:
+//!
+//! ```toml
+//! [[rule]]
+//! id = "meter-commands"
+//! packet = "interest"
+//! data = "/<u>/ami/meter/<id>/cmd/..."
+//! signer = "/<u>/ami/operator/KEY/..."
+//! ```
+//!
 //! The validator applies the policy to every link of the chain (the packet, then each certificate
 //! that is not a trust anchor), checks each signature (Ed25519 strictly) and each certificate's
 //! ValidityPeriod, and stops at a configured anchor. Any public-key SignatureType may appear on any
