@@ -415,6 +415,7 @@ fn serve(s: ServeArgs) -> anyhow::Result<()> {
                                     "stored": n(&c.stored),
                                     "malformed": n(&c.malformed),
                                     "unauthenticated": n(&c.unauthenticated),
+                                    "signer_refused": n(&c.signer_refused),
                                     "forbidden": n(&c.forbidden),
                                     "replayed": n(&c.replayed),
                                     "failed": n(&c.failed),
@@ -476,6 +477,7 @@ fn serve(s: ServeArgs) -> anyhow::Result<()> {
                         inserted = c.stored.load(Ordering::Relaxed),
                         refused_malformed = c.malformed.load(Ordering::Relaxed),
                         refused_unauthenticated = c.unauthenticated.load(Ordering::Relaxed),
+                        refused_signer = c.signer_refused.load(Ordering::Relaxed),
                         refused_forbidden = c.forbidden.load(Ordering::Relaxed),
                         refused_replayed = c.replayed.load(Ordering::Relaxed),
                         "repo"
