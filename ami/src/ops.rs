@@ -429,22 +429,11 @@ impl CommandState {
                 .map_err(|e| malformed(format!("certificate: {e}")))?;
             trust.add_certificate(cert);
         }
-        let v = trust
+        // The trust rules bind each verb to its principals (meter-read: operator or MDMS;
+        // meter-commands: operator alone); the meter's own key signs only the answers.
+        trust
             .verify_interest(interest)
             .map_err(|e| Refusal::new("signer", 403, e.to_string()))?;
-        // The trust rules admit the meter's own key under its names (it signs its answers
-        // there); a command must come from a head-end principal.
-        let operator = self.names.role("operator");
-        let mdms = self.names.role("mdms");
-        let allowed = operator.is_prefix_of(&v.signer)
-            || (op == MeterOp::Read && mdms.is_prefix_of(&v.signer));
-        if !allowed {
-            return Err(Refusal::new(
-                "signer",
-                403,
-                format!("{} may not send {verb} commands", v.signer),
-            ));
-        }
         if params.meter != self.id {
             return Err(Refusal::new(
                 "wrong-meter",
@@ -594,13 +583,15 @@ impl MeterCommander {
                 return Err(AmiError::protocol(&i.name, format!("Nacked: {reason:?}")));
             }
         };
-        let v = self.trust.verify_data(&data).await?;
-        if !self.names.meter(meter).is_prefix_of(&v.signer) {
+        // The answer must be named for meter `meter`; the meter-data rule then lets only that
+        // meter's key sign it.
+        if !self.names.meter(meter).is_prefix_of(&data.name) {
             return Err(AmiError::protocol(
                 &data.name,
-                format!("answer signed by {}, not by meter {meter}", v.signer),
+                format!("answer is not named for meter {meter}"),
             ));
         }
+        self.trust.verify_data(&data).await?;
         let latency = started.elapsed();
         let rep = CommandReply::decode(data.content.clone())?;
         let reading = match (&rep.sealed, &self.keys) {

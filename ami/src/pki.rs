@@ -5,7 +5,6 @@
 //! packets against the AMI trust policy and fetches missing certificates over NDN by their
 //! KeyLocator, so a role needs nothing but the anchor to start.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,9 +13,9 @@ use amicn_face::client::Client;
 use amicn_kms::cert::{Certificate, Validity};
 use amicn_kms::identity::{KeyPair, PublicKey};
 use amicn_kms::trust::{
-    CertSource, CertStore, OneOrMany, RuleConfig, TrustPolicy, Validated, Validator,
+    CertSource, CertStore, OneOrMany, PacketKind, RuleConfig, TrustPolicy, Validated, Validator,
 };
-use amicn_tlv::{Data, Interest, KeyLocator, Name};
+use amicn_tlv::{Data, Interest, Name};
 
 use crate::error::{AmiError, Result};
 use crate::names::AmiNames;
@@ -28,8 +27,6 @@ const CERT_VALIDITY_S: u64 = 30 * 24 * 3600;
 const MAX_CERT_FETCHES: usize = 4;
 /// Signers whose validated chains the validator remembers.
 const CHAIN_CACHE_SIGNERS: usize = 1 << 18;
-/// How long a validated certificate chain is reused without walking it again.
-const CHAIN_CACHE_S: u64 = 60;
 
 /// A signing key with its certificate.
 #[derive(Debug)]
@@ -116,8 +113,9 @@ impl Pki {
 /// The AMI trust policy: the KMS crate's default rules for the utility, preceded by the rules of
 /// the networked roles: meter X signs only enrolment Interests named for meter X, the DR
 /// operator alone signs entitlement commands, the utility operator alone signs revocation and
-/// retirement commands, service `r` asks for keys only under `/<u>/ami/KMS/svc/r`, and meter
-/// commands come from the utility operator (any verb) or the MDMS (reads only).
+/// retirement commands, service `r` asks for keys only under `/<u>/ami/KMS/svc/r`, meter
+/// commands come from the utility operator (any verb) or the MDMS (reads only), and meter X
+/// alone acknowledges DR events as X.
 pub fn ami_policy(names: &AmiNames) -> Result<TrustPolicy> {
     let base = TrustPolicy::ami(names.utility())?;
     let mut cfg = base.config().clone();
@@ -126,6 +124,13 @@ pub fn ami_policy(names: &AmiNames) -> Result<TrustPolicy> {
         id: id.into(),
         data,
         signer: OneOrMany::Many(signers),
+        packet: None,
+    };
+    // A rule for command Interests only: the answers signed under the same names fall through
+    // to the data rules below.
+    let command = |id: &str, data: String, signers: Vec<String>| RuleConfig {
+        packet: Some(PacketKind::Interest),
+        ..rule(id, data, signers)
     };
     let kms = format!("{u}/ami/KMS/KEY/...");
     let head: Vec<RuleConfig> = vec![
@@ -147,34 +152,26 @@ pub fn ami_policy(names: &AmiNames) -> Result<TrustPolicy> {
             vec![format!("{u}/ami/operator/KEY/..."), kms.clone()],
         ),
         // Meter commands: the utility operator sends every verb, the MDMS only on-demand
-        // reads; the meter signs its answers under the same names (and refuses commands
-        // signed by itself, see `crate::ops`).
-        rule(
+        // reads. The meter signs its answers under the same names (the meter-data rule).
+        command(
             "meter-read",
             format!("{u}/ami/meter/<id>/cmd/read/..."),
             vec![
                 format!("{u}/ami/operator/KEY/..."),
                 format!("{u}/ami/mdms/KEY/..."),
-                format!("{u}/ami/meter/<id>/KEY/..."),
             ],
         ),
-        rule(
+        command(
             "meter-commands",
             format!("{u}/ami/meter/<id>/cmd/..."),
-            vec![
-                format!("{u}/ami/operator/KEY/..."),
-                format!("{u}/ami/meter/<id>/KEY/..."),
-            ],
+            vec![format!("{u}/ami/operator/KEY/...")],
         ),
         // DR acknowledgements: meter X acknowledges only as X; the DR operator signs the
-        // receipts under the same names.
-        rule(
+        // receipts under the same names (the dr-events rule).
+        command(
             "dr-acks",
             format!("{u}/ami/dr/<p>/ack/<id>/..."),
-            vec![
-                format!("{u}/ami/meter/<id>/KEY/..."),
-                format!("{u}/ami/dr/KEY/..."),
-            ],
+            vec![format!("{u}/ami/meter/<id>/KEY/...")],
         ),
         // The MDMS signs what it answers under its own name (event receipts).
         rule(
@@ -198,21 +195,13 @@ pub fn ami_policy(names: &AmiNames) -> Result<TrustPolicy> {
 /// Validates packets against the AMI policy and the root anchor, fetching certificates that are
 /// not known yet by their KeyLocator through the forwarder.
 ///
-/// A chain, once validated, is remembered per signing key for a minute (never beyond the
-/// certificates' NotAfter), so the next packet from the same signer costs one signature check
-/// plus the policy rule instead of a walk to the anchor.
+/// A chain, once validated, is remembered per signing key by the validator's bounded chain
+/// cache (never beyond the certificates' NotAfter), so the next packet from the same signer
+/// costs one signature check plus the policy rule instead of a walk to the anchor.
 pub struct Trust {
     validator: Validator,
     certs: Mutex<CertStore>,
-    chains: Mutex<HashMap<Name, CachedChain>>,
     fetcher: Consumer,
-}
-
-#[derive(Clone)]
-struct CachedChain {
-    key: PublicKey,
-    chain: Vec<Name>,
-    until_s: u64,
 }
 
 impl std::fmt::Debug for Trust {
@@ -242,7 +231,6 @@ impl Trust {
         Ok(Arc::new(Trust {
             validator,
             certs: Mutex::new(CertStore::new()),
-            chains: Mutex::new(HashMap::new()),
             fetcher: consumer(client, Duration::from_millis(1000), 2),
         }))
     }
@@ -279,74 +267,9 @@ impl Trust {
         Ok(())
     }
 
-    fn chains(&self) -> std::sync::MutexGuard<'_, HashMap<Name, CachedChain>> {
-        self.chains.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Checks `data` against a chain validated before: policy rule and the packet's own
-    /// signature. `None` when no usable chain is cached for its signer.
-    fn verify_cached(&self, data: &Data) -> Option<Result<Validated>> {
-        if data.signature_info.sig_type != amicn_tlv::sig::ED25519 {
-            return None;
-        }
-        let Some(KeyLocator::Name(signer)) = &data.signature_info.key_locator else {
-            return None;
-        };
-        let cached = self.chains().get(signer).cloned()?;
-        if now_ms() / 1000 > cached.until_s {
-            return None;
-        }
-        let rule = match self.validator.policy().check(&data.name, signer) {
-            Ok(r) => r.to_string(),
-            Err(e) => return Some(Err(e.into())),
-        };
-        Some(
-            amicn_kms::identity::verify_data(data, &cached.key)
-                .map(|()| Validated {
-                    signer: signer.clone(),
-                    rule,
-                    chain: cached.chain,
-                })
-                .map_err(AmiError::from),
-        )
-    }
-
-    fn remember(&self, v: &Validated) {
-        let now_s = now_ms() / 1000;
-        let (key, until_s) = {
-            let certs = self.lock();
-            let Some(key) = v
-                .chain
-                .first()
-                .and_then(|n| certs.certificate(n))
-                .and_then(|c| c.public_key().copied())
-            else {
-                return;
-            };
-            let until = v
-                .chain
-                .iter()
-                .filter_map(|n| certs.certificate(n))
-                .map(|c| c.validity().not_after)
-                .fold(now_s + CHAIN_CACHE_S, u64::min);
-            (key, until)
-        };
-        self.chains().insert(
-            v.signer.clone(),
-            CachedChain {
-                key,
-                chain: v.chain.clone(),
-                until_s,
-            },
-        );
-    }
-
     /// Validates a Data packet: signature, policy rule for its name, certificate chain to the
     /// anchor (fetching missing certificates).
     pub async fn verify_data(&self, data: &Data) -> Result<Validated> {
-        if let Some(r) = self.verify_cached(data) {
-            return r;
-        }
         for _ in 0..=MAX_CERT_FETCHES {
             let r = {
                 let certs = self.lock();
@@ -357,10 +280,7 @@ impl Trust {
                 Err(amicn_kms::Error::CertificateNotFound { key_locator }) => {
                     self.fetch_certificate(&key_locator).await?
                 }
-                Ok(v) => {
-                    self.remember(&v);
-                    return Ok(v);
-                }
+                Ok(v) => return Ok(v),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -441,15 +361,17 @@ mod tests {
         let mdms = Name::from_uri("/u/ami/mdms/KEY/k").unwrap();
         let read = n.meter_command(7, "read");
         let cut = n.meter_command(7, "disconnect");
-        assert_eq!(p.check(&read, &op).unwrap(), "meter-read");
-        assert_eq!(p.check(&read, &mdms).unwrap(), "meter-read");
-        assert!(p.check(&read, &m8).is_err());
-        assert_eq!(p.check(&cut, &op).unwrap(), "meter-commands");
-        assert!(p.check(&cut, &mdms).is_err());
-        assert!(p.check(&cut, &m8).is_err());
-        assert!(p.check(&cut, &kms).is_err());
-        // The meter signs its answers there.
-        assert!(p.check(&cut, &m7).is_ok());
+        assert_eq!(p.check_interest(&read, &op).unwrap(), "meter-read");
+        assert_eq!(p.check_interest(&read, &mdms).unwrap(), "meter-read");
+        assert!(p.check_interest(&read, &m8).is_err());
+        assert_eq!(p.check_interest(&cut, &op).unwrap(), "meter-commands");
+        assert!(p.check_interest(&cut, &mdms).is_err());
+        assert!(p.check_interest(&cut, &m8).is_err());
+        assert!(p.check_interest(&cut, &kms).is_err());
+        // The meter never commands itself, but signs its answers there.
+        assert!(p.check_interest(&cut, &m7).is_err());
+        assert_eq!(p.check(&cut, &m7).unwrap(), "meter-data");
+        assert!(p.check(&cut, &op).is_err());
     }
 
     #[test]

@@ -337,6 +337,15 @@ async fn commands_from_others_replays_and_other_meters_commands_are_refused() {
             "{who}: {}",
             o.status.text
         );
+        // The principals of the utility are refused by the rule for the verb, the meter's
+        // own key included (it signs only the answers under these names).
+        if who != "another CA's operator" {
+            assert!(
+                o.status.text.contains("trust rule \"meter-commands\""),
+                "{who}: {}",
+                o.status.text
+            );
+        }
     }
     // Meter 2 may not even read meter 1.
     let o = s
@@ -764,6 +773,7 @@ async fn a_dr_event_reaches_the_project_and_exactly_its_members_acknowledge() {
     let (i, wire) = s.meters[1].dr_ack(&ev, 1, now_us()).unwrap();
     let st = s.meters[1].send_dr_ack(&i, wire).await.unwrap();
     assert!(st.text.starts_with("signer: "), "{}", st.text);
+    assert!(st.text.contains("trust rule \"dr-acks\""), "{}", st.text);
     // Meter 1's acknowledgement of an event never published.
     let ghost = DrEvent {
         seq: 7,

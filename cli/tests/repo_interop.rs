@@ -332,12 +332,13 @@ fn signed_insert_commands_are_stored_only_from_the_configured_publisher() {
     );
     assert!(got.contains("inserted"), "{got}");
 
-    // Another key of the same keychain is not a publisher of this repository.
+    // Another key of the same keychain is not a publisher of this repository: the trust rule
+    // for insert commands refuses it.
     let no = insert("/lab-utility/intruder", &good);
     assert!(!no.status.success());
     let err = String::from_utf8_lossy(&no.stderr);
     assert!(
-        err.contains("401") && err.contains("not a publisher"),
+        err.contains("403") && err.contains("trust rule \"repo-insert\""),
         "{err}"
     );
     // The publisher may not write outside the served prefix.
@@ -370,7 +371,8 @@ fn signed_insert_commands_are_stored_only_from_the_configured_publisher() {
     for (k, want) in [
         ("accepted", 1),
         ("stored", 30),
-        ("unauthenticated", 1),
+        ("unauthenticated", 0),
+        ("signer_refused", 1),
         ("forbidden", 1),
     ] {
         assert_eq!(ins[k], want, "{k} in {v}");

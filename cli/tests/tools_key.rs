@@ -213,6 +213,131 @@ fn object_signed_by_an_imported_ecdsa_key_verifies_under_the_ndn_cxx_certificate
 }
 
 #[test]
+fn get_and_peek_apply_a_trust_policy_file_and_name_the_refusing_rule() {
+    let dir = Scratch::new("key-trust-policy");
+    let (_fwd, uri) = start_forwarder(&dir);
+    let pass = dir.path("pass.txt");
+    std::fs::write(&pass, "amicn-vector").unwrap();
+    run_ok(
+        &dir,
+        &[
+            "key",
+            "import",
+            &vector("ecdsa.safebag.b64"),
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+    );
+    let input = dir.path("in.bin");
+    let content = tools_support::random_bytes(12_000, 11);
+    std::fs::write(&input, &content).unwrap();
+    let (_put, versioned) = start_put(
+        &dir,
+        &[
+            "--connect",
+            &uri,
+            "--identity",
+            "/example/ecdsa",
+            "/example/ecdsa/file",
+            input.to_str().unwrap(),
+        ],
+    );
+    let allow = dir.path("allow.toml");
+    std::fs::write(
+        &allow,
+        "[[rule]]\nid = \"ecdsa-files\"\ndata = \"/example/<k>/file/...\"\nsigner = \"/example/<k>/KEY/...\"\n",
+    )
+    .unwrap();
+    let deny = dir.path("deny.toml");
+    std::fs::write(
+        &deny,
+        "[[rule]]\nid = \"rsa-only\"\ndata = \"/example/...\"\nsigner = \"/example/rsa/KEY/...\"\n",
+    )
+    .unwrap();
+    let output = dir.path("out.bin");
+    let get = |policy: &std::path::Path| {
+        run(
+            &dir,
+            &[
+                "get",
+                "--connect",
+                &uri,
+                "--trust-anchor",
+                &vector("ecdsa.cert.b64"),
+                "--trust-policy",
+                policy.to_str().unwrap(),
+                "--verify-retries",
+                "1",
+                "--json",
+                "-o",
+                output.to_str().unwrap(),
+                "/example/ecdsa/file",
+            ],
+        )
+    };
+    let ok = get(&allow);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(std::fs::read(&output).unwrap(), content);
+    let j: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&ok.stdout).trim()).unwrap();
+    assert_eq!(j["name"], versioned.as_str());
+    let trust = j["trust"].as_str().unwrap();
+    assert!(trust.contains("1 rule(s): ecdsa-files"), "{trust}");
+    // A policy letting only the RSA key sign under /example: refused, naming the rule.
+    let refused = get(&deny);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("rsa-only"), "{err}");
+    assert!(err.contains("wrong signer"), "{err}");
+    // peek: the same two outcomes for the first segment.
+    let seg0 = format!("{versioned}/seg=0");
+    let peek = |policy: &std::path::Path| {
+        run(
+            &dir,
+            &[
+                "peek",
+                "--connect",
+                &uri,
+                "--trust-anchor",
+                &vector("ecdsa.cert.b64"),
+                "--trust-policy",
+                policy.to_str().unwrap(),
+                "-p",
+                &seg0,
+            ],
+        )
+    };
+    let ok = peek(&allow);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stderr).contains("ecdsa-files"));
+    let refused = peek(&deny);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("rsa-only"));
+    // A policy alone is not a trust anchor: peek says how to add one.
+    let alone = run(
+        &dir,
+        &[
+            "peek",
+            "--connect",
+            &uri,
+            "--trust-policy",
+            allow.to_str().unwrap(),
+            &seg0,
+        ],
+    );
+    assert!(!alone.status.success());
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("--trust-anchor"));
+}
+
+#[test]
 fn python_ndn_file_tpm_key_imports_with_its_certificate() {
     if !tools_support::python_ndn_available() {
         return;

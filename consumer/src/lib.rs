@@ -270,8 +270,24 @@ impl Consumer {
         }
     }
 
-    /// Verifies every Data against `mode`; certificates are fetched over this connection.
-    pub fn with_trust(mut self, mode: trust::TrustMode, allow_digest: bool) -> Consumer {
+    /// Verifies every Data against `mode`; certificates are fetched over this connection. Any
+    /// key may sign any name ([`Consumer::with_trust_policy`] adds name rules).
+    pub fn with_trust(self, mode: trust::TrustMode, allow_digest: bool) -> Consumer {
+        self.with_trust_policy(
+            mode,
+            allow_digest,
+            amicn_kms::trust::TrustPolicy::any_signer(),
+        )
+    }
+
+    /// Like [`Consumer::with_trust`], with `policy`'s name rules deciding which key may sign
+    /// which Data and which issuer which certificate.
+    pub fn with_trust_policy(
+        mut self,
+        mode: trust::TrustMode,
+        allow_digest: bool,
+        policy: amicn_kms::trust::TrustPolicy,
+    ) -> Consumer {
         let client = self.client.clone();
         let fetcher: trust::CertFetcher = Arc::new(move |name: Name| {
             let c = Consumer::new(client.clone());
@@ -282,7 +298,9 @@ impl Consumer {
             })
         });
         self.validator = Some(Arc::new(
-            trust::Validator::new(mode, allow_digest).with_fetcher(fetcher),
+            trust::Validator::new(mode, allow_digest)
+                .with_policy(policy)
+                .with_fetcher(fetcher),
         ));
         self
     }

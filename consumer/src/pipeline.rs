@@ -114,9 +114,9 @@ pub struct FetchSummary {
     pub min_window_after_decrease: usize,
     /// Smoothed RTT at the end.
     pub srtt: Option<Duration>,
-    /// Segment copies that failed verification (each refused copy counts once).
+    /// Segment and discovery answers that failed verification (each refused copy counts once).
     pub verify_failures: u64,
-    /// Segments fetched again after failing verification.
+    /// Segments (or discovery Interests) fetched again after failing verification.
     pub verify_refetches: u64,
 }
 
@@ -156,30 +156,91 @@ type Outcome = (u64, Instant, u32, std::result::Result<Reply, ClientError>);
 
 impl Consumer {
     /// Finds the versioned name of the object at `prefix` (and possibly its first segment).
+    /// With a trust policy, the version is believed only from a discovery answer that verifies
+    /// (see [`Consumer::fetch_object`] for the retries).
     pub async fn discover(&self, prefix: &Name, how: Discovery) -> Result<(Name, Option<Data>)> {
+        let opts = FetchOptions {
+            discovery: how,
+            ..FetchOptions::default()
+        };
+        self.discover_counted(prefix, &opts, &VerifyStats::default())
+            .await
+    }
+
+    async fn discover_counted(
+        &self,
+        prefix: &Name,
+        opts: &FetchOptions,
+        stats: &VerifyStats,
+    ) -> Result<(Name, Option<Data>)> {
         let ends_in_version = prefix
             .get(prefix.len().wrapping_sub(1))
             .and_then(|c| c.as_version())
             .is_some();
-        match how {
+        match opts.discovery {
             Discovery::Exact => Ok((prefix.clone(), None)),
             Discovery::Auto if ends_in_version => Ok((prefix.clone(), None)),
             Discovery::Metadata => {
-                self.discover_metadata(prefix, Duration::from_secs(4), 2)
+                self.discover_metadata(prefix, Duration::from_secs(4), 2, opts, stats)
                     .await
             }
-            Discovery::CanBePrefix => self.discover_prefix(prefix).await,
+            Discovery::CanBePrefix => self.discover_prefix(prefix, opts, stats).await,
             Discovery::Auto => match self
-                .discover_metadata(prefix, Duration::from_secs(1), 0)
+                .discover_metadata(prefix, Duration::from_secs(1), 0, opts, stats)
                 .await
             {
                 Ok(found) => Ok(found),
                 Err(Error::Timeout { .. } | Error::Nack { .. }) => {
-                    self.discover_prefix(prefix).await
+                    self.discover_prefix(prefix, opts, stats).await
                 }
                 Err(e) => Err(e),
             },
         }
+    }
+
+    /// Sends a discovery Interest (CanBePrefix) on `via` and returns the first answer that
+    /// verifies. An answer that fails verification is counted and the Interest is sent again
+    /// with MustBeFresh and a new Nonce (so that it may reach another upstream or the producer
+    /// instead of a cached forgery), at most [`FetchOptions::verify_retries`] times; then the
+    /// discovery fails with the last refusal. Nothing from a refused answer is believed.
+    async fn discovery_answer(
+        &self,
+        via: &Consumer,
+        interest: Interest,
+        opts: &FetchOptions,
+        stats: &VerifyStats,
+    ) -> Result<Data> {
+        let data = via.fetch_unverified(interest.clone()).await?;
+        let Some(v) = &self.validator else {
+            return Ok(data);
+        };
+        let mut last = match v.verify(std::slice::from_ref(&data)).await {
+            Ok(()) => return Ok(data),
+            Err(e) if blamed_packet(&e) == Some(&data.name) => e,
+            Err(e) => return Err(e),
+        };
+        stats.failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(name = %interest.name, error = %last,
+            "discovery answer failed verification; asking again");
+        for _ in 0..opts.verify_retries {
+            stats.refetches.fetch_add(1, Ordering::Relaxed);
+            let mut i = interest.clone();
+            i.must_be_fresh = true;
+            let d = via.fetch_unverified(i).await?;
+            match v.verify(std::slice::from_ref(&d)).await {
+                Ok(()) => return Ok(d),
+                Err(e) if blamed_packet(&e) == Some(&d.name) => {
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
+                    last = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::VerificationFailed {
+            name: interest.name,
+            attempts: opts.verify_retries + 1,
+            source: Box::new(last),
+        })
     }
 
     async fn discover_metadata(
@@ -187,6 +248,8 @@ impl Consumer {
         prefix: &Name,
         lifetime: Duration,
         retries: u32,
+        opts: &FetchOptions,
+        stats: &VerifyStats,
     ) -> Result<(Name, Option<Data>)> {
         let mut i =
             Interest::new(prefix.append(Component::keyword(Bytes::from_static(b"metadata"))));
@@ -197,7 +260,10 @@ impl Consumer {
             max_retries: retries,
             lifetime,
         });
-        let meta = c.fetch(i).await?;
+        let mut meta = self.discovery_answer(&c, i, opts, stats).await?;
+        if let Some(plain) = self.decrypt(&meta)? {
+            meta.content = plain;
+        }
         let versioned = Name::decode(meta.content.clone()).map_err(|_| Error::Protocol {
             name: meta.name.clone(),
             why: "metadata content is not a Name",
@@ -211,15 +277,23 @@ impl Consumer {
         Ok((versioned, None))
     }
 
-    async fn discover_prefix(&self, prefix: &Name) -> Result<(Name, Option<Data>)> {
+    async fn discover_prefix(
+        &self,
+        prefix: &Name,
+        opts: &FetchOptions,
+        stats: &VerifyStats,
+    ) -> Result<(Name, Option<Data>)> {
         let mut i = Interest::new(prefix.clone());
         i.can_be_prefix = true;
         i.must_be_fresh = true;
-        let data = self.fetch_unverified(i).await?;
         // The version (and any FinalBlockId) is believed only from a verified answer; decryption
         // waits for the segment's turn in the pipeline.
-        if let Some(v) = &self.validator {
-            v.verify(std::slice::from_ref(&data)).await?;
+        let data = self.discovery_answer(self, i, opts, stats).await?;
+        if !prefix.is_prefix_of(&data.name) {
+            return Err(Error::Protocol {
+                name: data.name,
+                why: "discovery answer is outside the requested prefix",
+            });
         }
         let n = data.name.len();
         let last_is_segment = data
@@ -250,7 +324,7 @@ impl Consumer {
         let start = Instant::now();
         let counters = VerifyStats::default();
         let stats = &counters;
-        let (versioned, first) = self.discover(prefix, opts.discovery).await?;
+        let (versioned, first) = self.discover_counted(prefix, opts, stats).await?;
         // A non-segmented object answered by discovery is written as is.
         if let Some(d) = &first
             && d.name == versioned

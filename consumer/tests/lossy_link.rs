@@ -565,3 +565,149 @@ async fn a_segment_that_is_always_forged_fails_the_fetch_loudly() {
         "{err}"
     );
 }
+
+/// A far end that answers the first `bad_copies` discovery Interests (any Interest whose name
+/// does not end in a segment number) with `forged`, later ones and all segments from
+/// `producer`; records the discovery Interests' MustBeFresh.
+async fn forging_discovery_far_end(
+    stream: tokio::io::DuplexStream,
+    producer: Arc<Producer>,
+    forged: Bytes,
+    bad_copies: usize,
+    asked: Arc<std::sync::Mutex<Vec<bool>>>,
+) {
+    let (mut r, mut w) = tokio::io::split(stream);
+    let mut buf = BytesMut::new();
+    while r.read_buf(&mut buf).await.unwrap_or(0) > 0 {
+        while let Ok(Some(n)) = split_first_tlv(&buf) {
+            let rx = decode_packet(buf.split_to(n).freeze()).unwrap();
+            let NetPacket::Interest(interest) = rx.packet else {
+                continue;
+            };
+            let wire = if interest.name.last().and_then(|c| c.as_segment()).is_none() {
+                let mut a = asked.lock().unwrap();
+                a.push(interest.must_be_fresh);
+                if a.len() <= bad_copies {
+                    Some(forged.clone())
+                } else {
+                    producer.answer(&interest)
+                }
+            } else {
+                producer.answer(&interest)
+            };
+            let Some(wire) = wire else { continue };
+            let lp = LpHeaders {
+                pit_token: rx.lp.pit_token.clone(),
+                ..LpHeaders::default()
+            };
+            let _ = w.write_all(&wrap_fragment(wire, &lp, None)).await;
+        }
+    }
+}
+
+/// Publishes `/alice/file/v=1` (5 segments, signed by Alice) and fetches `/alice/file` with
+/// `how` discovery, anchored at Alice, through a far end whose first `bad_copies` discovery
+/// answers are a forgery (signed by another key under Alice's KeyLocator) claiming version 9.
+async fn discover_with_forgery(how: Discovery, bad_copies: usize) -> (Bytes, ForgeRun) {
+    use amicn_consumer::trust::TrustAnchor;
+    let content = random_bytes(5_000, 17);
+    let alice_key: amicn_tlv::Name = "/alice/KEY/k".parse().unwrap();
+    let alice = amicn_kms::identity::KeyPair::from_seed(&[1; 32], alice_key.clone()).unwrap();
+    let producer = Producer::new(Arc::new(Ed25519Signer::from_seed(
+        &[1; 32],
+        alice_key.clone(),
+    )));
+    let opts = PublishOptions {
+        segment_size: 1000,
+        version: Some(1),
+        ..PublishOptions::default()
+    };
+    producer
+        .publish(&"/alice/file".parse().unwrap(), content.clone(), &opts)
+        .unwrap();
+    let mallory = Ed25519Signer::from_seed(&[9; 32], alice_key.clone());
+    let v9: amicn_tlv::Name = "/alice/file/v=9".parse().unwrap();
+    let mut d = match how {
+        Discovery::Metadata => amicn_tlv::Data::new(
+            "/alice/file/32=metadata/v=9/seg=0".parse().unwrap(),
+            v9.to_wire(),
+        ),
+        _ => amicn_tlv::Data::new(
+            "/alice/file/v=9/seg=0".parse().unwrap(),
+            Bytes::from_static(b"forged"),
+        ),
+    };
+    d.meta_info.final_block_id = Some(amicn_tlv::Component::segment(0));
+    let forged = amicn_kms::signature::sign_data(&mallory, &mut d);
+
+    let (near, far) = tokio::io::duplex(1 << 20);
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    tokio::spawn(forging_discovery_far_end(
+        far,
+        producer,
+        forged,
+        bad_copies,
+        asked.clone(),
+    ));
+    let anchor = TrustAnchor {
+        key_name: alice_key,
+        key: alice.public_key().into(),
+    };
+    let consumer = Consumer::new(Client::from_stream(near, ClientOptions::default()))
+        .with_trust(TrustMode::Anchored(vec![anchor]), false);
+    let fopts = FetchOptions {
+        discovery: how,
+        verify_retries: 2,
+        ..FetchOptions::default()
+    };
+    let mut out = Vec::new();
+    let result = consumer
+        .fetch_object(
+            &"/alice/file".parse().unwrap(),
+            &fopts,
+            &mut out,
+            &mut |_| {},
+        )
+        .await;
+    let asked = asked.lock().unwrap().clone();
+    (content, ForgeRun { result, out, asked })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_discovery_answer_is_not_believed_and_is_asked_again() {
+    for how in [Discovery::CanBePrefix, Discovery::Metadata] {
+        let (content, run) = discover_with_forgery(how, 1).await;
+        let sum = run.result.unwrap();
+        // The genuine version, not the forger's v=9.
+        assert_eq!(sum.versioned_name.to_string(), "/alice/file/v=1", "{how:?}");
+        assert!(run.out == content, "{how:?}: fetched bytes differ");
+        assert_eq!(
+            (sum.verify_failures, sum.verify_refetches),
+            (1, 1),
+            "{how:?}"
+        );
+        assert_eq!(run.asked, vec![true, true], "{how:?}");
+        // Always forged: the fetch fails loudly, naming the discovery Interest, and writes nothing.
+        let (_, run) = discover_with_forgery(how, usize::MAX).await;
+        let err = run.result.unwrap_err();
+        match &err {
+            amicn_consumer::Error::VerificationFailed {
+                attempts, source, ..
+            } => {
+                assert_eq!(*attempts, 3, "{how:?}");
+                assert!(
+                    matches!(**source, amicn_consumer::Error::BadSignature { .. }),
+                    "{err}"
+                );
+            }
+            e => panic!("{how:?}: unexpected {e}"),
+        }
+        assert_eq!(run.asked.len(), 3, "{how:?}");
+        assert!(run.out.is_empty(), "{how:?}");
+    }
+    // Nothing forged: nothing counted.
+    let (content, run) = discover_with_forgery(Discovery::CanBePrefix, 0).await;
+    let sum = run.result.unwrap();
+    assert!(run.out == content);
+    assert_eq!((sum.verify_failures, sum.verify_refetches), (0, 0));
+}

@@ -31,7 +31,7 @@ fn fixture() -> Option<&'static Fixture> {
         )
         .ok()?;
         let mut policy = InsertPolicy::default();
-        policy.allow(cert, vec![Name::from_uri("/lab").ok()?]);
+        policy.allow(cert, vec![Name::from_uri("/lab").ok()?]).ok()?;
         Some(Fixture { store, policy })
     })
     .as_ref()

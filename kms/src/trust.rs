@@ -27,6 +27,19 @@
 //! signer = "/<u>/ami/meter/<id>/KEY/..."
 //! ```
 //!
+//! A rule may be limited to one kind of packet with `packet = "interest"` (command Interests,
+//! checked by [`Validator::validate_interest`]) or `packet = "data"` (Data and certificates);
+//! rules for the other kind are skipped. A command rule can then name who may send a command
+//! without also deciding who signs the answers under the same names:
+//!
+//! ```toml
+//! [[rule]]
+//! id = "meter-commands"
+//! packet = "interest"
+//! data = "/<u>/ami/meter/<id>/cmd/..."
+//! signer = "/<u>/ami/operator/KEY/..."
+//! ```
+//!
 //! The validator applies the policy to every link of the chain (the packet, then each certificate
 //! that is not a trust anchor), checks each signature (Ed25519 strictly) and each certificate's
 //! ValidityPeriod, and stops at a configured anchor. Any public-key SignatureType may appear on any
@@ -167,6 +180,16 @@ impl OneOrMany {
     }
 }
 
+/// Which signed packets a rule is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PacketKind {
+    /// Data packets (and the certificates of every chain, which are Data).
+    Data,
+    /// Signed Interests (command Interests).
+    Interest,
+}
+
 /// One rule as written in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleConfig {
@@ -176,6 +199,11 @@ pub struct RuleConfig {
     pub data: String,
     /// Pattern(s) for the KeyLocator name allowed to sign it.
     pub signer: OneOrMany,
+    /// Only for this kind of packet (`packet = "interest"` or `"data"`); absent: both. A rule
+    /// for the other kind is skipped, so a command rule does not shadow the answers signed under
+    /// the same names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet: Option<PacketKind>,
 }
 
 /// The configuration file: an ordered list of `[[rule]]` tables.
@@ -189,6 +217,7 @@ pub struct PolicyConfig {
 #[derive(Debug, Clone)]
 struct Rule {
     id: String,
+    packet: Option<PacketKind>,
     data: NamePattern,
     signers: Vec<NamePattern>,
 }
@@ -218,6 +247,7 @@ impl TrustPolicy {
             }
             rules.push(Rule {
                 id: r.id.clone(),
+                packet: r.packet,
                 data: NamePattern::parse(&r.data)?,
                 signers,
             });
@@ -238,10 +268,12 @@ impl TrustPolicy {
                     id: "any".to_owned(),
                     data: "/...".to_owned(),
                     signer: OneOrMany::One("/...".to_owned()),
+                    packet: None,
                 }],
             },
             rules: vec![Rule {
                 id: "any".to_owned(),
+                packet: None,
                 data: rest.clone(),
                 signers: vec![rest],
             }],
@@ -276,6 +308,7 @@ impl TrustPolicy {
             id: id.to_string(),
             data,
             signer: OneOrMany::Many(signer),
+            packet: None,
         };
         let root = format!("{u}/KEY/...");
         let kms = format!("{u}/ami/KMS/KEY/...");
@@ -326,9 +359,24 @@ impl TrustPolicy {
         })
     }
 
-    /// Decides whether `signer` (a KeyLocator name) may sign `name`. Returns the deciding rule's id.
+    /// Decides whether `signer` (a KeyLocator name) may sign the Data `name`. Returns the
+    /// deciding rule's id.
     pub fn check(&self, name: &Name, signer: &Name) -> Result<&str> {
+        self.check_packet(name, signer, PacketKind::Data)
+    }
+
+    /// Decides whether `signer` may sign the command Interest `name`.
+    pub fn check_interest(&self, name: &Name, signer: &Name) -> Result<&str> {
+        self.check_packet(name, signer, PacketKind::Interest)
+    }
+
+    /// Decides whether `signer` may sign a packet of `kind` named `name`: the first rule for
+    /// that kind whose data pattern matches decides.
+    pub fn check_packet(&self, name: &Name, signer: &Name, kind: PacketKind) -> Result<&str> {
         for rule in &self.rules {
+            if rule.packet.is_some_and(|k| k != kind) {
+                continue;
+            }
             let mut caps = Captures::new();
             if rule.data.matches(name, &mut caps) {
                 return if rule
@@ -561,6 +609,7 @@ impl SigCheck {
 
 /// The signed parts of a packet, borrowed for one check.
 struct Signed<'a> {
+    kind: PacketKind,
     name: &'a Name,
     info: &'a SignatureInfo,
     portion: Bytes,
@@ -623,6 +672,13 @@ impl Validator {
         Ok(())
     }
 
+    /// Trusts the key of a certificate configured out of band (a repository's publisher, a
+    /// peer's), whoever issued it: packets signed by that key (KeyLocator = its key name or
+    /// certificate name) need no chain, but the certificate's ValidityPeriod is still checked.
+    pub fn pin_certificate(&mut self, cert: Certificate) {
+        self.anchors.push(Anchor::Cert(cert));
+    }
+
     /// Trusts a bare public key for `key_name` (`/<identity>/KEY/<id>`) and every certificate
     /// name under it, with no validity limit: for keys distributed out of band.
     pub fn add_key_anchor(&mut self, key_name: Name, key: VerifyKey) {
@@ -654,6 +710,7 @@ impl Validator {
         now_ms: u64,
     ) -> Result<Validated> {
         let signed = Signed {
+            kind: PacketKind::Data,
             name: &data.name,
             info: &data.signature_info,
             portion: data.signed_portion(),
@@ -672,6 +729,7 @@ impl Validator {
     ) -> Result<Validated> {
         let (info, value, portion) = identity::interest_signed_parts(interest)?;
         let signed = Signed {
+            kind: PacketKind::Interest,
             name: &interest.name,
             info,
             portion,
@@ -856,6 +914,16 @@ impl Validator {
     /// Signature type, KeyLocator and policy check of one link; returns the signer and rule id.
     /// Only public-key types chain to anchors: RSA, ECDSA and Ed25519.
     fn precheck(&self, name: &Name, info: &SignatureInfo, value: &[u8]) -> Result<(Name, String)> {
+        self.precheck_kind(name, info, value, PacketKind::Data)
+    }
+
+    fn precheck_kind(
+        &self,
+        name: &Name,
+        info: &SignatureInfo,
+        value: &[u8],
+        kind: PacketKind,
+    ) -> Result<(Name, String)> {
         use amicn_tlv::sig::{ED25519, SHA256_WITH_ECDSA, SHA256_WITH_RSA};
         if ![ED25519, SHA256_WITH_ECDSA, SHA256_WITH_RSA].contains(&info.sig_type) {
             return Err(Error::UnsupportedSignatureType {
@@ -878,7 +946,7 @@ impl Validator {
                 });
             }
         };
-        let rule = self.policy.check(name, &signer)?.to_string();
+        let rule = self.policy.check_packet(name, &signer, kind)?.to_string();
         Ok((signer, rule))
     }
 
@@ -1008,7 +1076,7 @@ impl Validator {
     }
 
     fn validate(&self, p: Signed<'_>, certs: &dyn CertSource, now_ms: u64) -> Result<Validated> {
-        let (signer, rule) = self.precheck(p.name, p.info, p.value)?;
+        let (signer, rule) = self.precheck_kind(p.name, p.info, p.value, p.kind)?;
         let (pk, chain) = self.resolve_chain(&signer, certs, now_ms)?;
         pk.verify(p.name, &signer, p.info.sig_type, &p.portion, p.value)?;
         Ok(Validated {
@@ -1061,6 +1129,41 @@ mod tests {
         for bad in ["a/b", "/.../x", "/<>", "/<a b>"] {
             assert!(NamePattern::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn interest_rules_do_not_shadow_the_answers_under_the_same_names() {
+        let text = r#"
+[[rule]]
+id = "meter-commands"
+packet = "interest"
+data = "/u/ami/meter/<id>/cmd/..."
+signer = "/u/ami/operator/KEY/..."
+
+[[rule]]
+id = "meter-data"
+data = "/u/ami/meter/<id>/..."
+signer = "/u/ami/meter/<id>/KEY/..."
+"#;
+        let p = TrustPolicy::from_toml(text).unwrap();
+        let cmd = n("/u/ami/meter/7/cmd/disconnect/x");
+        let op = n("/u/ami/operator/KEY/a");
+        let m7 = n("/u/ami/meter/7/KEY/a");
+        assert_eq!(p.check_interest(&cmd, &op).unwrap(), "meter-commands");
+        // The meter may not command itself, but signs the answer Data under that name.
+        assert!(matches!(
+            p.check_interest(&cmd, &m7),
+            Err(Error::SignerNotAllowed { ref rule, .. }) if rule == "meter-commands"
+        ));
+        assert_eq!(p.check(&cmd, &m7).unwrap(), "meter-data");
+        assert!(p.check(&cmd, &op).is_err());
+        // The kind survives a TOML round trip.
+        let back = TrustPolicy::from_toml(&p.to_toml()).unwrap();
+        assert_eq!(back.config(), p.config());
+        assert!(
+            TrustPolicy::from_toml("[[rule]]\nid='x'\ndata='/a'\nsigner='/b'\npacket='nack'")
+                .is_err()
+        );
     }
 
     #[test]

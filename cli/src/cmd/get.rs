@@ -1,9 +1,10 @@
 //! `amicn get`: fetch a segmented object to a file or stdout.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use amicn_consumer::trust::{TrustAnchor, TrustMode};
 use amicn_consumer::{Consumer, Discovery, FetchOptions, Progress};
+use amicn_kms::trust::TrustPolicy;
 use amicn_tlv::Name;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -20,6 +21,31 @@ pub(crate) fn no_anchor_help(tool: &str) -> String {
          To check only that signatures match the keys their KeyLocators name (integrity, not \
          origin), pass --integrity-only; to skip verification, --no-verify."
     )
+}
+
+/// Reads `--trust-policy FILE` (TOML `[[rule]]` tables); without one any key may sign any
+/// name. Returns the policy and the words `get` and `peek` add to the policy they report.
+pub(crate) fn read_policy(path: Option<&Path>) -> anyhow::Result<(TrustPolicy, String)> {
+    let Some(path) = path else {
+        return Ok((TrustPolicy::any_signer(), String::new()));
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--trust-policy: reading {}", path.display()))?;
+    let policy = TrustPolicy::from_toml(&text)
+        .with_context(|| format!("--trust-policy {}", path.display()))?;
+    let ids: Vec<&str> = policy
+        .config()
+        .rules
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect();
+    let words = format!(
+        "; name rules from {} ({} rule(s): {})",
+        path.display(),
+        ids.len(),
+        ids.join(", ")
+    );
+    Ok((policy, words))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -43,10 +69,19 @@ digest. FinalBlockId and the version are believed only from segments that verify
 that fails is asked for again (MustBeFresh, new Nonce) and the fetch stops after
 --verify-retries failures. A trust policy must be chosen: --trust-anchor (the signer must chain
 to one of the given certificates, binary or base64 as `ndnsec cert-dump` prints it), or
---integrity-only (signatures checked, signer not), or --no-verify.
+--integrity-only (signatures checked, signer not), or --no-verify. With --trust-policy FILE the
+packet and every certificate on its chain must also satisfy the file's name rules (TOML
+`[[rule]]` tables with `id`, `data`, `signer`; the first rule whose data pattern matches
+decides), e.g.
+
+  [[rule]]
+  id = \"dataset\"
+  data = \"/example-utility/dataset/...\"
+  signer = \"/example-utility/mdms/KEY/...\"
 
 Examples:
   amicn get --trust-anchor mdms.cert /example-utility/dataset/june -o june.csv
+  amicn get --trust-anchor root.cert --trust-policy trust.toml /example-utility/dataset/june
   amicn get --integrity-only /example-utility/tariffs > t.json
   amicn get --json --connect tcp://10.0.0.1 /lab/logs -o logs.tar"
 )]
@@ -62,6 +97,9 @@ pub(crate) struct GetArgs {
     /// Certificate file (`amicn key cert`, or `ndnsec cert-dump` base64) of a trusted signer; repeatable
     #[arg(long, value_name = "FILE")]
     trust_anchor: Vec<PathBuf>,
+    /// TOML trust policy: which key may sign which names (see below)
+    #[arg(long, value_name = "FILE", conflicts_with = "no_verify")]
+    trust_policy: Option<PathBuf>,
     /// With --trust-anchor, still accept DigestSha256-signed segments
     #[arg(long)]
     allow_digest: bool,
@@ -119,6 +157,7 @@ async fn run_async(args: GetArgs) -> anyhow::Result<()> {
         TrustMode::Anchored(anchors)
     };
     let allow_digest = args.trust_anchor.is_empty() || args.allow_digest;
+    let (rules, rule_words) = read_policy(args.trust_policy.as_deref())?;
     let policy = match &mode {
         TrustMode::AcceptAll => "none: signatures not checked (--no-verify)".to_owned(),
         TrustMode::Integrity => "integrity only: each signature checked against the key its \
@@ -133,9 +172,9 @@ async fn run_async(args: GetArgs) -> anyhow::Result<()> {
                 ""
             }
         ),
-    };
+    } + &rule_words;
     let client = args.connect.client().await?;
-    let consumer = Consumer::new(client).with_trust(mode, allow_digest);
+    let consumer = Consumer::new(client).with_trust_policy(mode, allow_digest, rules);
     let opts = FetchOptions {
         discovery: match args.discovery {
             DiscoveryArg::Auto => Discovery::Auto,

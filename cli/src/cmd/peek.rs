@@ -49,6 +49,10 @@ pub(crate) struct PeekArgs {
     /// Certificate file of a trusted signer (implies --verify); repeatable
     #[arg(long, value_name = "FILE")]
     trust_anchor: Vec<std::path::PathBuf>,
+    /// TOML trust policy (as for `amicn get`): which key may sign which names; needs
+    /// --trust-anchor or --integrity-only
+    #[arg(long, value_name = "FILE")]
+    trust_policy: Option<std::path::PathBuf>,
     /// With --trust-anchor, still accept a DigestSha256 signature
     #[arg(long)]
     allow_digest: bool,
@@ -100,15 +104,17 @@ pub(crate) fn run(args: PeekArgs) -> anyhow::Result<()> {
             max_retries: args.retries,
             lifetime: Duration::from_millis(args.lifetime),
         });
+        let (rules, rule_words) = super::get::read_policy(args.trust_policy.as_deref())?;
         let policy = if !args.trust_anchor.is_empty() {
             let mut anchors = Vec::new();
             for p in &args.trust_anchor {
                 anchors.push(TrustAnchor::from_certificate(&read_anchor(p)?)?);
             }
             let n = anchors.len();
-            consumer = consumer.with_trust(TrustMode::Anchored(anchors), args.allow_digest);
+            consumer =
+                consumer.with_trust_policy(TrustMode::Anchored(anchors), args.allow_digest, rules);
             Some(format!(
-                "anchored: the signer must chain to {n} trust anchor(s){}",
+                "anchored: the signer must chain to {n} trust anchor(s){}{rule_words}",
                 if args.allow_digest {
                     ", DigestSha256 also accepted"
                 } else {
@@ -116,13 +122,12 @@ pub(crate) fn run(args: PeekArgs) -> anyhow::Result<()> {
                 }
             ))
         } else if args.integrity_only {
-            consumer = consumer.with_trust(TrustMode::Integrity, true);
-            Some(
+            consumer = consumer.with_trust_policy(TrustMode::Integrity, true, rules);
+            Some(format!(
                 "integrity only: the signature checked against the key its KeyLocator names, \
-                 which anyone can create"
-                    .to_owned(),
-            )
-        } else if args.verify {
+                 which anyone can create{rule_words}"
+            ))
+        } else if args.verify || args.trust_policy.is_some() {
             anyhow::bail!("{}", super::get::no_anchor_help("peek"));
         } else {
             None

@@ -298,7 +298,9 @@ fn serve(s: ServeArgs) -> anyhow::Result<()> {
         let wire = std::fs::read(file).with_context(|| format!("--publisher: reading {file}"))?;
         let cert = amicn_kms::cert::Certificate::decode(Bytes::from(wire))
             .with_context(|| format!("--publisher: {file} is not a certificate"))?;
-        policy.allow(cert, allowed);
+        policy
+            .allow(cert, allowed)
+            .with_context(|| format!("--publisher {spec:?}"))?;
     }
     let command_prefix: Name = s
         .command_prefix
@@ -413,6 +415,7 @@ fn serve(s: ServeArgs) -> anyhow::Result<()> {
                                     "stored": n(&c.stored),
                                     "malformed": n(&c.malformed),
                                     "unauthenticated": n(&c.unauthenticated),
+                                    "signer_refused": n(&c.signer_refused),
                                     "forbidden": n(&c.forbidden),
                                     "replayed": n(&c.replayed),
                                     "failed": n(&c.failed),
@@ -474,6 +477,7 @@ fn serve(s: ServeArgs) -> anyhow::Result<()> {
                         inserted = c.stored.load(Ordering::Relaxed),
                         refused_malformed = c.malformed.load(Ordering::Relaxed),
                         refused_unauthenticated = c.unauthenticated.load(Ordering::Relaxed),
+                        refused_signer = c.signer_refused.load(Ordering::Relaxed),
                         refused_forbidden = c.forbidden.load(Ordering::Relaxed),
                         refused_replayed = c.replayed.load(Ordering::Relaxed),
                         "repo"
