@@ -738,10 +738,10 @@ impl Validator {
         self.validate(signed, certs, now_ms)
     }
 
-    /// Validates a signature given as its parts: the signed packet's name, its SignatureInfo,
-    /// the bytes the signature covers and the SignatureValue. For signed forms the other
-    /// methods do not parse, such as the old command Interest whose SignatureInfo and
-    /// SignatureValue are its last two name components.
+    /// Validates an Interest signature given as its parts: the Interest's name, its
+    /// SignatureInfo, the bytes the signature covers and the SignatureValue. For signed forms
+    /// the other methods do not parse, such as the old command Interest whose SignatureInfo
+    /// and SignatureValue are its last two name components; Interest rules of the policy apply.
     pub fn validate_parts(
         &self,
         name: &Name,
@@ -752,6 +752,7 @@ impl Validator {
         now_ms: u64,
     ) -> Result<Validated> {
         let signed = Signed {
+            kind: PacketKind::Interest,
             name,
             info,
             portion: signed_portion,
