@@ -124,7 +124,7 @@ pub(crate) struct FwdArgs {
     /// Require signed management commands: CERTFILE=MODULE[,MODULE...] grants the modules
     /// (faces, fib, rib, strategy-choice, cs) to commands whose signer chains to the NDN
     /// certificate in CERTFILE; `any=MODULE,...` lets every command for them through
-    /// (repeatable; adds to the file's [[authorization]] entries). Without any entry every
+    /// (repeatable; adds to the file's `[[authorization]]` entries). Without any entry every
     /// command from a local face is accepted, as NFD's default `certfile any` does.
     #[arg(long, value_name = "CERTFILE=MODULES")]
     pub(crate) authorize: Vec<String>,
