@@ -79,7 +79,9 @@ pub struct ReplayChecker {
     last_time: HashMap<Name, u64>,
     last_seq: HashMap<Name, u64>,
     nonce_set: HashSet<NonceKey>,
-    nonce_order: VecDeque<NonceKey>,
+    /// Nonces in the order they were remembered, each with the last time (ms) a replay of its
+    /// Interest could still pass the SignatureTime window (`u64::MAX` without a time).
+    nonce_order: VecDeque<(NonceKey, u64)>,
     stats: ReplayStats,
 }
 
@@ -223,7 +225,8 @@ impl ReplayChecker {
             self.last_seq.insert(key.clone(), seq);
         }
         if let Some(nk) = nonce_key {
-            self.remember_nonce(nk);
+            let until = time_ms.map_or(u64::MAX, |t| t.saturating_add(self.config.grace_ms));
+            self.remember_nonce(nk, until, now_ms);
         }
         self.stats.accepted += 1;
         Ok(())
@@ -258,10 +261,18 @@ impl ReplayChecker {
         self.last_time.retain(|_, t| *t >= floor);
     }
 
-    fn remember_nonce(&mut self, nk: NonceKey) {
+    /// Remembers `nk` until `until` (ms). Nonces whose Interests the SignatureTime window
+    /// already refuses are forgotten first, from the oldest on, so steady traffic keeps about
+    /// a window's worth of nonces instead of filling the whole capacity.
+    fn remember_nonce(&mut self, nk: NonceKey, until: u64, now_ms: u64) {
+        while self.nonce_order.front().is_some_and(|(_, u)| *u < now_ms) {
+            if let Some((old, _)) = self.nonce_order.pop_front() {
+                self.nonce_set.remove(&old);
+            }
+        }
         while self.nonce_order.len() >= self.config.nonce_capacity.max(1) {
             match self.nonce_order.pop_front() {
-                Some(old) => {
+                Some((old, _)) => {
                     self.nonce_set.remove(&old);
                     self.stats.nonces_evicted += 1;
                 }
@@ -269,7 +280,7 @@ impl ReplayChecker {
             }
         }
         self.nonce_set.insert(nk.clone());
-        self.nonce_order.push_back(nk);
+        self.nonce_order.push_back((nk, until));
     }
 
     /// Exports the state for persistence.
@@ -292,7 +303,7 @@ impl ReplayChecker {
             nonces: self
                 .nonce_order
                 .iter()
-                .map(|(k, n)| (k.to_string(), hex::encode(n)))
+                .map(|((k, n), _)| (k.to_string(), hex::encode(n)))
                 .collect(),
             last_seq,
         }
@@ -310,7 +321,8 @@ impl ReplayChecker {
         for (k, n) in &records.nonces {
             let nonce = hex::decode(n)
                 .map_err(|_| Error::ReplayRecords(format!("nonce {n:?} is not hex")))?;
-            c.remember_nonce((parse_key(k)?, Bytes::from(nonce)));
+            // Saved records carry no times: kept until the capacity pushes them out.
+            c.remember_nonce((parse_key(k)?, Bytes::from(nonce)), u64::MAX, 0);
         }
         Ok(c)
     }
@@ -421,6 +433,39 @@ mod tests {
         // "1" was forgotten, "4" is still remembered.
         c.check(&k, None, Some(b"1"), NOW).unwrap();
         assert!(c.check(&k, None, Some(b"4"), NOW).is_err());
+    }
+
+    #[test]
+    fn nonces_are_forgotten_once_the_time_window_refuses_their_interests() {
+        let mut c = ReplayChecker::new(ReplayConfig::default());
+        let grace = c.config().grace_ms;
+        for i in 0..100u64 {
+            let k = key(&format!("/u/ami/meter/{i}/KEY/k"));
+            c.check(&k, Some(NOW + i), Some(b"n"), NOW + i).unwrap();
+        }
+        assert_eq!(c.remembered_nonces(), 100);
+        // A window later, each new Interest finds the old nonces useless and drops them...
+        let later = NOW + 99 + grace + 1;
+        let k = key("/u/ami/meter/x/KEY/k");
+        c.check(&k, Some(later), Some(b"m"), later).unwrap();
+        assert_eq!(c.remembered_nonces(), 1);
+        assert_eq!(c.stats().nonces_evicted, 0, "forgetting is not eviction");
+        // ...while a replay of an old Interest is still refused, by its time.
+        let old = key("/u/ami/meter/5/KEY/k");
+        assert!(matches!(
+            c.check(&old, Some(NOW + 5), Some(b"n"), later),
+            Err(Error::ReplayOutsideWindow { .. })
+        ));
+        // Nonces of Interests without a time are only ever pushed out by the capacity.
+        let cfg = ReplayConfig {
+            require_time: false,
+            ..ReplayConfig::default()
+        };
+        let mut c = ReplayChecker::new(cfg);
+        let k = key("/a/KEY/1");
+        c.check(&k, None, Some(b"1"), NOW).unwrap();
+        c.check(&k, None, Some(b"2"), NOW + 10 * grace).unwrap();
+        assert!(c.check(&k, None, Some(b"1"), NOW + 20 * grace).is_err());
     }
 
     #[test]
