@@ -150,6 +150,15 @@ pub struct Face {
     /// Until when the upstream on this face is taken to be overloaded because it answered
     /// with Nack Congestion (pushback between forwarders).
     pub(crate) pushed_back_until: Time,
+    /// PIT entries with an out-record towards this face (Interests it was sent and that are
+    /// still pending here, answered with a Nack or not).
+    pub(crate) out_pending: usize,
+    /// Under pushback, how many pending entries the upstream on this face has shown it will
+    /// hold for this forwarder (0.0: no limit learned): halved on Nack Congestion, grown by
+    /// one per window of Data, and shared out among the downstream faces by their records.
+    pub(crate) push_limit: f64,
+    /// When `push_limit` was last lowered.
+    pub(crate) push_limit_cut: Time,
     /// PIT entries (slot, generation) this face has an in- or out-record in, so removing the
     /// face visits only those entries instead of the whole PIT. Entries that ended since are
     /// dropped lazily (see `pit_refs_live`).
@@ -174,6 +183,16 @@ impl Face {
     /// PIT bytes charged to this face's in-records.
     pub fn pit_bytes(&self) -> usize {
         self.pit_bytes
+    }
+
+    /// PIT entries with an out-record towards this face.
+    pub fn out_pending(&self) -> usize {
+        self.out_pending
+    }
+
+    /// The pending-entry limit pushback learned for the upstream on this face, if any.
+    pub fn pushback_limit(&self) -> Option<f64> {
+        (self.push_limit > 0.0).then_some(self.push_limit)
     }
 
     /// The share of this face's recent PIT in-records that were satisfied (1.0 for a face with
@@ -266,6 +285,9 @@ impl FaceTable {
                 queued: 0,
                 satisfaction: Satisfaction::default(),
                 pushed_back_until: Time::ZERO,
+                out_pending: 0,
+                push_limit: 0.0,
+                push_limit_cut: Time::ZERO,
                 pit_refs: Vec::new(),
                 pit_refs_live: 0,
             },

@@ -43,6 +43,12 @@ const NEWCOMER_OUTCOMES: u32 = 16;
 /// How long a Nack Congestion from an upstream makes it count as congested for pushback.
 const PUSHED_BACK_FOR: Duration = Duration::from_millis(250);
 
+/// Smallest pending-entry limit pushback lowers an upstream's to.
+const MIN_PUSH_LIMIT: f64 = 16.0;
+
+/// How long the sum of the faces' pushback weights is reused before it is counted again.
+const WEIGHT_SUM_REFRESH: Duration = Duration::from_millis(1);
+
 fn is_localhost(name: &Name) -> bool {
     name.component_wire(0) == Some(LOCALHOST)
 }
@@ -104,6 +110,9 @@ pub struct Forwarder {
     /// as failures: the weight a new face starts with under pushback, so a flooder cannot
     /// shed its record by reconnecting.
     newcomers: Satisfaction,
+    /// Sum of the pushback weights of the faces holding PIT in-records and their number, as
+    /// counted at the time beside them (see [`WEIGHT_SUM_REFRESH`]).
+    weight_sum: (Time, f64, usize),
     /// Latest time seen on an input, for work done outside one (face removal).
     now: Time,
 }
@@ -143,6 +152,7 @@ impl Forwarder {
             scratch_send: Vec::new(),
             pit_bytes: 0,
             newcomers: Satisfaction::default(),
+            weight_sum: (Time::ZERO, 0.0, 0),
             now: Time::ZERO,
         }
     }
@@ -877,16 +887,37 @@ impl Forwarder {
     /// `out_face`: never for a face whose Interests are mostly answered, almost always for
     /// one whose Interests go unanswered (a flood of names nobody serves), so the upstream's
     /// queue keeps room for the answered traffic instead of dropping without regard to source.
+    ///
+    /// Once the upstream has pushed back, it also has a learned limit of pending entries
+    /// (`Face::push_limit`), shared out among the downstream faces as the PIT is: a face may
+    /// hold its weighted share of that limit and no more, so a flood that is let through
+    /// only now and then still cannot fill the upstream's table again.
     fn refuse_for_congestion(&mut self, in_face: FaceId, out_face: FaceId) -> bool {
         let now = self.now;
-        if !self
-            .faces
-            .get(out_face)
-            .is_some_and(|f| f.congested || now < f.pushed_back_until)
-        {
+        let Some(up) = self.faces.get(out_face) else {
+            return false;
+        };
+        let congested = up.congested || now < up.pushed_back_until;
+        let limit = up.push_limit;
+        if !congested && limit <= 0.0 {
             return false;
         }
         let prior = self.newcomers.ratio();
+        if limit > 0.0 {
+            let (sum, holders) = self.weight_sum(prior);
+            let Some(f) = self.faces.get(in_face) else {
+                return false;
+            };
+            let own = f.pushback_weight(prior).max(MIN_PUSHBACK_WEIGHT);
+            let reserve = sum / holders.max(1) as f64;
+            let allowance = (limit * own / (sum + reserve)).floor().max(1.0);
+            if f.pit_in_records as f64 > allowance {
+                return true;
+            }
+        }
+        if !congested {
+            return false;
+        }
         let Some(f) = self.faces.get(in_face) else {
             return false;
         };
@@ -904,6 +935,22 @@ impl Forwarder {
         }
         let draw = f64::from(self.rng.next_u32()) / f64::from(u32::MAX);
         draw >= weight / CONGESTION_WEIGHT
+    }
+
+    /// The sum of the pushback weights of the faces holding PIT in-records, and how many
+    /// they are, counted again at most every [`WEIGHT_SUM_REFRESH`].
+    fn weight_sum(&mut self, prior: f64) -> (f64, usize) {
+        let (at, sum, holders) = self.weight_sum;
+        if holders > 0 && self.now < at + WEIGHT_SUM_REFRESH {
+            return (sum, holders);
+        }
+        let (mut sum, mut holders) = (0.0, 0);
+        for f in self.faces.iter().filter(|f| f.pit_in_records > 0) {
+            sum += f.pushback_weight(prior).max(MIN_PUSHBACK_WEIGHT);
+            holders += 1;
+        }
+        self.weight_sum = (self.now, sum, holders);
+        (sum, holders)
     }
 
     /// Answers a new entry that pushback refused everywhere with Nack Congestion and removes
@@ -926,8 +973,14 @@ impl Forwarder {
     }
 
     /// Gives back the PIT shares and bytes a removed entry's in-records held and, with an
-    /// `outcome`, records it for each downstream face (and for newcomers while it is young).
+    /// `outcome`, records it for each downstream face (and for newcomers while it is young);
+    /// the upstreams its out-records name have one entry less pending.
     fn release_in_records(&mut self, e: &PitEntry, outcome: Option<bool>) {
+        for o in &e.out_records {
+            if let Some(f) = self.faces.get_mut(o.face) {
+                f.out_pending = f.out_pending.saturating_sub(1);
+            }
+        }
         for r in &e.in_records {
             self.pit_bytes = self.pit_bytes.saturating_sub(r.charge as usize);
             if let Some(f) = self.faces.get_mut(r.face) {
@@ -970,6 +1023,9 @@ impl Forwarder {
                     suppress: Default::default(),
                 });
                 self.track_pit_ref(out_face, idx);
+                if let Some(f) = self.faces.get_mut(out_face) {
+                    f.out_pending += 1;
+                }
             }
         }
         let Some(e) = self.pit.get(idx) else {
@@ -1127,8 +1183,18 @@ impl Forwarder {
     /// Removes an entry: releases its faces' PIT shares, records its nonces in the Dead Nonce
     /// List when a looping copy could still arrive, and counts it.
     fn finalize(&mut self, idx: u32, satisfied: bool) -> Option<PitEntry> {
+        self.finalize_with(idx, satisfied, Some(satisfied))
+    }
+
+    /// [`Self::finalize`] recording `outcome` (none: no outcome) for the downstream faces.
+    fn finalize_with(
+        &mut self,
+        idx: u32,
+        satisfied: bool,
+        outcome: Option<bool>,
+    ) -> Option<PitEntry> {
         let e = self.pit.remove(idx)?;
-        self.release_in_records(&e, Some(satisfied));
+        self.release_in_records(&e, outcome);
         if !satisfied || e.must_be_fresh {
             let h = e.name_hash;
             for o in &e.out_records {
@@ -1231,6 +1297,14 @@ impl Forwarder {
         if self.cs.admit && !lp.no_cache {
             self.cs.insert(&data.name, &wire, data.freshness_ms, now);
         }
+        // Additive increase of a learned pushback limit: one entry per limit's worth of Data,
+        // up to the PIT's own cap.
+        let cap = self.config.pit_max_entries as f64;
+        if let Some(f) = self.faces.get_mut(in_face)
+            && f.push_limit > 0.0
+        {
+            f.push_limit = (f.push_limit + matches.len() as f64 / f.push_limit).min(cap);
+        }
         for &idx in &matches {
             self.with_strategy(now, idx, &[], |s, ctx| s.before_satisfy(ctx, in_face));
             let Some(e) = self.finalize(idx, true) else {
@@ -1304,6 +1378,20 @@ impl Forwarder {
             && let Some(f) = self.faces.get_mut(in_face)
         {
             f.pushed_back_until = now + PUSHED_BACK_FOR;
+            // Multiplicative decrease, at most once per pushback period: the upstream holds
+            // no more than what was pending towards it when it began to refuse.
+            if self.config.pushback
+                && (f.push_limit <= 0.0 || now >= f.push_limit_cut + PUSHED_BACK_FOR)
+            {
+                let pending = f.out_pending as f64;
+                let base = if f.push_limit > 0.0 {
+                    f.push_limit.min(pending)
+                } else {
+                    pending
+                };
+                f.push_limit = (base / 2.0).max(MIN_PUSH_LIMIT);
+                f.push_limit_cut = now;
+            }
         }
         if reason == NackReason::Duplicate {
             self.scratch_hops.clear();
@@ -1330,8 +1418,12 @@ impl Forwarder {
             .iter()
             .filter_map(|o| o.nack)
             .min_by_key(|r| severity(*r));
-        self.nack_downstreams(idx, least.unwrap_or(reason));
-        self.finalize(idx, false);
+        let least = least.unwrap_or(reason);
+        self.nack_downstreams(idx, least);
+        // An upstream's congestion says nothing about the downstreams' Interests: it counts
+        // against no face's satisfaction record (pushback weighs faces by their own records).
+        let outcome = (least != NackReason::Congestion).then_some(false);
+        self.finalize_with(idx, false, outcome);
     }
 }
 
