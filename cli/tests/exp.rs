@@ -89,11 +89,16 @@ at = "3s"
 action = "leave"
 meter = 2
 
-# When m3's link fails, the reading each of its two meters has in flight can be lost before the
-# routes move (about 2 of ~160 requests); a failover that did not happen loses six or more.
+# While m3's link is down its two meters are heard over the backup path through c1.
+[[assert]]
+metric = "failover_heard_ratio"
+min = 1.0
+
+# Of the ~240 collection requests, those in flight towards m3 when its link fails can be lost
+# before the routes move; with no failover at all about 16 are lost (satisfaction ~0.93).
 [[assert]]
 metric = "satisfaction"
-min = 0.97
+min = 0.95
 "#;
 
 fn netns_list() -> String {
@@ -151,7 +156,8 @@ fn run_and_check(backend: &str) {
     assert_eq!(summary["backend"], backend);
 
     // Collection through the mesh.
-    assert!(metric(&summary, "satisfaction") >= 0.97, "{summary:#}");
+    assert!(metric(&summary, "satisfaction") >= 0.95, "{summary:#}");
+    assert_eq!(metric(&summary, "failover_heard_ratio"), 1.0, "{summary:#}");
     assert_eq!(metric(&summary, "meters_heard_ratio"), 1.0, "{summary:#}");
     // The concentrator shared by two meters nodes answers some of their fetches from its cache.
     let c1 = summary["node_results"]

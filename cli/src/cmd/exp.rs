@@ -1151,6 +1151,12 @@ pub(crate) async fn run_topology(
     let mut events = Vec::new();
     let mut link_times: BTreeMap<usize, (Option<f64>, Option<f64>)> = BTreeMap::new();
     let mut pending_rekeys: Vec<(usize, u64, u32)> = Vec::new();
+    // Per link taken down: the readings each meter had stored when it went down; at its repair,
+    // the meters of a meters node on it that were heard in between (they can only have been
+    // heard over another path): (heard, behind the link).
+    let meter_ids = topo.meter_ids();
+    let mut heard_at_down: BTreeMap<usize, BTreeMap<u32, u64>> = BTreeMap::new();
+    let mut failover: Vec<(usize, usize)> = Vec::new();
     for (at, what) in plan {
         tokio::time::sleep(at.saturating_sub(t0.elapsed())).await;
         let at_s = t0.elapsed().as_secs_f64();
@@ -1223,8 +1229,49 @@ pub(crate) async fn run_topology(
                 let r1 = run_argv(&ctx.ip(&l.a, &["link", "set", &va, state]), None);
                 let r2 = run_argv(&ctx.ip(&l.b, &["link", "set", &vb, state]), None);
                 let after = topo.routes(&down);
+                let push_t = Instant::now();
                 let pushed = push_routes(topo, &mgmt, &faces, &routes, &after, &dead).await;
+                let push_ms = push_t.elapsed().as_secs_f64() * 1e3;
                 routes = after;
+                let mut outage = String::new();
+                if !up {
+                    heard_at_down.insert(i, meters_heard(&db));
+                } else if let Some(before) = heard_at_down.remove(&i) {
+                    let now = meters_heard(&db);
+                    let left: BTreeSet<u32> = events
+                        .iter()
+                        .filter(|e| e.ok)
+                        .filter_map(|e| {
+                            let m = e.what.strip_prefix("leave meter ");
+                            m.or_else(|| e.what.strip_prefix("revoke meter "))?
+                                .parse()
+                                .ok()
+                        })
+                        .collect();
+                    let behind: Vec<u32> = [&l.a, &l.b]
+                        .into_iter()
+                        .filter(|n| !dead.contains(*n))
+                        .filter_map(|n| meter_ids.get(n))
+                        .flatten()
+                        .copied()
+                        .filter(|m| !left.contains(m))
+                        .collect();
+                    if !behind.is_empty() {
+                        let heard = behind
+                            .iter()
+                            .filter(|m| now.get(m) > before.get(m).or(Some(&0)))
+                            .count();
+                        let got: u64 = behind
+                            .iter()
+                            .map(|m| now.get(m).unwrap_or(&0) - before.get(m).unwrap_or(&0))
+                            .sum();
+                        failover.push((heard, behind.len()));
+                        outage = format!(
+                            "; meters behind it heard while it was down: {heard} of {} ({got} readings)",
+                            behind.len()
+                        );
+                    }
+                }
                 let t = link_times.entry(i).or_default();
                 if up {
                     t.1 = Some(at_s);
@@ -1236,7 +1283,9 @@ pub(crate) async fn run_topology(
                     what: format!("link {i} ({} - {}) {state}", l.a, l.b),
                     ok: r1.is_ok() && r2.is_ok() && pushed.is_ok(),
                     detail: match pushed {
-                        Ok(n) => format!("{n} route changes pushed through NFD management"),
+                        Ok(n) => format!(
+                            "{n} route changes pushed through NFD management in {push_ms:.0} ms{outage}"
+                        ),
                         Err(e) => format!("route push: {e:#}"),
                     },
                 });
@@ -1309,6 +1358,25 @@ pub(crate) async fn run_topology(
         "satisfaction".to_string(),
         if asked > 0.0 { got / asked } else { f64::NAN },
     );
+    // What the collection lost, by kind: a pointer that never came back means its meter was
+    // unreachable for a whole fetch (lifetime x retries); a reading missing after its pointer
+    // listed it was lost in between.
+    for (k, v) in [
+        ("asked", asked),
+        ("pointers_missing", d("pointers_missing")),
+        ("readings_missing", d("requested") - d("received")),
+    ] {
+        metrics.insert(format!("collection.{k}"), v);
+    }
+    if !failover.is_empty() {
+        let (heard, behind) = failover
+            .iter()
+            .fold((0, 0), |(h, b), (fh, fb)| (h + fh, b + fb));
+        metrics.insert(
+            "failover_heard_ratio".into(),
+            heard as f64 / behind.max(1) as f64,
+        );
+    }
     let stored: u64 = heard1.values().sum::<u64>() - heard0.values().sum::<u64>();
     metrics.insert("ingest_per_s".into(), stored as f64 / measured_s.max(1e-9));
     // Meters that should have been heard during the measurement: all but those that left, were
@@ -1771,7 +1839,7 @@ fn print_summary(s: &Summary, out: &Path) {
     }
     println!("\nmetrics:");
     for (k, v) in &s.metrics {
-        if !k.contains('.') || k.starts_with("latency_p99") {
+        if !k.contains('.') || k.starts_with("latency_p99") || k.starts_with("collection.") {
             println!("  {k:<34} {v:.4}");
         }
     }
