@@ -253,7 +253,14 @@ fn flood_benchmark_short_run_reports_every_phase() {
     );
     for p in phases {
         assert!(p["pit_max_seen"].as_u64().unwrap() <= r["pit_cap"].as_u64().unwrap());
+        assert!(p["legit_timeouts"].as_u64().is_some(), "{p}");
     }
+    // The forwarder's own counters at exit: the attackers' unsolicited Data and unroutable
+    // Interests were dropped and counted by reason.
+    let fwd = r["forwarders"].as_array().unwrap();
+    assert_eq!(fwd.len(), 1, "{r}");
+    assert!(fwd[0]["drops"]["unsolicited"].as_u64().unwrap() > 0, "{r}");
+    assert!(fwd[0]["drops"]["no_route"].as_u64().unwrap() > 0, "{r}");
     for f in ["summary.json", "flood.csv", "flood.png"] {
         assert!(out_dir.join(f).exists(), "{f}");
     }

@@ -10,7 +10,9 @@
 //! per phase, the legitimate consumer's satisfaction and rate against the baseline, its
 //! latency, the forwarder's PIT size (from its own `status/general`) against the cap, the
 //! forwarder's resident memory, and after each attack how long the consumer took to recover
-//! to 90 % of its baseline rate. Bounded in time (`--phase` × phases) and count.
+//! to 90 % of its baseline rate, with the failed fetches that got no answer at all
+//! (`timeouts`: dropped somewhere, not refused); `summary.json` also has every forwarder's
+//! drops by reason at exit. Bounded in time (`--phase` × phases) and count.
 //!
 //! The consumer behaves as NDN consumers do: a fetch that is answered with a Nack (Congestion,
 //! when pushback refuses it) is retried after a short backoff until its one second is up, and
@@ -33,7 +35,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use amicn_face::client::{Client, Reply};
+use amicn_face::client::{Client, ClientError, Reply};
 use amicn_tlv::{Data, Interest, Name};
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -171,6 +173,10 @@ fn start_line(a: &FloodBenchArgs, dir: &Path, procs: &mut Procs) -> anyhow::Resu
             a.pushback.to_string(),
             "--log-level".into(),
             "error".into(),
+            "--stats-json".into(),
+            dir.join(format!("fwd-{k}.json"))
+                .to_string_lossy()
+                .into_owned(),
         ];
         let upstream = match (a.line, a.backend) {
             (1, _) => {
@@ -228,6 +234,9 @@ struct Fetch {
     latency_us: u64,
     /// Nacks it was answered with (and retried after) before it ended.
     nacks: u32,
+    /// It failed because an attempt got no answer at all within its lifetime (the Interest or
+    /// its Data was dropped somewhere), not because Nacks used up its time.
+    timed_out: bool,
 }
 
 /// One sample of the forwarders: PIT entries (the fullest forwarder's) and resident memory
@@ -265,6 +274,8 @@ struct Phase {
     rss_max_kib: u64,
     /// Nacks the consumer's fetches were answered with and retried after.
     legit_nack_retries: u64,
+    /// Failed fetches whose last attempt got no answer at all (dropped, not refused).
+    legit_timeouts: u64,
     /// For a recovery phase: seconds from the end of the attack until the first 250 ms in
     /// which the consumer ran at ≥ 90 % of its baseline rate with nothing unsatisfied.
     recovery_s: Option<f64>,
@@ -284,6 +295,9 @@ struct Summary {
     phases: Vec<Phase>,
     /// Counters of the forwarder at the end (its `status/general`).
     forwarder: serde_json::Value,
+    /// Every forwarder's drops by reason, Nacks and send-queue drops at exit, producer side
+    /// first.
+    forwarders: Vec<serde_json::Value>,
 }
 
 /// The attackers' shared state: the rate they aim at and what they sent.
@@ -659,6 +673,31 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
     let rss_after = rss_all();
     procs.stop_all(Duration::from_secs(5));
     drop(line);
+    // Each forwarder's own counters at exit (producer side first): what it dropped, and why.
+    let forwarders: Vec<serde_json::Value> = (0..a.line)
+        .map(|k| {
+            let v = super::mesh::read_json(&dir.join(format!("fwd-{k}.json"))).unwrap_or_default();
+            serde_json::json!({
+                "drops": v["drops"].clone(),
+                "in_nacks": v["in_nacks"].clone(),
+                "out_nacks": v["out_nacks"].clone(),
+                "faces": v["faces"]
+                    .as_array()
+                    .map(|f| {
+                        f.iter()
+                            .map(|f| {
+                                serde_json::json!({
+                                    "remote_uri": f["remote_uri"],
+                                    "in_packets": f["in_packets"],
+                                    "out_packets": f["out_packets"],
+                                    "queue_drops": f["queue_drops"],
+                                })
+                            })
+                            .collect::<Vec<_>>()
+                    }),
+            })
+        })
+        .collect();
 
     let fetches = fetches.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let samples = samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -715,6 +754,7 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
             p99_ms: percentile(&mut lat, 0.99),
             attack_per_second: *sent as f64 / (end - start).max(1e-3),
             legit_nack_retries: in_phase.iter().map(|f| u64::from(f.nacks)).sum(),
+            legit_timeouts: in_phase.iter().filter(|f| f.timed_out).count() as u64,
             pit_max_seen: pit_max,
             pit_max_per_forwarder,
             rss_max_kib: rss_max,
@@ -734,6 +774,7 @@ async fn measure(a: &FloodBenchArgs, dir: &Path) -> anyhow::Result<Summary> {
         rss_after_kib: rss_after,
         phases,
         forwarder,
+        forwarders,
     })
 }
 
@@ -779,6 +820,7 @@ async fn legit_consumer(
                 // short backoff, with a fresh Nonce, until the fetch's one second is up.
                 let deadline = began + FETCH_DEADLINE;
                 let (mut ok, mut nacks, mut backoff) = (false, 0u32, NACK_BACKOFF);
+                let mut timed_out = false;
                 loop {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left < Duration::from_millis(1) {
@@ -796,7 +838,10 @@ async fn legit_consumer(
                             tokio::time::sleep(backoff.min(left)).await;
                             backoff = (backoff * 2).min(NACK_BACKOFF_MAX);
                         }
-                        _ => break,
+                        Err(e) => {
+                            timed_out = matches!(e, ClientError::Timeout { .. });
+                            break;
+                        }
                     }
                 }
                 out.lock().unwrap_or_else(|e| e.into_inner()).push(Fetch {
@@ -804,6 +849,7 @@ async fn legit_consumer(
                     ok,
                     latency_us: began.elapsed().as_micros() as u64,
                     nacks,
+                    timed_out,
                 });
             });
         }
@@ -881,10 +927,11 @@ fn print_table(s: &Summary, out: &Path) {
         );
     }
     println!(
-        "{:<22} {:>11} {:>10} {:>9} {:>9} {:>8} {:>8} {:>9} {:>10} {:>9}",
+        "{:<22} {:>11} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>10} {:>9}",
         "phase",
         "attack/s",
         "satisfied",
+        "timeouts",
         "vs base",
         "rate×",
         "p50 ms",
@@ -895,10 +942,11 @@ fn print_table(s: &Summary, out: &Path) {
     );
     for p in &s.phases {
         println!(
-            "{:<22} {:>11.0} {:>9.1}% {:>8.1}% {:>9.2} {:>8.2} {:>8.2} {:>9} {:>10.1} {:>9}",
+            "{:<22} {:>11.0} {:>9.1}% {:>9} {:>8.1}% {:>9.2} {:>8.2} {:>8.2} {:>9} {:>10.1} {:>9}",
             p.name,
             p.attack_per_second,
             p.satisfaction_pct,
+            p.legit_timeouts,
             p.satisfaction_vs_baseline_pct,
             p.rate_vs_baseline,
             p.p50_ms,
