@@ -1,6 +1,7 @@
 //! What a remote peer can make the core keep or accept: Data only from the upstream an
 //! Interest went to, PIT entries bounded in time (InterestLifetime cap) and in bytes (total
-//! and per face), and fresh Nonces that differ between differently seeded cores.
+//! and per face), pushback limits that last only while an upstream pushes back, and fresh
+//! Nonces that differ between differently seeded cores.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -401,4 +402,56 @@ fn removing_a_face_releases_exactly_its_records_after_many_reused_entries() {
     fw.on_timeout(Time::ZERO.saturating_add(Duration::from_secs(2)));
     assert_eq!(fw.pit_len(), 0);
     assert_eq!(fw.faces().get(b).unwrap().pit_in_records(), 0);
+}
+
+/// The pending-entry limit an upstream's Nack Congestion teaches lasts while it keeps pushing
+/// back, and is forgotten once it has been quiet for a while: a burst long after an attack is
+/// not held to what the attack left behind.
+#[test]
+fn a_learned_pushback_limit_is_forgotten_after_a_quiet_period() {
+    let mut fw = Forwarder::new(Config::default());
+    let consumer = face(&mut fw, FaceScope::NonLocal);
+    let up = face(&mut fw, FaceScope::NonLocal);
+    fw.fib_add_nexthop(&name("/p"), up, 1).unwrap();
+    let mut t = Time::ZERO;
+    for k in 0..40u32 {
+        let uri = format!("/p/burst/{k}");
+        fw.on_packet(t, consumer, interest(&uri, Some(100 + k), Some(60_000)));
+    }
+    let forwarded: Vec<Interest> = sent(&mut fw)
+        .into_iter()
+        .filter_map(|(f, p)| match p {
+            NetPacket::Interest(i) if f == up => Some(i),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forwarded.len(), 40);
+    // The upstream refuses one of them: it holds no more than half of what was pending.
+    let nack = amicn_tlv::encode_nack(
+        forwarded[0].encode(),
+        amicn_tlv::NackReason::Congestion,
+        None,
+    );
+    fw.on_packet(t, up, nack);
+    let limit = |fw: &Forwarder| fw.faces().get(up).unwrap().pushback_limit();
+    assert_eq!(limit(&fw), Some(20.0));
+    // While the limit holds, the consumer may keep only its share of it pending upstream.
+    t = t + Duration::from_secs(1);
+    let _ = sent(&mut fw);
+    let refused_before = fw.counters().drops.get(DropReason::CongestedUpstream);
+    fw.on_packet(t, consumer, interest("/p/later/0", Some(7), Some(60_000)));
+    assert_eq!(
+        fw.counters().drops.get(DropReason::CongestedUpstream),
+        refused_before + 1,
+        "39 pending is over the learned limit"
+    );
+    // Ten quiet seconds later the limit is gone and the consumer's Interest goes upstream.
+    t = t + Duration::from_secs(10);
+    fw.on_packet(t, consumer, interest("/p/later/1", Some(8), Some(60_000)));
+    assert_eq!(limit(&fw), None);
+    assert!(
+        sent(&mut fw).iter().any(|(f, p)| *f == up
+            && matches!(p, NetPacket::Interest(i) if i.name == name("/p/later/1"))),
+        "forwarded once the limit is forgotten"
+    );
 }

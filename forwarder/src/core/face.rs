@@ -155,7 +155,8 @@ pub struct Face {
     pub(crate) out_pending: usize,
     /// Under pushback, how many pending entries the upstream on this face has shown it will
     /// hold for this forwarder (0.0: no limit learned): halved on Nack Congestion, grown by
-    /// one per window of Data, and shared out among the downstream faces by their records.
+    /// one per window of Data, shared out among the downstream faces by their records, and
+    /// forgotten after a quiet period without Nack Congestion.
     pub(crate) push_limit: f64,
     /// When `push_limit` was last lowered.
     pub(crate) push_limit_cut: Time,

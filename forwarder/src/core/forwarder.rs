@@ -45,6 +45,11 @@ const PUSHED_BACK_FOR: Duration = Duration::from_millis(250);
 
 /// Smallest pending-entry limit pushback lowers an upstream's to.
 const MIN_PUSH_LIMIT: f64 = 16.0;
+/// How long an upstream must go without answering Nack Congestion before the pending-entry
+/// limit learned from its Nacks is forgotten: growing back by Data alone takes about as many
+/// Data as the square of the limit, so a burst long after an attack would still be held to
+/// the limit the attack left behind.
+const PUSH_LIMIT_FORGET: Duration = Duration::from_secs(10);
 
 /// How long the sum of the faces' pushback weights is reused before it is counted again.
 const WEIGHT_SUM_REFRESH: Duration = Duration::from_millis(1);
@@ -891,14 +896,21 @@ impl Forwarder {
     /// Once the upstream has pushed back, it also has a learned limit of pending entries
     /// (`Face::push_limit`), shared out among the downstream faces as the PIT is: a face may
     /// hold its weighted share of that limit and no more, so a flood that is let through
-    /// only now and then still cannot fill the upstream's table again.
+    /// only now and then still cannot fill the upstream's table again. The limit is forgotten
+    /// once the upstream has sent no Nack Congestion for [`PUSH_LIMIT_FORGET`].
     fn refuse_for_congestion(&mut self, in_face: FaceId, out_face: FaceId) -> bool {
         let now = self.now;
         let Some(up) = self.faces.get(out_face) else {
             return false;
         };
         let congested = up.congested || now < up.pushed_back_until;
-        let limit = up.push_limit;
+        let mut limit = up.push_limit;
+        if limit > 0.0 && now >= up.pushed_back_until + PUSH_LIMIT_FORGET {
+            if let Some(up) = self.faces.get_mut(out_face) {
+                up.push_limit = 0.0;
+            }
+            limit = 0.0;
+        }
         if !congested && limit <= 0.0 {
             return false;
         }
