@@ -67,9 +67,9 @@
 //!
 //! An `[[assert]]` names any metric of the run summary (`summary.json` lists them), among them
 //! `satisfaction` (the MDMS's collection requests answered), `meters_heard_ratio`,
-//! `failover_heard_ratio` (the meters of a meters node on a link that failed, heard while it
-//! was down), `events_ok`, `forwarder_satisfaction`, `cache_hit_ratio` and
-//! `latency_p99_ms.<class>`.
+//! `failover_heard_ratio` (of the meters whose path to the head-end crossed a link that
+//! failed, those heard while it was down), `events_ok`, `forwarder_satisfaction`,
+//! `cache_hit_ratio` and `latency_p99_ms.<class>`.
 //!
 //! Unknown keys are errors (a misspelt key would otherwise be silently ignored). Durations are
 //! strings: a decimal number (`2`, `1.5`) followed by `ms`, `s`, `m` or `h`

@@ -89,7 +89,7 @@ at = "3s"
 action = "leave"
 meter = 2
 
-# While m3's link is down its two meters are heard over the backup path through c1.
+# While m3's preferred link is down its two meters are heard over the backup path through c1.
 [[assert]]
 metric = "failover_heard_ratio"
 min = 1.0

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use amicn_ami::topo::{Action, Role, Topology, parse_duration};
+use amicn_ami::topo::{Action, Role, Route, Topology, parse_duration};
 use amicn_face::client::Client;
 use amicn_tlv::Name;
 use anyhow::{Context, bail};
@@ -1151,11 +1151,11 @@ pub(crate) async fn run_topology(
     let mut events = Vec::new();
     let mut link_times: BTreeMap<usize, (Option<f64>, Option<f64>)> = BTreeMap::new();
     let mut pending_rekeys: Vec<(usize, u64, u32)> = Vec::new();
-    // Per link taken down: the readings each meter had stored when it went down; at its repair,
-    // the meters of a meters node on it that were heard in between (they can only have been
-    // heard over another path): (heard, behind the link).
+    // Per link taken down: the meters nodes whose path to the head-end crossed it and the
+    // readings each meter had stored when it went down; at its repair, how many of those
+    // meters were heard in between (over another path): (heard, behind the link).
     let meter_ids = topo.meter_ids();
-    let mut heard_at_down: BTreeMap<usize, BTreeMap<u32, u64>> = BTreeMap::new();
+    let mut heard_at_down: BTreeMap<usize, (Vec<String>, BTreeMap<u32, u64>)> = BTreeMap::new();
     let mut failover: Vec<(usize, usize)> = Vec::new();
     for (at, what) in plan {
         tokio::time::sleep(at.saturating_sub(t0.elapsed())).await;
@@ -1229,14 +1229,15 @@ pub(crate) async fn run_topology(
                 let r1 = run_argv(&ctx.ip(&l.a, &["link", "set", &va, state]), None);
                 let r2 = run_argv(&ctx.ip(&l.b, &["link", "set", &vb, state]), None);
                 let after = topo.routes(&down);
+                let cut_off = nodes_behind(topo, &routes, i);
                 let push_t = Instant::now();
                 let pushed = push_routes(topo, &mgmt, &faces, &routes, &after, &dead).await;
                 let push_ms = push_t.elapsed().as_secs_f64() * 1e3;
                 routes = after;
                 let mut outage = String::new();
                 if !up {
-                    heard_at_down.insert(i, meters_heard(&db));
-                } else if let Some(before) = heard_at_down.remove(&i) {
+                    heard_at_down.insert(i, (cut_off, meters_heard(&db)));
+                } else if let Some((cut_off, before)) = heard_at_down.remove(&i) {
                     let now = meters_heard(&db);
                     let left: BTreeSet<u32> = events
                         .iter()
@@ -1248,8 +1249,8 @@ pub(crate) async fn run_topology(
                                 .ok()
                         })
                         .collect();
-                    let behind: Vec<u32> = [&l.a, &l.b]
-                        .into_iter()
+                    let behind: Vec<u32> = cut_off
+                        .iter()
                         .filter(|n| !dead.contains(*n))
                         .filter_map(|n| meter_ids.get(n))
                         .flatten()
@@ -1267,7 +1268,7 @@ pub(crate) async fn run_topology(
                             .sum();
                         failover.push((heard, behind.len()));
                         outage = format!(
-                            "; meters behind it heard while it was down: {heard} of {} ({got} readings)",
+                            "; meters whose path crossed it heard while it was down: {heard} of {} ({got} readings)",
                             behind.len()
                         );
                     }
@@ -1818,6 +1819,41 @@ async fn push_routes(
         }
     }
     Ok(changes)
+}
+
+/// The meters nodes whose path to the head-end, by `routes`, crosses link `link`.
+fn nodes_behind(
+    topo: &Topology,
+    routes: &BTreeMap<String, Vec<Route>>,
+    link: usize,
+) -> Vec<String> {
+    let upstream = topo.upstream_prefix();
+    let head = &topo.head_end().name;
+    let crosses = |from: &str| {
+        let mut at = from.to_string();
+        // A path visits each node at most once.
+        for _ in 0..topo.nodes.len() {
+            if at == *head {
+                return false;
+            }
+            let Some(r) = routes
+                .get(&at)
+                .and_then(|rs| rs.iter().find(|r| r.prefix == upstream))
+            else {
+                return false;
+            };
+            if r.link == link {
+                return true;
+            }
+            at.clone_from(&r.next_hop);
+        }
+        false
+    };
+    topo.nodes
+        .iter()
+        .filter(|n| n.role == Role::Meters && crosses(&n.name))
+        .map(|n| n.name.clone())
+        .collect()
 }
 
 fn print_summary(s: &Summary, out: &Path) {
