@@ -79,9 +79,13 @@ pub struct ReplayChecker {
     last_time: HashMap<Name, u64>,
     last_seq: HashMap<Name, u64>,
     nonce_set: HashSet<NonceKey>,
-    /// Nonces in the order they were remembered, each with the last time (ms) a replay of its
-    /// Interest could still pass the SignatureTime window (`u64::MAX` without a time).
+    /// Nonces of Interests with a SignatureTime in the order they were remembered, each with
+    /// the last time (ms) a replay of its Interest could still pass the SignatureTime window.
     nonce_order: VecDeque<(NonceKey, u64)>,
+    /// Nonces of Interests without a time, oldest first: kept until the capacity pushes them
+    /// out. They have a queue of their own so that they never hold up the forgetting of the
+    /// timed ones behind them.
+    untimed: VecDeque<NonceKey>,
     stats: ReplayStats,
 }
 
@@ -97,6 +101,11 @@ pub struct ReplayRecords {
     /// Last accepted SignatureSeqNum per key name.
     #[serde(default)]
     pub last_seq: Vec<(String, u64)>,
+    /// For each of `nonces`, the last time (ms) a replay of its Interest could pass the
+    /// SignatureTime window (`u64::MAX` for an Interest without a time); empty in records
+    /// written by older versions.
+    #[serde(default)]
+    pub nonce_until: Vec<u64>,
 }
 
 impl ReplayChecker {
@@ -108,6 +117,7 @@ impl ReplayChecker {
             last_seq: HashMap::new(),
             nonce_set: HashSet::new(),
             nonce_order: VecDeque::new(),
+            untimed: VecDeque::new(),
             stats: ReplayStats::default(),
         }
     }
@@ -129,7 +139,7 @@ impl ReplayChecker {
 
     /// Number of remembered nonces.
     pub fn remembered_nonces(&self) -> usize {
-        self.nonce_order.len()
+        self.nonce_order.len() + self.untimed.len()
     }
 
     /// Checks and records one signed Interest's SignatureTime and SignatureNonce for `key`.
@@ -261,26 +271,34 @@ impl ReplayChecker {
         self.last_time.retain(|_, t| *t >= floor);
     }
 
-    /// Remembers `nk` until `until` (ms). Nonces whose Interests the SignatureTime window
-    /// already refuses are forgotten first, from the oldest on, so steady traffic keeps about
-    /// a window's worth of nonces instead of filling the whole capacity.
+    /// Remembers `nk` until `until` (ms; `u64::MAX` for an Interest without a time). Nonces
+    /// whose Interests the SignatureTime window already refuses are forgotten first, from the
+    /// oldest on, so steady traffic keeps about a window's worth of nonces instead of filling
+    /// the whole capacity. At capacity the oldest timed nonce goes first (its key's time
+    /// record still refuses a replay of its Interest), then the oldest untimed one.
     fn remember_nonce(&mut self, nk: NonceKey, until: u64, now_ms: u64) {
         while self.nonce_order.front().is_some_and(|(_, u)| *u < now_ms) {
             if let Some((old, _)) = self.nonce_order.pop_front() {
                 self.nonce_set.remove(&old);
             }
         }
-        while self.nonce_order.len() >= self.config.nonce_capacity.max(1) {
-            match self.nonce_order.pop_front() {
-                Some((old, _)) => {
-                    self.nonce_set.remove(&old);
-                    self.stats.nonces_evicted += 1;
-                }
-                None => break,
-            }
+        while self.remembered_nonces() >= self.config.nonce_capacity.max(1) {
+            let old = match self.nonce_order.pop_front() {
+                Some((old, _)) => old,
+                None => match self.untimed.pop_front() {
+                    Some(old) => old,
+                    None => break,
+                },
+            };
+            self.nonce_set.remove(&old);
+            self.stats.nonces_evicted += 1;
         }
         self.nonce_set.insert(nk.clone());
-        self.nonce_order.push_back((nk, until));
+        if until == u64::MAX {
+            self.untimed.push_back(nk);
+        } else {
+            self.nonce_order.push_back((nk, until));
+        }
     }
 
     /// Exports the state for persistence.
@@ -301,11 +319,18 @@ impl ReplayChecker {
             config: self.config,
             last_time,
             nonces: self
-                .nonce_order
+                .untimed
                 .iter()
-                .map(|((k, n), _)| (k.to_string(), hex::encode(n)))
+                .chain(self.nonce_order.iter().map(|(nk, _)| nk))
+                .map(|(k, n)| (k.to_string(), hex::encode(n)))
                 .collect(),
             last_seq,
+            nonce_until: self
+                .untimed
+                .iter()
+                .map(|_| u64::MAX)
+                .chain(self.nonce_order.iter().map(|(_, u)| *u))
+                .collect(),
         }
     }
 
@@ -318,11 +343,15 @@ impl ReplayChecker {
         for (k, s) in &records.last_seq {
             c.last_seq.insert(parse_key(k)?, *s);
         }
-        for (k, n) in &records.nonces {
+        // Records written before deadlines were saved have none: those nonces are kept until
+        // the capacity pushes them out.
+        let untils = (records.nonce_until.len() == records.nonces.len())
+            .then_some(records.nonce_until.as_slice());
+        for (i, (k, n)) in records.nonces.iter().enumerate() {
             let nonce = hex::decode(n)
                 .map_err(|_| Error::ReplayRecords(format!("nonce {n:?} is not hex")))?;
-            // Saved records carry no times: kept until the capacity pushes them out.
-            c.remember_nonce((parse_key(k)?, Bytes::from(nonce)), u64::MAX, 0);
+            let until = untils.and_then(|u| u.get(i).copied()).unwrap_or(u64::MAX);
+            c.remember_nonce((parse_key(k)?, Bytes::from(nonce)), until, 0);
         }
         Ok(c)
     }
@@ -466,6 +495,40 @@ mod tests {
         c.check(&k, None, Some(b"1"), NOW).unwrap();
         c.check(&k, None, Some(b"2"), NOW + 10 * grace).unwrap();
         assert!(c.check(&k, None, Some(b"1"), NOW + 20 * grace).is_err());
+    }
+
+    #[test]
+    fn restored_and_untimed_nonces_do_not_hold_up_forgetting() {
+        let cfg = ReplayConfig {
+            require_time: false,
+            ..ReplayConfig::default()
+        };
+        let grace = cfg.grace_ms;
+        let mut c = ReplayChecker::new(cfg);
+        // One Interest without a time first, then timed ones behind it.
+        c.check(&key("/a/KEY/1"), None, Some(b"untimed"), NOW)
+            .unwrap();
+        for i in 0..50u64 {
+            let k = key(&format!("/u/ami/meter/{i}/KEY/k"));
+            c.check(&k, Some(NOW + i), Some(b"n"), NOW + i).unwrap();
+        }
+        // Saved and restored (a daemon restart), the timed nonces keep their deadlines.
+        let mut c = ReplayChecker::from_bytes(&c.to_bytes()).unwrap();
+        assert_eq!(c.remembered_nonces(), 51);
+        let later = NOW + 49 + grace + 1;
+        c.check(&key("/u/ami/meter/x/KEY/k"), Some(later), Some(b"m"), later)
+            .unwrap();
+        assert_eq!(c.remembered_nonces(), 2, "the untimed one and the new one");
+        // The untimed nonce is still remembered, so its Interest is still refused.
+        assert!(
+            c.check(&key("/a/KEY/1"), None, Some(b"untimed"), later)
+                .is_err()
+        );
+        // Records from before deadlines were saved still load; their nonces stay.
+        let mut old = c.records();
+        old.nonce_until.clear();
+        let c = ReplayChecker::from_records(&old).unwrap();
+        assert_eq!(c.remembered_nonces(), 2);
     }
 
     #[test]
