@@ -96,7 +96,8 @@ pub struct ReplayRecords {
     pub config: ReplayConfig,
     /// Last accepted SignatureTime per key name.
     pub last_time: Vec<(String, u64)>,
-    /// Remembered nonces per key name, oldest first.
+    /// Remembered nonces per key name: those of Interests without a time, then the timed ones,
+    /// each oldest first.
     pub nonces: Vec<(String, String)>,
     /// Last accepted SignatureSeqNum per key name.
     #[serde(default)]
