@@ -1157,6 +1157,8 @@ pub(crate) async fn run_topology(
     let meter_ids = topo.meter_ids();
     let mut heard_at_down: BTreeMap<usize, (Vec<String>, BTreeMap<u32, u64>)> = BTreeMap::new();
     let mut failover: Vec<(usize, usize)> = Vec::new();
+    // Meters whose leave or revocation the KMS accepted so far: no longer expected to be heard.
+    let mut left: BTreeSet<u32> = BTreeSet::new();
     for (at, what) in plan {
         tokio::time::sleep(at.saturating_sub(t0.elapsed())).await;
         let at_s = t0.elapsed().as_secs_f64();
@@ -1195,6 +1197,7 @@ pub(crate) async fn run_topology(
                             },
                         });
                         if ok {
+                            left.insert(meter);
                             pending_rekeys.push((events.len() - 1, epoch, meter));
                         }
                     }
@@ -1228,27 +1231,18 @@ pub(crate) async fn run_topology(
                 let state = if up { "up" } else { "down" };
                 let r1 = run_argv(&ctx.ip(&l.a, &["link", "set", &va, state]), None);
                 let r2 = run_argv(&ctx.ip(&l.b, &["link", "set", &vb, state]), None);
+                // Who the failure cuts off, by the routes in force before it.
+                let cut_off = (!up).then(|| nodes_behind(topo, &routes, i));
                 let after = topo.routes(&down);
-                let cut_off = nodes_behind(topo, &routes, i);
                 let push_t = Instant::now();
                 let pushed = push_routes(topo, &mgmt, &faces, &routes, &after, &dead).await;
                 let push_ms = push_t.elapsed().as_secs_f64() * 1e3;
                 routes = after;
                 let mut outage = String::new();
-                if !up {
+                if let Some(cut_off) = cut_off {
                     heard_at_down.insert(i, (cut_off, meters_heard(&db)));
                 } else if let Some((cut_off, before)) = heard_at_down.remove(&i) {
                     let now = meters_heard(&db);
-                    let left: BTreeSet<u32> = events
-                        .iter()
-                        .filter(|e| e.ok)
-                        .filter_map(|e| {
-                            let m = e.what.strip_prefix("leave meter ");
-                            m.or_else(|| e.what.strip_prefix("revoke meter "))?
-                                .parse()
-                                .ok()
-                        })
-                        .collect();
                     let behind: Vec<u32> = cut_off
                         .iter()
                         .filter(|n| !dead.contains(*n))
